@@ -1,0 +1,272 @@
+package partition
+
+import (
+	"time"
+
+	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/pipeline"
+	"github.com/sluicedb/sluice/store"
+)
+
+// loopState is everything the partition goroutine owns. No locks: nothing
+// else touches it.
+type loopState struct {
+	p       *Partition
+	clock   *pipeline.Clock
+	monitor *pipeline.LineMonitor
+	// overlay is the speculative view: every key written by a group that is not
+	// yet applied to the store. Reads look here first, then in the store.
+	overlay map[string]pending
+	// open collects the next group's records while inflight is appended.
+	open     *group
+	inflight *group
+	app      Appender
+	toFlush  chan *group // to the flusher goroutine; nil while not serving
+	appended chan appendResult
+}
+
+func (s *loopState) init(p *Partition) {
+	s.p = p
+	s.monitor = pipeline.NewLineMonitor(p.cfg.WindowSize)
+	s.overlay = make(map[string]pending)
+	s.open = &group{n: 1}
+	s.appended = make(chan appendResult)
+}
+
+// full says intake must pause: the window or the open group is at its bound.
+func (s *loopState) full() bool {
+	return s.monitor.Full() || s.open.bytes >= s.p.cfg.MaxGroupBytes
+}
+
+// step runs one request through the pipeline: validate, stamp, compute on the
+// speculative view, add change records to the open group, hold the reply. An
+// error is the store failing to read: the partition must re-sync.
+func (s *loopState) step(req *request) error {
+	switch req.op {
+	case opUpsert:
+		return s.upsert(req)
+	case opGet:
+		return s.get(req)
+	default:
+		return s.remove(req)
+	}
+}
+
+func (s *loopState) upsert(req *request) error {
+	if err := pipeline.ValidateBatch(req.entries); err != nil {
+		req.reply <- reply{err: err}
+		return nil
+	}
+	for _, e := range req.entries {
+		if err := s.owns(e.Key); err != nil {
+			req.reply <- reply{err: err}
+			return nil
+		}
+	}
+	g := s.open
+	first := len(g.recs)
+	for _, e := range req.entries {
+		cur, found, err := s.lookup(e.Key)
+		if err != nil {
+			// Part of this request is in the open group: the loop drops it all.
+			req.reply <- reply{err: err}
+			return err
+		}
+		v := store.Value{Data: e.Value, Version: 1, Timestamp: s.clock.Now()}
+		if found {
+			v.Version = cur.Version + 1
+		}
+		s.write(e.Key, v, false)
+	}
+	recs := g.recs[first:]
+	s.monitor.Hold(g.n, func(err error) {
+		if err != nil {
+			req.reply <- reply{err: err}
+			return
+		}
+		res := make([]WriteResult, len(recs))
+		for i, r := range recs {
+			res[i] = resultOf(r.Partition, r.Offset, g.changes[first+i])
+		}
+		req.reply <- reply{results: res}
+	})
+	return nil
+}
+
+func (s *loopState) get(req *request) error {
+	if err := s.check(req.key); err != nil {
+		req.reply <- reply{err: err}
+		return nil
+	}
+	v, found, err := s.lookup(req.key)
+	if err != nil {
+		req.reply <- reply{err: err}
+		return err
+	}
+	s.replyRead(req, reply{value: v, found: found})
+	return nil
+}
+
+func (s *loopState) remove(req *request) error {
+	if err := s.check(req.key); err != nil {
+		req.reply <- reply{err: err}
+		return nil
+	}
+	cur, found, err := s.lookup(req.key)
+	if err != nil {
+		req.reply <- reply{err: err}
+		return err
+	}
+	if !found {
+		// Nothing to remove; like a Get, wait for a pending removal to be durable.
+		s.replyRead(req, reply{})
+		return nil
+	}
+	g := s.open
+	s.write(req.key, store.Value{Version: cur.Version + 1, Timestamp: s.clock.Now()}, true)
+	i := len(g.recs) - 1
+	rec := g.recs[i]
+	s.monitor.Hold(g.n, func(err error) {
+		if err != nil {
+			req.reply <- reply{err: err}
+			return
+		}
+		req.reply <- reply{found: true, results: []WriteResult{resultOf(rec.Partition, rec.Offset, g.changes[i])}}
+	})
+	return nil
+}
+
+// replyRead answers a read. A value from the store is committed and durable:
+// answer now. A value from the overlay waits until everything before this read
+// is durable, so a read never returns what a crash could take back.
+func (s *loopState) replyRead(req *request, r reply) {
+	if _, speculative := s.overlay[string(req.key)]; !speculative {
+		req.reply <- r
+		return
+	}
+	s.monitor.Hold(s.lastGroup(), func(err error) {
+		if err != nil {
+			r = reply{err: err}
+		}
+		req.reply <- r
+	})
+}
+
+// write adds one change to the open group and the overlay.
+func (s *loopState) write(key []byte, v store.Value, removed bool) {
+	cfg := &s.p.cfg
+	slot := keyspace.Slot(key, cfg.Slots)
+	c := changelog.Change{Key: key, Value: v.Data, Remove: removed, Version: v.Version, Timestamp: v.Timestamp, Epoch: cfg.Epoch}
+	s.open.add(c.Record(cfg.Topic, slot), store.Change{Key: key, Value: v.Data, Remove: removed, Version: v.Version, Timestamp: v.Timestamp})
+	s.overlay[string(key)] = pending{v: v, removed: removed, group: s.open.n}
+}
+
+// lookup reads the speculative view: overlay first, then the store.
+func (s *loopState) lookup(key []byte) (store.Value, bool, error) {
+	if pv, ok := s.overlay[string(key)]; ok {
+		return pv.v, !pv.removed, nil
+	}
+	return s.p.cfg.Store.Get(key)
+}
+
+// check validates a single-key request's key.
+func (s *loopState) check(key []byte) error {
+	if err := pipeline.ValidateKey(key); err != nil {
+		return err
+	}
+	return s.owns(key)
+}
+
+func (s *loopState) owns(key []byte) error {
+	if !s.p.cfg.Range.Contains(keyspace.Slot(key, s.p.cfg.Slots)) {
+		return ErrWrongPartition
+	}
+	return nil
+}
+
+// lastGroup is the newest group holding a write: the one a read must wait for.
+func (s *loopState) lastGroup() uint64 {
+	if s.open.empty() && s.inflight != nil {
+		return s.inflight.n
+	}
+	return s.open.n
+}
+
+// flush hands the open group to the flusher when none is in flight: group
+// commit, the next group builds while one is appended.
+func (s *loopState) flush() {
+	if s.inflight != nil || s.open.empty() || s.toFlush == nil {
+		return
+	}
+	s.inflight = s.open
+	s.open = &group{n: s.inflight.n + 1}
+	s.toFlush <- s.inflight // buffered 1 and the flusher is idle: never blocks
+}
+
+// committed applies a committed group to the store (changes and offsets in one
+// write), trims the overlay and releases the replies that waited for it.
+func (s *loopState) committed(res appendResult) error {
+	g := res.g
+	s.inflight = nil
+	s.p.metrics.appended(g, res.took)
+	err := s.p.cfg.Store.Apply(g.batch())
+	for _, c := range g.changes {
+		if pv, ok := s.overlay[string(c.Key)]; ok && pv.group <= g.n {
+			delete(s.overlay, string(c.Key))
+		}
+	}
+	// The group is durable in Kafka whatever the store said: its replies are true.
+	s.monitor.Commit(g.n)
+	return err
+}
+
+// failPending fails every reply not yet released and drops the speculative view.
+func (s *loopState) failPending(err error) {
+	s.monitor.FailAll(err)
+	s.overlay = make(map[string]pending)
+	n := s.open.n
+	if s.inflight != nil {
+		n = max(n, s.inflight.n)
+	}
+	s.open = &group{n: n + 1}
+	s.inflight = nil
+}
+
+// serve starts serving after a restore with its fresh appender.
+func (s *loopState) serve(r syncResult) {
+	p := s.p
+	s.app = r.app
+	s.clock = pipeline.NewClock(r.clock)
+	s.toFlush = make(chan *group, 1)
+	p.wg.Add(1)
+	go p.flusher(r.app, s.toFlush, s.appended)
+	p.progress.Store(100)
+	p.serving.Store(true)
+	p.cfg.Log.Info().Msg("serving")
+}
+
+func (s *loopState) stopFlusher() {
+	if s.toFlush != nil {
+		close(s.toFlush)
+		s.toFlush = nil
+	}
+}
+
+// flusher appends groups one at a time and reports each result to the loop.
+func (p *Partition) flusher(app Appender, in <-chan *group, out chan<- appendResult) {
+	defer p.wg.Done()
+	for g := range in {
+		start := time.Now()
+		err := app.Append(p.ctx, g.recs)
+		select {
+		case out <- appendResult{g: g, err: err, took: time.Since(start)}:
+		case <-p.ctx.Done():
+			return
+		}
+	}
+}
+
+func resultOf(slot int32, offset int64, c store.Change) WriteResult {
+	return WriteResult{Version: c.Version, Timestamp: c.Timestamp, Slot: slot, Offset: offset}
+}

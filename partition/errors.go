@@ -1,0 +1,29 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrInboxFull: the partition's bounded inbox is full (ResourceExhausted).
+	ErrInboxFull = errors.New("partition: inbox full, retry with backoff")
+	// ErrStopped: the partition was closed (Unavailable).
+	ErrStopped = errors.New("partition: stopped")
+	// ErrAppendFailed wraps a changelog append failure: the request, and every
+	// request after it that was not yet acknowledged, failed (Unavailable).
+	ErrAppendFailed = errors.New("partition: changelog append failed; the partition is re-syncing")
+	// ErrWrongPartition: a key outside the partition's slot range reached it.
+	ErrWrongPartition = errors.New("partition: key outside the partition's slot range")
+)
+
+// RestoringError says the partition is replaying its changelog and does not
+// serve yet (Unavailable).
+type RestoringError struct {
+	Partition uint32
+	Percent   int
+}
+
+func (e *RestoringError) Error() string {
+	return fmt.Sprintf("partition %d: restoring, %d%% done", e.Partition, e.Percent)
+}

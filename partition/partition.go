@@ -1,0 +1,215 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/pipeline"
+	"github.com/sluicedb/sluice/store"
+)
+
+// Appender appends a group of change records in one transaction
+// (*changelog.Appender in production).
+type Appender interface {
+	Append(ctx context.Context, recs []*kgo.Record) error
+	Close()
+}
+
+// Config describes a partition and what it needs. Zero values take the
+// defaults written on each field.
+type Config struct {
+	ID    uint32
+	Range keyspace.Range
+	// Slots is the cluster's slot count.
+	Slots int32
+	Epoch uint64
+	// Topic is the changelog topic.
+	Topic string
+	// Store is the partition's committed state; the partition closes it.
+	Store store.Store
+	// NewAppender creates the changelog producer; it must fence older producers
+	// of the partition before it returns.
+	NewAppender func(ctx context.Context) (Appender, error)
+	// Replay reads the changelog from the given offsets up to its committed end
+	// (changelog.Replay in production).
+	Replay func(ctx context.Context, from map[int32]int64, fn func(changelog.Batch) error) (map[int32]int64, error)
+	Log    zerolog.Logger
+	// InboxSize bounds queued requests; beyond it callers get ErrInboxFull. Default 1024.
+	InboxSize int
+	// WindowSize bounds results held by the line monitor. Default 8192.
+	WindowSize int
+	// MaxGroupBytes bounds one append group (one transaction). Default 16 MiB.
+	MaxGroupBytes int
+	// Metrics, if set, is where the partition reports.
+	Metrics *Metrics
+}
+
+// WriteResult says where one change landed.
+type WriteResult struct {
+	Version   uint64
+	Timestamp uint64
+	Slot      int32
+	Offset    int64
+}
+
+// Partition serves one slot range. One goroutine owns all of its state; the
+// methods below only talk to it through the inbox.
+type Partition struct {
+	cfg   Config
+	inbox chan *request
+	ctx   context.Context
+	stop  context.CancelFunc
+	done  chan struct{}
+	wg    sync.WaitGroup
+
+	// serving is read by callers to answer fast while restoring; the loop is
+	// the authority (it answers again from its own state).
+	serving  atomic.Bool
+	progress atomic.Int32 // restore percent
+	state    loopState    // owned by the loop goroutine
+	metrics  *partitionMetrics
+}
+
+type opKind uint8
+
+const (
+	opUpsert opKind = iota
+	opGet
+	opRemove
+)
+
+type request struct {
+	op      opKind
+	entries []pipeline.Entry
+	key     []byte
+	reply   chan reply // buffered 1: the loop never blocks on a reply
+}
+
+type reply struct {
+	results []WriteResult
+	value   store.Value
+	found   bool
+	err     error
+}
+
+// Start starts the partition: it restores (replays the changelog into the
+// store) and then serves. Requests before that get a *RestoringError.
+func Start(cfg Config) *Partition {
+	if cfg.InboxSize == 0 {
+		cfg.InboxSize = 1024
+	}
+	if cfg.WindowSize == 0 {
+		cfg.WindowSize = 8192
+	}
+	if cfg.MaxGroupBytes == 0 {
+		cfg.MaxGroupBytes = 16 << 20
+	}
+	cfg.Log = cfg.Log.With().Uint32("partition", cfg.ID).Uint64("epoch", cfg.Epoch).Logger()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Partition{
+		cfg:   cfg,
+		inbox: make(chan *request, cfg.InboxSize),
+		ctx:   ctx,
+		stop:  cancel,
+		done:  make(chan struct{}),
+	}
+	p.metrics = cfg.Metrics.forPartition(cfg.ID)
+	p.state.init(p)
+	go p.run()
+	return p
+}
+
+// ID is the partition's id.
+func (p *Partition) ID() uint32 { return p.cfg.ID }
+
+// Range is the partition's slot range.
+func (p *Partition) Range() keyspace.Range { return p.cfg.Range }
+
+// Epoch is the partition's epoch.
+func (p *Partition) Epoch() uint64 { return p.cfg.Epoch }
+
+// Serving reports whether the partition has restored and serves.
+func (p *Partition) Serving() bool { return p.serving.Load() }
+
+// Upsert writes entries atomically and returns one result per entry once the
+// transaction holding them has committed.
+func (p *Partition) Upsert(ctx context.Context, entries []pipeline.Entry) ([]WriteResult, error) {
+	r, err := p.call(ctx, &request{op: opUpsert, entries: entries})
+	return r.results, err
+}
+
+// Get returns the key's value once every write before it is durable.
+func (p *Partition) Get(ctx context.Context, key []byte) (store.Value, bool, error) {
+	r, err := p.call(ctx, &request{op: opGet, key: key})
+	return r.value, r.found, err
+}
+
+// Remove deletes the key; existed says whether it was there.
+func (p *Partition) Remove(ctx context.Context, key []byte) (existed bool, res WriteResult, err error) {
+	r, err := p.call(ctx, &request{op: opRemove, key: key})
+	if len(r.results) > 0 {
+		res = r.results[0]
+	}
+	return r.found, res, err
+}
+
+// call hands req to the loop and waits on the caller's own context.
+func (p *Partition) call(ctx context.Context, req *request) (reply, error) {
+	if !p.serving.Load() {
+		return reply{}, p.unavailable()
+	}
+	req.reply = make(chan reply, 1)
+	select {
+	case p.inbox <- req:
+	case <-p.done:
+		return reply{}, ErrStopped
+	default:
+		return reply{}, ErrInboxFull
+	}
+	select {
+	case r := <-req.reply:
+		return r, r.err
+	case <-ctx.Done():
+		return reply{}, ctx.Err()
+	case <-p.done:
+		return reply{}, ErrStopped
+	}
+}
+
+func (p *Partition) unavailable() error {
+	select {
+	case <-p.done:
+		return ErrStopped
+	default:
+		return &RestoringError{Partition: p.cfg.ID, Percent: int(p.progress.Load())}
+	}
+}
+
+// Close stops the partition: requests not yet acknowledged fail with
+// ErrStopped, and the store is closed.
+func (p *Partition) Close() error {
+	p.stop()
+	<-p.done
+	return nil
+}
+
+// InboxLen is the number of queued requests.
+func (p *Partition) InboxLen() int { return len(p.inbox) }
+
+// IsUnavailable reports errors that mean "this partition cannot serve now,
+// try again": restoring, re-syncing, stopped.
+func IsUnavailable(err error) bool {
+	var re *RestoringError
+	return errors.As(err, &re) || errors.Is(err, ErrAppendFailed) || errors.Is(err, ErrStopped)
+}
+
+// since is a small helper for latency metrics.
+func since(t time.Time) float64 { return time.Since(t).Seconds() }

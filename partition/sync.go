@@ -1,0 +1,99 @@
+package partition
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/store"
+)
+
+// sync restores the partition: fence older producers with a new appender first
+// (so the changelog's end can no longer move under us), then replay the
+// changelog from the offsets the store has reached up to its committed end.
+func (p *Partition) sync(ctx context.Context) (syncResult, error) {
+	cfg := &p.cfg
+	app, err := cfg.NewAppender(ctx)
+	if err != nil {
+		return syncResult{}, fmt.Errorf("fencing: %w", err)
+	}
+	stored, err := cfg.Store.Offsets()
+	if err != nil {
+		app.Close()
+		return syncResult{}, err
+	}
+	clock, err := cfg.Store.Clock()
+	if err != nil {
+		app.Close()
+		return syncResult{}, err
+	}
+	from := make(map[int32]int64, cfg.Range.Len())
+	for _, slot := range cfg.Range.Slots() {
+		from[slot] = stored[slot]
+	}
+	prog := newProgress(p)
+	_, err = cfg.Replay(ctx, from, func(b changelog.Batch) error {
+		sb := store.Batch{Changes: make([]store.Change, 0, len(b.Records)), Offsets: b.Reached}
+		for _, r := range b.Records {
+			c, err := changelog.Decode(r)
+			if err != nil {
+				return err
+			}
+			sb.Changes = append(sb.Changes, store.Change{Key: c.Key, Value: c.Value, Remove: c.Remove, Version: c.Version, Timestamp: c.Timestamp})
+			clock = max(clock, c.Timestamp)
+		}
+		sb.Clock = clock
+		if err := cfg.Store.Apply(sb); err != nil {
+			return err
+		}
+		prog.add(len(b.Records), b.Bytes, b.Lag)
+		return nil
+	})
+	if err != nil {
+		app.Close()
+		return syncResult{}, err
+	}
+	prog.done()
+	return syncResult{app: app, clock: clock}, nil
+}
+
+// progress reports a restore: a log line at least every 5 seconds with records
+// and bytes done, rate and ETA, and the percent callers see in RestoringError.
+type progress struct {
+	p              *Partition
+	start, logged  time.Time
+	records, bytes int64
+}
+
+func newProgress(p *Partition) *progress {
+	now := time.Now()
+	p.progress.Store(0)
+	return &progress{p: p, start: now, logged: now}
+}
+
+func (g *progress) add(records int, bytes, lag int64) {
+	g.records += int64(records)
+	g.bytes += bytes
+	g.p.metrics.restored(records, lag)
+	if total := g.records + lag; total > 0 {
+		g.p.progress.Store(int32(g.records * 100 / total))
+	}
+	if time.Since(g.logged) < 5*time.Second {
+		return
+	}
+	g.logged = time.Now()
+	elapsed := time.Since(g.start).Seconds()
+	rate := float64(g.records) / elapsed
+	eta := time.Duration(0)
+	if rate > 0 {
+		eta = time.Duration(float64(lag) / rate * float64(time.Second))
+	}
+	g.p.cfg.Log.Info().Int64("records", g.records).Int64("bytes", g.bytes).
+		Float64("records_per_sec", rate).Int64("lag", lag).Dur("eta", eta).Msg("restoring")
+}
+
+func (g *progress) done() {
+	elapsed := time.Since(g.start)
+	g.p.cfg.Log.Info().Int64("records", g.records).Int64("bytes", g.bytes).Dur("took", elapsed).Msg("restored")
+}

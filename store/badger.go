@@ -1,0 +1,187 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// BadgerOptions are badger's options sized for many small databases on one
+// node: one Badger DB per partition. Badger's defaults (64 MiB memtables, five
+// of them, a 256 MiB block cache) would put 16 idle partitions far past the
+// node's 512 MiB budget; these keep one open DB at a few MiB. Kafka is the
+// write-ahead log, so badger does not fsync each write.
+func BadgerOptions(dir string) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithSyncWrites(false).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(0).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2).
+		WithDetectConflicts(false)
+}
+
+// Badger is a Store on a badger database.
+type Badger struct {
+	db *badger.DB
+}
+
+var _ Store = (*Badger)(nil)
+
+// OpenBadger opens (or creates) the database in opts.Dir.
+func OpenBadger(opts badger.Options) (*Badger, error) {
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: opening badger at %s: %w", opts.Dir, err)
+	}
+	return &Badger{db: db}, nil
+}
+
+// DB exposes the database for backup and streaming.
+func (s *Badger) DB() *badger.DB { return s.db }
+
+func (s *Badger) Get(key []byte) (Value, bool, error) {
+	var v Value
+	found := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(dataKey(key))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		raw, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		v, err = decodeValue(raw)
+		found = err == nil
+		return err
+	})
+	return v, found, err
+}
+
+func (s *Badger) Apply(b Batch) error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, c := range b.Changes {
+		var err error
+		if c.Remove {
+			err = wb.Delete(dataKey(c.Key))
+		} else {
+			err = wb.Set(dataKey(c.Key), encodeValue(Value{Data: c.Value, Version: c.Version, Timestamp: c.Timestamp}))
+		}
+		if err != nil {
+			return fmt.Errorf("store: apply: %w", err)
+		}
+	}
+	// Offsets and clock go last: if the batch is split into several badger
+	// transactions and a crash cuts it short, the stored offsets still point
+	// before every change that was lost.
+	for slot, off := range b.Offsets {
+		if err := wb.Set(offsetKey(slot), u64(uint64(off))); err != nil {
+			return fmt.Errorf("store: apply: %w", err)
+		}
+	}
+	if b.Clock != 0 {
+		if err := wb.Set(metaClock, u64(b.Clock)); err != nil {
+			return fmt.Errorf("store: apply: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("store: apply: %w", err)
+	}
+	return nil
+}
+
+func (s *Badger) Offsets() (map[int32]int64, error) {
+	out := make(map[int32]int64)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: metaOffsetBase, PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != len(metaOffsetBase)+4 {
+				return fmt.Errorf("store: bad offset key %q", k)
+			}
+			slot := int32(binary.BigEndian.Uint32(k[len(metaOffsetBase):]))
+			err := it.Item().Value(func(v []byte) error {
+				if len(v) != 8 {
+					return fmt.Errorf("store: bad offset value for slot %d", slot)
+				}
+				out[slot] = int64(binary.BigEndian.Uint64(v))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Badger) Clock() (uint64, error) {
+	var c uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaClock)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return errCorrupt
+			}
+			c = binary.BigEndian.Uint64(v)
+			return nil
+		})
+	})
+	return c, err
+}
+
+func (s *Badger) Len() (int, error) {
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{dataPrefix}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (s *Badger) Each(fn func(key []byte, v Value) bool) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{dataPrefix}, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			raw, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			v, err := decodeValue(raw)
+			if err != nil {
+				return err
+			}
+			if !fn(it.Item().KeyCopy(nil)[1:], v) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Badger) Close() error { return s.db.Close() }

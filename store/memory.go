@@ -1,0 +1,103 @@
+package store
+
+import (
+	"bytes"
+	"sort"
+	"sync"
+)
+
+// Memory is a Store in a map, for tests and for state that needs no disk.
+type Memory struct {
+	mu      sync.Mutex
+	data    map[string]Value
+	offsets map[int32]int64
+	clock   uint64
+	closed  bool
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory {
+	return &Memory{data: make(map[string]Value), offsets: make(map[int32]int64)}
+}
+
+func (m *Memory) Get(key []byte) (Value, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return Value{}, false, ErrClosed
+	}
+	v, ok := m.data[string(key)]
+	return v, ok, nil
+}
+
+func (m *Memory) Apply(b Batch) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	for _, c := range b.Changes {
+		if c.Remove {
+			delete(m.data, string(c.Key))
+			continue
+		}
+		m.data[string(c.Key)] = Value{Data: bytes.Clone(c.Value), Version: c.Version, Timestamp: c.Timestamp}
+	}
+	for s, o := range b.Offsets {
+		m.offsets[s] = o
+	}
+	if b.Clock != 0 {
+		m.clock = b.Clock
+	}
+	return nil
+}
+
+func (m *Memory) Offsets() (map[int32]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[int32]int64, len(m.offsets))
+	for s, o := range m.offsets {
+		out[s] = o
+	}
+	return out, nil
+}
+
+func (m *Memory) Clock() (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.clock, nil
+}
+
+func (m *Memory) Len() (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.data), nil
+}
+
+func (m *Memory) Each(fn func(key []byte, v Value) bool) error {
+	m.mu.Lock()
+	keys := make([]string, 0, len(m.data))
+	for k := range m.data {
+		keys = append(keys, k)
+	}
+	m.mu.Unlock()
+	sort.Strings(keys)
+	for _, k := range keys {
+		m.mu.Lock()
+		v, ok := m.data[k]
+		m.mu.Unlock()
+		if ok && !fn([]byte(k), v) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}
