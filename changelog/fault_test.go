@@ -1,0 +1,69 @@
+package changelog
+
+import (
+	"context"
+		"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Fault injection in-process (kfake): a commit the coordinator refuses is an
+// error from Append, never a success, and the records stay invisible to a
+// read_committed replay.
+func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	tp := Topics{Cluster: "fault"}
+	if _, err := EnsureTopics(ctx, kadm.NewClient(cl), tp, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	app, err := NewAppender(ctx, AppenderConfig{Client: opts, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+
+	failed := make(chan struct{})
+	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if req.(*kmsg.EndTxnRequest).Commit {
+			select {
+			case <-failed:
+			default:
+				close(failed)
+			}
+			c.KeepControl()
+			resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+			resp.ErrorCode = kerr.InvalidTxnState.Code
+			return resp, nil, true
+		}
+		c.DropControl()
+		return nil, nil, false
+	})
+	err = app.Append(ctx, []*kgo.Record{Change{Key: []byte("lost"), Value: []byte("v"), Version: 1}.Record(tp.Changelog(), 0)})
+	<-failed
+	if err == nil {
+		t.Fatal("Append reported success for a commit that was cut off")
+	}
+	n := 0
+	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Batch) error { n += len(b.Records); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d records of an unacknowledged group are visible", n)
+	}
+}

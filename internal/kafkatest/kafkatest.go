@@ -1,0 +1,100 @@
+// Package kafkatest gives tests a real Apache Kafka broker: the one named by
+// KAFKA_BROKERS (the test command starts one), or else one this test binary
+// starts itself from Kafka's jars and stops when its tests end.
+//
+//	func TestMain(m *testing.M) { kafkatest.Main(m) }
+//
+//	func TestX(t *testing.T) {
+//		brokers := kafkatest.Brokers(t)
+//		cluster := kafkatest.ClusterName(t) // unique topic prefix per test
+//	}
+package kafkatest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sluicedb/sluice/internal/kafkalocal"
+)
+
+var (
+	once    sync.Once
+	started *kafkalocal.Broker
+	dir     string
+	addrs   []string
+	err     error
+)
+
+// Main runs the tests and stops a broker the binary started.
+func Main(m *testing.M) {
+	code := m.Run()
+	if started != nil {
+		started.Stop()
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+// Brokers returns the seed brokers of a real Kafka, starting one if needed.
+func Brokers(t testing.TB) []string {
+	t.Helper()
+	once.Do(func() {
+		if env := os.Getenv("KAFKA_BROKERS"); env != "" {
+			addrs = strings.Split(env, ",")
+			return
+		}
+		var port int
+		port, err = freePort()
+		if err != nil {
+			return
+		}
+		dir, err = os.MkdirTemp("", "kafkatest")
+		if err != nil {
+			return
+		}
+		started, err = kafkalocal.Start(context.Background(), kafkalocal.Config{Dir: dir, Port: port, ControllerPort: port + 1})
+		if err == nil {
+			addrs = []string{started.Addr}
+		}
+	})
+	if err != nil {
+		t.Fatalf("kafkatest: no Kafka broker (set KAFKA_BROKERS or install Java and Maven): %v", err)
+	}
+	return addrs
+}
+
+// ClusterName returns a cluster name (topic prefix) no other test uses.
+func ClusterName(t testing.TB) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return fmt.Sprintf("t-%s-%s", strings.ToLower(name), hex.EncodeToString(b[:]))
+}
+
+// freePort finds a port whose next port is free too (the controller's).
+func freePort() (int, error) {
+	for i := 0; i < 20; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("kafkatest: no free pair of ports")
+}
