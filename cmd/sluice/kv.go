@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicedb/sluice/client"
+)
+
+// clientFlags are the flags every client command takes.
+type clientFlags struct {
+	addr    string
+	timeout time.Duration
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.addr, "addr", "127.0.0.1:7400", "data-plane address of a node")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to try")
+}
+
+func (f *clientFlags) run(fn func(ctx context.Context, c *client.Client) error) error {
+	c, err := client.New(f.addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	return fn(ctx, c)
+}
+
+func putCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "put KEY VALUE",
+		Short: "Write a key",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.run(func(ctx context.Context, c *client.Client) error {
+				res, err := c.Upsert(ctx, client.Entry{Key: []byte(args[0]), Value: []byte(args[1])})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "version %d (slot %d, offset %d)\n", res[0].Version, res[0].Slot, res[0].Offset)
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func getCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "get KEY",
+		Short: "Read a key (exits 1 if it does not exist)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.run(func(ctx context.Context, c *client.Client) error {
+				v, found, err := c.Get(ctx, []byte(args[0]))
+				if err != nil {
+					return err
+				}
+				if !found {
+					return fmt.Errorf("key %q not found", args[0])
+				}
+				_, err = cmd.OutOrStdout().Write(append(v.Data, '\n'))
+				return err
+			})
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func rmCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "rm KEY",
+		Short: "Remove a key",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.run(func(ctx context.Context, c *client.Client) error {
+				existed, err := c.Remove(ctx, []byte(args[0]))
+				if err != nil {
+					return err
+				}
+				if !existed {
+					fmt.Fprintf(cmd.OutOrStdout(), "key %q did not exist\n", args[0])
+				}
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	return cmd
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/sluicedb/sluice/node"
+)
+
+func serveCmd() *cobra.Command {
+	var (
+		cfg       node.Config
+		brokers   string
+		logLevel  string
+		logFormat string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a node (with an embedded Kafka-protocol broker unless --brokers is given)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.Log = log
+			if brokers != "" {
+				cfg.Brokers = strings.Split(brokers, ",")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			n, err := node.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			log.Info().Msg("shutting down")
+			return n.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.NodeID, "node-id", "n1", "this node's id in the cluster")
+	f.StringVar(&cfg.DataDir, "data-dir", "data", "directory for the partitions' stores (and the embedded broker)")
+	f.StringVar(&cfg.Cluster, "cluster", "sluice", "cluster name: the prefix of every topic")
+	f.StringVar(&brokers, "brokers", "", "Kafka seed brokers, host:port,...; empty runs an embedded broker")
+	f.StringVar(&cfg.EmbeddedKafkaAddr, "embedded-kafka-addr", "127.0.0.1:7403", "where the embedded broker listens (without --brokers)")
+	f.StringVar(&cfg.DataAddr, "data-addr", ":7400", "data-plane gRPC listen address")
+	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "data-plane address told to clients (default: the listen address)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", ":7402", "HTTP address for /metrics, /healthz and /debug/pprof; - disables")
+	f.Int32Var(&cfg.Slots, "slots", 16, "slot count (Kafka partitions per topic) of a new cluster")
+	f.IntVar(&cfg.Partitions, "partitions", 4, "partitions a new node cuts the slots into")
+	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor of the topics sluice creates")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "auto", "json, console, or auto (console on a terminal)")
+	return cmd
+}
+
+func newLogger(level, format string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, err
+	}
+	w := zerolog.Logger{}.Output(os.Stderr)
+	if format == "console" || (format == "auto" && term.IsTerminal(int(os.Stderr.Fd()))) {
+		w = w.Output(zerolog.ConsoleWriter{Out: os.Stderr})
+	}
+	return w.Level(lvl).With().Timestamp().Logger(), nil
+}

@@ -1,0 +1,96 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicedb/sluice/keyspace"
+)
+
+// Config configures a node. Zero values take the defaults written on each field.
+type Config struct {
+	// NodeID names the node in the cluster. Default "n1".
+	NodeID string
+	// DataDir holds the partitions' stores (and the embedded broker's log). Default "data".
+	DataDir string
+	// Cluster prefixes every topic. Default "sluice".
+	Cluster string
+	// Brokers are Kafka's seed brokers. Empty: run an embedded Kafka-protocol
+	// broker (kfake) persisted under DataDir/kafka.
+	Brokers []string
+	// EmbeddedKafkaAddr is where the embedded broker listens, 127.0.0.1:PORT.
+	// Default 127.0.0.1:7403; port 0 picks a free one.
+	EmbeddedKafkaAddr string
+	// DataAddr is the data-plane gRPC listen address. Default ":7400".
+	DataAddr string
+	// AdvertiseAddr is the data-plane address other nodes and clients are told
+	// (in BadNode). Default: DataAddr with 127.0.0.1 for an empty host.
+	AdvertiseAddr string
+	// HTTPAddr serves /metrics, /healthz and /debug/pprof. Default ":7402";
+	// "-" disables it.
+	HTTPAddr string
+	// Slots is the slot count of a new cluster (an existing cluster keeps its
+	// own). Default 16.
+	Slots int32
+	// Partitions is how many partitions a new node cuts the slots into. Default 4.
+	Partitions int
+	// ReplicationFactor of the topics sluice creates. Default 1.
+	ReplicationFactor int16
+	Log               zerolog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.NodeID == "" {
+		c.NodeID = "n1"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.Cluster == "" {
+		c.Cluster = "sluice"
+	}
+	if c.EmbeddedKafkaAddr == "" {
+		c.EmbeddedKafkaAddr = "127.0.0.1:7403"
+	}
+	if c.DataAddr == "" {
+		c.DataAddr = ":7400"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = ":7402"
+	}
+	if c.Slots == 0 {
+		c.Slots = keyspace.DefaultSlots
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 4
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.Partitions < 1 || int32(c.Partitions) > c.Slots {
+		return fmt.Errorf("node: %d partitions cannot cut %d slots", c.Partitions, c.Slots)
+	}
+	if c.Cluster == "" || len(c.Cluster) > 100 {
+		return errors.New("node: cluster name must be 1 to 100 characters")
+	}
+	return os.MkdirAll(c.DataDir, 0o755)
+}
+
+// advertise turns a listen address into one others can dial.
+func advertise(listen net.Addr, configured string) string {
+	if configured != "" {
+		return configured
+	}
+	host, port, err := net.SplitHostPort(listen.String())
+	if err != nil {
+		return listen.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

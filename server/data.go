@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sluicedb/sluice/partition"
+	"github.com/sluicedb/sluice/pipeline"
+	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/router"
+)
+
+// Data is the data-plane gRPC service. It validates a request, routes each
+// key to its partition and hands the work to that partition's goroutine.
+type Data struct {
+	sluicev1.UnimplementedDataServer
+	// Node is this node's id: partitions owned by another node get BadNode.
+	Node string
+	// Table returns the current routing table.
+	Table func() *router.Table
+	// Local returns the partition with id if it is open on this node.
+	Local func(id uint32) (*partition.Partition, bool)
+}
+
+// route finds the local partition that owns key, or the error that says where
+// to go instead. hint is the request's optional partition check.
+func (d *Data) route(key []byte, hint *uint32) (*partition.Partition, error) {
+	t := d.Table()
+	slot, owner, ok := t.Lookup(key)
+	if !ok {
+		return nil, status.Errorf(codes.Unavailable, "slot %d has no partition yet", slot)
+	}
+	if hint != nil {
+		if _, known := t.ByID(*hint); !known {
+			return nil, invalid("unknown partition %d", *hint)
+		}
+		if *hint != owner.ID {
+			return nil, badNode(slot, owner, "the key is not in partition "+itoa(*hint))
+		}
+	}
+	if owner.Node != d.Node {
+		return nil, badNode(slot, owner, "not the owner")
+	}
+	p, ok := d.Local(owner.ID)
+	if !ok {
+		return nil, status.Errorf(codes.Unavailable, "partition %d is not open on node %s yet", owner.ID, d.Node)
+	}
+	return p, nil
+}
+
+func (d *Data) Upsert(ctx context.Context, req *sluicev1.UpsertRequest) (*sluicev1.UpsertResponse, error) {
+	entries := make([]pipeline.Entry, len(req.Entries))
+	for i, e := range req.Entries {
+		entries[i] = pipeline.Entry{Key: e.Key, Value: e.Value}
+	}
+	// The whole batch is checked before any of it is applied.
+	if err := pipeline.ValidateBatch(entries); err != nil {
+		return nil, toStatus(err)
+	}
+	type part struct {
+		p       *partition.Partition
+		index   []int
+		entries []pipeline.Entry
+	}
+	var parts []*part
+	byID := make(map[uint32]*part, 1)
+	for i, e := range entries {
+		p, err := d.route(e.Key, req.Partition)
+		if err != nil {
+			return nil, err
+		}
+		pt := byID[p.ID()]
+		if pt == nil {
+			pt = &part{p: p}
+			byID[p.ID()] = pt
+			parts = append(parts, pt)
+		}
+		pt.index = append(pt.index, i)
+		pt.entries = append(pt.entries, e)
+	}
+	out := make([]*sluicev1.WriteResult, len(entries))
+	if len(parts) == 1 {
+		res, err := parts[0].p.Upsert(ctx, entries)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		for i, r := range res {
+			out[i] = writeResult(r)
+		}
+		return &sluicev1.UpsertResponse{Results: out}, nil
+	}
+	// Keys in several partitions: each part is atomic, the whole is not.
+	errs := make(chan error, len(parts))
+	for _, pt := range parts {
+		go func() {
+			res, err := pt.p.Upsert(ctx, pt.entries)
+			for j, r := range res {
+				out[pt.index[j]] = writeResult(r)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range parts {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return nil, toStatus(first)
+	}
+	return &sluicev1.UpsertResponse{Results: out}, nil
+}
+
+func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.GetResponse, error) {
+	if err := pipeline.ValidateKey(req.Key); err != nil {
+		return nil, toStatus(err)
+	}
+	p, err := d.route(req.Key, req.Partition)
+	if err != nil {
+		return nil, err
+	}
+	v, found, err := p.Get(ctx, req.Key)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if !found {
+		return &sluicev1.GetResponse{}, nil
+	}
+	return &sluicev1.GetResponse{Found: true, Value: v.Data, Version: v.Version, Timestamp: v.Timestamp}, nil
+}
+
+func (d *Data) Remove(ctx context.Context, req *sluicev1.RemoveRequest) (*sluicev1.RemoveResponse, error) {
+	if err := pipeline.ValidateKey(req.Key); err != nil {
+		return nil, toStatus(err)
+	}
+	p, err := d.route(req.Key, req.Partition)
+	if err != nil {
+		return nil, err
+	}
+	existed, res, err := p.Remove(ctx, req.Key)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if !existed {
+		return &sluicev1.RemoveResponse{}, nil
+	}
+	return &sluicev1.RemoveResponse{Existed: true, Result: writeResult(res)}, nil
+}
+
+func writeResult(r partition.WriteResult) *sluicev1.WriteResult {
+	return &sluicev1.WriteResult{Version: r.Version, Timestamp: r.Timestamp, Slot: r.Slot, Offset: r.Offset}
+}

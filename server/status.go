@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sluicedb/sluice/partition"
+	"github.com/sluicedb/sluice/pipeline"
+	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/router"
+)
+
+// toStatus maps sluice's errors to gRPC codes: the one place that does.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, pipeline.ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, partition.ErrInboxFull):
+		code = codes.ResourceExhausted
+	case partition.IsUnavailable(err):
+		code = codes.Unavailable
+	case errors.Is(err, partition.ErrWrongPartition):
+		code = codes.FailedPrecondition
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	}
+	return status.Error(code, err.Error())
+}
+
+func invalid(format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+// badNode answers a request for a key another partition or node owns.
+func badNode(slot int32, p router.Partition, why string) error {
+	st := status.New(codes.FailedPrecondition, fmt.Sprintf("%s: slot %d is owned by partition %d on node %s (%s)", why, slot, p.ID, p.Node, p.Addr))
+	st, err := st.WithDetails(&sluicev1.BadNode{Slot: slot, Partition: p.ID, Epoch: p.Epoch, Node: p.Node, Addr: p.Addr})
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	return st.Err()
+}
