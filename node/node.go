@@ -99,7 +99,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 
 	n.grpc, n.health = server.NewGRPCServer(cfg.Log, reg)
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	sluicev1.RegisterDataServer(n.grpc, &server.Data{
+	server.RegisterData(n.grpc, &server.Data{
 		Node:  cfg.NodeID,
 		Table: n.table.Load,
 		Local: func(id uint32) (*partition.Partition, bool) { p, ok := n.partitions[id]; return p, ok },
