@@ -2,7 +2,7 @@ package changelog
 
 import (
 	"context"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"

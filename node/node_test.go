@@ -31,7 +31,7 @@ type testNode struct {
 	conn *grpc.ClientConn
 }
 
-func startNode(t *testing.T, cfg Config) *testNode {
+func startNode(t testing.TB, cfg Config) *testNode {
 	t.Helper()
 	if cfg.Brokers == nil {
 		cfg.Brokers = kafkatest.Brokers(t)
@@ -42,7 +42,10 @@ func startNode(t *testing.T, cfg Config) *testNode {
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
-	cfg.DataAddr, cfg.HTTPAddr = "127.0.0.1:0", "-"
+	cfg.DataAddr = "127.0.0.1:0"
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "-"
+	}
 	cfg.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	n, err := Start(context.Background(), cfg)
 	if err != nil {
