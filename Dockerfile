@@ -1,0 +1,15 @@
+# sluice: one static binary.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -o /out/sluice ./cmd/sluice
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/sluice /usr/local/bin/sluice
+# 7400 data plane (gRPC), 7402 /metrics /healthz /debug/pprof
+EXPOSE 7400 7402
+VOLUME ["/data"]
+ENTRYPOINT ["/usr/local/bin/sluice"]
+CMD ["serve", "--data-dir", "/data"]
