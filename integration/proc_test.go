@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,11 +59,18 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// newProc prepares a node of cluster on dataDir.
+// newProc prepares a node of cluster on dataDir, against the test broker.
 func newProc(t *testing.T, cluster, dataDir string, extra ...string) *proc {
+	return newProcArgs(t, dataDir, append([]string{"--brokers", strings.Join(kafkatest.Brokers(t), ","), "--cluster", cluster}, extra...)...)
+}
+
+// newProcArgs prepares `sluice serve` on dataDir with the given extra flags.
+func newProcArgs(t *testing.T, dataDir string, extra ...string) *proc {
 	addr := freeAddr(t)
-	args := append([]string{"serve", "--brokers", strings.Join(kafkatest.Brokers(t), ","), "--cluster", cluster,
-		"--data-dir", dataDir, "--data-addr", addr, "--http-addr", "-", "--log-format", "json"}, extra...)
+	args := append([]string{"serve", "--data-dir", dataDir, "--data-addr", addr, "--log-format", "json"}, extra...)
+	if !slices.Contains(extra, "--http-addr") {
+		args = append(args, "--http-addr", "-")
+	}
 	p := &proc{t: t, args: args, addr: addr, logPath: filepath.Join(t.TempDir(), "node.log")}
 	t.Cleanup(func() {
 		p.kill()
