@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/ingest"
 	"github.com/sluicedb/sluice/partition"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/router"
@@ -89,8 +90,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := partition.NewMetrics(reg)
+	ingestLag := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_ingest_lag_records", Help: "Records of the ingest topic not yet consumed, per slot."}, []string{"slot"})
+	reg.MustRegister(ingestLag)
 	for _, lp := range lay.Partitions {
-		p, err := n.openPartition(lp, slots, metrics)
+		p, err := n.openPartition(lp, slots, metrics, ingestLag)
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +161,7 @@ func (n *Node) ensureTopics(ctx context.Context) (int32, error) {
 	return changelog.EnsureTopics(ctx, kadm.NewClient(cl), n.topics, n.cfg.Slots, n.cfg.ReplicationFactor)
 }
 
-func (n *Node) openPartition(lp layoutPartition, slots int32, metrics *partition.Metrics) (*partition.Partition, error) {
+func (n *Node) openPartition(lp layoutPartition, slots int32, metrics *partition.Metrics, ingestLag *prometheus.GaugeVec) (*partition.Partition, error) {
 	dir := filepath.Join(n.cfg.DataDir, "partitions", "p"+strconv.FormatUint(uint64(lp.ID), 10))
 	st, err := store.OpenBadger(store.BadgerOptions(dir))
 	if err != nil {
@@ -175,8 +178,13 @@ func (n *Node) openPartition(lp layoutPartition, slots int32, metrics *partition
 		Replay: func(ctx context.Context, from map[int32]int64, fn func(changelog.Batch) error) (map[int32]int64, error) {
 			return changelog.Replay(ctx, opts, topic, from, fn)
 		},
-		Log:     n.cfg.Log,
-		Metrics: metrics,
+		Ingest: func(ctx context.Context, from map[int32]int64, deliver func([]partition.IngestRecord) error) error {
+			return ingest.Consume(ctx, ingest.Config{Client: opts, Topic: n.topics.Ingest(), Lag: ingestLag}, from, deliver)
+		},
+		IngestTopic: n.topics.Ingest(),
+		DLQTopic:    n.topics.DLQ(),
+		Log:         n.cfg.Log,
+		Metrics:     metrics,
 	}), nil
 }
 

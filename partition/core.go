@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"context"
 	"time"
 
 	"github.com/sluicedb/sluice/changelog"
@@ -24,6 +25,11 @@ type loopState struct {
 	app      Appender
 	toFlush  chan *group // to the flusher goroutine; nil while not serving
 	appended chan appendResult
+	// ingestPos is the next ingest offset per slot the loop has taken (not
+	// yet necessarily committed); ingestGen numbers the consumer sessions.
+	ingestPos  map[int32]int64
+	ingestGen  uint64
+	stopIngest context.CancelFunc
 }
 
 func (s *loopState) init(p *Partition) {
@@ -48,6 +54,8 @@ func (s *loopState) step(req *request) error {
 		return s.upsert(req)
 	case opGet:
 		return s.get(req)
+	case opIngest:
+		return s.ingest(req)
 	default:
 		return s.remove(req)
 	}
@@ -73,11 +81,9 @@ func (s *loopState) upsert(req *request) error {
 			req.reply <- reply{err: err}
 			return err
 		}
-		v := store.Value{Data: e.Value, Version: 1, Timestamp: s.clock.Now()}
-		if found {
-			v.Version = cur.Version + 1
-		}
-		s.write(e.Key, v, false)
+		c := s.next(e.Key, cur, found)
+		c.Value, c.ExpiresAt = e.Value, expiry(c.Timestamp, e.TTL)
+		s.write(c)
 	}
 	recs := g.recs[first:]
 	s.monitor.Hold(g.n, func(err error) {
@@ -124,7 +130,9 @@ func (s *loopState) remove(req *request) error {
 		return nil
 	}
 	g := s.open
-	s.write(req.key, store.Value{Version: cur.Version + 1, Timestamp: s.clock.Now()}, true)
+	c := s.next(req.key, cur, found)
+	c.Remove = true
+	s.write(c)
 	i := len(g.recs) - 1
 	rec := g.recs[i]
 	s.monitor.Hold(g.n, func(err error) {
@@ -154,20 +162,48 @@ func (s *loopState) replyRead(req *request, r reply) {
 }
 
 // write adds one change to the open group and the overlay.
-func (s *loopState) write(key []byte, v store.Value, removed bool) {
+func (s *loopState) write(c changelog.Change) {
 	cfg := &s.p.cfg
-	slot := keyspace.Slot(key, cfg.Slots)
-	c := changelog.Change{Key: key, Value: v.Data, Remove: removed, Version: v.Version, Timestamp: v.Timestamp, Epoch: cfg.Epoch}
-	s.open.add(c.Record(cfg.Topic, slot), store.Change{Key: key, Value: v.Data, Remove: removed, Version: v.Version, Timestamp: v.Timestamp})
-	s.overlay[string(key)] = pending{v: v, removed: removed, group: s.open.n}
+	c.Epoch = cfg.Epoch
+	sc := store.Change{Key: c.Key, Value: c.Value, Remove: c.Remove, Version: c.Version, Timestamp: c.Timestamp, ExpiresAt: c.ExpiresAt}
+	s.open.add(c.Record(cfg.Topic, keyspace.Slot(c.Key, cfg.Slots)), sc)
+	s.overlay[string(c.Key)] = pending{v: sc.Val(), removed: c.Remove, group: s.open.n}
 }
 
-// lookup reads the speculative view: overlay first, then the store.
-func (s *loopState) lookup(key []byte) (store.Value, bool, error) {
-	if pv, ok := s.overlay[string(key)]; ok {
-		return pv.v, !pv.removed, nil
+// next computes the change that writes value to key (or removes it).
+func (s *loopState) next(key []byte, cur store.Value, found bool) changelog.Change {
+	c := changelog.Change{Key: key, Version: 1, Timestamp: s.clock.Now()}
+	if found {
+		c.Version = cur.Version + 1
 	}
-	return s.p.cfg.Store.Get(key)
+	return c
+}
+
+// expiry turns a TTL into an absolute expiry (unix ms) from the write's stamp.
+func expiry(ts uint64, ttl time.Duration) uint64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return uint64(pipeline.WallTime(ts).Add(ttl).UnixMilli())
+}
+
+// lookup reads the speculative view: overlay first, then the store. An
+// expired value is absent.
+func (s *loopState) lookup(key []byte) (store.Value, bool, error) {
+	var (
+		v     store.Value
+		found bool
+		err   error
+	)
+	if pv, ok := s.overlay[string(key)]; ok {
+		v, found = pv.v, !pv.removed
+	} else if v, found, err = s.p.cfg.Store.Get(key); err != nil {
+		return store.Value{}, false, err
+	}
+	if found && v.Expired(time.Now()) {
+		return store.Value{}, false, nil
+	}
+	return v, found, nil
 }
 
 // check validates a single-key request's key.
@@ -200,6 +236,7 @@ func (s *loopState) flush() {
 		return
 	}
 	s.inflight = s.open
+	s.inflight.mark(s.p.cfg.Topic, s.p.cfg.Epoch)
 	s.open = &group{n: s.inflight.n + 1}
 	s.toFlush <- s.inflight // buffered 1 and the flusher is idle: never blocks
 }
@@ -210,7 +247,7 @@ func (s *loopState) committed(res appendResult) error {
 	g := res.g
 	s.inflight = nil
 	s.p.metrics.appended(g, res.took)
-	err := s.p.cfg.Store.Apply(g.batch())
+	err := s.p.cfg.Store.Apply(g.batch(s.p.cfg.Topic))
 	for _, c := range g.changes {
 		if pv, ok := s.overlay[string(c.Key)]; ok && pv.group <= g.n {
 			delete(s.overlay, string(c.Key))
@@ -238,6 +275,8 @@ func (s *loopState) serve(r syncResult) {
 	p := s.p
 	s.app = r.app
 	s.clock = pipeline.NewClock(r.clock)
+	s.ingestPos = r.ingest
+	s.startIngest()
 	s.toFlush = make(chan *group, 1)
 	p.wg.Add(1)
 	go p.flusher(r.app, s.toFlush, s.appended)
@@ -246,10 +285,15 @@ func (s *loopState) serve(r syncResult) {
 	p.cfg.Log.Info().Msg("serving")
 }
 
+// stopFlusher retires the flusher and the ingest consumer of a serving session.
 func (s *loopState) stopFlusher() {
 	if s.toFlush != nil {
 		close(s.toFlush)
 		s.toFlush = nil
+	}
+	if s.stopIngest != nil {
+		s.stopIngest()
+		s.stopIngest = nil
 	}
 }
 
@@ -258,7 +302,7 @@ func (p *Partition) flusher(app Appender, in <-chan *group, out chan<- appendRes
 	defer p.wg.Done()
 	for g := range in {
 		start := time.Now()
-		err := app.Append(p.ctx, g.recs)
+		err := app.Append(p.ctx, g.records())
 		select {
 		case out <- appendResult{g: g, err: err, took: time.Since(start)}:
 		case <-p.ctx.Done():

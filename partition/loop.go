@@ -16,8 +16,9 @@ type appendResult struct {
 
 // syncResult is the end of a restore: a fresh appender and the clock floor.
 type syncResult struct {
-	app   Appender
-	clock uint64
+	app    Appender
+	clock  uint64
+	ingest map[int32]int64 // next ingest offset per slot
 }
 
 // run is the partition's goroutine: a thin select loop around the core. When

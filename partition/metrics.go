@@ -16,6 +16,7 @@ type Metrics struct {
 	txnRecords     *prometheus.HistogramVec
 	restoreRecords *prometheus.CounterVec
 	restoreLag     *prometheus.GaugeVec
+	dlq            *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -30,8 +31,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, l),
 		restoreRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_restore_records_total", Help: "Changelog records replayed while restoring."}, l),
 		restoreLag:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_restore_lag_records", Help: "Changelog offsets left to replay before the partition serves."}, l),
+		dlq:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_ingest_dlq_total", Help: "Ingest records sent to the dead-letter topic."}, l),
 	}
-	reg.MustRegister(m.inbox, m.window, m.appendLatency, m.txnRecords, m.restoreRecords, m.restoreLag)
+	reg.MustRegister(m.inbox, m.window, m.appendLatency, m.txnRecords, m.restoreRecords, m.restoreLag, m.dlq)
 	return m
 }
 
@@ -40,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 type partitionMetrics struct {
 	inbox, window, restoreLag prometheus.Gauge
 	appendLatency, txnRecords prometheus.Observer
-	restoreRecords            prometheus.Counter
+	restoreRecords, dlq       prometheus.Counter
 }
 
 func (m *Metrics) forPartition(id uint32) *partitionMetrics {
@@ -51,7 +53,7 @@ func (m *Metrics) forPartition(id uint32) *partitionMetrics {
 	return &partitionMetrics{
 		inbox: m.inbox.WithLabelValues(l), window: m.window.WithLabelValues(l), restoreLag: m.restoreLag.WithLabelValues(l),
 		appendLatency: m.appendLatency.WithLabelValues(l), txnRecords: m.txnRecords.WithLabelValues(l),
-		restoreRecords: m.restoreRecords.WithLabelValues(l),
+		restoreRecords: m.restoreRecords.WithLabelValues(l), dlq: m.dlq.WithLabelValues(l),
 	}
 }
 
@@ -68,7 +70,8 @@ func (m *partitionMetrics) appended(g *group, took time.Duration) {
 		return
 	}
 	m.appendLatency.Observe(took.Seconds())
-	m.txnRecords.Observe(float64(len(g.recs)))
+	m.txnRecords.Observe(float64(len(g.recs) + len(g.extra)))
+	m.dlq.Add(float64(g.dlq))
 }
 
 func (m *partitionMetrics) restored(records int, lag int64) {

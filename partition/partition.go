@@ -50,6 +50,15 @@ type Config struct {
 	MaxGroupBytes int
 	// Metrics, if set, is where the partition reports.
 	Metrics *Metrics
+	// Ingest, if set, consumes the partition's slots of the ingest topic from
+	// the given next offsets, handing batches to deliver (which blocks while
+	// the partition is busy), until ctx ends.
+	Ingest func(ctx context.Context, from map[int32]int64, deliver func([]IngestRecord) error) error
+	// IngestTopic is the ingest topic, where records produced to a slot that
+	// does not own their key are forwarded.
+	IngestTopic string
+	// DLQTopic receives the ingest records that cannot be applied.
+	DLQTopic string
 }
 
 // WriteResult says where one change landed.
@@ -84,12 +93,15 @@ const (
 	opUpsert opKind = iota
 	opGet
 	opRemove
+	opIngest
 )
 
 type request struct {
 	op      opKind
 	entries []pipeline.Entry
 	key     []byte
+	ingest  []IngestRecord
+	gen     uint64     // the ingest consumer session that sent an opIngest
 	reply   chan reply // buffered 1: the loop never blocks on a reply
 }
 

@@ -28,19 +28,30 @@ func (p *Partition) sync(ctx context.Context) (syncResult, error) {
 		app.Close()
 		return syncResult{}, err
 	}
+	ingest, err := cfg.Store.IngestOffsets()
+	if err != nil {
+		app.Close()
+		return syncResult{}, err
+	}
 	from := make(map[int32]int64, cfg.Range.Len())
 	for _, slot := range cfg.Range.Slots() {
 		from[slot] = stored[slot]
+		ingest[slot] = max(ingest[slot], 0) // a slot never consumed starts at 0
 	}
 	prog := newProgress(p)
 	_, err = cfg.Replay(ctx, from, func(b changelog.Batch) error {
-		sb := store.Batch{Changes: make([]store.Change, 0, len(b.Records)), Offsets: b.Reached}
+		sb := store.Batch{Changes: make([]store.Change, 0, len(b.Records)), Offsets: b.Reached, Ingest: make(map[int32]int64)}
 		for _, r := range b.Records {
 			c, err := changelog.Decode(r)
 			if err != nil {
 				return err
 			}
-			sb.Changes = append(sb.Changes, store.Change{Key: c.Key, Value: c.Value, Remove: c.Remove, Version: c.Version, Timestamp: c.Timestamp})
+			if c.Mark {
+				sb.Ingest[r.Partition] = c.IngestOffset
+				ingest[r.Partition] = c.IngestOffset
+				continue
+			}
+			sb.Changes = append(sb.Changes, store.Change{Key: c.Key, Value: c.Value, Remove: c.Remove, Version: c.Version, Timestamp: c.Timestamp, ExpiresAt: c.ExpiresAt})
 			clock = max(clock, c.Timestamp)
 		}
 		sb.Clock = clock
@@ -55,7 +66,7 @@ func (p *Partition) sync(ctx context.Context) (syncResult, error) {
 		return syncResult{}, err
 	}
 	prog.done()
-	return syncResult{app: app, clock: clock}, nil
+	return syncResult{app: app, clock: clock, ingest: ingest}, nil
 }
 
 // progress reports a restore: a log line at least every 5 seconds with records

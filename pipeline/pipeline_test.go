@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -48,6 +49,7 @@ func TestValidate(t *testing.T) {
 		{"empty key", []Entry{{Key: nil, Value: []byte("v")}}, "empty key"},
 		{"key too large", []Entry{{Key: make([]byte, MaxKeyBytes+1)}}, "limit of 4096 bytes"},
 		{"batch too large", []Entry{{Key: []byte("k"), Value: big}}, "limit of 1048576 bytes"},
+		{"reserved key", []Entry{{Key: []byte("\x00sluice"), Value: []byte("v")}}, "reserved"},
 	}
 	for _, tc := range cases {
 		err := ValidateBatch(tc.entries)
@@ -55,7 +57,10 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	ok := []Entry{{Key: make([]byte, MaxKeyBytes), Value: make([]byte, MaxBatchBytes-MaxKeyBytes)}}
+	if err := ValidateEntry([]byte("k"), big); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "1 MiB") {
+		t.Errorf("oversized entry: %v", err)
+	}
+	ok := []Entry{{Key: bytes.Repeat([]byte("k"), MaxKeyBytes), Value: make([]byte, MaxBatchBytes-MaxKeyBytes)}}
 	if err := ValidateBatch(ok); err != nil {
 		t.Fatalf("batch at exactly the limits refused: %v", err)
 	}

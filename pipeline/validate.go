@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Limits of one request.
@@ -18,15 +19,32 @@ var ErrInvalid = errors.New("invalid argument")
 type Entry struct {
 	Key   []byte
 	Value []byte
+	// TTL, if positive, expires the value that long after the write.
+	TTL time.Duration
 }
 
-// ValidateKey checks one key.
+// ValidateKey checks one key: not empty, at most MaxKeyBytes, and not starting
+// with byte 0x00, which sluice reserves for its own records.
 func ValidateKey(key []byte) error {
 	if len(key) == 0 {
 		return fmt.Errorf("%w: empty key", ErrInvalid)
 	}
 	if len(key) > MaxKeyBytes {
 		return fmt.Errorf("%w: key of %d bytes is over the limit of %d bytes", ErrInvalid, len(key), MaxKeyBytes)
+	}
+	if key[0] == 0 {
+		return fmt.Errorf("%w: keys starting with byte 0x00 are reserved for sluice", ErrInvalid)
+	}
+	return nil
+}
+
+// ValidateEntry checks one key and value on their own (an ingest record).
+func ValidateEntry(key, value []byte) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if n := len(key) + len(value); n > MaxBatchBytes {
+		return fmt.Errorf("%w: key and value of %d bytes are over the limit of %d bytes (1 MiB)", ErrInvalid, n, MaxBatchBytes)
 	}
 	return nil
 }
@@ -41,6 +59,9 @@ func ValidateBatch(entries []Entry) error {
 	for i, e := range entries {
 		if err := ValidateKey(e.Key); err != nil {
 			return fmt.Errorf("entry %d: %w", i, err)
+		}
+		if e.TTL < 0 {
+			return fmt.Errorf("entry %d: %w: negative TTL", i, ErrInvalid)
 		}
 		total += len(e.Key) + len(e.Value)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -53,7 +54,7 @@ func (d *Data) route(key []byte, hint *uint32) (*partition.Partition, error) {
 func (d *Data) Upsert(ctx context.Context, req *sluicev1.UpsertRequest) (*sluicev1.UpsertResponse, error) {
 	entries := make([]pipeline.Entry, len(req.Entries))
 	for i, e := range req.Entries {
-		entries[i] = pipeline.Entry{Key: e.Key, Value: e.Value}
+		entries[i] = pipeline.Entry{Key: e.Key, Value: e.Value, TTL: time.Duration(e.TtlSeconds) * time.Second}
 	}
 	// The whole batch is checked before any of it is applied.
 	if err := pipeline.ValidateBatch(entries); err != nil {

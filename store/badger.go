@@ -74,10 +74,16 @@ func (s *Badger) Apply(b Batch) error {
 	defer wb.Cancel()
 	for _, c := range b.Changes {
 		var err error
-		if c.Remove {
+		switch {
+		case c.Remove:
 			err = wb.Delete(dataKey(c.Key))
-		} else {
-			err = wb.Set(dataKey(c.Key), encodeValue(Value{Data: c.Value, Version: c.Version, Timestamp: c.Timestamp}))
+		case c.ExpiresAt != 0:
+			// Badger hides and, in time, drops the entry once it expires.
+			e := badger.NewEntry(dataKey(c.Key), encodeValue(c.Val()))
+			e.ExpiresAt = c.ExpiresAt/1000 + 1
+			err = wb.SetEntry(e)
+		default:
+			err = wb.Set(dataKey(c.Key), encodeValue(c.Val()))
 		}
 		if err != nil {
 			return fmt.Errorf("store: apply: %w", err)
@@ -88,6 +94,11 @@ func (s *Badger) Apply(b Batch) error {
 	// before every change that was lost.
 	for slot, off := range b.Offsets {
 		if err := wb.Set(offsetKey(slot), u64(uint64(off))); err != nil {
+			return fmt.Errorf("store: apply: %w", err)
+		}
+	}
+	for slot, off := range b.Ingest {
+		if err := wb.Set(ingestKey(slot), u64(uint64(off))); err != nil {
 			return fmt.Errorf("store: apply: %w", err)
 		}
 	}
@@ -102,17 +113,21 @@ func (s *Badger) Apply(b Batch) error {
 	return nil
 }
 
-func (s *Badger) Offsets() (map[int32]int64, error) {
+func (s *Badger) Offsets() (map[int32]int64, error) { return s.slotOffsets(metaOffsetBase) }
+
+func (s *Badger) IngestOffsets() (map[int32]int64, error) { return s.slotOffsets(metaIngestBase) }
+
+func (s *Badger) slotOffsets(base []byte) (map[int32]int64, error) {
 	out := make(map[int32]int64)
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: metaOffsetBase, PrefetchValues: false})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: base, PrefetchValues: false})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			k := it.Item().Key()
-			if len(k) != len(metaOffsetBase)+4 {
+			if len(k) != len(base)+4 {
 				return fmt.Errorf("store: bad offset key %q", k)
 			}
-			slot := int32(binary.BigEndian.Uint32(k[len(metaOffsetBase):]))
+			slot := int32(binary.BigEndian.Uint32(k[len(base):]))
 			err := it.Item().Value(func(v []byte) error {
 				if len(v) != 8 {
 					return fmt.Errorf("store: bad offset value for slot %d", slot)

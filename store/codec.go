@@ -16,6 +16,7 @@ const (
 var (
 	metaClock      = []byte("mclock")
 	metaOffsetBase = []byte("moffset/") // + 4-byte big-endian slot
+	metaIngestBase = []byte("mingest/") // + 4-byte big-endian slot
 )
 
 var errCorrupt = errors.New("store: corrupt value")
@@ -27,18 +28,24 @@ func dataKey(key []byte) []byte {
 	return k
 }
 
-func offsetKey(slot int32) []byte {
-	k := make([]byte, len(metaOffsetBase)+4)
-	copy(k, metaOffsetBase)
-	binary.BigEndian.PutUint32(k[len(metaOffsetBase):], uint32(slot))
+func offsetKey(slot int32) []byte { return slotKey(metaOffsetBase, slot) }
+
+func ingestKey(slot int32) []byte { return slotKey(metaIngestBase, slot) }
+
+func slotKey(base []byte, slot int32) []byte {
+	k := make([]byte, len(base)+4)
+	copy(k, base)
+	binary.BigEndian.PutUint32(k[len(base):], uint32(slot))
 	return k
 }
 
-// encodeValue lays a value out as uvarint version, uvarint timestamp, data.
+// encodeValue lays a value out as uvarint version, uvarint timestamp, uvarint
+// expiry, data.
 func encodeValue(v Value) []byte {
-	b := make([]byte, 0, 2*binary.MaxVarintLen64+len(v.Data))
+	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(v.Data))
 	b = binary.AppendUvarint(b, v.Version)
 	b = binary.AppendUvarint(b, v.Timestamp)
+	b = binary.AppendUvarint(b, v.ExpiresAt)
 	return append(b, v.Data...)
 }
 
@@ -52,7 +59,12 @@ func decodeValue(b []byte) (Value, error) {
 	if n <= 0 {
 		return Value{}, errCorrupt
 	}
-	return Value{Version: ver, Timestamp: ts, Data: b[n:]}, nil
+	b = b[n:]
+	exp, n := binary.Uvarint(b)
+	if n <= 0 {
+		return Value{}, errCorrupt
+	}
+	return Value{Version: ver, Timestamp: ts, ExpiresAt: exp, Data: b[n:]}, nil
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

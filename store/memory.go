@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"maps"
 	"sort"
 	"sync"
 )
@@ -11,6 +12,7 @@ type Memory struct {
 	mu      sync.Mutex
 	data    map[string]Value
 	offsets map[int32]int64
+	ingest  map[int32]int64
 	clock   uint64
 	closed  bool
 }
@@ -19,7 +21,7 @@ var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{data: make(map[string]Value), offsets: make(map[int32]int64)}
+	return &Memory{data: make(map[string]Value), offsets: make(map[int32]int64), ingest: make(map[int32]int64)}
 }
 
 func (m *Memory) Get(key []byte) (Value, bool, error) {
@@ -43,10 +45,15 @@ func (m *Memory) Apply(b Batch) error {
 			delete(m.data, string(c.Key))
 			continue
 		}
-		m.data[string(c.Key)] = Value{Data: bytes.Clone(c.Value), Version: c.Version, Timestamp: c.Timestamp}
+		v := c.Val()
+		v.Data = bytes.Clone(v.Data)
+		m.data[string(c.Key)] = v
 	}
 	for s, o := range b.Offsets {
 		m.offsets[s] = o
+	}
+	for s, o := range b.Ingest {
+		m.ingest[s] = o
 	}
 	if b.Clock != 0 {
 		m.clock = b.Clock
@@ -54,14 +61,14 @@ func (m *Memory) Apply(b Batch) error {
 	return nil
 }
 
-func (m *Memory) Offsets() (map[int32]int64, error) {
+func (m *Memory) Offsets() (map[int32]int64, error) { return m.copyOf(m.offsets), nil }
+
+func (m *Memory) IngestOffsets() (map[int32]int64, error) { return m.copyOf(m.ingest), nil }
+
+func (m *Memory) copyOf(offsets map[int32]int64) map[int32]int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[int32]int64, len(m.offsets))
-	for s, o := range m.offsets {
-		out[s] = o
-	}
-	return out, nil
+	return maps.Clone(offsets)
 }
 
 func (m *Memory) Clock() (uint64, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // Both implementations keep the same contract.
@@ -41,6 +42,7 @@ func TestApplyGetRemove(t *testing.T) {
 				{Key: []byte("a"), Value: []byte("3"), Version: 2, Timestamp: 12},
 			},
 			Offsets: map[int32]int64{0: 5, 3: 9},
+			Ingest:  map[int32]int64{3: 77},
 			Clock:   12,
 		})
 		if err != nil {
@@ -60,6 +62,9 @@ func TestApplyGetRemove(t *testing.T) {
 		offs, err := s.Offsets()
 		if err != nil || offs[0] != 5 || offs[3] != 11 || len(offs) != 2 {
 			t.Fatalf("Offsets = %v %v", offs, err)
+		}
+		if in, err := s.IngestOffsets(); err != nil || in[3] != 77 || len(in) != 1 {
+			t.Fatalf("IngestOffsets = %v %v", in, err)
 		}
 		if c, _ := s.Clock(); c != 12 {
 			t.Fatalf("Clock = %d", c)
@@ -115,5 +120,35 @@ func TestDecodeValueRejectsGarbage(t *testing.T) {
 		if _, err := decodeValue(b); err == nil {
 			t.Fatalf("decodeValue(%x) accepted", b)
 		}
+	}
+}
+
+func TestExpiryRoundTrips(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store, reopen func() Store) {
+		later := uint64(time.Now().Add(time.Hour).UnixMilli())
+		if err := s.Apply(Batch{Changes: []Change{{Key: []byte("ttl"), Value: []byte("v"), Version: 1, ExpiresAt: later}}}); err != nil {
+			t.Fatal(err)
+		}
+		s = reopen()
+		v, ok, err := s.Get([]byte("ttl"))
+		if err != nil || !ok || v.ExpiresAt != later || v.Expired(time.Now()) || !v.Expired(time.Now().Add(2*time.Hour)) {
+			t.Fatalf("Get(ttl) = %+v %v %v", v, ok, err)
+		}
+	})
+}
+
+// Badger itself hides an expired value.
+func TestBadgerHidesExpired(t *testing.T) {
+	s, err := OpenBadger(BadgerOptions(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	past := uint64(time.Now().Add(-time.Minute).UnixMilli())
+	if err := s.Apply(Batch{Changes: []Change{{Key: []byte("old"), Value: []byte("v"), Version: 1, ExpiresAt: past}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Get([]byte("old")); ok {
+		t.Fatal("an expired value is visible")
 	}
 }

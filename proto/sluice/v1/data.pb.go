@@ -22,9 +22,11 @@ const (
 )
 
 type Entry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// If set, the value expires this many seconds after the write.
+	TtlSeconds    uint32 `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -71,6 +73,13 @@ func (x *Entry) GetValue() []byte {
 		return x.Value
 	}
 	return nil
+}
+
+func (x *Entry) GetTtlSeconds() uint32 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
 }
 
 type UpsertRequest struct {
@@ -554,10 +563,12 @@ var File_sluice_v1_data_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_data_proto_rawDesc = "" +
 	"\n" +
-	"\x14sluice/v1/data.proto\x12\tsluice.v1\"/\n" +
+	"\x14sluice/v1/data.proto\x12\tsluice.v1\"P\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"l\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x1f\n" +
+	"\vttl_seconds\x18\x03 \x01(\rR\n" +
+	"ttlSeconds\"l\n" +
 	"\rUpsertRequest\x12*\n" +
 	"\aentries\x18\x01 \x03(\v2\x10.sluice.v1.EntryR\aentries\x12!\n" +
 	"\tpartition\x18\x02 \x01(\rH\x00R\tpartition\x88\x01\x01B\f\n" +

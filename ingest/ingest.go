@@ -1,0 +1,140 @@
+// Package ingest consumes <cluster>.ingest, where any Kafka producer (a
+// collector, kcat, any client with its default partitioner) writes upserts:
+// key = the sluice key, value = the new value, a null value removes the key.
+// Optional headers: "ttl" (seconds) and "op" ("upsert" or "remove").
+//
+// Each partition consumes the slots it owns and puts every record through its
+// own pipeline (partition.Config.Ingest):
+//
+//	cfg.Ingest = func(ctx context.Context, from map[int32]int64, deliver func([]partition.IngestRecord) error) error {
+//		return ingest.Consume(ctx, ingest.Config{Client: opts, Topic: topics.Ingest(), Lag: lagGauge}, from, deliver)
+//	}
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedb/sluice/partition"
+	"github.com/sluicedb/sluice/pipeline"
+)
+
+// Header names a producer may set.
+const (
+	HeaderTTL = "ttl"
+	HeaderOp  = "op"
+)
+
+// Config says what to consume.
+type Config struct {
+	// Client holds the connection options.
+	Client []kgo.Opt
+	Topic  string
+	// Lag, if set, is labelled by slot and set to the records left per slot.
+	Lag *prometheus.GaugeVec
+	// MaxBatch bounds the records handed over at once. Default 1000.
+	MaxBatch int
+}
+
+// Consume reads the slots in from, starting at their offsets, read_committed
+// (a transactional producer's aborted records never apply), and hands each
+// batch to deliver until ctx ends or deliver fails. deliver blocks while the
+// partition is busy; Consume then stops polling, so fetching pauses and the
+// client's buffer (bounded by its fetch sizes) is all the memory it holds.
+func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func([]partition.IngestRecord) error) error {
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 1000
+	}
+	offsets := make(map[int32]kgo.Offset, len(from))
+	for slot, off := range from {
+		offsets[slot] = kgo.NewOffset().At(off)
+	}
+	if len(offsets) == 0 {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	opts := append([]kgo.Opt{
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(16 << 20),
+		kgo.FetchMaxPartitionBytes(4 << 20),
+		kgo.FetchMaxWait(250 * time.Millisecond),
+	}, cfg.Client...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollRecords(ctx, cfg.MaxBatch)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			ferr = fmt.Errorf("ingest: fetching %s slot %d: %w", t, p, err)
+		})
+		if ferr != nil {
+			return ferr
+		}
+		batch := make([]partition.IngestRecord, 0, fetches.NumRecords())
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			for _, r := range p.Records {
+				batch = append(batch, Parse(r))
+			}
+			if cfg.Lag != nil && len(p.Records) > 0 {
+				last := p.Records[len(p.Records)-1].Offset
+				cfg.Lag.WithLabelValues(strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
+			}
+		})
+		if len(batch) == 0 {
+			continue
+		}
+		if err := deliver(batch); err != nil {
+			return err
+		}
+	}
+}
+
+// Parse reads one ingest record. A header it cannot read makes a record whose
+// Err says why; the partition sends it to the DLQ.
+func Parse(r *kgo.Record) partition.IngestRecord {
+	ir := partition.IngestRecord{Slot: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Remove: r.Value == nil, Headers: r.Headers}
+	for _, h := range r.Headers {
+		switch h.Key {
+		case HeaderTTL:
+			secs, err := strconv.ParseInt(strings.TrimSpace(string(h.Value)), 10, 64)
+			if err != nil || secs <= 0 || secs > 100*365*24*3600 {
+				ir.Err = fmt.Errorf("%w: header ttl=%q is not a positive number of seconds", pipeline.ErrInvalid, h.Value)
+				return ir
+			}
+			ir.TTL = time.Duration(secs) * time.Second
+		case HeaderOp:
+			switch string(h.Value) {
+			case "upsert":
+				if r.Value == nil {
+					ir.Err = fmt.Errorf("%w: header op=upsert on a record with a null value", pipeline.ErrInvalid)
+					return ir
+				}
+				ir.Remove = false
+			case "remove":
+				ir.Remove = true
+			default:
+				ir.Err = fmt.Errorf("%w: header op=%q is neither upsert nor remove", pipeline.ErrInvalid, h.Value)
+				return ir
+			}
+		}
+	}
+	if ir.Remove {
+		ir.Value = nil
+	} else if ir.Value == nil {
+		ir.Value = []byte{}
+	}
+	return ir
+}
