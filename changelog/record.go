@@ -41,16 +41,17 @@ type Change struct {
 	// ExpiresAt is when the value expires, unix milliseconds; 0 never.
 	ExpiresAt uint64
 	// Ingest says the change came from the ingest record at IngestOffset of
-	// the key's slot.
+	// ingest slot IngestSlot.
 	Ingest       bool
 	Mark         bool
+	IngestSlot   int32
 	IngestOffset int64
 }
 
 // NewMark returns the progress mark saying slot's ingest was consumed up to
 // (not including) next.
 func NewMark(slot int32, next int64, epoch uint64) Change {
-	return Change{Key: []byte(MarkKeyPrefix + strconv.Itoa(int(slot))), Mark: true, IngestOffset: next, Epoch: epoch}
+	return Change{Key: []byte(MarkKeyPrefix + strconv.Itoa(int(slot))), Mark: true, IngestSlot: slot, IngestOffset: next, Epoch: epoch}
 }
 
 // Record builds the Kafka record for c in slot.
@@ -74,6 +75,7 @@ func (c Change) Record(topic string, slot int32) *kgo.Record {
 	meta = binary.AppendUvarint(meta, c.Timestamp)
 	meta = binary.AppendUvarint(meta, c.Epoch)
 	if c.Ingest || c.Mark {
+		meta = binary.AppendUvarint(meta, uint64(c.IngestSlot))
 		meta = binary.AppendUvarint(meta, uint64(c.IngestOffset))
 	}
 	if c.ExpiresAt != 0 {
@@ -115,9 +117,9 @@ func Decode(r *kgo.Record) (Change, error) {
 	}
 	c := Change{Key: r.Key, Remove: flags&flagRemove != 0, Ingest: flags&flagIngest != 0, Mark: flags&flagMark != 0}
 	fields := []*uint64{&c.Version, &c.Timestamp, &c.Epoch}
-	var ingestOffset uint64
+	var ingestSlot, ingestOffset uint64
 	if c.Ingest || c.Mark {
-		fields = append(fields, &ingestOffset)
+		fields = append(fields, &ingestSlot, &ingestOffset)
 	}
 	if flags&flagExpires != 0 {
 		fields = append(fields, &c.ExpiresAt)
@@ -130,10 +132,10 @@ func Decode(r *kgo.Record) (Change, error) {
 		}
 		*dst, rest = v, rest[n:]
 	}
-	if ingestOffset > math.MaxInt64 {
-		return Change{}, fmt.Errorf("%w: slot %d offset %d: ingest offset out of range", ErrBadRecord, r.Partition, r.Offset)
+	if ingestOffset > math.MaxInt64 || ingestSlot > math.MaxInt32 {
+		return Change{}, fmt.Errorf("%w: slot %d offset %d: ingest position out of range", ErrBadRecord, r.Partition, r.Offset)
 	}
-	c.IngestOffset = int64(ingestOffset)
+	c.IngestSlot, c.IngestOffset = int32(ingestSlot), int64(ingestOffset)
 	if len(r.Key) == 0 {
 		return Change{}, fmt.Errorf("%w: slot %d offset %d: empty key", ErrBadRecord, r.Partition, r.Offset)
 	}

@@ -69,9 +69,13 @@ func (s *loopState) ingest(req *request) error {
 		if !cfg.Range.Contains(r.Slot) || r.Offset < s.ingestPos[r.Slot] {
 			continue
 		}
-		if err := s.ingestOne(r); err != nil {
-			if !isInvalid(err) {
-				return err
+		err := r.Err
+		if err == nil {
+			err = s.ingestOne(r)
+		}
+		if err != nil {
+			if r.Err == nil && !isInvalid(err) {
+				return err // the store failed: re-sync
 			}
 			g.addExtra(deadLetter(cfg.DLQTopic, r, err))
 			g.dlq++
@@ -95,9 +99,6 @@ func isInvalid(err error) bool { return errors.Is(err, pipeline.ErrInvalid) }
 // ingestOne applies one record; an error wrapping pipeline.ErrInvalid sends it
 // to the DLQ, any other is the store failing.
 func (s *loopState) ingestOne(r IngestRecord) error {
-	if r.Err != nil {
-		return r.Err
-	}
 	if err := pipeline.ValidateEntry(r.Key, r.Value); err != nil {
 		return err
 	}
@@ -118,7 +119,7 @@ func (s *loopState) ingestOne(r IngestRecord) error {
 		return nil // nothing to remove; the mark still records the offset
 	}
 	c := s.next(r.Key, cur, found)
-	c.Ingest, c.IngestOffset = true, r.Offset
+	c.Ingest, c.IngestSlot, c.IngestOffset = true, r.Slot, r.Offset
 	if r.Remove {
 		c.Remove = true
 	} else {

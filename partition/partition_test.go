@@ -186,13 +186,14 @@ func TestRestartRecovers(t *testing.T) {
 func reopened(t *testing.T, st store.Store) store.Store {
 	m := store.NewMemory()
 	offs, _ := st.Offsets()
+	ingest, _ := st.IngestOffsets()
 	c, _ := st.Clock()
 	var cs []store.Change
 	_ = st.Each(func(k []byte, v store.Value) bool {
 		cs = append(cs, store.Change{Key: k, Value: v.Data, Version: v.Version, Timestamp: v.Timestamp})
 		return true
 	})
-	if err := m.Apply(store.Batch{Changes: cs, Offsets: offs, Clock: c}); err != nil {
+	if err := m.Apply(store.Batch{Changes: cs, Offsets: offs, Ingest: ingest, Clock: c}); err != nil {
 		t.Fatal(err)
 	}
 	return m

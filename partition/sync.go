@@ -47,8 +47,8 @@ func (p *Partition) sync(ctx context.Context) (syncResult, error) {
 				return err
 			}
 			if c.Mark {
-				sb.Ingest[r.Partition] = c.IngestOffset
-				ingest[r.Partition] = c.IngestOffset
+				sb.Ingest[c.IngestSlot] = c.IngestOffset
+				ingest[c.IngestSlot] = c.IngestOffset
 				continue
 			}
 			sb.Changes = append(sb.Changes, store.Change{Key: c.Key, Value: c.Value, Remove: c.Remove, Version: c.Version, Timestamp: c.Timestamp, ExpiresAt: c.ExpiresAt})

@@ -1,0 +1,140 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/store"
+)
+
+// fakeIngest serves records per slot from the offsets it is asked for, as a
+// Kafka consumer would, then waits.
+func fakeIngest(recs map[int32][]IngestRecord) func(context.Context, map[int32]int64, func([]IngestRecord) error) error {
+	return func(ctx context.Context, from map[int32]int64, deliver func([]IngestRecord) error) error {
+		for slot, off := range from {
+			var batch []IngestRecord
+			for _, r := range recs[slot] {
+				if r.Offset >= off {
+					batch = append(batch, r)
+				}
+			}
+			if len(batch) > 0 {
+				if err := deliver(batch); err != nil {
+					return err
+				}
+			}
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+}
+
+// ingestLog builds n records per key over keys, each in its key's slot.
+func ingestLog(keys, n int, slots int32) (map[int32][]IngestRecord, map[string]int) {
+	recs := make(map[int32][]IngestRecord)
+	counts := make(map[string]int)
+	for i := 0; i < keys*n; i++ {
+		k := fmt.Sprint("k", i%keys)
+		counts[k]++
+		slot := keyspace.Slot([]byte(k), slots)
+		recs[slot] = append(recs[slot], IngestRecord{Slot: slot, Offset: int64(len(recs[slot])), Key: []byte(k), Value: []byte(fmt.Sprint(counts[k]))})
+	}
+	return recs, counts
+}
+
+func checkCounts(t *testing.T, p *Partition, counts map[string]int) {
+	t.Helper()
+	waitFor(t, func() bool {
+		for k, n := range counts {
+			v, found, err := p.Get(context.Background(), []byte(k))
+			if err != nil || !found || string(v.Data) != fmt.Sprint(n) {
+				return false
+			}
+			if v.Version != uint64(n) {
+				t.Fatalf("%s: version %d after %d records", k, v.Version, n)
+			}
+		}
+		return true
+	})
+}
+
+// Ingest records apply once; after a restart on the same store and log the
+// consumer resumes from the stored mark and applies nothing twice.
+func TestIngestAppliesOnceAcrossRestart(t *testing.T) {
+	l := newFakeLog()
+	recs, counts := ingestLog(20, 5, 4)
+	cfg := testConfig(l, store.NewMemory())
+	cfg.Ingest = fakeIngest(recs)
+	p := Start(cfg)
+	waitServing(t, p)
+	checkCounts(t, p, counts)
+	p.Close()
+
+	for _, st := range []store.Store{store.NewMemory(), reopened(t, cfg.Store)} {
+		cfg := testConfig(l, st)
+		cfg.Ingest = fakeIngest(recs) // offers everything again from what it is asked
+		p := startServing(t, cfg)
+		checkCounts(t, p, counts)
+		p.Close()
+	}
+}
+
+// A failed append re-syncs, and the consumer starts again from the committed
+// mark: the records of the failed group come again and apply once.
+func TestIngestAfterAppendFailure(t *testing.T) {
+	l := newFakeLog()
+	l.gate = make(chan appendCall)
+	recs, counts := ingestLog(10, 3, 4)
+	cfg := testConfig(l, store.NewMemory())
+	cfg.Ingest = fakeIngest(recs)
+	p := startServing(t, cfg)
+	(<-l.gate).answer <- appendAnswer{err: errBoom} // the first group fails, nothing committed
+	go func() {
+		for call := range l.gate {
+			call.answer <- appendAnswer{commit: true}
+		}
+	}()
+	checkCounts(t, p, counts)
+}
+
+func TestIngestBadRecordsAreDeadLetters(t *testing.T) {
+	l := newFakeLog()
+	slot := keyspace.Slot([]byte("good"), 4)
+	bad := errors.New("unreadable header")
+	recs := map[int32][]IngestRecord{slot: {
+		{Slot: slot, Offset: 0, Key: nil, Value: []byte("v")},
+		{Slot: slot, Offset: 1, Key: []byte("good"), Value: []byte("v"), Err: fmt.Errorf("%w", bad)},
+		{Slot: slot, Offset: 2, Key: []byte("good"), Value: []byte("ok"), Headers: []kgo.RecordHeader{{Key: "x", Value: []byte("y")}}},
+	}}
+	cfg := testConfig(l, store.NewMemory())
+	cfg.DLQTopic, cfg.Ingest = "t.ingest.dlq", fakeIngest(recs)
+	p := startServing(t, cfg)
+	waitFor(t, func() bool {
+		v, found, err := p.Get(context.Background(), []byte("good"))
+		return err == nil && found && string(v.Data) == "ok" && v.Version == 1 // the bad one did not apply
+	})
+	// Both bad records are in the DLQ, in the same log as the changes, with
+	// their reason and source.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	dl := l.slots[0]
+	var reasons []string
+	for _, r := range dl {
+		if r.Topic != cfg.DLQTopic {
+			continue
+		}
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		reasons = append(reasons, h[HeaderSourceOffset]+":"+h[HeaderError])
+	}
+	if len(reasons) != 2 || reasons[0] != "0:invalid argument: empty key" || reasons[1] != "1:unreadable header" {
+		t.Fatalf("dead letters: %q", reasons)
+	}
+}
