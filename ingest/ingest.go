@@ -62,6 +62,9 @@ func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func
 	opts := append([]kgo.Opt{
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Commit markers (of transactional producers, and of sluice's own
+		// forwarding) take offsets; seeing them keeps the lag exact.
+		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(16 << 20),
 		kgo.FetchMaxPartitionBytes(4 << 20),
 		kgo.FetchMaxWait(250 * time.Millisecond),
@@ -86,7 +89,9 @@ func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func
 		batch := make([]partition.IngestRecord, 0, fetches.NumRecords())
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			for _, r := range p.Records {
-				batch = append(batch, Parse(r))
+				if !r.Attrs.IsControl() {
+					batch = append(batch, Parse(r))
+				}
 			}
 			if cfg.Lag != nil && len(p.Records) > 0 {
 				last := p.Records[len(p.Records)-1].Offset

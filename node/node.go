@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -33,6 +34,7 @@ import (
 // Node is one running sluice process.
 type Node struct {
 	cfg        Config
+	kafkaLog   zerolog.Logger
 	embedded   *kfake.Cluster
 	brokers    []string
 	topics     changelog.Topics
@@ -55,6 +57,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n = &Node{cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, partitions: make(map[uint32]*partition.Partition), stop: make(chan struct{})}
+	// franz-go logs through zerolog, one level quieter than sluice: its info
+	// lines are per-connection chatter.
+	n.kafkaLog = cfg.Log.With().Str("component", "kafka").Logger().Level(max(cfg.Log.GetLevel(), zerolog.WarnLevel))
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -125,7 +130,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 }
 
 func (n *Node) kafkaOpts() []kgo.Opt {
-	return []kgo.Opt{kgo.SeedBrokers(n.brokers...), kgo.ClientID("sluice-" + n.cfg.NodeID)}
+	return []kgo.Opt{
+		kgo.SeedBrokers(n.brokers...),
+		kgo.ClientID("sluice-" + n.cfg.NodeID),
+		kgo.WithLogger(kafkaLogger{n.kafkaLog}),
+	}
 }
 
 func (n *Node) startKafka() error {
