@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -54,22 +55,41 @@ func NewAppender(ctx context.Context, cfg AppenderConfig) (*Appender, error) {
 }
 
 // Append writes recs in one transaction and returns once it has committed;
-// each record's Offset is then set. On error nothing of recs is committed
-// unless the commit's outcome was unknowable, which the error says; either way
-// the caller must treat every record as not acknowledged and re-sync.
+// each record's Offset is then set. An error wraps ErrNotCommitted when
+// nothing of recs can have committed (the commit was never sent, or the
+// coordinator refused it), else ErrCommitUnknown. Either way the caller must
+// treat the records as not acknowledged and re-sync from the log.
 func (a *Appender) Append(ctx context.Context, recs []*kgo.Record) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*a.timeout)
 	defer cancel()
 	if err := a.cl.BeginTransaction(); err != nil {
-		return fmt.Errorf("changelog: begin transaction: %w", err)
+		return fmt.Errorf("%w: begin transaction: %w", ErrNotCommitted, err)
 	}
 	if err := a.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return errors.Join(fmt.Errorf("changelog: produce: %w", err), a.abort(ctx))
+		// No commit was sent: the transaction is aborted here, or by the next
+		// producer of this id, or when it times out.
+		return errors.Join(fmt.Errorf("%w: produce: %w", ErrNotCommitted, err), a.abort(ctx))
 	}
 	if err := a.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return errors.Join(fmt.Errorf("changelog: commit (outcome unknown until re-sync): %w", err), a.abort(ctx))
+		kind := ErrCommitUnknown
+		if refused(err) {
+			kind = ErrNotCommitted
+		}
+		return errors.Join(fmt.Errorf("%w: commit: %w", kind, err), a.abort(ctx))
 	}
 	return nil
+}
+
+// refused reports commit errors the coordinator answers without committing:
+// the producer was fenced (a new owner's InitProducerID aborted the
+// transaction) or the transaction cannot commit.
+func refused(err error) bool {
+	for _, e := range []error{kerr.ProducerFenced, kerr.InvalidProducerEpoch, kerr.TransactionAbortable, kerr.InvalidTxnState, kerr.InvalidProducerIDMapping, kerr.OperationNotAttempted} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *Appender) abort(ctx context.Context) error {

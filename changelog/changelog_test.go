@@ -161,8 +161,8 @@ func TestNewAppenderFencesTheOld(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer next.Close()
-	if err := old.Append(ctx, []*kgo.Record{change(2, 0).Record(tp.Changelog(), 0)}); err == nil {
-		t.Fatal("a fenced appender committed")
+	if err := old.Append(ctx, []*kgo.Record{change(2, 0).Record(tp.Changelog(), 0)}); !errors.Is(err, ErrNotCommitted) {
+		t.Fatalf("a fenced appender's Append = %v, want ErrNotCommitted", err)
 	}
 	if err := next.Append(ctx, []*kgo.Record{change(3, 0).Record(tp.Changelog(), 0)}); err != nil {
 		t.Fatal(err)
@@ -193,8 +193,8 @@ func TestFailedGroupCommitsNothing(t *testing.T) {
 	defer app.Close()
 	huge := Change{Key: []byte("huge"), Value: bytes.Repeat([]byte("x"), MaxRecordBytes+128<<10), Version: 1}
 	err = app.Append(ctx, []*kgo.Record{change(1, 0).Record(tp.Changelog(), 0), huge.Record(tp.Changelog(), 0)})
-	if err == nil {
-		t.Fatal("an oversized record was accepted")
+	if !errors.Is(err, ErrNotCommitted) {
+		t.Fatalf("an oversized record: %v, want ErrNotCommitted", err)
 	}
 	if err := app.Append(ctx, []*kgo.Record{change(2, 0).Record(tp.Changelog(), 0)}); err != nil {
 		t.Fatalf("appender unusable after a failed group: %v", err)

@@ -87,7 +87,7 @@ func benchNode(b *testing.B) *testNode {
 			b.Fatal(err)
 		}
 		n, err := Start(context.Background(), Config{Brokers: kafkatest.Brokers(b), Cluster: "bench-" + fmt.Sprint(time.Now().UnixNano()),
-			DataDir: dir, DataAddr: "127.0.0.1:0", HTTPAddr: "-", Log: zerolog.Nop()})
+			DataDir: dir, DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "bench", HTTPAddr: "-", Log: zerolog.Nop()})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -28,15 +28,23 @@ type Config struct {
 	// DataAddr is the data-plane gRPC listen address. Default ":7400".
 	DataAddr string
 	// AdvertiseAddr is the data-plane address other nodes and clients are told
-	// (in BadNode). Default: DataAddr with 127.0.0.1 for an empty host.
+	// (in BadNode and routes). Default: DataAddr with 127.0.0.1 for an empty host.
 	AdvertiseAddr string
+	// ControlAddr is the control-plane gRPC listen address. Default ":7401".
+	ControlAddr string
+	// ControlToken is the bearer token every control call must carry.
+	// Required: cmd/sluice reads it from --control-token-file or makes one.
+	ControlToken string
+	// ControlRate is the control plane's calls a second. Default 5.
+	ControlRate float64
 	// HTTPAddr serves /metrics, /healthz and /debug/pprof. Default ":7402";
 	// "-" disables it.
 	HTTPAddr string
 	// Slots is the slot count of a new cluster (an existing cluster keeps its
 	// own). Default 16.
 	Slots int32
-	// Partitions is how many partitions a new node cuts the slots into. Default 4.
+	// Partitions is how many partitions the first node of a new cluster cuts
+	// the slots into, all its own. Default 4.
 	Partitions int
 	// ReplicationFactor of the topics sluice creates. Default 1.
 	ReplicationFactor int16
@@ -59,6 +67,12 @@ func (c *Config) setDefaults() error {
 	if c.DataAddr == "" {
 		c.DataAddr = ":7400"
 	}
+	if c.ControlAddr == "" {
+		c.ControlAddr = ":7401"
+	}
+	if c.ControlRate == 0 {
+		c.ControlRate = 5
+	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = ":7402"
 	}
@@ -71,10 +85,13 @@ func (c *Config) setDefaults() error {
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = 1
 	}
+	if c.ControlToken == "" {
+		return errors.New("node: a control-plane token is required")
+	}
 	if c.Partitions < 1 || int32(c.Partitions) > c.Slots {
 		return fmt.Errorf("node: %d partitions cannot cut %d slots", c.Partitions, c.Slots)
 	}
-	if c.Cluster == "" || len(c.Cluster) > 100 {
+	if len(c.Cluster) > 100 {
 		return errors.New("node: cluster name must be 1 to 100 characters")
 	}
 	return os.MkdirAll(c.DataDir, 0o755)

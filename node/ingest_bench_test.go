@@ -93,13 +93,18 @@ func BenchmarkIngest(b *testing.B) {
 		for range b.N {
 			dir := b.TempDir()
 			start := time.Now()
-			n, err := Start(ctx, Config{Brokers: brokers, Cluster: topics.Cluster, DataDir: dir, DataAddr: "127.0.0.1:0", HTTPAddr: "-", Log: benchLog()})
+			n, err := Start(ctx, Config{Brokers: brokers, Cluster: topics.Cluster, DataDir: dir, DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "bench", HTTPAddr: "-", Log: benchLog()})
 			if err != nil {
 				b.Fatal(err)
 			}
 			for _, key := range sentinels {
 				for {
-					p, _ := n.partitions[func() uint32 { _, o, _ := n.table.Load().Lookup(key); return o.ID }()]
+					_, owner, _ := n.table.Load().Lookup(key)
+					p, ok := n.local(owner.ID)
+					if !ok {
+						time.Sleep(5 * time.Millisecond)
+						continue
+					}
 					v, found, err := p.Get(ctx, key)
 					if err == nil && found && string(v.Data) == "end" {
 						break

@@ -23,110 +23,139 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sluicedb/sluice/changelog"
-	"github.com/sluicedb/sluice/ingest"
+	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/partition"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/router"
 	"github.com/sluicedb/sluice/server"
-	"github.com/sluicedb/sluice/store"
 )
 
 // Node is one running sluice process.
 type Node struct {
-	cfg        Config
-	kafkaLog   zerolog.Logger
-	embedded   *kfake.Cluster
-	brokers    []string
-	topics     changelog.Topics
-	table      atomic.Pointer[router.Table]
-	partitions map[uint32]*partition.Partition
-	grpc       *grpc.Server
-	health     *health.Server
-	dataLn     net.Listener
-	httpSrv    *http.Server
-	httpLn     net.Listener
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	cfg      Config
+	kafkaLog zerolog.Logger
+	embedded *kfake.Cluster
+	brokers  []string
+	topics   changelog.Topics
+	slots    int32
+	registry *registry.Registry
+	table    atomic.Pointer[router.Table]
+
+	mu    sync.RWMutex
+	parts map[uint32]*held // the partitions this node holds
+
+	metrics   *partition.Metrics
+	ingestLag *prometheus.GaugeVec
+
+	dataSrv, controlSrv *grpc.Server
+	health              *health.Server
+	dataLn, controlLn   net.Listener
+	httpSrv             *http.Server
+	httpLn              net.Listener
+	stop                chan struct{}
+	wg                  sync.WaitGroup
 }
 
-// Start brings a node up: Kafka, topics, partitions (restoring in the
-// background), the gRPC and HTTP ports. It returns once the ports listen;
-// partitions answer Unavailable until they have restored.
-func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+// held is a partition this node holds and the registry entry it was opened for.
+type held struct {
+	p    *partition.Partition
+	spec registry.Partition
+}
+
+// Start brings a node up: Kafka, topics, the registry (announcing the node,
+// and giving a new cluster its first partitions), the partition manager, the
+// gRPC and HTTP ports. It returns once the ports listen; partitions answer
+// Unavailable until they have restored.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, partitions: make(map[uint32]*partition.Partition), stop: make(chan struct{})}
+	var err error
+	n := &Node{cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, parts: make(map[uint32]*held), stop: make(chan struct{})}
 	// franz-go logs through zerolog, one level quieter than sluice: its info
 	// lines are per-connection chatter.
 	n.kafkaLog = cfg.Log.With().Str("component", "kafka").Logger().Level(max(cfg.Log.GetLevel(), zerolog.WarnLevel))
+	started := false
 	defer func() {
-		if err != nil {
+		if !started {
 			n.Close()
 		}
 	}()
 	if err := n.startKafka(); err != nil {
 		return nil, err
 	}
-	slots, err := n.ensureTopics(ctx)
-	if err != nil {
+	if n.slots, err = n.ensureTopics(ctx); err != nil {
 		return nil, err
 	}
-	lay, err := loadLayout(cfg.DataDir, cfg.Cluster, slots, cfg.Partitions)
-	if err != nil {
-		return nil, err
-	}
-
-	n.dataLn, err = net.Listen("tcp", cfg.DataAddr)
-	if err != nil {
+	if n.dataLn, err = net.Listen("tcp", cfg.DataAddr); err != nil {
 		return nil, fmt.Errorf("node: data port: %w", err)
 	}
-	addr := advertise(n.dataLn.Addr(), cfg.AdvertiseAddr)
-	var routes []router.Partition
-	for _, lp := range lay.Partitions {
-		routes = append(routes, router.Partition{ID: lp.ID, Range: lp.Range, Epoch: lp.Epoch, Node: cfg.NodeID, Addr: addr})
+	if n.controlLn, err = net.Listen("tcp", cfg.ControlAddr); err != nil {
+		return nil, fmt.Errorf("node: control port: %w", err)
 	}
-	table, err := router.NewTable(slots, routes)
-	if err != nil {
+	if err := n.joinRegistry(ctx); err != nil {
 		return nil, err
 	}
-	n.table.Store(table)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := partition.NewMetrics(reg)
-	ingestLag := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_ingest_lag_records", Help: "Records of the ingest topic not yet consumed, per slot."}, []string{"slot"})
-	reg.MustRegister(ingestLag)
-	for _, lp := range lay.Partitions {
-		p, err := n.openPartition(lp, slots, metrics, ingestLag)
-		if err != nil {
-			return nil, err
-		}
-		n.partitions[lp.ID] = p
-	}
+	n.metrics = partition.NewMetrics(reg)
+	n.ingestLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_ingest_lag_records", Help: "Records of the ingest topic not yet consumed, per slot."}, []string{"slot"})
+	reg.MustRegister(n.ingestLag)
 
-	n.grpc, n.health = server.NewGRPCServer(cfg.Log, reg)
+	n.dataSrv, n.health = server.NewGRPCServer(cfg.Log, reg)
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	server.RegisterData(n.grpc, &server.Data{
-		Node:  cfg.NodeID,
-		Table: n.table.Load,
-		Local: func(id uint32) (*partition.Partition, bool) { p, ok := n.partitions[id]; return p, ok },
-	})
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.grpc.Serve(n.dataLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			cfg.Log.Error().Err(err).Msg("data port stopped")
-		}
-	}()
+	server.RegisterData(n.dataSrv, &server.Data{Node: cfg.NodeID, Table: n.table.Load, Local: n.local})
+	n.controlSrv, _ = server.NewGRPCServer(cfg.Log, prometheus.NewRegistry(),
+		grpc.ChainUnaryInterceptor(server.RequireToken(cfg.ControlToken), server.RateLimit(cfg.ControlRate, max(1, int(cfg.ControlRate)))))
+	server.RegisterControl(n.controlSrv, &server.Control{Cluster: n, Token: cfg.ControlToken})
+	for _, s := range []struct {
+		srv *grpc.Server
+		ln  net.Listener
+	}{{n.dataSrv, n.dataLn}, {n.controlSrv, n.controlLn}} {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				cfg.Log.Error().Err(err).Msg("gRPC port stopped")
+			}
+		}()
+	}
 	if err := n.startHTTP(reg); err != nil {
 		return nil, err
 	}
-	n.wg.Add(1)
+	n.reconcile(true)
+	n.wg.Add(2)
+	go n.manage()
 	go n.watchHealth()
-	cfg.Log.Info().Str("node", cfg.NodeID).Str("data_addr", addr).Strs("brokers", n.brokers).
-		Int32("slots", slots).Int("partitions", len(n.partitions)).Msg("sluice node started")
+	cfg.Log.Info().Str("node", cfg.NodeID).Str("data_addr", n.DataAddr()).Str("control_addr", n.ControlAddr()).
+		Strs("brokers", n.brokers).Int32("slots", n.slots).Msg("sluice node started")
+	started = true
 	return n, nil
+}
+
+// joinRegistry opens the registry, announces the node and, in a cluster with
+// no partitions yet, creates the first ones on this node.
+func (n *Node) joinRegistry(ctx context.Context) error {
+	var err error
+	n.registry, err = registry.Open(ctx, registry.Config{Client: n.kafkaOpts(), Topic: n.topics.Registry()})
+	if err != nil {
+		return err
+	}
+	me := registry.Node{ID: n.cfg.NodeID, DataAddr: n.DataAddr(), ControlAddr: n.ControlAddr()}
+	return n.registry.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
+		var muts []registry.Mutation
+		if v.Nodes[me.ID] != me {
+			muts = append(muts, registry.PutNode(me))
+		}
+		if len(v.Partitions) == 0 {
+			for i, r := range keyspace.Split(n.slots, n.cfg.Partitions) {
+				muts = append(muts, registry.PutPartition(registry.Partition{ID: uint32(i + 1), Range: r, Owner: me.ID, Epoch: 1}))
+			}
+		}
+		return muts, nil
+	})
 }
 
 func (n *Node) kafkaOpts() []kgo.Opt {
@@ -170,35 +199,48 @@ func (n *Node) ensureTopics(ctx context.Context) (int32, error) {
 	return changelog.EnsureTopics(ctx, kadm.NewClient(cl), n.topics, n.cfg.Slots, n.cfg.ReplicationFactor)
 }
 
-func (n *Node) openPartition(lp layoutPartition, slots int32, metrics *partition.Metrics, ingestLag *prometheus.GaugeVec) (*partition.Partition, error) {
-	dir := filepath.Join(n.cfg.DataDir, "partitions", "p"+strconv.FormatUint(uint64(lp.ID), 10))
-	st, err := store.OpenBadger(store.BadgerOptions(dir))
-	if err != nil {
-		return nil, err
+// local returns the partition with id if this node holds it.
+func (n *Node) local(id uint32) (*partition.Partition, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	h, ok := n.parts[id]
+	if !ok {
+		return nil, false
 	}
-	opts := n.kafkaOpts()
-	topic := n.topics.Changelog()
-	txnID := n.topics.TransactionalID(lp.ID)
-	return partition.Start(partition.Config{
-		ID: lp.ID, Range: lp.Range, Slots: slots, Epoch: lp.Epoch, Topic: topic, Store: st,
-		NewAppender: func(ctx context.Context) (partition.Appender, error) {
-			return changelog.NewAppender(ctx, changelog.AppenderConfig{Client: opts, TransactionalID: txnID})
-		},
-		Replay: func(ctx context.Context, from map[int32]int64, fn func(changelog.Batch) error) (map[int32]int64, error) {
-			return changelog.Replay(ctx, opts, topic, from, fn)
-		},
-		Ingest: func(ctx context.Context, from map[int32]int64, deliver func([]partition.IngestRecord) error) error {
-			return ingest.Consume(ctx, ingest.Config{Client: opts, Topic: n.topics.Ingest(), Lag: ingestLag}, from, deliver)
-		},
-		IngestTopic: n.topics.Ingest(),
-		DLQTopic:    n.topics.DLQ(),
-		Log:         n.cfg.Log,
-		Metrics:     metrics,
-	}), nil
+	return h.p, true
+}
+
+// Registry, Slots and LocalStatus serve the control plane (server.Cluster).
+func (n *Node) Registry() *registry.Registry { return n.registry }
+
+func (n *Node) Slots() int32 { return n.slots }
+
+func (n *Node) LocalStatus() []*sluicev1.PartitionInfo {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var out []*sluicev1.PartitionInfo
+	for _, h := range n.parts {
+		st := h.p.Status()
+		pi := &sluicev1.PartitionInfo{Id: h.spec.ID, Range: &sluicev1.SlotRange{From: h.spec.Range.From, To: h.spec.Range.To},
+			Owner: h.spec.Owner, Epoch: h.spec.Epoch, ChangelogLag: st.Lag}
+		switch {
+		case st.Deposed:
+			pi.State = "deposed"
+		case st.Serving:
+			pi.State = "serving"
+		default:
+			pi.State = fmt.Sprintf("restoring %d%%", st.Percent)
+		}
+		if keys, err := h.p.Len(); err == nil {
+			pi.Keys = int64(keys)
+		}
+		out = append(out, pi)
+	}
+	return out
 }
 
 // watchHealth reports SERVING on gRPC health and /healthz while every
-// partition serves.
+// partition the node holds serves.
 func (n *Node) watchHealth() {
 	defer n.wg.Done()
 	t := time.NewTicker(100 * time.Millisecond)
@@ -218,18 +260,29 @@ func (n *Node) watchHealth() {
 	}
 }
 
-// Ready reports whether every partition of the node serves.
+// Ready reports whether the node holds what the registry assigns it and every
+// one of those partitions serves.
 func (n *Node) Ready() bool {
-	for _, p := range n.partitions {
-		if !p.Serving() {
+	v := n.registry.View()
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	for _, p := range v.Partitions {
+		if p.Owner != n.cfg.NodeID {
+			continue
+		}
+		h, ok := n.parts[p.ID]
+		if !ok || h.spec != p || !h.p.Serving() {
 			return false
 		}
 	}
 	return true
 }
 
-// DataAddr is the address the data port listens on.
+// DataAddr is the data port's advertised address.
 func (n *Node) DataAddr() string { return advertise(n.dataLn.Addr(), n.cfg.AdvertiseAddr) }
+
+// ControlAddr is the control port's address.
+func (n *Node) ControlAddr() string { return advertise(n.controlLn.Addr(), "") }
 
 // HTTPAddr is the address of the metrics port, or "" when disabled.
 func (n *Node) HTTPAddr() string {
@@ -242,8 +295,8 @@ func (n *Node) HTTPAddr() string {
 // Brokers are the Kafka seed brokers the node uses (the embedded one's too).
 func (n *Node) Brokers() []string { return n.brokers }
 
-// Close stops serving, stops the partitions (failing what is not yet
-// acknowledged) and the embedded broker.
+// Close stops serving, closes the partitions gracefully and stops the
+// embedded broker.
 func (n *Node) Close() error {
 	select {
 	case <-n.stop:
@@ -251,26 +304,42 @@ func (n *Node) Close() error {
 	default:
 		close(n.stop)
 	}
-	if n.grpc != nil {
+	for _, s := range []*grpc.Server{n.dataSrv, n.controlSrv} {
+		if s == nil {
+			continue
+		}
 		done := make(chan struct{})
-		go func() { n.grpc.GracefulStop(); close(done) }()
+		go func() { s.GracefulStop(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			n.grpc.Stop()
+			s.Stop()
 		}
-	} else if n.dataLn != nil {
-		n.dataLn.Close()
+	}
+	for _, ln := range []net.Listener{n.dataLn, n.controlLn} {
+		if ln != nil {
+			ln.Close()
+		}
 	}
 	if n.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = n.httpSrv.Shutdown(ctx)
 		cancel()
 	}
-	for _, p := range n.partitions {
-		p.Close()
-	}
 	n.wg.Wait()
+	n.mu.Lock()
+	parts := n.parts
+	n.parts = map[uint32]*held{}
+	n.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, h := range parts {
+		wg.Add(1)
+		go func() { defer wg.Done(); h.p.Close() }()
+	}
+	wg.Wait()
+	if n.registry != nil {
+		n.registry.Close()
+	}
 	if n.embedded != nil {
 		n.embedded.Close()
 	}

@@ -42,7 +42,7 @@ func startNode(t testing.TB, cfg Config) *testNode {
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
-	cfg.DataAddr = "127.0.0.1:0"
+	cfg.DataAddr, cfg.ControlAddr, cfg.ControlToken = "127.0.0.1:0", "127.0.0.1:0", "test-token"
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "-"
 	}

@@ -30,6 +30,9 @@ type loopState struct {
 	ingestPos  map[int32]int64
 	ingestGen  uint64
 	stopIngest context.CancelFunc
+	// deposed is set once a restore found that a newer owner has the
+	// partition: it never serves again.
+	deposed error
 }
 
 func (s *loopState) init(p *Partition) {
@@ -258,16 +261,42 @@ func (s *loopState) committed(res appendResult) error {
 	return err
 }
 
-// failPending fails every reply not yet released and drops the speculative view.
-func (s *loopState) failPending(err error) {
-	s.monitor.FailAll(err)
-	s.overlay = make(map[string]pending)
+// failPending fails every reply not yet released and drops the speculative
+// view: replies waiting on the group in flight get inflightErr, the others
+// (never appended) openErr.
+func (s *loopState) failPending(inflightErr, openErr error) {
 	n := s.open.n
 	if s.inflight != nil {
-		n = max(n, s.inflight.n)
+		n = s.inflight.n
+		s.monitor.FailAll(func(group uint64) error {
+			if group <= n {
+				return inflightErr
+			}
+			return openErr
+		})
+	} else {
+		s.monitor.FailAll(func(uint64) error { return openErr })
+	}
+	s.overlay = make(map[string]pending)
+	s.open = &group{n: max(n, s.open.n) + 1}
+	s.inflight = nil
+}
+
+// failOpen fails the requests of the open group, which was never appended,
+// and drops it from the speculative view.
+func (s *loopState) failOpen(err error) {
+	if s.inflight == nil {
+		s.failPending(err, err)
+		return
+	}
+	n := s.inflight.n
+	s.monitor.FailFrom(n+1, err)
+	for k, pv := range s.overlay {
+		if pv.group > n {
+			delete(s.overlay, k) // the open group's writes; earlier ones are in flight
+		}
 	}
 	s.open = &group{n: n + 1}
-	s.inflight = nil
 }
 
 // serve starts serving after a restore with its fresh appender.

@@ -15,6 +15,9 @@ var (
 	ErrAppendFailed = errors.New("partition: changelog append failed; the partition is re-syncing")
 	// ErrWrongPartition: a key outside the partition's slot range reached it.
 	ErrWrongPartition = errors.New("partition: key outside the partition's slot range")
+	// ErrDeposed: a newer owner (a higher epoch) has the partition; this one
+	// never serves again (Unavailable: refresh routes).
+	ErrDeposed = errors.New("partition: moved to a newer owner")
 )
 
 // RestoringError says the partition is replaying its changelog and does not

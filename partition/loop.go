@@ -1,10 +1,11 @@
 package partition
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sluicedb/sluice/changelog"
 )
 
 // appendResult is the flusher's answer for one group.
@@ -14,12 +15,17 @@ type appendResult struct {
 	took time.Duration
 }
 
-// syncResult is the end of a restore: a fresh appender and the clock floor.
+// syncResult is the end of a restore: a fresh appender and where the
+// partition's clock and ingest start. err is set only for ErrDeposed.
 type syncResult struct {
 	app    Appender
 	clock  uint64
 	ingest map[int32]int64 // next ingest offset per slot
+	err    error
 }
+
+// drainTimeout bounds how long Close waits for the group in flight.
+const drainTimeout = 10 * time.Second
 
 // run is the partition's goroutine: a thin select loop around the core. When
 // the line monitor's window or the open group is full, the inbox case is set
@@ -27,63 +33,95 @@ type syncResult struct {
 func (p *Partition) run() {
 	defer close(p.done)
 	s := &p.state
-	syncDone := p.startSync()
+	syncing := p.startSync()
+	var (
+		closing = p.closing
+		drain   <-chan time.Time // set while Close waits for the group in flight
+	)
 	for {
 		inbox := p.inbox
-		if syncDone != nil || s.full() {
+		if syncing != nil || s.full() || closing == nil || s.deposed != nil {
 			inbox = nil
 		}
 		select {
 		case req := <-inbox:
 			if err := s.step(req); err != nil {
-				p.cfg.Log.Error().Err(err).Msg("reading the store failed; failing pending requests and re-syncing")
-				s.failPending(fmt.Errorf("%w: %v", ErrAppendFailed, err))
-				syncDone = p.startSync()
+				syncing = p.resync(err, "reading the store failed")
 				continue
 			}
 			s.flush()
 		case res := <-s.appended:
 			if res.err != nil {
-				p.cfg.Log.Error().Err(res.err).Uint64("group", res.g.n).Msg("changelog append failed; failing pending requests and re-syncing")
-				s.failPending(fmt.Errorf("%w: %v", ErrAppendFailed, res.err))
-				syncDone = p.startSync()
-				continue
+				syncing = p.resync(res.err, "changelog append failed")
+			} else if err := s.committed(res); err != nil {
+				syncing = p.resync(err, "applying committed changes to the store failed")
+			} else if closing != nil {
+				s.flush()
 			}
-			if err := s.committed(res); err != nil {
-				p.cfg.Log.Error().Err(err).Msg("applying committed changes to the store failed; re-syncing")
-				s.failPending(fmt.Errorf("%w: %v", ErrAppendFailed, err))
-				syncDone = p.startSync()
-				continue
+		case r := <-syncing:
+			syncing = nil
+			if r.err != nil {
+				s.deposed = r.err
+				p.deposed.Store(&r.err)
+				p.cfg.Log.Warn().Err(r.err).Msg("partition deposed: not serving")
+				break
 			}
-			s.flush()
-		case r := <-syncDone:
-			syncDone = nil
 			s.serve(r)
+		case <-closing:
+			// Graceful stop: take nothing more, fail what was never appended
+			// (safe to retry elsewhere), and wait for the group in flight so
+			// its requests get their true outcome.
+			closing = nil
+			p.serving.Store(false)
+			s.failOpen(ErrStopped)
+			drain = time.After(drainTimeout)
+		case <-drain:
+			p.stop()
 		case <-p.ctx.Done():
-			s.failPending(ErrStopped)
-			p.drainInbox(ErrStopped)
-			s.stopFlusher()
-			p.wg.Wait()
-			if s.app != nil {
-				s.app.Close()
-			}
-			if syncDone != nil {
-				select {
-				case r := <-syncDone: // a restore that finished as we stopped
-					r.app.Close()
-				default:
-				}
-			}
-			if err := p.cfg.Store.Close(); err != nil {
-				p.cfg.Log.Error().Err(err).Msg("closing store")
-			}
+			p.shutdown(syncing)
 			return
 		}
-		if syncDone != nil {
-			// Restoring: answer queued requests now rather than let them wait.
+		if syncing != nil || closing == nil || s.deposed != nil {
 			p.drainInbox(p.unavailable())
 		}
+		if closing == nil && s.inflight == nil {
+			p.stop()
+		}
 		p.metrics.observe(p)
+	}
+}
+
+// resync fails every pending request and starts a restore. Requests in the
+// group that failed get its error (it says whether the group may have
+// committed); requests never appended get a plain, retry-safe failure.
+func (p *Partition) resync(err error, why string) chan syncResult {
+	p.cfg.Log.Error().Err(err).Msg(why + "; failing pending requests and re-syncing")
+	p.state.failPending(fmt.Errorf("%w: %w", ErrAppendFailed, err), fmt.Errorf("%w: %w", ErrAppendFailed, changelog.ErrNotCommitted))
+	return p.startSync()
+}
+
+// shutdown ends the loop: whatever is still pending fails, the flusher,
+// consumer and restore stop, the appender and the store close.
+func (p *Partition) shutdown(syncing chan syncResult) {
+	s := &p.state
+	s.failPending(fmt.Errorf("%w: %w", ErrStopped, changelog.ErrCommitUnknown), ErrStopped)
+	p.drainInbox(ErrStopped)
+	s.stopFlusher()
+	p.wg.Wait()
+	if s.app != nil {
+		s.app.Close()
+	}
+	if syncing != nil {
+		select {
+		case r := <-syncing: // a restore that finished as we stopped
+			if r.app != nil {
+				r.app.Close()
+			}
+		default:
+		}
+	}
+	if err := p.cfg.Store.Close(); err != nil {
+		p.cfg.Log.Error().Err(err).Msg("closing store")
 	}
 }
 
@@ -104,11 +142,12 @@ func (p *Partition) startSync() chan syncResult {
 		}
 		for attempt := 0; ; attempt++ {
 			r, err := p.sync(p.ctx)
-			if err == nil {
+			if err == nil || errors.Is(err, ErrDeposed) {
+				r.err = err
 				out <- r
 				return
 			}
-			if errors.Is(p.ctx.Err(), context.Canceled) {
+			if p.ctx.Err() != nil {
 				return
 			}
 			wait := min(time.Duration(1<<min(attempt, 5))*200*time.Millisecond, 5*time.Second)

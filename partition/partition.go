@@ -59,6 +59,11 @@ type Config struct {
 	IngestTopic string
 	// DLQTopic receives the ingest records that cannot be applied.
 	DLQTopic string
+	// Owns, if set, is asked before every restore (which fences all other
+	// producers of the partition) whether this node still owns the partition at
+	// this epoch, from a fresh read of the registry; an error wrapping
+	// ErrDeposed stops the partition for good.
+	Owns func(ctx context.Context) error
 }
 
 // WriteResult says where one change landed.
@@ -72,18 +77,22 @@ type WriteResult struct {
 // Partition serves one slot range. One goroutine owns all of its state; the
 // methods below only talk to it through the inbox.
 type Partition struct {
-	cfg   Config
-	inbox chan *request
-	ctx   context.Context
-	stop  context.CancelFunc
-	done  chan struct{}
-	wg    sync.WaitGroup
+	cfg     Config
+	inbox   chan *request
+	ctx     context.Context
+	stop    context.CancelFunc
+	closing chan struct{} // closed by Close: drain, then stop
+	once    sync.Once
+	done    chan struct{}
+	wg      sync.WaitGroup
 
 	// serving is read by callers to answer fast while restoring; the loop is
 	// the authority (it answers again from its own state).
 	serving  atomic.Bool
-	progress atomic.Int32 // restore percent
-	state    loopState    // owned by the loop goroutine
+	progress atomic.Int32          // restore percent
+	deposed  atomic.Pointer[error] // set once a newer owner took over
+	lag      atomic.Int64          // changelog offsets left to replay while restoring
+	state    loopState             // owned by the loop goroutine
 	metrics  *partitionMetrics
 }
 
@@ -127,11 +136,12 @@ func Start(cfg Config) *Partition {
 	cfg.Log = cfg.Log.With().Uint32("partition", cfg.ID).Uint64("epoch", cfg.Epoch).Logger()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Partition{
-		cfg:   cfg,
-		inbox: make(chan *request, cfg.InboxSize),
-		ctx:   ctx,
-		stop:  cancel,
-		done:  make(chan struct{}),
+		cfg:     cfg,
+		inbox:   make(chan *request, cfg.InboxSize),
+		ctx:     ctx,
+		stop:    cancel,
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	p.metrics = cfg.Metrics.forPartition(cfg.ID)
 	p.state.init(p)
@@ -200,28 +210,60 @@ func (p *Partition) unavailable() error {
 	select {
 	case <-p.done:
 		return ErrStopped
+	case <-p.closing:
+		return ErrStopped
 	default:
+		if d := p.deposed.Load(); d != nil {
+			return *d
+		}
 		return &RestoringError{Partition: p.cfg.ID, Percent: int(p.progress.Load())}
 	}
 }
 
-// Close stops the partition: requests not yet acknowledged fail with
-// ErrStopped, and the store is closed.
+// Close stops the partition gracefully: it takes no more requests, fails the
+// ones never appended (ErrStopped: safe to retry on the next owner), waits
+// (up to 10 s) for the group in flight so its requests get their true
+// outcome, then closes the appender and the store.
 func (p *Partition) Close() error {
-	p.stop()
+	p.once.Do(func() { close(p.closing) })
 	<-p.done
 	return nil
+}
+
+// Kill stops the partition at once: requests in flight fail with an error
+// that says their outcome is unknown.
+func (p *Partition) Kill() {
+	p.stop()
+	<-p.done
 }
 
 // InboxLen is the number of queued requests.
 func (p *Partition) InboxLen() int { return len(p.inbox) }
 
 // IsUnavailable reports errors that mean "this partition cannot serve now,
-// try again": restoring, re-syncing, stopped.
+// try again": restoring, re-syncing, stopped, moved.
 func IsUnavailable(err error) bool {
 	var re *RestoringError
-	return errors.As(err, &re) || errors.Is(err, ErrAppendFailed) || errors.Is(err, ErrStopped)
+	return errors.As(err, &re) || errors.Is(err, ErrAppendFailed) || errors.Is(err, ErrStopped) || errors.Is(err, ErrDeposed)
 }
 
 // since is a small helper for latency metrics.
 func since(t time.Time) float64 { return time.Since(t).Seconds() }
+
+// Status is the partition's state as its node sees it.
+type Status struct {
+	Serving bool
+	Deposed bool
+	// Percent of the restore done, while restoring.
+	Percent int
+	// Lag is the changelog offsets left to replay while restoring.
+	Lag int64
+}
+
+// Status reports the partition's state.
+func (p *Partition) Status() Status {
+	return Status{Serving: p.serving.Load(), Deposed: p.deposed.Load() != nil, Percent: int(p.progress.Load()), Lag: p.lag.Load()}
+}
+
+// Len counts the partition's committed keys (a scan: for the control plane).
+func (p *Partition) Len() (int, error) { return p.cfg.Store.Len() }

@@ -278,3 +278,33 @@ func TestRejectsBadInputWithoutChange(t *testing.T) {
 		t.Fatal("a rejected batch was partly applied")
 	}
 }
+
+// Close lets the group in flight finish, so its request gets its true
+// outcome; a request never appended fails with a retry-safe ErrStopped.
+func TestCloseDrainsTheGroupInFlight(t *testing.T) {
+	l := newFakeLog()
+	l.gate = make(chan appendCall)
+	p := startServing(t, testConfig(l, store.NewMemory()))
+	ctx := context.Background()
+	errs := make(chan error, 2)
+	go func() { _, err := p.Upsert(ctx, entries("inflight", "1")); errs <- err }()
+	call := <-l.gate
+	go func() { _, err := p.Upsert(ctx, entries("open", "2")); errs <- err }()
+	waitFor(t, func() bool { return p.InboxLen() == 0 })
+	time.Sleep(10 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	if err := <-errs; !errors.Is(err, ErrStopped) || errors.Is(err, changelog.ErrCommitUnknown) {
+		t.Fatalf("the never-appended request: %v, want a plain ErrStopped", err)
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned before the group in flight finished")
+	case <-time.After(20 * time.Millisecond):
+	}
+	call.answer <- appendAnswer{commit: true}
+	if err := <-errs; err != nil {
+		t.Fatalf("the request in flight committed but got %v", err)
+	}
+	<-closed
+}

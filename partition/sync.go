@@ -14,6 +14,11 @@ import (
 // changelog from the offsets the store has reached up to its committed end.
 func (p *Partition) sync(ctx context.Context) (syncResult, error) {
 	cfg := &p.cfg
+	if cfg.Owns != nil {
+		if err := cfg.Owns(ctx); err != nil {
+			return syncResult{}, err
+		}
+	}
 	app, err := cfg.NewAppender(ctx)
 	if err != nil {
 		return syncResult{}, fmt.Errorf("fencing: %w", err)
@@ -45,6 +50,9 @@ func (p *Partition) sync(ctx context.Context) (syncResult, error) {
 			c, err := changelog.Decode(r)
 			if err != nil {
 				return err
+			}
+			if c.Epoch > cfg.Epoch {
+				return fmt.Errorf("%w: slot %d offset %d was written at epoch %d, this owner has epoch %d", ErrDeposed, r.Partition, r.Offset, c.Epoch, cfg.Epoch)
 			}
 			if c.Mark {
 				sb.Ingest[c.IngestSlot] = c.IngestOffset
@@ -87,6 +95,7 @@ func (g *progress) add(records int, bytes, lag int64) {
 	g.records += int64(records)
 	g.bytes += bytes
 	g.p.metrics.restored(records, lag)
+	g.p.lag.Store(lag)
 	if total := g.records + lag; total > 0 {
 		g.p.progress.Store(int32(g.records * 100 / total))
 	}
@@ -105,6 +114,7 @@ func (g *progress) add(records int, bytes, lag int64) {
 }
 
 func (g *progress) done() {
+	g.p.lag.Store(0)
 	elapsed := time.Since(g.start)
 	g.p.cfg.Log.Info().Int64("records", g.records).Int64("bytes", g.bytes).Dur("took", elapsed).Msg("restored")
 }

@@ -39,15 +39,30 @@ func (m *LineMonitor) Commit(group uint64) {
 	}
 }
 
-// FailAll releases every held result with err, in order.
-func (m *LineMonitor) FailAll(err error) {
+// FailAll releases every held result, in order, with the error errFor gives
+// for its group.
+func (m *LineMonitor) FailAll(errFor func(group uint64) error) {
 	for m.head < len(m.queue) {
 		h := m.queue[m.head]
 		m.queue[m.head] = held{}
 		m.head++
-		h.release(err)
+		h.release(errFor(h.group))
 	}
 	m.queue, m.head = m.queue[:0], 0
+}
+
+// FailFrom releases with err every held result of group from on. They are
+// the queue's tail, since groups only grow.
+func (m *LineMonitor) FailFrom(from uint64, err error) {
+	i := len(m.queue)
+	for i > m.head && m.queue[i-1].group >= from {
+		i--
+	}
+	for j := i; j < len(m.queue); j++ {
+		m.queue[j].release(err)
+		m.queue[j] = held{}
+	}
+	m.queue = m.queue[:i]
 }
 
 // Len is the number of held results: the window's size.

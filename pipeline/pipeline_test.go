@@ -92,8 +92,13 @@ func TestLineMonitorReleasesInOrderOnlyAfterCommit(t *testing.T) {
 		t.Fatalf("after commit 1: %v (len %d)", got, m.Len())
 	}
 	hold(3, 4)
-	m.FailAll(errors.New("append failed"))
-	if len(got) != 4 || got[2] != -3 || got[3] != -4 || m.Len() != 0 {
+	hold(4, 5)
+	m.FailFrom(4, errors.New("never appended"))
+	if len(got) != 3 || got[2] != -5 || m.Len() != 2 {
+		t.Fatalf("FailFrom: %v", got)
+	}
+	m.FailAll(func(uint64) error { return errors.New("append failed") })
+	if len(got) != 5 || got[3] != -3 || got[4] != -4 || m.Len() != 0 {
 		t.Fatalf("FailAll: %v", got)
 	}
 }

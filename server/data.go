@@ -154,3 +154,12 @@ func (d *Data) Remove(ctx context.Context, req *sluicev1.RemoveRequest) (*sluice
 func writeResult(r partition.WriteResult) *sluicev1.WriteResult {
 	return &sluicev1.WriteResult{Version: r.Version, Timestamp: r.Timestamp, Slot: r.Slot, Offset: r.Offset}
 }
+
+func (d *Data) GetRoutes(context.Context, *sluicev1.GetRoutesRequest) (*sluicev1.Routes, error) {
+	t := d.Table()
+	out := &sluicev1.Routes{Slots: t.Slots()}
+	for _, p := range t.Partitions() {
+		out.Routes = append(out.Routes, &sluicev1.Route{Partition: p.ID, From: p.Range.From, To: p.Range.To, Epoch: p.Epoch, Node: p.Node, Addr: p.Addr})
+	}
+	return out, nil
+}

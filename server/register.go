@@ -10,11 +10,16 @@ import (
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
-// RegisterData registers the data service. Its methods answer a request that
-// does not decode with InvalidArgument (grpc-go's own answer is Internal, which
-// would blame the server for the client's bytes).
-func RegisterData(s *grpc.Server, d *Data) {
-	desc := sluicev1.Data_ServiceDesc
+// RegisterData registers the data service.
+func RegisterData(s *grpc.Server, d *Data) { register(s, sluicev1.Data_ServiceDesc, d) }
+
+// RegisterControl registers the control service.
+func RegisterControl(s *grpc.Server, c *Control) { register(s, sluicev1.Control_ServiceDesc, c) }
+
+// register registers a service whose methods answer a request that does not
+// decode with InvalidArgument (grpc-go's own answer is Internal, which would
+// blame the server for the client's bytes).
+func register(s *grpc.Server, desc grpc.ServiceDesc, impl any) {
 	desc.Methods = append([]grpc.MethodDesc(nil), desc.Methods...)
 	for i := range desc.Methods {
 		h := desc.Methods[i].Handler
@@ -27,5 +32,5 @@ func RegisterData(s *grpc.Server, d *Data) {
 			}, ic)
 		}
 	}
-	s.RegisterService(&desc, d)
+	s.RegisterService(&desc, impl)
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/partition"
 	"github.com/sluicedb/sluice/pipeline"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
@@ -24,6 +25,10 @@ func toStatus(err error) error {
 	}
 	code := codes.Internal
 	switch {
+	case errors.Is(err, changelog.ErrCommitUnknown):
+		// Not Unavailable: a client must not blindly retry a write that may
+		// already be applied.
+		return status.Error(codes.Unknown, err.Error()+"; the write may or may not have been applied")
 	case errors.Is(err, pipeline.ErrInvalid):
 		code = codes.InvalidArgument
 	case errors.Is(err, partition.ErrInboxFull):

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -20,6 +24,7 @@ func serveCmd() *cobra.Command {
 		brokers   string
 		logLevel  string
 		logFormat string
+		tokenFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -33,6 +38,9 @@ func serveCmd() *cobra.Command {
 			cfg.Log = log
 			if brokers != "" {
 				cfg.Brokers = strings.Split(brokers, ",")
+			}
+			if cfg.ControlToken, err = controlToken(tokenFile, cfg.DataDir, log); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -53,6 +61,9 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.EmbeddedKafkaAddr, "embedded-kafka-addr", "127.0.0.1:7403", "where the embedded broker listens (without --brokers)")
 	f.StringVar(&cfg.DataAddr, "data-addr", ":7400", "data-plane gRPC listen address")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "data-plane address told to clients (default: the listen address)")
+	f.StringVar(&cfg.ControlAddr, "control-addr", ":7401", "control-plane gRPC listen address")
+	f.StringVar(&tokenFile, "control-token-file", "", "file holding the control plane's bearer token (default: DATA-DIR/control.token, made if missing)")
+	f.Float64Var(&cfg.ControlRate, "control-rate", 5, "control-plane calls a second")
 	f.StringVar(&cfg.HTTPAddr, "http-addr", ":7402", "HTTP address for /metrics, /healthz and /debug/pprof; - disables")
 	f.Int32Var(&cfg.Slots, "slots", 16, "slot count (Kafka partitions per topic) of a new cluster")
 	f.IntVar(&cfg.Partitions, "partitions", 4, "partitions a new node cuts the slots into")
@@ -60,6 +71,39 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "auto", "json, console, or auto (console on a terminal)")
 	return cmd
+}
+
+// controlToken reads the control plane's token from file or, with no file
+// named, from DATA-DIR/control.token, making a random one there the first
+// time. The token itself is never logged.
+func controlToken(file, dataDir string, log zerolog.Logger) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("control token: %w", err)
+		}
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+		return "", fmt.Errorf("control token: %s is empty", file)
+	}
+	path := filepath.Join(dataDir, "control.token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(raw[:])
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	log.Info().Str("file", path).Msg("made a control-plane token")
+	return tok, nil
 }
 
 func newLogger(level, format string) (zerolog.Logger, error) {

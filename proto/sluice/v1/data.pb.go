@@ -559,6 +559,178 @@ func (x *BadNode) GetAddr() string {
 	return ""
 }
 
+type GetRoutesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRoutesRequest) Reset() {
+	*x = GetRoutesRequest{}
+	mi := &file_sluice_v1_data_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRoutesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRoutesRequest) ProtoMessage() {}
+
+func (x *GetRoutesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRoutesRequest.ProtoReflect.Descriptor instead.
+func (*GetRoutesRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{9}
+}
+
+type Routes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Slots         int32                  `protobuf:"varint,1,opt,name=slots,proto3" json:"slots,omitempty"`
+	Routes        []*Route               `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Routes) Reset() {
+	*x = Routes{}
+	mi := &file_sluice_v1_data_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Routes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Routes) ProtoMessage() {}
+
+func (x *Routes) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Routes.ProtoReflect.Descriptor instead.
+func (*Routes) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Routes) GetSlots() int32 {
+	if x != nil {
+		return x.Slots
+	}
+	return 0
+}
+
+func (x *Routes) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+type Route struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	From          int32                  `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            int32                  `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"` // exclusive
+	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Node          string                 `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
+	Addr          string                 `protobuf:"bytes,6,opt,name=addr,proto3" json:"addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Route) Reset() {
+	*x = Route{}
+	mi := &file_sluice_v1_data_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Route) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Route) ProtoMessage() {}
+
+func (x *Route) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Route.ProtoReflect.Descriptor instead.
+func (*Route) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Route) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *Route) GetFrom() int32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *Route) GetTo() int32 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *Route) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Route) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *Route) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
 var File_sluice_v1_data_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_data_proto_rawDesc = "" +
@@ -605,11 +777,23 @@ const file_sluice_v1_data_proto_rawDesc = "" +
 	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04node\x18\x04 \x01(\tR\x04node\x12\x12\n" +
-	"\x04addr\x18\x05 \x01(\tR\x04addr2\xba\x01\n" +
+	"\x04addr\x18\x05 \x01(\tR\x04addr\"\x12\n" +
+	"\x10GetRoutesRequest\"H\n" +
+	"\x06Routes\x12\x14\n" +
+	"\x05slots\x18\x01 \x01(\x05R\x05slots\x12(\n" +
+	"\x06routes\x18\x02 \x03(\v2\x10.sluice.v1.RouteR\x06routes\"\x87\x01\n" +
+	"\x05Route\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x05R\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\x05R\x02to\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x12\n" +
+	"\x04node\x18\x05 \x01(\tR\x04node\x12\x12\n" +
+	"\x04addr\x18\x06 \x01(\tR\x04addr2\xf7\x01\n" +
 	"\x04Data\x12=\n" +
 	"\x06Upsert\x12\x18.sluice.v1.UpsertRequest\x1a\x19.sluice.v1.UpsertResponse\x124\n" +
 	"\x03Get\x12\x15.sluice.v1.GetRequest\x1a\x16.sluice.v1.GetResponse\x12=\n" +
-	"\x06Remove\x12\x18.sluice.v1.RemoveRequest\x1a\x19.sluice.v1.RemoveResponseB5Z3github.com/sluicedb/sluice/proto/sluice/v1;sluicev1b\x06proto3"
+	"\x06Remove\x12\x18.sluice.v1.RemoveRequest\x1a\x19.sluice.v1.RemoveResponse\x12;\n" +
+	"\tGetRoutes\x12\x1b.sluice.v1.GetRoutesRequest\x1a\x11.sluice.v1.RoutesB5Z3github.com/sluicedb/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 
 var (
 	file_sluice_v1_data_proto_rawDescOnce sync.Once
@@ -623,33 +807,39 @@ func file_sluice_v1_data_proto_rawDescGZIP() []byte {
 	return file_sluice_v1_data_proto_rawDescData
 }
 
-var file_sluice_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_sluice_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_sluice_v1_data_proto_goTypes = []any{
-	(*Entry)(nil),          // 0: sluice.v1.Entry
-	(*UpsertRequest)(nil),  // 1: sluice.v1.UpsertRequest
-	(*UpsertResponse)(nil), // 2: sluice.v1.UpsertResponse
-	(*WriteResult)(nil),    // 3: sluice.v1.WriteResult
-	(*GetRequest)(nil),     // 4: sluice.v1.GetRequest
-	(*GetResponse)(nil),    // 5: sluice.v1.GetResponse
-	(*RemoveRequest)(nil),  // 6: sluice.v1.RemoveRequest
-	(*RemoveResponse)(nil), // 7: sluice.v1.RemoveResponse
-	(*BadNode)(nil),        // 8: sluice.v1.BadNode
+	(*Entry)(nil),            // 0: sluice.v1.Entry
+	(*UpsertRequest)(nil),    // 1: sluice.v1.UpsertRequest
+	(*UpsertResponse)(nil),   // 2: sluice.v1.UpsertResponse
+	(*WriteResult)(nil),      // 3: sluice.v1.WriteResult
+	(*GetRequest)(nil),       // 4: sluice.v1.GetRequest
+	(*GetResponse)(nil),      // 5: sluice.v1.GetResponse
+	(*RemoveRequest)(nil),    // 6: sluice.v1.RemoveRequest
+	(*RemoveResponse)(nil),   // 7: sluice.v1.RemoveResponse
+	(*BadNode)(nil),          // 8: sluice.v1.BadNode
+	(*GetRoutesRequest)(nil), // 9: sluice.v1.GetRoutesRequest
+	(*Routes)(nil),           // 10: sluice.v1.Routes
+	(*Route)(nil),            // 11: sluice.v1.Route
 }
 var file_sluice_v1_data_proto_depIdxs = []int32{
-	0, // 0: sluice.v1.UpsertRequest.entries:type_name -> sluice.v1.Entry
-	3, // 1: sluice.v1.UpsertResponse.results:type_name -> sluice.v1.WriteResult
-	3, // 2: sluice.v1.RemoveResponse.result:type_name -> sluice.v1.WriteResult
-	1, // 3: sluice.v1.Data.Upsert:input_type -> sluice.v1.UpsertRequest
-	4, // 4: sluice.v1.Data.Get:input_type -> sluice.v1.GetRequest
-	6, // 5: sluice.v1.Data.Remove:input_type -> sluice.v1.RemoveRequest
-	2, // 6: sluice.v1.Data.Upsert:output_type -> sluice.v1.UpsertResponse
-	5, // 7: sluice.v1.Data.Get:output_type -> sluice.v1.GetResponse
-	7, // 8: sluice.v1.Data.Remove:output_type -> sluice.v1.RemoveResponse
-	6, // [6:9] is the sub-list for method output_type
-	3, // [3:6] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0,  // 0: sluice.v1.UpsertRequest.entries:type_name -> sluice.v1.Entry
+	3,  // 1: sluice.v1.UpsertResponse.results:type_name -> sluice.v1.WriteResult
+	3,  // 2: sluice.v1.RemoveResponse.result:type_name -> sluice.v1.WriteResult
+	11, // 3: sluice.v1.Routes.routes:type_name -> sluice.v1.Route
+	1,  // 4: sluice.v1.Data.Upsert:input_type -> sluice.v1.UpsertRequest
+	4,  // 5: sluice.v1.Data.Get:input_type -> sluice.v1.GetRequest
+	6,  // 6: sluice.v1.Data.Remove:input_type -> sluice.v1.RemoveRequest
+	9,  // 7: sluice.v1.Data.GetRoutes:input_type -> sluice.v1.GetRoutesRequest
+	2,  // 8: sluice.v1.Data.Upsert:output_type -> sluice.v1.UpsertResponse
+	5,  // 9: sluice.v1.Data.Get:output_type -> sluice.v1.GetResponse
+	7,  // 10: sluice.v1.Data.Remove:output_type -> sluice.v1.RemoveResponse
+	10, // 11: sluice.v1.Data.GetRoutes:output_type -> sluice.v1.Routes
+	8,  // [8:12] is the sub-list for method output_type
+	4,  // [4:8] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_data_proto_init() }
@@ -666,7 +856,7 @@ func file_sluice_v1_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_data_proto_rawDesc), len(file_sluice_v1_data_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

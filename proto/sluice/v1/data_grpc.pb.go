@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Data_Upsert_FullMethodName = "/sluice.v1.Data/Upsert"
-	Data_Get_FullMethodName    = "/sluice.v1.Data/Get"
-	Data_Remove_FullMethodName = "/sluice.v1.Data/Remove"
+	Data_Upsert_FullMethodName    = "/sluice.v1.Data/Upsert"
+	Data_Get_FullMethodName       = "/sluice.v1.Data/Get"
+	Data_Remove_FullMethodName    = "/sluice.v1.Data/Remove"
+	Data_GetRoutes_FullMethodName = "/sluice.v1.Data/GetRoutes"
 )
 
 // DataClient is the client API for Data service.
@@ -46,6 +47,9 @@ type DataClient interface {
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
 	// Remove deletes one key.
 	Remove(ctx context.Context, in *RemoveRequest, opts ...grpc.CallOption) (*RemoveResponse, error)
+	// GetRoutes returns the routing table: which partition and node own each
+	// slot. Clients cache it and refresh it on BadNode.
+	GetRoutes(ctx context.Context, in *GetRoutesRequest, opts ...grpc.CallOption) (*Routes, error)
 }
 
 type dataClient struct {
@@ -86,6 +90,16 @@ func (c *dataClient) Remove(ctx context.Context, in *RemoveRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *dataClient) GetRoutes(ctx context.Context, in *GetRoutesRequest, opts ...grpc.CallOption) (*Routes, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Routes)
+	err := c.cc.Invoke(ctx, Data_GetRoutes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DataServer is the server API for Data service.
 // All implementations must embed UnimplementedDataServer
 // for forward compatibility.
@@ -108,6 +122,9 @@ type DataServer interface {
 	Get(context.Context, *GetRequest) (*GetResponse, error)
 	// Remove deletes one key.
 	Remove(context.Context, *RemoveRequest) (*RemoveResponse, error)
+	// GetRoutes returns the routing table: which partition and node own each
+	// slot. Clients cache it and refresh it on BadNode.
+	GetRoutes(context.Context, *GetRoutesRequest) (*Routes, error)
 	mustEmbedUnimplementedDataServer()
 }
 
@@ -126,6 +143,9 @@ func (UnimplementedDataServer) Get(context.Context, *GetRequest) (*GetResponse, 
 }
 func (UnimplementedDataServer) Remove(context.Context, *RemoveRequest) (*RemoveResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Remove not implemented")
+}
+func (UnimplementedDataServer) GetRoutes(context.Context, *GetRoutesRequest) (*Routes, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRoutes not implemented")
 }
 func (UnimplementedDataServer) mustEmbedUnimplementedDataServer() {}
 func (UnimplementedDataServer) testEmbeddedByValue()              {}
@@ -202,6 +222,24 @@ func _Data_Remove_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Data_GetRoutes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRoutesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataServer).GetRoutes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Data_GetRoutes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataServer).GetRoutes(ctx, req.(*GetRoutesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Data_ServiceDesc is the grpc.ServiceDesc for Data service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -220,6 +258,10 @@ var Data_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Remove",
 			Handler:    _Data_Remove_Handler,
+		},
+		{
+			MethodName: "GetRoutes",
+			Handler:    _Data_GetRoutes_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/server"
+)
+
+// controlFlags are the flags of every control-plane command.
+type controlFlags struct {
+	addr      string
+	tokenFile string
+	output    string
+	timeout   time.Duration
+}
+
+func (f *controlFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.addr, "control-addr", "127.0.0.1:7401", "control-plane address of a node")
+	cmd.PersistentFlags().StringVar(&f.tokenFile, "token-file", "data/control.token", "file holding the control plane's bearer token ($SLUICE_TOKEN wins)")
+	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "table or json")
+	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline of the call (control calls are slow by design)")
+}
+
+func (f *controlFlags) run(fn func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error)) error {
+	token := os.Getenv("SLUICE_TOKEN")
+	if token == "" {
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return fmt.Errorf("control token: %w (set --token-file or $SLUICE_TOKEN)", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	cc, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(server.BearerToken(token)))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	msg, err := fn(ctx, sluicev1.NewControlClient(cc))
+	if err != nil {
+		return err
+	}
+	if f.output == "json" {
+		b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(msg)
+		if err != nil {
+			return err
+		}
+		fmt.Println(string(b))
+		return nil
+	}
+	printTable(msg)
+	return nil
+}
+
+func printTable(msg proto.Message) {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	var parts []*sluicev1.PartitionInfo
+	switch m := msg.(type) {
+	case *sluicev1.ListPartitionsResponse:
+		parts = m.Partitions
+	case *sluicev1.PartitionInfo:
+		parts = []*sluicev1.PartitionInfo{m}
+	}
+	fmt.Fprintln(tw, "ID\tSLOTS\tOWNER\tEPOCH\tSTATE\tKEYS\tLAG")
+	for _, p := range parts {
+		fmt.Fprintf(tw, "%d\t[%d,%d)\t%s\t%d\t%s\t%d\t%d\n", p.Id, p.Range.GetFrom(), p.Range.GetTo(), p.Owner, p.Epoch, p.State, p.Keys, p.ChangelogLag)
+	}
+	if m, ok := msg.(*sluicev1.ListPartitionsResponse); ok {
+		tw.Flush()
+		fmt.Println()
+		for _, n := range m.Nodes {
+			fmt.Printf("node %s: data %s, control %s\n", n.Id, n.DataAddr, n.ControlAddr)
+		}
+	}
+}
+
+// parseRange reads "FROM-TO" (TO exclusive).
+func parseRange(s string) (*sluicev1.SlotRange, error) {
+	var r sluicev1.SlotRange
+	if _, err := fmt.Sscanf(s, "%d-%d", &r.From, &r.To); err != nil {
+		return nil, fmt.Errorf("slot range %q: want FROM-TO, TO exclusive (e.g. 0-4)", s)
+	}
+	return &r, nil
+}
+
+func partitionsCmd() *cobra.Command {
+	var f controlFlags
+	cmd := &cobra.Command{Use: "partitions", Short: "Manage partitions through the control plane (ls, add, rm, move)"}
+	f.register(cmd)
+
+	ls := &cobra.Command{Use: "ls", Short: "List partitions", Args: cobra.NoArgs, RunE: func(*cobra.Command, []string) error {
+		return f.run(func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error) {
+			return c.ListPartitions(ctx, &sluicev1.ListPartitionsRequest{})
+		})
+	}}
+
+	var addID uint32
+	var addNode string
+	add := &cobra.Command{Use: "add FROM-TO", Short: "Add a partition over a slot range", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
+		r, err := parseRange(args[0])
+		if err != nil {
+			return err
+		}
+		req := &sluicev1.AddPartitionRequest{Range: r, Node: addNode}
+		if cmd.Flags().Changed("id") {
+			req.Id = &addID
+		}
+		return f.run(func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error) {
+			return c.AddPartition(ctx, req)
+		})
+	}}
+	add.Flags().Uint32Var(&addID, "id", 0, "partition id (default: the next free one)")
+	add.Flags().StringVar(&addNode, "node", "", "owner node (default: the least loaded)")
+
+	rm := &cobra.Command{Use: "rm ID|FROM-TO", Short: "Remove a partition by id or by its exact range", Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, args []string) error {
+		req := &sluicev1.RemovePartitionRequest{}
+		if strings.Contains(args[0], "-") {
+			r, err := parseRange(args[0])
+			if err != nil {
+				return err
+			}
+			req.Range = r
+		} else {
+			var id uint32
+			if _, err := fmt.Sscanf(args[0], "%d", &id); err != nil {
+				return fmt.Errorf("partition %q: want an id or FROM-TO", args[0])
+			}
+			req.Id = &id
+		}
+		return f.run(func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error) {
+			return c.RemovePartition(ctx, req)
+		})
+	}}
+
+	var to string
+	move := &cobra.Command{Use: "move ID --to NODE", Short: "Move a partition to another node (a new epoch; the new owner fences the old)", Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, args []string) error {
+		var id uint32
+		if _, err := fmt.Sscanf(args[0], "%d", &id); err != nil {
+			return fmt.Errorf("partition %q: want an id", args[0])
+		}
+		return f.run(func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error) {
+			return c.MovePartition(ctx, &sluicev1.MovePartitionRequest{Id: id, Node: to})
+		})
+	}}
+	move.Flags().StringVar(&to, "to", "", "the node to move it to")
+	_ = move.MarkFlagRequired("to")
+
+	cmd.AddCommand(ls, add, rm, move)
+	return cmd
+}

@@ -1,0 +1,332 @@
+// Package registry is the cluster's desired state, kept in the compacted
+// <cluster>.registry topic: which partitions exist (id → slot range, owner,
+// epoch) and which nodes have announced themselves (id → addresses).
+//
+//	r, _ := registry.Open(ctx, registry.Config{Client: opts, Topic: topics.Registry()})
+//	v := r.View()                       // immutable; a change makes a new one
+//	<-r.Changed()                       // closed at the next change
+//	err := r.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
+//		return []registry.Mutation{registry.PutNode(node)}, nil
+//	})
+//
+// Every node tails the topic. Writers are serialised through one Kafka
+// transactional id: Update fences any other writer, reads the registry to its
+// end, validates against that view and commits, so two control calls on two
+// nodes can never both add overlapping partitions.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedb/sluice/keyspace"
+)
+
+// Partition is one partition's desired state.
+type Partition struct {
+	ID    uint32         `json:"id"`
+	Range keyspace.Range `json:"range"`
+	Owner string         `json:"owner"`
+	// Epoch grows every time the partition changes owner.
+	Epoch uint64 `json:"epoch"`
+}
+
+// Node is a node's announcement.
+type Node struct {
+	ID          string `json:"id"`
+	DataAddr    string `json:"data_addr"`
+	ControlAddr string `json:"control_addr"`
+}
+
+// View is the registry at one offset. Never modified once published.
+type View struct {
+	Partitions map[uint32]Partition
+	Nodes      map[string]Node
+	// Next is the next registry offset the view has not seen.
+	Next int64
+}
+
+// Overlapping returns a partition whose range overlaps r, other than skip.
+func (v *View) Overlapping(r keyspace.Range, skip uint32) (Partition, bool) {
+	for _, p := range v.Partitions {
+		if p.ID != skip && p.Range.Overlaps(r) {
+			return p, true
+		}
+	}
+	return Partition{}, false
+}
+
+// Mutation is one registry record to write: a value, or a removal.
+type Mutation struct {
+	Key   string
+	Value []byte // nil removes
+}
+
+const (
+	partitionPrefix = "partition/"
+	nodePrefix      = "node/"
+)
+
+// PutPartition writes p.
+func PutPartition(p Partition) Mutation {
+	b, _ := json.Marshal(p)
+	return Mutation{Key: partitionPrefix + strconv.FormatUint(uint64(p.ID), 10), Value: b}
+}
+
+// DeletePartition removes partition id.
+func DeletePartition(id uint32) Mutation {
+	return Mutation{Key: partitionPrefix + strconv.FormatUint(uint64(id), 10)}
+}
+
+// PutNode announces n.
+func PutNode(n Node) Mutation {
+	b, _ := json.Marshal(n)
+	return Mutation{Key: nodePrefix + n.ID, Value: b}
+}
+
+// Config says where the registry lives.
+type Config struct {
+	Client []kgo.Opt
+	Topic  string
+}
+
+// Registry tails the registry topic and writes to it.
+type Registry struct {
+	cfg     Config
+	cl      *kgo.Client
+	mu      sync.Mutex
+	view    *View
+	changed chan struct{}
+	errs    int // records that did not decode, skipped
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// Open starts tailing the registry and returns once the view has caught up
+// with the topic's end.
+func Open(ctx context.Context, cfg Config) (*Registry, error) {
+	opts := append([]kgo.Opt{
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // markers take offsets: seeing them is how the view reaches the end
+		kgo.FetchMaxWait(200 * time.Millisecond),
+	}, cfg.Client...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	tailCtx, cancel := context.WithCancel(context.Background())
+	r := &Registry{
+		cfg: cfg, cl: cl, stop: cancel, done: make(chan struct{}), changed: make(chan struct{}),
+		view: &View{Partitions: map[uint32]Partition{}, Nodes: map[string]Node{}},
+	}
+	go r.tail(tailCtx)
+	if err := r.CatchUp(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Registry) tail(ctx context.Context) {
+	defer close(r.done)
+	for {
+		fetches := r.cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		fetches.EachError(func(_ string, _ int32, err error) { time.Sleep(100 * time.Millisecond) })
+		recs := fetches.Records()
+		if len(recs) == 0 {
+			continue
+		}
+		r.mu.Lock()
+		v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Next: r.view.Next}
+		for _, rec := range recs {
+			v.Next = rec.Offset + 1
+			if rec.Attrs.IsControl() {
+				continue
+			}
+			if err := apply(v, rec); err != nil {
+				r.errs++
+			}
+		}
+		r.view = v
+		close(r.changed)
+		r.changed = make(chan struct{})
+		r.mu.Unlock()
+	}
+}
+
+// apply folds one registry record into v.
+func apply(v *View, rec *kgo.Record) error {
+	key := string(rec.Key)
+	switch {
+	case strings.HasPrefix(key, partitionPrefix):
+		id, err := strconv.ParseUint(key[len(partitionPrefix):], 10, 32)
+		if err != nil {
+			return err
+		}
+		if rec.Value == nil {
+			delete(v.Partitions, uint32(id))
+			return nil
+		}
+		var p Partition
+		if err := json.Unmarshal(rec.Value, &p); err != nil {
+			return err
+		}
+		if p.ID != uint32(id) {
+			return fmt.Errorf("registry: %s holds partition %d", key, p.ID)
+		}
+		v.Partitions[p.ID] = p
+	case strings.HasPrefix(key, nodePrefix):
+		id := key[len(nodePrefix):]
+		if rec.Value == nil {
+			delete(v.Nodes, id)
+			return nil
+		}
+		var n Node
+		if err := json.Unmarshal(rec.Value, &n); err != nil {
+			return err
+		}
+		if n.ID != id {
+			return fmt.Errorf("registry: %s holds node %q", key, n.ID)
+		}
+		v.Nodes[id] = n
+	default:
+		return fmt.Errorf("registry: unknown key %q", key)
+	}
+	return nil
+}
+
+func (r *Registry) Errs() int { r.mu.Lock(); defer r.mu.Unlock(); return r.errs }
+
+// View returns the current view.
+func (r *Registry) View() *View {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.view
+}
+
+// Changed returns a channel closed at the next change of the view.
+func (r *Registry) Changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
+}
+
+// CatchUp waits until the view has seen everything committed to the registry
+// when it was called: a fresh read, not the cached view.
+func (r *Registry) CatchUp(ctx context.Context) error {
+	end, err := r.end(ctx)
+	if err != nil {
+		return err
+	}
+	return r.waitFor(ctx, end)
+}
+
+// waitFor waits until the view has seen every offset before end.
+func (r *Registry) waitFor(ctx context.Context, end int64) error {
+	for {
+		ch := r.Changed()
+		if r.View().Next >= end {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.done:
+			return errors.New("registry: closed")
+		}
+	}
+}
+
+// end is the registry's committed end offset. A topic created a moment ago
+// may not be known to every broker yet: that is retried until ctx ends.
+func (r *Registry) end(ctx context.Context) (int64, error) {
+	adm := kadm.NewClient(r.cl)
+	for {
+		ends, err := adm.ListCommittedOffsets(ctx, r.cfg.Topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			o, _ := ends.Lookup(r.cfg.Topic, 0)
+			return o.Offset, nil
+		}
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) && !errors.Is(err, kerr.LeaderNotAvailable) && !errors.Is(err, kerr.NotLeaderForPartition) {
+			return 0, fmt.Errorf("registry: end offset of %s: %w", r.cfg.Topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("registry: end offset of %s: %w", r.cfg.Topic, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ErrConflict wraps a rejection by an Update's validation function.
+var ErrConflict = errors.New("registry: conflict")
+
+// Update applies fn's mutations atomically against the latest registry: it
+// fences every other writer, catches up, calls fn with the caught-up view and
+// commits what fn returns. When Update returns, View includes the change.
+func (r *Registry) Update(ctx context.Context, fn func(v *View) ([]Mutation, error)) error {
+	opts := append([]kgo.Opt{
+		kgo.TransactionalID(r.cfg.Topic + ".writer"),
+		kgo.DefaultProduceTopic(r.cfg.Topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.TransactionTimeout(30 * time.Second),
+	}, r.cfg.Client...)
+	w, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if _, _, err := w.ProducerID(ctx); err != nil {
+		return fmt.Errorf("registry: fencing other writers: %w", err)
+	}
+	if err := r.CatchUp(ctx); err != nil {
+		return err
+	}
+	muts, err := fn(r.View())
+	if err != nil || len(muts) == 0 {
+		return err
+	}
+	if err := w.BeginTransaction(); err != nil {
+		return err
+	}
+	recs := make([]*kgo.Record, len(muts))
+	for i, m := range muts {
+		recs[i] = &kgo.Record{Key: []byte(m.Key), Value: m.Value}
+	}
+	if err := w.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		_ = w.EndTransaction(ctx, kgo.TryAbort)
+		return fmt.Errorf("registry: write: %w", err)
+	}
+	if err := w.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("registry: commit: %w", err)
+	}
+	// The commit markers are written after EndTxn returns: wait until the
+	// records themselves are visible, not just the end offset of the moment.
+	return r.waitFor(ctx, recs[len(recs)-1].Offset+1)
+}
+
+// Close stops tailing.
+func (r *Registry) Close() {
+	r.stop()
+	<-r.done
+	r.cl.Close()
+}

@@ -1,0 +1,242 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/sluicedb/sluice/keyspace"
+	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/registry"
+)
+
+// Cluster is what the control plane needs from its node.
+type Cluster interface {
+	Registry() *registry.Registry
+	Slots() int32
+	// LocalStatus describes the partitions this node holds.
+	LocalStatus() []*sluicev1.PartitionInfo
+}
+
+// Control is the control-plane gRPC service. It only writes desired state
+// into the registry; nodes reconcile with it.
+type Control struct {
+	sluicev1.UnimplementedControlServer
+	Cluster Cluster
+	// Token is sent to peers when asking for their NodeStatus.
+	Token string
+}
+
+func toRange(r *sluicev1.SlotRange) keyspace.Range {
+	if r == nil {
+		return keyspace.Range{}
+	}
+	return keyspace.Range{From: r.From, To: r.To}
+}
+
+func fromRange(r keyspace.Range) *sluicev1.SlotRange {
+	return &sluicev1.SlotRange{From: r.From, To: r.To}
+}
+
+func info(p registry.Partition) *sluicev1.PartitionInfo {
+	return &sluicev1.PartitionInfo{Id: p.ID, Range: fromRange(p.Range), Owner: p.Owner, Epoch: p.Epoch, State: "unknown"}
+}
+
+// update runs fn through the registry's serialised writer and maps its errors.
+func (c *Control) update(ctx context.Context, fn func(v *registry.View) ([]registry.Mutation, error)) error {
+	err := c.Cluster.Registry().Update(ctx, fn)
+	if _, ok := status.FromError(err); ok || err == nil {
+		return err
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
+
+func (c *Control) AddPartition(ctx context.Context, req *sluicev1.AddPartitionRequest) (*sluicev1.PartitionInfo, error) {
+	r := toRange(req.Range)
+	if err := r.Validate(c.Cluster.Slots()); err != nil {
+		return nil, invalid("%v", err)
+	}
+	var added registry.Partition
+	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
+		if o, ok := v.Overlapping(r, 0); ok {
+			return nil, invalid("slot range %s overlaps partition %d %s", r, o.ID, o.Range)
+		}
+		p := registry.Partition{Range: r, Epoch: 1, Owner: req.Node}
+		if req.Id != nil {
+			if *req.Id == 0 {
+				return nil, invalid("partition id 0 is reserved")
+			}
+			if _, dup := v.Partitions[*req.Id]; dup {
+				return nil, invalid("partition %d exists", *req.Id)
+			}
+			p.ID = *req.Id
+		} else {
+			for id := range v.Partitions {
+				p.ID = max(p.ID, id)
+			}
+			p.ID++
+		}
+		if p.Owner == "" {
+			p.Owner = leastLoaded(v)
+			if p.Owner == "" {
+				return nil, status.Error(codes.FailedPrecondition, "no node has announced itself yet")
+			}
+		} else if _, ok := v.Nodes[p.Owner]; !ok {
+			return nil, invalid("unknown node %q", p.Owner)
+		}
+		added = p
+		return []registry.Mutation{registry.PutPartition(p)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return info(added), nil
+}
+
+// leastLoaded picks the announced node owning the fewest partitions.
+func leastLoaded(v *registry.View) string {
+	load := map[string]int{}
+	for id := range v.Nodes {
+		load[id] = 0
+	}
+	for _, p := range v.Partitions {
+		if _, ok := load[p.Owner]; ok {
+			load[p.Owner]++
+		}
+	}
+	best := ""
+	for id, n := range load {
+		if best == "" || n < load[best] || (n == load[best] && id < best) {
+			best = id
+		}
+	}
+	return best
+}
+
+func (c *Control) RemovePartition(ctx context.Context, req *sluicev1.RemovePartitionRequest) (*sluicev1.PartitionInfo, error) {
+	if (req.Id == nil) == (req.Range == nil) {
+		return nil, invalid("name the partition by id or by range, not both or neither")
+	}
+	var removed registry.Partition
+	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
+		p, err := find(v, req.Id, req.Range)
+		if err != nil {
+			return nil, err
+		}
+		removed = p
+		return []registry.Mutation{registry.DeletePartition(p.ID)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return info(removed), nil
+}
+
+func find(v *registry.View, id *uint32, r *sluicev1.SlotRange) (registry.Partition, error) {
+	if id != nil {
+		p, ok := v.Partitions[*id]
+		if !ok {
+			return p, status.Errorf(codes.NotFound, "unknown partition %d", *id)
+		}
+		return p, nil
+	}
+	want := toRange(r)
+	for _, p := range v.Partitions {
+		if p.Range == want {
+			return p, nil
+		}
+	}
+	return registry.Partition{}, status.Errorf(codes.NotFound, "no partition has exactly the slot range %s", want)
+}
+
+func (c *Control) MovePartition(ctx context.Context, req *sluicev1.MovePartitionRequest) (*sluicev1.PartitionInfo, error) {
+	var moved registry.Partition
+	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
+		p, err := find(v, &req.Id, nil)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := v.Nodes[req.Node]; !ok {
+			return nil, invalid("unknown node %q", req.Node)
+		}
+		if p.Owner == req.Node {
+			moved = p
+			return nil, nil // already there
+		}
+		p.Owner, p.Epoch = req.Node, p.Epoch+1
+		moved = p
+		return []registry.Mutation{registry.PutPartition(p)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return info(moved), nil
+}
+
+func (c *Control) ListPartitions(ctx context.Context, _ *sluicev1.ListPartitionsRequest) (*sluicev1.ListPartitionsResponse, error) {
+	reg := c.Cluster.Registry()
+	if err := reg.CatchUp(ctx); err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	v := reg.View()
+	resp := &sluicev1.ListPartitionsResponse{Slots: c.Cluster.Slots()}
+	for _, n := range v.Nodes {
+		resp.Nodes = append(resp.Nodes, &sluicev1.NodeInfo{Id: n.ID, DataAddr: n.DataAddr, ControlAddr: n.ControlAddr})
+	}
+	sort.Slice(resp.Nodes, func(i, j int) bool { return resp.Nodes[i].Id < resp.Nodes[j].Id })
+	// Each owner describes its own partitions.
+	seen := map[string]map[uint32]*sluicev1.PartitionInfo{}
+	for _, p := range v.Partitions {
+		if _, ok := seen[p.Owner]; !ok {
+			seen[p.Owner] = c.statusOf(ctx, v, p.Owner)
+		}
+		pi := info(p)
+		if st, ok := seen[p.Owner][p.ID]; ok && st.Epoch == p.Epoch {
+			pi.State, pi.Keys, pi.ChangelogLag = st.State, st.Keys, st.ChangelogLag
+		}
+		resp.Partitions = append(resp.Partitions, pi)
+	}
+	sort.Slice(resp.Partitions, func(i, j int) bool { return resp.Partitions[i].Range.From < resp.Partitions[j].Range.From })
+	return resp, nil
+}
+
+// statusOf asks node for its partitions' state; nil when it does not answer.
+func (c *Control) statusOf(ctx context.Context, v *registry.View, node string) map[uint32]*sluicev1.PartitionInfo {
+	var list []*sluicev1.PartitionInfo
+	if n, ok := v.Nodes[node]; ok {
+		list = c.peerStatus(ctx, n)
+	}
+	out := make(map[uint32]*sluicev1.PartitionInfo, len(list))
+	for _, p := range list {
+		out[p.Id] = p
+	}
+	return out
+}
+
+func (c *Control) peerStatus(ctx context.Context, n registry.Node) []*sluicev1.PartitionInfo {
+	cc, err := grpc.NewClient(n.ControlAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(BearerToken(c.Token)))
+	if err != nil {
+		return nil
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	resp, err := sluicev1.NewControlClient(cc).NodeStatus(ctx, &sluicev1.NodeStatusRequest{})
+	if err != nil {
+		return nil
+	}
+	return resp.Partitions
+}
+
+func (c *Control) NodeStatus(context.Context, *sluicev1.NodeStatusRequest) (*sluicev1.NodeStatusResponse, error) {
+	return &sluicev1.NodeStatusResponse{Partitions: c.Cluster.LocalStatus()}, nil
+}
+
+// String keeps the token out of any %v of the service.
+func (c *Control) String() string { return fmt.Sprintf("Control{token: %d bytes}", len(c.Token)) }
