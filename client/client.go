@@ -1,18 +1,21 @@
 // Package client is sluice's Go client.
 //
-//	c, err := client.New("127.0.0.1:7400")
+//	c, err := client.New("127.0.0.1:7400", "127.0.0.1:7410")
 //	defer c.Close()
 //	_, err = c.Upsert(ctx, client.Entry{Key: []byte("k"), Value: []byte("v")})
 //	v, found, err := c.Get(ctx, []byte("k"))
 //
-// It follows BadNode answers to the key's owner and retries, with backoff,
-// answers that mean "not now" (Unavailable, ResourceExhausted) until the
-// context ends.
+// It keeps the cluster's routing table (from any node's GetRoutes), sends
+// each key to its owner, splits a multi-key Upsert by partition, and on
+// BadNode or Unavailable refreshes the table and retries with backoff until
+// the context ends. A write whose outcome is unknown (code Unknown) is not
+// retried: it is returned to the caller.
 package client
 
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluicedb/sluice/keyspace"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
@@ -37,21 +41,22 @@ type Value struct {
 	Timestamp uint64
 }
 
-// Client talks to a sluice cluster through one or more entry nodes.
+// Client talks to a sluice cluster.
 type Client struct {
-	entry string
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
-	// MaxAttempts bounds the tries of one call. Default 20.
+	entries []string
+	mu      sync.Mutex
+	conns   map[string]*grpc.ClientConn
+	routes  *sluicev1.Routes
+	// MaxAttempts bounds the tries of one call. Default 30.
 	MaxAttempts int
 }
 
-// New returns a client that enters the cluster through addrs[0].
+// New returns a client that learns the cluster through addrs (any nodes).
 func New(addrs ...string) (*Client, error) {
 	if len(addrs) == 0 || addrs[0] == "" {
 		return nil, fmt.Errorf("client: no address")
 	}
-	return &Client{entry: addrs[0], conns: make(map[string]*grpc.ClientConn), MaxAttempts: 20}, nil
+	return &Client{entries: addrs, conns: make(map[string]*grpc.ClientConn), MaxAttempts: 30}, nil
 }
 
 func (c *Client) data(addr string) (sluicev1.DataClient, error) {
@@ -70,71 +75,146 @@ func (c *Client) data(addr string) (sluicev1.DataClient, error) {
 	return sluicev1.NewDataClient(cc), nil
 }
 
-// do runs call against the entry node, following BadNode and retrying
-// transient answers.
-func (c *Client) do(ctx context.Context, call func(sluicev1.DataClient) error) error {
-	addr := c.entry
-	backoff := 20 * time.Millisecond
+// refresh fetches the routing table from the first entry node that answers.
+func (c *Client) refresh(ctx context.Context) error {
+	var last error
+	for _, addr := range c.entries {
+		dc, err := c.data(addr)
+		if err != nil {
+			last = err
+			continue
+		}
+		r, err := dc.GetRoutes(ctx, &sluicev1.GetRoutesRequest{})
+		if err != nil {
+			last = err
+			continue
+		}
+		c.mu.Lock()
+		c.routes = r
+		c.mu.Unlock()
+		return nil
+	}
+	return last
+}
+
+// owner is the address of the node owning key, and the partition, from the
+// cached table ("" when unknown: ask the first entry node).
+func (c *Client) owner(key []byte) (string, uint32) {
+	c.mu.Lock()
+	r := c.routes
+	c.mu.Unlock()
+	if r == nil || r.Slots == 0 {
+		return c.entries[0], 0
+	}
+	slot := keyspace.Slot(key, r.Slots)
+	for _, rt := range r.Routes {
+		if slot >= rt.From && slot < rt.To && rt.Addr != "" {
+			return rt.Addr, rt.Partition
+		}
+	}
+	return c.entries[0], 0
+}
+
+// retryable says whether err means "not applied, try again after a refresh".
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.FailedPrecondition, codes.Unavailable, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+// do runs call against the owner of key, refreshing routes and retrying
+// answers that say the request was not applied.
+func (c *Client) do(ctx context.Context, key []byte, call func(dc sluicev1.DataClient) error) error {
+	c.mu.Lock()
+	known := c.routes != nil
+	c.mu.Unlock()
+	if !known {
+		_ = c.refresh(ctx)
+	}
+	backoff := 10 * time.Millisecond
 	var err error
 	for attempt := 0; attempt < c.MaxAttempts; attempt++ {
+		addr, _ := c.owner(key)
 		var dc sluicev1.DataClient
-		dc, err = c.data(addr)
-		if err != nil {
+		if dc, err = c.data(addr); err != nil {
 			return err
 		}
-		err = call(dc)
-		st := status.Convert(err)
-		switch st.Code() {
-		case codes.FailedPrecondition:
-			if bn := badNode(st); bn != nil && bn.Addr != "" && bn.Addr != addr {
-				addr = bn.Addr
-				continue
-			}
-			return err
-		case codes.Unavailable, codes.ResourceExhausted:
-		default:
+		if err = call(dc); err == nil || !retryable(err) {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(backoff):
+		case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)))):
 		}
-		backoff = min(2*backoff, time.Second)
+		backoff = min(2*backoff, 500*time.Millisecond)
+		_ = c.refresh(ctx)
 	}
 	return err
 }
 
-func badNode(st *status.Status) *sluicev1.BadNode {
-	for _, d := range st.Details() {
-		if bn, ok := d.(*sluicev1.BadNode); ok {
-			return bn
+// Upsert writes entries: split by partition, each part atomic, sent to its
+// owner in parallel. It returns one result per entry, in order.
+func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*sluicev1.WriteResult, error) {
+	if len(entries) == 0 {
+		return nil, c.do(ctx, nil, func(dc sluicev1.DataClient) error {
+			_, err := dc.Upsert(ctx, &sluicev1.UpsertRequest{})
+			return err
+		})
+	}
+	c.mu.Lock()
+	known := c.routes != nil
+	c.mu.Unlock()
+	if !known {
+		_ = c.refresh(ctx)
+	}
+	parts := map[uint32][]int{}
+	var order []uint32
+	for i, e := range entries {
+		_, p := c.owner(e.Key)
+		if _, ok := parts[p]; !ok {
+			order = append(order, p)
+		}
+		parts[p] = append(parts[p], i)
+	}
+	out := make([]*sluicev1.WriteResult, len(entries))
+	errs := make(chan error, len(order))
+	for _, p := range order {
+		idx := parts[p]
+		go func() {
+			req := &sluicev1.UpsertRequest{Entries: make([]*sluicev1.Entry, len(idx))}
+			for j, i := range idx {
+				req.Entries[j] = &sluicev1.Entry{Key: entries[i].Key, Value: entries[i].Value}
+			}
+			errs <- c.do(ctx, entries[idx[0]].Key, func(dc sluicev1.DataClient) error {
+				resp, err := dc.Upsert(ctx, req)
+				if err == nil {
+					for j, i := range idx {
+						out[i] = resp.Results[j]
+					}
+				}
+				return err
+			})
+		}()
+	}
+	var first error
+	for range order {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
-	return nil
-}
-
-// Upsert writes entries; it returns one result per entry.
-func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*sluicev1.WriteResult, error) {
-	req := &sluicev1.UpsertRequest{Entries: make([]*sluicev1.Entry, len(entries))}
-	for i, e := range entries {
-		req.Entries[i] = &sluicev1.Entry{Key: e.Key, Value: e.Value}
+	if first != nil {
+		return nil, first
 	}
-	var resp *sluicev1.UpsertResponse
-	err := c.do(ctx, func(dc sluicev1.DataClient) (err error) {
-		resp, err = dc.Upsert(ctx, req)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Results, nil
+	return out, nil
 }
 
 // Get reads a key; found is false when it does not exist.
 func (c *Client) Get(ctx context.Context, key []byte) (v Value, found bool, err error) {
 	var resp *sluicev1.GetResponse
-	err = c.do(ctx, func(dc sluicev1.DataClient) (err error) {
+	err = c.do(ctx, key, func(dc sluicev1.DataClient) (err error) {
 		resp, err = dc.Get(ctx, &sluicev1.GetRequest{Key: key})
 		return err
 	})
@@ -146,7 +226,7 @@ func (c *Client) Get(ctx context.Context, key []byte) (v Value, found bool, err 
 
 // Remove deletes a key; existed says whether it was there.
 func (c *Client) Remove(ctx context.Context, key []byte) (existed bool, err error) {
-	err = c.do(ctx, func(dc sluicev1.DataClient) error {
+	err = c.do(ctx, key, func(dc sluicev1.DataClient) error {
 		resp, err := dc.Remove(ctx, &sluicev1.RemoveRequest{Key: key})
 		existed = err == nil && resp.Existed
 		return err

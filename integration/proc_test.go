@@ -44,6 +44,7 @@ type proc struct {
 	t       *testing.T
 	args    []string
 	addr    string
+	control string // control-plane address
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -66,12 +67,12 @@ func newProc(t *testing.T, cluster, dataDir string, extra ...string) *proc {
 
 // newProcArgs prepares `sluice serve` on dataDir with the given extra flags.
 func newProcArgs(t *testing.T, dataDir string, extra ...string) *proc {
-	addr := freeAddr(t)
-	args := append([]string{"serve", "--data-dir", dataDir, "--data-addr", addr, "--log-format", "json"}, extra...)
+	addr, control := freeAddr(t), freeAddr(t)
+	args := append([]string{"serve", "--data-dir", dataDir, "--data-addr", addr, "--control-addr", control, "--log-format", "json"}, extra...)
 	if !slices.Contains(extra, "--http-addr") {
 		args = append(args, "--http-addr", "-")
 	}
-	p := &proc{t: t, args: args, addr: addr, logPath: filepath.Join(t.TempDir(), "node.log")}
+	p := &proc{t: t, args: args, addr: addr, control: control, logPath: filepath.Join(t.TempDir(), "node.log")}
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
@@ -126,6 +127,13 @@ func (p *proc) start() {
 	}
 }
 
+// signal sends sig (SIGSTOP, SIGCONT) to the process.
+func (p *proc) signal(sig syscall.Signal) {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
 // kill sends SIGKILL: no shutdown code runs.
 func (p *proc) kill() {
 	if p.cmd == nil || p.cmd.Process == nil {
@@ -137,5 +145,6 @@ func (p *proc) kill() {
 	default:
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Process.Signal(syscall.SIGCONT) // a stopped process dies only once it runs
 	<-p.exited
 }
