@@ -6,7 +6,8 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -o /out/sluice ./cmd/sluice
 
-FROM gcr.io/distroless/static-debian12:nonroot
+# Root in the image so the /data volume is writable without setup.
+FROM gcr.io/distroless/static-debian12
 COPY --from=build /out/sluice /usr/local/bin/sluice
 # 7400 data plane (gRPC), 7402 /metrics /healthz /debug/pprof
 EXPOSE 7400 7402
