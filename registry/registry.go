@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,6 +285,34 @@ var ErrConflict = errors.New("registry: conflict")
 // fences every other writer, catches up, calls fn with the caught-up view and
 // commits what fn returns. When Update returns, View includes the change.
 func (r *Registry) Update(ctx context.Context, fn func(v *View) ([]Mutation, error)) error {
+	for attempt := 0; ; attempt++ {
+		err := r.update(ctx, fn)
+		var fenced *fencedError
+		if !errors.As(err, &fenced) || attempt == 9 {
+			return err
+		}
+		// Another writer fenced this one mid-way: nothing was written. Try
+		// again against the view that writer left.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(10+rand.IntN(40)) * time.Millisecond):
+		}
+	}
+}
+
+// fencedError says an update lost the writer's transactional id to another
+// writer before it committed; it wrote nothing.
+type fencedError struct{ err error }
+
+func (e *fencedError) Error() string { return "registry: another writer took over: " + e.err.Error() }
+func (e *fencedError) Unwrap() error { return e.err }
+
+func isFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.ConcurrentTransactions)
+}
+
+func (r *Registry) update(ctx context.Context, fn func(v *View) ([]Mutation, error)) error {
 	opts := append([]kgo.Opt{
 		kgo.TransactionalID(r.cfg.Topic + ".writer"),
 		kgo.DefaultProduceTopic(r.cfg.Topic),
@@ -296,6 +325,9 @@ func (r *Registry) Update(ctx context.Context, fn func(v *View) ([]Mutation, err
 	}
 	defer w.Close()
 	if _, _, err := w.ProducerID(ctx); err != nil {
+		if isFenced(err) {
+			return &fencedError{err}
+		}
 		return fmt.Errorf("registry: fencing other writers: %w", err)
 	}
 	if err := r.CatchUp(ctx); err != nil {
@@ -314,9 +346,15 @@ func (r *Registry) Update(ctx context.Context, fn func(v *View) ([]Mutation, err
 	}
 	if err := w.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		_ = w.EndTransaction(ctx, kgo.TryAbort)
+		if isFenced(err) {
+			return &fencedError{err}
+		}
 		return fmt.Errorf("registry: write: %w", err)
 	}
 	if err := w.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		if isFenced(err) {
+			return &fencedError{err}
+		}
 		return fmt.Errorf("registry: commit: %w", err)
 	}
 	// The commit markers are written after EndTxn returns: wait until the
