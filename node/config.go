@@ -37,6 +37,12 @@ type Config struct {
 	ControlToken string
 	// ControlRate is the control plane's calls a second. Default 5.
 	ControlRate float64
+	// SnapshotURL, if set, is a blob URL (file:///…, s3://bucket/prefix?region=…)
+	// where snapshots are uploaded and from which a partition with no local
+	// state is restored.
+	SnapshotURL string
+	// SnapshotKeep is how many snapshots per partition the bucket keeps. Default 3.
+	SnapshotKeep int
 	// HTTPAddr serves /metrics, /healthz and /debug/pprof. Default ":7402";
 	// "-" disables it.
 	HTTPAddr string

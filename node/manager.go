@@ -124,6 +124,7 @@ func (n *Node) release(id uint32, wipe bool) {
 	if !ok {
 		return
 	}
+	h.busy.Wait()
 	h.p.Close()
 	if wipe {
 		if err := os.RemoveAll(n.partitionDir(id)); err != nil {
@@ -194,12 +195,26 @@ func (n *Node) open(spec registry.Partition) {
 			}
 			return nil
 		},
+		Seed:        n.seed(spec, st),
 		IngestTopic: n.topics.Ingest(),
 		DLQTopic:    n.topics.DLQ(),
 		Log:         n.cfg.Log,
 		Metrics:     n.metrics,
 	})
 	n.mu.Lock()
-	n.parts[spec.ID] = &held{p: p, spec: spec}
+	n.parts[spec.ID] = &held{p: p, spec: spec, store: st}
 	n.mu.Unlock()
+}
+
+// seed restores an empty store from the newest valid snapshot in the bucket.
+func (n *Node) seed(spec registry.Partition, st *store.Badger) func(context.Context) error {
+	if n.bucket == nil {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		work := filepath.Join(n.cfg.DataDir, "restore", fmt.Sprintf("p%d", spec.ID))
+		defer os.RemoveAll(work)
+		_, _, err := n.bucket.Restore(ctx, spec.ID, spec.Range, st, work, n.cfg.Log.With().Uint32("partition", spec.ID).Logger())
+		return err
+	}
 }

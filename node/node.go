@@ -29,6 +29,8 @@ import (
 	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/router"
 	"github.com/sluicedb/sluice/server"
+	"github.com/sluicedb/sluice/snapshot"
+	"github.com/sluicedb/sluice/store"
 )
 
 // Node is one running sluice process.
@@ -47,6 +49,8 @@ type Node struct {
 
 	metrics   *partition.Metrics
 	ingestLag *prometheus.GaugeVec
+	bucket    *snapshot.Bucket // where snapshots are uploaded and restored from; nil without --snapshot-url
+	ops       operations
 
 	dataSrv, controlSrv *grpc.Server
 	health              *health.Server
@@ -59,8 +63,10 @@ type Node struct {
 
 // held is a partition this node holds and the registry entry it was opened for.
 type held struct {
-	p    *partition.Partition
-	spec registry.Partition
+	p     *partition.Partition
+	spec  registry.Partition
+	store *store.Badger
+	busy  sync.WaitGroup // snapshots reading the store: release waits for them
 }
 
 // Start brings a node up: Kafka, topics, the registry (announcing the node,
@@ -97,6 +103,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.joinRegistry(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.SnapshotURL != "" {
+		if n.bucket, err = snapshot.OpenBucket(ctx, cfg.SnapshotURL, cfg.Cluster, cfg.SnapshotKeep); err != nil {
+			return nil, err
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -109,7 +120,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	server.RegisterData(n.dataSrv, &server.Data{Node: cfg.NodeID, Table: n.table.Load, Local: n.local})
 	n.controlSrv, _ = server.NewGRPCServer(cfg.Log, prometheus.NewRegistry(),
 		grpc.ChainUnaryInterceptor(server.RequireToken(cfg.ControlToken), server.RateLimit(cfg.ControlRate, max(1, int(cfg.ControlRate)))))
-	server.RegisterControl(n.controlSrv, &server.Control{Cluster: n, Token: cfg.ControlToken})
+	server.RegisterControl(n.controlSrv, &server.Control{Node: cfg.NodeID, Cluster: n, Token: cfg.ControlToken})
 	for _, s := range []struct {
 		srv *grpc.Server
 		ln  net.Listener
@@ -334,9 +345,12 @@ func (n *Node) Close() error {
 	var wg sync.WaitGroup
 	for _, h := range parts {
 		wg.Add(1)
-		go func() { defer wg.Done(); h.p.Close() }()
+		go func() { defer wg.Done(); h.busy.Wait(); h.p.Close() }()
 	}
 	wg.Wait()
+	if n.bucket != nil {
+		n.bucket.Close()
+	}
 	if n.registry != nil {
 		n.registry.Close()
 	}

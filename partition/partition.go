@@ -59,6 +59,9 @@ type Config struct {
 	IngestTopic string
 	// DLQTopic receives the ingest records that cannot be applied.
 	DLQTopic string
+	// Seed, if set, fills an empty store before its first restore (from the
+	// newest snapshot); the replay then starts at the offsets it loaded.
+	Seed func(ctx context.Context) error
 	// Owns, if set, is asked before every restore (which fences all other
 	// producers of the partition) whether this node still owns the partition at
 	// this epoch, from a fresh read of the registry; an error wrapping

@@ -19,14 +19,21 @@ func (p *Partition) sync(ctx context.Context) (syncResult, error) {
 			return syncResult{}, err
 		}
 	}
+	stored, err := cfg.Store.Offsets()
+	if err != nil {
+		return syncResult{}, err
+	}
+	if len(stored) == 0 && cfg.Seed != nil {
+		if err := cfg.Seed(ctx); err != nil {
+			return syncResult{}, fmt.Errorf("loading a snapshot: %w", err)
+		}
+		if stored, err = cfg.Store.Offsets(); err != nil {
+			return syncResult{}, err
+		}
+	}
 	app, err := cfg.NewAppender(ctx)
 	if err != nil {
 		return syncResult{}, fmt.Errorf("fencing: %w", err)
-	}
-	stored, err := cfg.Store.Offsets()
-	if err != nil {
-		app.Close()
-		return syncResult{}, err
 	}
 	clock, err := cfg.Store.Clock()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -22,12 +23,18 @@ type Cluster interface {
 	Slots() int32
 	// LocalStatus describes the partitions this node holds.
 	LocalStatus() []*sluicev1.PartitionInfo
+	// StartSnapshot starts a snapshot of a partition this node holds.
+	StartSnapshot(partition uint32, path string) (*sluicev1.Operation, error)
+	// Operation reports an operation this node runs.
+	Operation(id string) (*sluicev1.Operation, bool)
 }
 
 // Control is the control-plane gRPC service. It only writes desired state
 // into the registry; nodes reconcile with it.
 type Control struct {
 	sluicev1.UnimplementedControlServer
+	// Node is this node's id.
+	Node    string
 	Cluster Cluster
 	// Token is sent to peers when asking for their NodeStatus.
 	Token string
@@ -220,18 +227,70 @@ func (c *Control) statusOf(ctx context.Context, v *registry.View, node string) m
 }
 
 func (c *Control) peerStatus(ctx context.Context, n registry.Node) []*sluicev1.PartitionInfo {
-	cc, err := grpc.NewClient(n.ControlAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(BearerToken(c.Token)))
-	if err != nil {
-		return nil
-	}
-	defer cc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	resp, err := sluicev1.NewControlClient(cc).NodeStatus(ctx, &sluicev1.NodeStatusRequest{})
+	var resp *sluicev1.NodeStatusResponse
+	err := c.peer(ctx, n.ID, func(ctx context.Context, pc sluicev1.ControlClient) (err error) {
+		resp, err = pc.NodeStatus(ctx, &sluicev1.NodeStatusRequest{})
+		return err
+	})
 	if err != nil {
 		return nil
 	}
 	return resp.Partitions
+}
+
+// peer calls another node's control plane with this cluster's token.
+func (c *Control) peer(ctx context.Context, node string, call func(context.Context, sluicev1.ControlClient) error) error {
+	n, ok := c.Cluster.Registry().View().Nodes[node]
+	if !ok {
+		return status.Errorf(codes.Unavailable, "node %q has not announced itself", node)
+	}
+	cc, err := grpc.NewClient(n.ControlAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(BearerToken(c.Token)))
+	if err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return call(ctx, sluicev1.NewControlClient(cc))
+}
+
+func (c *Control) Snapshot(ctx context.Context, req *sluicev1.SnapshotRequest) (*sluicev1.Operation, error) {
+	if req.Path == "" {
+		return nil, invalid("a snapshot needs a path (a folder on the owner's disk)")
+	}
+	p, ok := c.Cluster.Registry().View().Partitions[req.Partition]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "unknown partition %d", req.Partition)
+	}
+	if p.Owner == c.Node {
+		return c.Cluster.StartSnapshot(req.Partition, req.Path)
+	}
+	var op *sluicev1.Operation
+	err := c.peer(ctx, p.Owner, func(ctx context.Context, pc sluicev1.ControlClient) (err error) {
+		op, err = pc.Snapshot(ctx, req)
+		return err
+	})
+	return op, err
+}
+
+func (c *Control) GetOperation(ctx context.Context, req *sluicev1.GetOperationRequest) (*sluicev1.Operation, error) {
+	node, _, ok := strings.Cut(req.Id, "/")
+	if !ok {
+		return nil, invalid("operation id %q is not NODE/N", req.Id)
+	}
+	if node == c.Node {
+		op, ok := c.Cluster.Operation(req.Id)
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "no operation %q on node %s (operations live in the node's memory)", req.Id, node)
+		}
+		return op, nil
+	}
+	var op *sluicev1.Operation
+	err := c.peer(ctx, node, func(ctx context.Context, pc sluicev1.ControlClient) (err error) {
+		op, err = pc.GetOperation(ctx, req)
+		return err
+	})
+	return op, err
 }
 
 func (c *Control) NodeStatus(context.Context, *sluicev1.NodeStatusRequest) (*sluicev1.NodeStatusResponse, error) {

@@ -26,6 +26,6 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), putCmd(), getCmd(), rmCmd(), ingestLagCmd(), partitionsCmd())
+	root.AddCommand(serveCmd(), putCmd(), getCmd(), rmCmd(), ingestLagCmd(), partitionsCmd(), snapshotCmd(), operationCmd())
 	return root
 }

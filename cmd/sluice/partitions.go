@@ -70,6 +70,12 @@ func printTable(msg proto.Message) {
 	defer tw.Flush()
 	var parts []*sluicev1.PartitionInfo
 	switch m := msg.(type) {
+	case *sluicev1.Operation:
+		fmt.Fprintf(tw, "OPERATION\tSTATE\tERROR\n%s\t%s\t%s\n", m.Id, m.State, m.Error)
+		if m.Result != "" {
+			fmt.Fprintf(tw, "\n%s\n", m.Result)
+		}
+		return
 	case *sluicev1.ListPartitionsResponse:
 		parts = m.Partitions
 	case *sluicev1.PartitionInfo:
@@ -160,5 +166,41 @@ func partitionsCmd() *cobra.Command {
 	_ = move.MarkFlagRequired("to")
 
 	cmd.AddCommand(ls, add, rm, move)
+	return cmd
+}
+
+func snapshotCmd() *cobra.Command {
+	var f controlFlags
+	cmd := &cobra.Command{
+		Use:   "snapshot PARTITION PATH",
+		Short: "Start a snapshot of a partition into PATH on its owner's disk; prints the operation",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var id uint32
+			if _, err := fmt.Sscanf(args[0], "%d", &id); err != nil {
+				return fmt.Errorf("partition %q: want an id", args[0])
+			}
+			return f.run(func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error) {
+				return c.Snapshot(ctx, &sluicev1.SnapshotRequest{Partition: id, Path: args[1]})
+			})
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func operationCmd() *cobra.Command {
+	var f controlFlags
+	cmd := &cobra.Command{
+		Use:   "operation ID",
+		Short: "Report an operation: running, done or failed with the reason",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return f.run(func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error) {
+				return c.GetOperation(ctx, &sluicev1.GetOperationRequest{Id: args[0]})
+			})
+		},
+	}
+	f.register(cmd)
 	return cmd
 }

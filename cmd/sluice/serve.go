@@ -64,6 +64,8 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.ControlAddr, "control-addr", ":7401", "control-plane gRPC listen address")
 	f.StringVar(&tokenFile, "control-token-file", "", "file holding the control plane's bearer token (default: DATA-DIR/control.token, made if missing)")
 	f.Float64Var(&cfg.ControlRate, "control-rate", 5, "control-plane calls a second")
+	f.StringVar(&cfg.SnapshotURL, "snapshot-url", "", "blob URL for snapshots (file:///dir, s3://bucket/prefix?region=...): uploads, and restores of partitions with no local state")
+	f.IntVar(&cfg.SnapshotKeep, "snapshot-keep", 3, "snapshots kept per partition in --snapshot-url")
 	f.StringVar(&cfg.HTTPAddr, "http-addr", ":7402", "HTTP address for /metrics, /healthz and /debug/pprof; - disables")
 	f.Int32Var(&cfg.Slots, "slots", 16, "slot count (Kafka partitions per topic) of a new cluster")
 	f.IntVar(&cfg.Partitions, "partitions", 4, "partitions a new node cuts the slots into")

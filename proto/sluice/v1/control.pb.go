@@ -568,6 +568,172 @@ func (x *NodeStatusResponse) GetPartitions() []*PartitionInfo {
 	return nil
 }
 
+type SnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRequest) Reset() {
+	*x = SnapshotRequest{}
+	mi := &file_sluice_v1_control_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRequest) ProtoMessage() {}
+
+func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_control_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SnapshotRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *SnapshotRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type GetOperationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOperationRequest) Reset() {
+	*x = GetOperationRequest{}
+	mi := &file_sluice_v1_control_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOperationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOperationRequest) ProtoMessage() {}
+
+func (x *GetOperationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_control_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOperationRequest.ProtoReflect.Descriptor instead.
+func (*GetOperationRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetOperationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type Operation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "<node>/<n>": the node that runs it answers GetOperation; any node forwards.
+	Id    string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // running, done, failed
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// For a snapshot: its folder and its manifest, as JSON.
+	Result        string `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Operation) Reset() {
+	*x = Operation{}
+	mi := &file_sluice_v1_control_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Operation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Operation) ProtoMessage() {}
+
+func (x *Operation) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_control_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Operation.ProtoReflect.Descriptor instead.
+func (*Operation) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Operation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Operation) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Operation) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Operation) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
 var File_sluice_v1_control_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_control_proto_rawDesc = "" +
@@ -611,12 +777,24 @@ const file_sluice_v1_control_proto_rawDesc = "" +
 	"\x12NodeStatusResponse\x128\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x18.sluice.v1.PartitionInfoR\n" +
-	"partitions2\x91\x03\n" +
+	"partitions\"C\n" +
+	"\x0fSnapshotRequest\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\"%\n" +
+	"\x13GetOperationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"_\n" +
+	"\tOperation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x16\n" +
+	"\x06result\x18\x04 \x01(\tR\x06result2\x95\x04\n" +
 	"\aControl\x12H\n" +
 	"\fAddPartition\x12\x1e.sluice.v1.AddPartitionRequest\x1a\x18.sluice.v1.PartitionInfo\x12N\n" +
 	"\x0fRemovePartition\x12!.sluice.v1.RemovePartitionRequest\x1a\x18.sluice.v1.PartitionInfo\x12J\n" +
 	"\rMovePartition\x12\x1f.sluice.v1.MovePartitionRequest\x1a\x18.sluice.v1.PartitionInfo\x12U\n" +
-	"\x0eListPartitions\x12 .sluice.v1.ListPartitionsRequest\x1a!.sluice.v1.ListPartitionsResponse\x12I\n" +
+	"\x0eListPartitions\x12 .sluice.v1.ListPartitionsRequest\x1a!.sluice.v1.ListPartitionsResponse\x12<\n" +
+	"\bSnapshot\x12\x1a.sluice.v1.SnapshotRequest\x1a\x14.sluice.v1.Operation\x12D\n" +
+	"\fGetOperation\x12\x1e.sluice.v1.GetOperationRequest\x1a\x14.sluice.v1.Operation\x12I\n" +
 	"\n" +
 	"NodeStatus\x12\x1c.sluice.v1.NodeStatusRequest\x1a\x1d.sluice.v1.NodeStatusResponseB5Z3github.com/sluicedb/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 
@@ -632,7 +810,7 @@ func file_sluice_v1_control_proto_rawDescGZIP() []byte {
 	return file_sluice_v1_control_proto_rawDescData
 }
 
-var file_sluice_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_sluice_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_sluice_v1_control_proto_goTypes = []any{
 	(*SlotRange)(nil),              // 0: sluice.v1.SlotRange
 	(*AddPartitionRequest)(nil),    // 1: sluice.v1.AddPartitionRequest
@@ -644,6 +822,9 @@ var file_sluice_v1_control_proto_goTypes = []any{
 	(*ListPartitionsResponse)(nil), // 7: sluice.v1.ListPartitionsResponse
 	(*NodeStatusRequest)(nil),      // 8: sluice.v1.NodeStatusRequest
 	(*NodeStatusResponse)(nil),     // 9: sluice.v1.NodeStatusResponse
+	(*SnapshotRequest)(nil),        // 10: sluice.v1.SnapshotRequest
+	(*GetOperationRequest)(nil),    // 11: sluice.v1.GetOperationRequest
+	(*Operation)(nil),              // 12: sluice.v1.Operation
 }
 var file_sluice_v1_control_proto_depIdxs = []int32{
 	0,  // 0: sluice.v1.AddPartitionRequest.range:type_name -> sluice.v1.SlotRange
@@ -656,14 +837,18 @@ var file_sluice_v1_control_proto_depIdxs = []int32{
 	2,  // 7: sluice.v1.Control.RemovePartition:input_type -> sluice.v1.RemovePartitionRequest
 	3,  // 8: sluice.v1.Control.MovePartition:input_type -> sluice.v1.MovePartitionRequest
 	4,  // 9: sluice.v1.Control.ListPartitions:input_type -> sluice.v1.ListPartitionsRequest
-	8,  // 10: sluice.v1.Control.NodeStatus:input_type -> sluice.v1.NodeStatusRequest
-	5,  // 11: sluice.v1.Control.AddPartition:output_type -> sluice.v1.PartitionInfo
-	5,  // 12: sluice.v1.Control.RemovePartition:output_type -> sluice.v1.PartitionInfo
-	5,  // 13: sluice.v1.Control.MovePartition:output_type -> sluice.v1.PartitionInfo
-	7,  // 14: sluice.v1.Control.ListPartitions:output_type -> sluice.v1.ListPartitionsResponse
-	9,  // 15: sluice.v1.Control.NodeStatus:output_type -> sluice.v1.NodeStatusResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
+	10, // 10: sluice.v1.Control.Snapshot:input_type -> sluice.v1.SnapshotRequest
+	11, // 11: sluice.v1.Control.GetOperation:input_type -> sluice.v1.GetOperationRequest
+	8,  // 12: sluice.v1.Control.NodeStatus:input_type -> sluice.v1.NodeStatusRequest
+	5,  // 13: sluice.v1.Control.AddPartition:output_type -> sluice.v1.PartitionInfo
+	5,  // 14: sluice.v1.Control.RemovePartition:output_type -> sluice.v1.PartitionInfo
+	5,  // 15: sluice.v1.Control.MovePartition:output_type -> sluice.v1.PartitionInfo
+	7,  // 16: sluice.v1.Control.ListPartitions:output_type -> sluice.v1.ListPartitionsResponse
+	12, // 17: sluice.v1.Control.Snapshot:output_type -> sluice.v1.Operation
+	12, // 18: sluice.v1.Control.GetOperation:output_type -> sluice.v1.Operation
+	9,  // 19: sluice.v1.Control.NodeStatus:output_type -> sluice.v1.NodeStatusResponse
+	13, // [13:20] is the sub-list for method output_type
+	6,  // [6:13] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -682,7 +867,7 @@ func file_sluice_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_control_proto_rawDesc), len(file_sluice_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,8 @@ const (
 	Control_RemovePartition_FullMethodName = "/sluice.v1.Control/RemovePartition"
 	Control_MovePartition_FullMethodName   = "/sluice.v1.Control/MovePartition"
 	Control_ListPartitions_FullMethodName  = "/sluice.v1.Control/ListPartitions"
+	Control_Snapshot_FullMethodName        = "/sluice.v1.Control/Snapshot"
+	Control_GetOperation_FullMethodName    = "/sluice.v1.Control/GetOperation"
 	Control_NodeStatus_FullMethodName      = "/sluice.v1.Control/NodeStatus"
 )
 
@@ -47,6 +49,13 @@ type ControlClient interface {
 	MovePartition(ctx context.Context, in *MovePartitionRequest, opts ...grpc.CallOption) (*PartitionInfo, error)
 	// ListPartitions lists every partition with its owner's view of it.
 	ListPartitions(ctx context.Context, in *ListPartitionsRequest, opts ...grpc.CallOption) (*ListPartitionsResponse, error)
+	// Snapshot starts an asynchronous snapshot of a partition, taken by its
+	// owner into a folder under path on the owner's disk (and uploaded to the
+	// node's --snapshot-url if it has one). Writes go on meanwhile.
+	Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (*Operation, error)
+	// GetOperation reports an operation: running, done (with its result) or
+	// failed (with the reason).
+	GetOperation(ctx context.Context, in *GetOperationRequest, opts ...grpc.CallOption) (*Operation, error)
 	// NodeStatus is one node's view of the partitions it holds (ListPartitions
 	// asks each owner).
 	NodeStatus(ctx context.Context, in *NodeStatusRequest, opts ...grpc.CallOption) (*NodeStatusResponse, error)
@@ -100,6 +109,26 @@ func (c *controlClient) ListPartitions(ctx context.Context, in *ListPartitionsRe
 	return out, nil
 }
 
+func (c *controlClient) Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (*Operation, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Operation)
+	err := c.cc.Invoke(ctx, Control_Snapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) GetOperation(ctx context.Context, in *GetOperationRequest, opts ...grpc.CallOption) (*Operation, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Operation)
+	err := c.cc.Invoke(ctx, Control_GetOperation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlClient) NodeStatus(ctx context.Context, in *NodeStatusRequest, opts ...grpc.CallOption) (*NodeStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(NodeStatusResponse)
@@ -131,6 +160,13 @@ type ControlServer interface {
 	MovePartition(context.Context, *MovePartitionRequest) (*PartitionInfo, error)
 	// ListPartitions lists every partition with its owner's view of it.
 	ListPartitions(context.Context, *ListPartitionsRequest) (*ListPartitionsResponse, error)
+	// Snapshot starts an asynchronous snapshot of a partition, taken by its
+	// owner into a folder under path on the owner's disk (and uploaded to the
+	// node's --snapshot-url if it has one). Writes go on meanwhile.
+	Snapshot(context.Context, *SnapshotRequest) (*Operation, error)
+	// GetOperation reports an operation: running, done (with its result) or
+	// failed (with the reason).
+	GetOperation(context.Context, *GetOperationRequest) (*Operation, error)
 	// NodeStatus is one node's view of the partitions it holds (ListPartitions
 	// asks each owner).
 	NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error)
@@ -155,6 +191,12 @@ func (UnimplementedControlServer) MovePartition(context.Context, *MovePartitionR
 }
 func (UnimplementedControlServer) ListPartitions(context.Context, *ListPartitionsRequest) (*ListPartitionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPartitions not implemented")
+}
+func (UnimplementedControlServer) Snapshot(context.Context, *SnapshotRequest) (*Operation, error) {
+	return nil, status.Error(codes.Unimplemented, "method Snapshot not implemented")
+}
+func (UnimplementedControlServer) GetOperation(context.Context, *GetOperationRequest) (*Operation, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetOperation not implemented")
 }
 func (UnimplementedControlServer) NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method NodeStatus not implemented")
@@ -252,6 +294,42 @@ func _Control_ListPartitions_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_Snapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).Snapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_Snapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).Snapshot(ctx, req.(*SnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_GetOperation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOperationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).GetOperation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_GetOperation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).GetOperation(ctx, req.(*GetOperationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Control_NodeStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(NodeStatusRequest)
 	if err := dec(in); err != nil {
@@ -292,6 +370,14 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPartitions",
 			Handler:    _Control_ListPartitions_Handler,
+		},
+		{
+			MethodName: "Snapshot",
+			Handler:    _Control_Snapshot_Handler,
+		},
+		{
+			MethodName: "GetOperation",
+			Handler:    _Control_GetOperation_Handler,
 		},
 		{
 			MethodName: "NodeStatus",

@@ -1,0 +1,190 @@
+// Package snapshot writes, verifies, uploads and restores partition snapshots.
+//
+// A snapshot is a folder: data.backup (the partition's Badger state as of one
+// read transaction, in badger's backup format) and manifest.json (written
+// last; a folder without one is incomplete and never chosen). Restore = the
+// newest snapshot that passes its checksum + replay of the changelog from the
+// offsets it holds.
+//
+//	m, dir, err := snapshot.Write(st, "/backups", snapshot.Manifest{Cluster: "sluice", Partition: 1, ...})
+//	b, _ := snapshot.OpenBucket(ctx, "file:///mnt/snapshots", "sluice", 3)
+//	err = b.Upload(ctx, dir, m) // data first, manifest last; keeps the newest 3
+//	m, ok, err := b.Restore(ctx, 1, rng, freshStore, log)
+package snapshot
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/store"
+)
+
+// Format is the manifest format this code writes and reads.
+const Format = 1
+
+// File names inside a snapshot folder.
+const (
+	DataFile     = "data.backup"
+	ManifestFile = "manifest.json"
+)
+
+// ErrCorrupt wraps a snapshot that fails verification.
+var ErrCorrupt = errors.New("snapshot: corrupt")
+
+// Manifest describes a snapshot.
+type Manifest struct {
+	Format    int            `json:"format"`
+	Cluster   string         `json:"cluster"`
+	Partition uint32         `json:"partition"`
+	Range     keyspace.Range `json:"range"`
+	Epoch     uint64         `json:"epoch"`
+	// Offsets is the next changelog offset of every slot the data reaches:
+	// restore replays from here.
+	Offsets map[int32]int64 `json:"offsets"`
+	// Ingest is the next ingest offset of every slot the data has consumed.
+	Ingest  map[int32]int64 `json:"ingest_offsets"`
+	Keys    int64           `json:"keys"`
+	Bytes   int64           `json:"bytes"`
+	Created time.Time       `json:"created"`
+	// SHA256 is the hex checksum of data.backup.
+	SHA256 string `json:"sha256"`
+}
+
+// Name is the snapshot's folder name: sortable by time.
+func (m Manifest) Name() string {
+	return fmt.Sprintf("%s-e%d", m.Created.UTC().Format("20060102T150405.000000000Z"), m.Epoch)
+}
+
+// Write snapshots st into parent/<name>, filling in m's offsets, counts,
+// size, time and checksum. It writes into <name>.tmp and renames it when
+// both files are complete, so a crash leaves no folder that looks whole.
+func Write(st *store.Badger, parent string, m Manifest) (Manifest, string, error) {
+	m.Format, m.Created = Format, time.Now().UTC()
+	final := filepath.Join(parent, m.Name())
+	tmp := final + ".tmp"
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return m, "", err
+	}
+	f, err := os.Create(filepath.Join(tmp, DataFile))
+	if err != nil {
+		return m, "", err
+	}
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, h)}
+	info, err := st.Snapshot(cw)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return m, "", fmt.Errorf("snapshot: writing data: %w", err)
+	}
+	m.Offsets, m.Ingest, m.Keys, m.Bytes, m.SHA256 = info.Offsets, info.Ingest, info.Keys, cw.n, hex.EncodeToString(h.Sum(nil))
+	if err := writeManifest(filepath.Join(tmp, ManifestFile), m); err != nil {
+		os.RemoveAll(tmp)
+		return m, "", err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return m, "", err
+	}
+	return m, final, nil
+}
+
+func writeManifest(path string, m Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ReadManifest reads and checks a manifest.
+func ReadManifest(r io.Reader) (Manifest, error) {
+	var m Manifest
+	if err := json.NewDecoder(r).Decode(&m); err != nil {
+		return m, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
+	}
+	if m.Format != Format {
+		return m, fmt.Errorf("%w: manifest format %d, this sluice reads %d", ErrCorrupt, m.Format, Format)
+	}
+	if len(m.SHA256) != 64 || m.Range.From >= m.Range.To || m.Bytes < 0 {
+		return m, fmt.Errorf("%w: manifest fields out of range", ErrCorrupt)
+	}
+	return m, nil
+}
+
+// Verify checks a snapshot folder: its manifest reads and its data matches the
+// manifest's size and checksum.
+func Verify(dir string) (Manifest, error) {
+	mf, err := os.Open(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return Manifest{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	m, err := ReadManifest(mf)
+	mf.Close()
+	if err != nil {
+		return m, err
+	}
+	f, err := os.Open(filepath.Join(dir, DataFile))
+	if err != nil {
+		return m, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return m, err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); n != m.Bytes || got != m.SHA256 {
+		return m, fmt.Errorf("%w: %s: data is %d bytes with sha256 %s, the manifest says %d bytes with %s", ErrCorrupt, dir, n, got[:12], m.Bytes, m.SHA256[:12])
+	}
+	return m, nil
+}
+
+// Load verifies the snapshot in dir and loads it into st, which must be empty.
+func Load(dir string, st *store.Badger) (Manifest, error) {
+	m, err := Verify(dir)
+	if err != nil {
+		return m, err
+	}
+	f, err := os.Open(filepath.Join(dir, DataFile))
+	if err != nil {
+		return m, err
+	}
+	defer f.Close()
+	return m, st.LoadSnapshot(f)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
