@@ -89,6 +89,13 @@ func newProcArgs(t *testing.T, dataDir string, extra ...string) *proc {
 // start runs the process and waits until its health check says SERVING.
 func (p *proc) start() {
 	p.t.Helper()
+	p.startNoWait()
+	p.waitServing()
+}
+
+// startNoWait runs the process.
+func (p *proc) startNoWait() {
+	p.t.Helper()
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		p.t.Fatal(err)
@@ -100,6 +107,11 @@ func (p *proc) start() {
 	}
 	p.exited = make(chan struct{})
 	go func() { p.cmd.Wait(); logf.Close(); close(p.exited) }()
+}
+
+// waitServing waits until the health check says SERVING.
+func (p *proc) waitServing() {
+	p.t.Helper()
 
 	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
