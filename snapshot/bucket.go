@@ -14,9 +14,9 @@ import (
 
 	"github.com/rs/zerolog"
 	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 	_ "gocloud.dev/blob/fileblob" // file:///path
 	_ "gocloud.dev/blob/s3blob"   // s3://bucket?region=...
+	"gocloud.dev/gcerrors"
 
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/store"

@@ -61,7 +61,10 @@ func TestSnapshotRoundTrip(t *testing.T) {
 
 func dumpAll(t *testing.T, s Store) string {
 	var b bytes.Buffer
-	if err := s.Each(func(k []byte, v Value) bool { fmt.Fprintf(&b, "%s=%x/%d/%d/%d;", k, v.Data, v.Version, v.Timestamp, v.ExpiresAt); return true }); err != nil {
+	if err := s.Each(func(k []byte, v Value) bool {
+		fmt.Fprintf(&b, "%s=%x/%d/%d/%d;", k, v.Data, v.Version, v.Timestamp, v.ExpiresAt)
+		return true
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
