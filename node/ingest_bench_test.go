@@ -24,7 +24,7 @@ import (
 //
 //	go run ./internal/kafkalocal/cmd/kafkalocal -- go test -run '^$' -bench Ingest -benchtime 1x -count 5 ./node
 func BenchmarkIngest(b *testing.B) {
-	const records = 200_000
+	const records = 500_000
 	ctx := context.Background()
 	brokers := kafkatest.Brokers(b)
 	topics := changelog.Topics{Cluster: fmt.Sprint("bench-ingest-", time.Now().UnixNano())}
