@@ -167,16 +167,7 @@ func TestNewAppenderFencesTheOld(t *testing.T) {
 	if err := next.Append(ctx, []*kgo.Record{change(3, 0).Record(tp.Changelog(), 0)}); err != nil {
 		t.Fatal(err)
 	}
-	var keys []string
-	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Batch) error {
-		for _, r := range b.Records {
-			keys = append(keys, string(r.Key))
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(keys) != "[key-1 key-3]" {
+	if keys := replayKeys(t, opts, tp.Changelog()); fmt.Sprint(keys) != "[key-1 key-3]" {
 		t.Fatalf("replayed %v, want the fenced write absent", keys)
 	}
 }
@@ -199,8 +190,16 @@ func TestFailedGroupCommitsNothing(t *testing.T) {
 	if err := app.Append(ctx, []*kgo.Record{change(2, 0).Record(tp.Changelog(), 0)}); err != nil {
 		t.Fatalf("appender unusable after a failed group: %v", err)
 	}
+	if keys := replayKeys(t, opts, tp.Changelog()); fmt.Sprint(keys) != "[key-2]" {
+		t.Fatalf("replayed %v, want only key-2", keys)
+	}
+}
+
+// replayKeys replays slot 0 of topic from the start and returns the keys.
+func replayKeys(t *testing.T, opts []kgo.Opt, topic string) []string {
+	t.Helper()
 	var keys []string
-	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Batch) error {
+	if _, err := Replay(context.Background(), opts, topic, map[int32]int64{0: 0}, func(b Batch) error {
 		for _, r := range b.Records {
 			keys = append(keys, string(r.Key))
 		}
@@ -208,9 +207,7 @@ func TestFailedGroupCommitsNothing(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(keys) != "[key-2]" {
-		t.Fatalf("replayed %v, want only key-2", keys)
-	}
+	return keys
 }
 
 // Replay never starts later than asked: a log deleted past the offset is an error.
