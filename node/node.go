@@ -160,9 +160,11 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 		if v.Nodes[me.ID] != me {
 			muts = append(muts, registry.PutNode(me))
 		}
-		if len(v.Partitions) == 0 {
+		if len(v.Partitions) == 0 && v.MaxEpoch == 0 { // a new cluster
+			epoch, bump := v.NextEpoch()
+			muts = append(muts, bump)
 			for i, r := range keyspace.Split(n.slots, n.cfg.Partitions) {
-				muts = append(muts, registry.PutPartition(registry.Partition{ID: uint32(i + 1), Range: r, Owner: me.ID, Epoch: 1}))
+				muts = append(muts, registry.PutPartition(registry.Partition{ID: uint32(i + 1), Range: r, Owner: me.ID, Epoch: epoch}))
 			}
 		}
 		return muts, nil

@@ -54,6 +54,10 @@ type Node struct {
 type View struct {
 	Partitions map[uint32]Partition
 	Nodes      map[string]Node
+	// MaxEpoch is the highest epoch ever given, also to partitions since
+	// removed: a new epoch is always above it, so a restore can tell an older
+	// owner's records (of any partition over the same slots) from a newer one's.
+	MaxEpoch uint64
 	// Next is the next registry offset the view has not seen.
 	Next int64
 }
@@ -77,7 +81,15 @@ type Mutation struct {
 const (
 	partitionPrefix = "partition/"
 	nodePrefix      = "node/"
+	maxEpochKey     = "max-epoch"
 )
+
+// NextEpoch returns the mutation that records epoch as given, and the epoch: one
+// above every epoch given before.
+func (v *View) NextEpoch() (uint64, Mutation) {
+	e := v.MaxEpoch + 1
+	return e, Mutation{Key: maxEpochKey, Value: []byte(strconv.FormatUint(e, 10))}
+}
 
 // PutPartition writes p.
 func PutPartition(p Partition) Mutation {
@@ -153,7 +165,7 @@ func (r *Registry) tail(ctx context.Context) {
 			continue
 		}
 		r.mu.Lock()
-		v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Next: r.view.Next}
+		v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch}
 		for _, rec := range recs {
 			v.Next = rec.Offset + 1
 			if rec.Attrs.IsControl() {
@@ -191,6 +203,7 @@ func apply(v *View, rec *kgo.Record) error {
 			return fmt.Errorf("registry: %s holds partition %d", key, p.ID)
 		}
 		v.Partitions[p.ID] = p
+		v.MaxEpoch = max(v.MaxEpoch, p.Epoch)
 	case strings.HasPrefix(key, nodePrefix):
 		id := key[len(nodePrefix):]
 		if rec.Value == nil {
@@ -205,6 +218,12 @@ func apply(v *View, rec *kgo.Record) error {
 			return fmt.Errorf("registry: %s holds node %q", key, n.ID)
 		}
 		v.Nodes[id] = n
+	case key == maxEpochKey:
+		e, err := strconv.ParseUint(string(rec.Value), 10, 64)
+		if err != nil {
+			return err
+		}
+		v.MaxEpoch = max(v.MaxEpoch, e)
 	default:
 		return fmt.Errorf("registry: unknown key %q", key)
 	}

@@ -114,3 +114,37 @@ func TestViewFoldsRecords(t *testing.T) {
 		}
 	}
 }
+
+// Epochs only grow, across removals: a re-added partition's epoch is above
+// every epoch any partition ever had.
+func TestEpochsOutliveRemovals(t *testing.T) {
+	r, cfg := open(t)
+	ctx := context.Background()
+	add := func(id uint32) uint64 {
+		var e uint64
+		if err := r.Update(ctx, func(v *View) ([]Mutation, error) {
+			epoch, bump := v.NextEpoch()
+			e = epoch
+			return []Mutation{bump, PutPartition(Partition{ID: id, Range: keyspace.Range{From: 0, To: 4}, Owner: "n", Epoch: epoch})}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	first := add(1)
+	second := add(1) // a move
+	if err := r.Update(ctx, func(*View) ([]Mutation, error) { return []Mutation{DeletePartition(1)}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	later, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer later.Close()
+	if later.View().MaxEpoch != second || second <= first {
+		t.Fatalf("epochs %d, %d; a fresh reader sees max %d", first, second, later.View().MaxEpoch)
+	}
+	if third := add(2); third <= second {
+		t.Fatalf("a new partition got epoch %d, not above %d", third, second)
+	}
+}

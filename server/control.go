@@ -74,7 +74,8 @@ func (c *Control) AddPartition(ctx context.Context, req *sluicev1.AddPartitionRe
 		if o, ok := v.Overlapping(r, 0); ok {
 			return nil, invalid("slot range %s overlaps partition %d %s", r, o.ID, o.Range)
 		}
-		p := registry.Partition{Range: r, Epoch: 1, Owner: req.Node}
+		epoch, bump := v.NextEpoch()
+		p := registry.Partition{Range: r, Epoch: epoch, Owner: req.Node}
 		if req.Id != nil {
 			if *req.Id == 0 {
 				return nil, invalid("partition id 0 is reserved")
@@ -98,7 +99,7 @@ func (c *Control) AddPartition(ctx context.Context, req *sluicev1.AddPartitionRe
 			return nil, invalid("unknown node %q", p.Owner)
 		}
 		added = p
-		return []registry.Mutation{registry.PutPartition(p)}, nil
+		return []registry.Mutation{bump, registry.PutPartition(p)}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -176,9 +177,10 @@ func (c *Control) MovePartition(ctx context.Context, req *sluicev1.MovePartition
 			moved = p
 			return nil, nil // already there
 		}
-		p.Owner, p.Epoch = req.Node, p.Epoch+1
+		epoch, bump := v.NextEpoch()
+		p.Owner, p.Epoch = req.Node, epoch
 		moved = p
-		return []registry.Mutation{registry.PutPartition(p)}, nil
+		return []registry.Mutation{bump, registry.PutPartition(p)}, nil
 	})
 	if err != nil {
 		return nil, err
