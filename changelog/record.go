@@ -19,12 +19,18 @@ const (
 	flagIngest  byte = 1 << 1 // the change came from an ingest record: IngestOffset is its offset
 	flagMark    byte = 1 << 2 // an ingest progress mark, not a change: IngestOffset is the next offset
 	flagExpires byte = 1 << 3 // ExpiresAt is set
-	knownFlags       = flagRemove | flagIngest | flagMark | flagExpires
+	flagBeat    byte = 1 << 4 // a heartbeat: proves, by committing, that its writer still owns the partition
+	knownFlags       = flagRemove | flagIngest | flagMark | flagExpires | flagBeat
 )
 
-// MarkKeyPrefix starts the key of every ingest progress mark. User keys may not
-// start with byte 0x00, so a mark never shares a key (and compaction) with data.
-const MarkKeyPrefix = "\x00sluice/ingest/"
+// Keys of sluice's own records start with byte 0x00, which user keys may not,
+// so they never share a key (and compaction) with data.
+const (
+	reservedPrefix = "\x00sluice/"
+	// MarkKeyPrefix starts the key of every ingest progress mark.
+	MarkKeyPrefix = reservedPrefix + "ingest/"
+	beatKeyPrefix = reservedPrefix + "heartbeat/"
+)
 
 // Change is one change record: the value a key took (or its removal), the
 // key's version, the partition's clock stamp and the partition's epoch.
@@ -46,6 +52,14 @@ type Change struct {
 	Mark         bool
 	IngestSlot   int32
 	IngestOffset int64
+	// Heartbeat records change nothing: a partition commits one to prove it
+	// still owns its slots before it answers a read from committed state.
+	Heartbeat bool
+}
+
+// NewHeartbeat returns a heartbeat of partition's owner at epoch.
+func NewHeartbeat(partition uint32, epoch uint64) Change {
+	return Change{Key: []byte(beatKeyPrefix + strconv.FormatUint(uint64(partition), 10)), Heartbeat: true, Epoch: epoch}
 }
 
 // NewMark returns the progress mark saying slot's ingest was consumed up to
@@ -69,6 +83,9 @@ func (c Change) Record(topic string, slot int32) *kgo.Record {
 	}
 	if c.ExpiresAt != 0 {
 		flags |= flagExpires
+	}
+	if c.Heartbeat {
+		flags |= flagBeat
 	}
 	meta = append(meta, formatV1, flags)
 	meta = binary.AppendUvarint(meta, c.Version)
@@ -115,7 +132,7 @@ func Decode(r *kgo.Record) (Change, error) {
 	if flags&^knownFlags != 0 || (flags&flagMark != 0 && flags&(flagIngest|flagRemove) != 0) {
 		return Change{}, fmt.Errorf("%w: slot %d offset %d: bad flags %#x", ErrBadRecord, r.Partition, r.Offset, flags)
 	}
-	c := Change{Key: r.Key, Remove: flags&flagRemove != 0, Ingest: flags&flagIngest != 0, Mark: flags&flagMark != 0}
+	c := Change{Key: r.Key, Remove: flags&flagRemove != 0, Ingest: flags&flagIngest != 0, Mark: flags&flagMark != 0, Heartbeat: flags&flagBeat != 0}
 	fields := []*uint64{&c.Version, &c.Timestamp, &c.Epoch}
 	var ingestSlot, ingestOffset uint64
 	if c.Ingest || c.Mark {

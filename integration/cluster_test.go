@@ -487,3 +487,61 @@ func TestRemoveAndAddAgain(t *testing.T) {
 		t.Fatalf("after remove and add: %q %v %v", v.Data, found, err)
 	}
 }
+
+// A deposed owner never answers a read from the state the new owner moved
+// past: pause the owner, move the partition, write a new value through the
+// new owner, resume the old one with reads already queued in its socket.
+func TestZombieReadsAreNotStale(t *testing.T) {
+	c := startCluster(t)
+	ctx := context.Background()
+	n1 := c.nodes["n1"]
+	routes, err := dataClient(t, n1.addr).GetRoutes(ctx, &sluicev1.GetRoutesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := keyIn(0, 4, routes.Slots) // partition 1, on n1
+	old := dataClient(t, n1.addr)
+	if _, err := old.Upsert(ctx, &sluicev1.UpsertRequest{Entries: []*sluicev1.Entry{{Key: key, Value: []byte("old")}}}); err != nil {
+		t.Fatal(err)
+	}
+	n1.signal(syscall.SIGSTOP)
+	if _, err := c.control("n2").MovePartition(ctx, &sluicev1.MovePartitionRequest{Id: 1, Node: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.New(c.nodes["n2"].addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.Upsert(ctx, client.Entry{Key: key, Value: []byte("new")}); err != nil {
+		t.Fatal(err)
+	}
+	reads := make(chan string, 32)
+	var wg sync.WaitGroup
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			resp, err := old.Get(callCtx, &sluicev1.GetRequest{Key: key})
+			if err != nil {
+				reads <- status.Code(err).String()
+				return
+			}
+			reads <- string(resp.Value)
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // the reads wait in the paused node's socket
+	n1.signal(syscall.SIGCONT)
+	wg.Wait()
+	close(reads)
+	seen := map[string]int{}
+	for r := range reads {
+		seen[r]++
+	}
+	if seen["old"] > 0 {
+		t.Fatalf("the deposed owner answered %d reads with the value the new owner replaced: %v", seen["old"], seen)
+	}
+	t.Logf("reads at the deposed owner: %v", seen)
+}

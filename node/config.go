@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -37,6 +38,10 @@ type Config struct {
 	ControlToken string
 	// ControlRate is the control plane's calls a second. Default 5.
 	ControlRate float64
+	// Lease is how long a partition's last commit lets it answer reads of
+	// committed values without a new commit; a new owner waits it out after
+	// fencing. Default 1s.
+	Lease time.Duration
 	// SnapshotURL, if set, is a blob URL (file:///…, s3://bucket/prefix?region=…)
 	// where snapshots are uploaded and from which a partition with no local
 	// state is restored.
@@ -75,6 +80,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ControlAddr == "" {
 		c.ControlAddr = ":7401"
+	}
+	if c.Lease == 0 {
+		c.Lease = time.Second
 	}
 	if c.ControlRate == 0 {
 		c.ControlRate = 5

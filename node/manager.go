@@ -176,7 +176,7 @@ func (n *Node) open(spec registry.Partition) {
 	topic := n.topics.Changelog()
 	txnID := n.topics.TransactionalID(spec.ID)
 	p := partition.Start(partition.Config{
-		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Topic: topic, Store: st,
+		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Topic: topic, Store: st, Lease: n.cfg.Lease,
 		NewAppender: func(ctx context.Context) (partition.Appender, error) {
 			return changelog.NewAppender(ctx, changelog.AppenderConfig{Client: opts, TransactionalID: txnID})
 		},

@@ -33,6 +33,9 @@ type loopState struct {
 	// deposed is set once a restore found that a newer owner has the
 	// partition: it never serves again.
 	deposed error
+	// proven is when ownership was last proven: the start of the last
+	// transaction that committed, or of the fencing before serving.
+	proven time.Time
 }
 
 func (s *loopState) init(p *Partition) {
@@ -152,9 +155,16 @@ func (s *loopState) remove(req *request) error {
 // answer now. A value from the overlay waits until everything before this read
 // is durable, so a read never returns what a crash could take back.
 func (s *loopState) replyRead(req *request, r reply) {
-	if _, speculative := s.overlay[string(req.key)]; !speculative {
+	_, speculative := s.overlay[string(req.key)]
+	if !speculative && s.leased() {
 		req.reply <- r
 		return
+	}
+	if s.open.empty() && s.inflight == nil {
+		// Nothing is being written: commit a heartbeat to prove ownership. (A
+		// transaction already in flight proves it too: it can only commit if no
+		// newer owner fenced it before its commit, which comes after this read.)
+		s.beat()
 	}
 	s.monitor.Hold(s.lastGroup(), func(err error) {
 		if err != nil {
@@ -162,6 +172,18 @@ func (s *loopState) replyRead(req *request, r reply) {
 		}
 		req.reply <- r
 	})
+}
+
+// leased reports whether a commit proved ownership within the lease.
+func (s *loopState) leased() bool {
+	lease := s.p.cfg.Lease
+	return lease <= 0 || time.Since(s.proven) < lease
+}
+
+// beat adds a heartbeat to the open group: its commit proves ownership.
+func (s *loopState) beat() {
+	cfg := &s.p.cfg
+	s.open.addExtra(changelog.NewHeartbeat(cfg.ID, cfg.Epoch).Record(cfg.Topic, cfg.Range.From))
 }
 
 // write adds one change to the open group and the overlay.
@@ -250,6 +272,7 @@ func (s *loopState) committed(res appendResult) error {
 	g := res.g
 	s.inflight = nil
 	s.p.metrics.appended(g, res.took)
+	s.proven = res.start // ownership held when this transaction began: it committed
 	err := s.p.cfg.Store.Apply(g.batch(s.p.cfg.Topic))
 	for _, c := range g.changes {
 		if pv, ok := s.overlay[string(c.Key)]; ok && pv.group <= g.n {
@@ -303,6 +326,7 @@ func (s *loopState) failOpen(err error) {
 func (s *loopState) serve(r syncResult) {
 	p := s.p
 	s.app = r.app
+	s.proven = r.fenced
 	s.clock = pipeline.NewClock(r.clock)
 	s.ingestPos = r.ingest
 	s.startIngest()
@@ -333,7 +357,7 @@ func (p *Partition) flusher(app Appender, in <-chan *group, out chan<- appendRes
 		start := time.Now()
 		err := app.Append(p.ctx, g.records())
 		select {
-		case out <- appendResult{g: g, err: err, took: time.Since(start)}:
+		case out <- appendResult{g: g, err: err, start: start, took: time.Since(start)}:
 		case <-p.ctx.Done():
 			return
 		}

@@ -10,15 +10,17 @@ import (
 
 // appendResult is the flusher's answer for one group.
 type appendResult struct {
-	g    *group
-	err  error
-	took time.Duration
+	g     *group
+	err   error
+	start time.Time
+	took  time.Duration
 }
 
 // syncResult is the end of a restore: a fresh appender and where the
 // partition's clock and ingest start. err is set only for ErrDeposed.
 type syncResult struct {
 	app    Appender
+	fenced time.Time // when the fencing began
 	clock  uint64
 	ingest map[int32]int64 // next ingest offset per slot
 	err    error

@@ -59,6 +59,14 @@ type Config struct {
 	IngestTopic string
 	// DLQTopic receives the ingest records that cannot be applied.
 	DLQTopic string
+	// Lease is how long a committed transaction proves that this partition
+	// still owns its slots. Within it, a read of a committed value answers at
+	// once; after it, the read waits for a commit (a heartbeat if nothing else
+	// is written), which a newer owner's fencing would refuse. A new owner waits
+	// Lease after fencing before it serves, so a deposed one, paused or not,
+	// never answers a read from a state the new owner has moved past.
+	// 0 disables the check (a single owner that can never be deposed).
+	Lease time.Duration
 	// Seed, if set, fills an empty store before its first restore (from the
 	// newest snapshot); the replay then starts at the offsets it loaded.
 	Seed func(ctx context.Context) error

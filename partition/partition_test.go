@@ -308,3 +308,39 @@ func TestCloseDrainsTheGroupInFlight(t *testing.T) {
 	}
 	<-closed
 }
+
+// Past its lease, a read of a committed value waits for a commit (a
+// heartbeat) that proves the partition still owns its slots; if that commit is
+// refused (a newer owner fenced it), the read fails instead of answering from
+// a state the new owner may have moved past.
+func TestLeaseExpiredReadsNeedACommit(t *testing.T) {
+	l := newFakeLog()
+	cfg := testConfig(l, store.NewMemory())
+	cfg.Lease = 50 * time.Millisecond
+	p := startServing(t, cfg)
+	ctx := context.Background()
+	if _, err := p.Upsert(ctx, entries("k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	// Within the lease: answered from the store, no append.
+	l.gate = make(chan appendCall)
+	if v, _, err := p.Get(ctx, []byte("k")); err != nil || string(v.Data) != "v" {
+		t.Fatalf("Get within the lease: %q %v", v.Data, err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	got := make(chan error, 1)
+	go func() { _, _, err := p.Get(ctx, []byte("k")); got <- err }()
+	call := <-l.gate
+	if len(call.recs) != 1 || string(call.recs[0].Key) != "\x00sluice/heartbeat/1" {
+		t.Fatalf("the read past its lease appended %d records, not a heartbeat", len(call.recs))
+	}
+	select {
+	case err := <-got:
+		t.Fatalf("the read answered before its heartbeat committed: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	call.answer <- appendAnswer{err: fmt.Errorf("%w: fenced", changelog.ErrNotCommitted)}
+	if err := <-got; !errors.Is(err, ErrAppendFailed) {
+		t.Fatalf("a read whose heartbeat was refused: %v, want an error", err)
+	}
+}

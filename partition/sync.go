@@ -31,10 +31,14 @@ func (p *Partition) sync(ctx context.Context) (syncResult, error) {
 			return syncResult{}, err
 		}
 	}
+	fenced := time.Now()
 	app, err := cfg.NewAppender(ctx)
 	if err != nil {
 		return syncResult{}, fmt.Errorf("fencing: %w", err)
 	}
+	// A deposed owner may answer reads for up to a lease after its last
+	// commit, which was before this fencing: wait that out before serving.
+	leaseOver := time.After(time.Until(fenced.Add(cfg.Lease)))
 	clock, err := cfg.Store.Clock()
 	if err != nil {
 		app.Close()
@@ -61,6 +65,9 @@ func (p *Partition) sync(ctx context.Context) (syncResult, error) {
 			if c.Epoch > cfg.Epoch {
 				return fmt.Errorf("%w: slot %d offset %d was written at epoch %d, this owner has epoch %d", ErrDeposed, r.Partition, r.Offset, c.Epoch, cfg.Epoch)
 			}
+			if c.Heartbeat {
+				continue
+			}
 			if c.Mark {
 				sb.Ingest[c.IngestSlot] = c.IngestOffset
 				ingest[c.IngestSlot] = c.IngestOffset
@@ -81,7 +88,13 @@ func (p *Partition) sync(ctx context.Context) (syncResult, error) {
 		return syncResult{}, err
 	}
 	prog.done()
-	return syncResult{app: app, clock: clock, ingest: ingest}, nil
+	select {
+	case <-leaseOver:
+	case <-ctx.Done():
+		app.Close()
+		return syncResult{}, ctx.Err()
+	}
+	return syncResult{app: app, fenced: fenced, clock: clock, ingest: ingest}, nil
 }
 
 // progress reports a restore: a log line at least every 5 seconds with records
