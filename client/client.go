@@ -14,6 +14,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -44,6 +46,7 @@ type Value struct {
 // Client talks to a sluice cluster.
 type Client struct {
 	entries []string
+	creds   credentials.TransportCredentials
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn
 	routes  *sluicev1.Routes
@@ -56,7 +59,18 @@ func New(addrs ...string) (*Client, error) {
 	if len(addrs) == 0 || addrs[0] == "" {
 		return nil, fmt.Errorf("client: no address")
 	}
-	return &Client{entries: addrs, conns: make(map[string]*grpc.ClientConn), MaxAttempts: 30}, nil
+	return &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), MaxAttempts: 30}, nil
+}
+
+// NewTLS is New over TLS: tc verifies the nodes (RootCAs) and may present a
+// client certificate.
+func NewTLS(tc *tls.Config, addrs ...string) (*Client, error) {
+	c, err := New(addrs...)
+	if err != nil {
+		return nil, err
+	}
+	c.creds = credentials.NewTLS(tc)
+	return c, nil
 }
 
 func (c *Client) data(addr string) (sluicev1.DataClient, error) {
@@ -65,7 +79,7 @@ func (c *Client) data(addr string) (sluicev1.DataClient, error) {
 	cc, ok := c.conns[addr]
 	if !ok {
 		var err error
-		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(c.creds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(8<<20), grpc.MaxCallRecvMsgSize(8<<20)))
 		if err != nil {
 			return nil, err

@@ -48,6 +48,14 @@ type Config struct {
 	SnapshotURL string
 	// SnapshotKeep is how many snapshots per partition the bucket keeps. Default 3.
 	SnapshotKeep int
+	// TLSCert and TLSKey (PEM files), if set, put both gRPC ports on TLS.
+	TLSCert, TLSKey string
+	// TLSCA (PEM) verifies the peers' certificates when this node calls
+	// another node's control plane. Default: the system roots.
+	TLSCA string
+	// ControlClientCA (PEM), if set, makes the control port require client
+	// certificates it signed: mutual TLS.
+	ControlClientCA string
 	// HTTPAddr serves /metrics, /healthz and /debug/pprof. Default ":7402";
 	// "-" disables it.
 	HTTPAddr string

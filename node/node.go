@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -109,18 +111,22 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}
 
+	tr, err := cfg.transport()
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.metrics = partition.NewMetrics(reg)
 	n.ingestLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_ingest_lag_records", Help: "Records of the ingest topic not yet consumed, per slot."}, []string{"slot"})
 	reg.MustRegister(n.ingestLag)
 
-	n.dataSrv, n.health = server.NewGRPCServer(cfg.Log, reg)
+	n.dataSrv, n.health = server.NewGRPCServer(cfg.Log, reg, serverCreds(tr.data)...)
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	server.RegisterData(n.dataSrv, &server.Data{Node: cfg.NodeID, Table: n.table.Load, Local: n.local})
-	n.controlSrv, _ = server.NewGRPCServer(cfg.Log, prometheus.NewRegistry(),
-		grpc.ChainUnaryInterceptor(server.RequireToken(cfg.ControlToken), server.RateLimit(cfg.ControlRate, max(1, int(cfg.ControlRate)))))
-	server.RegisterControl(n.controlSrv, &server.Control{Node: cfg.NodeID, Cluster: n, Token: cfg.ControlToken})
+	n.controlSrv, _ = server.NewGRPCServer(cfg.Log, prometheus.NewRegistry(), append(serverCreds(tr.control),
+		grpc.ChainUnaryInterceptor(server.RequireToken(cfg.ControlToken), server.RateLimit(cfg.ControlRate, max(1, int(cfg.ControlRate)))))...)
+	server.RegisterControl(n.controlSrv, &server.Control{Node: cfg.NodeID, Cluster: n, Token: cfg.ControlToken, PeerCreds: tr.peer})
 	for _, s := range []struct {
 		srv *grpc.Server
 		ln  net.Listener
@@ -144,6 +150,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Strs("brokers", n.brokers).Int32("slots", n.slots).Msg("sluice node started")
 	started = true
 	return n, nil
+}
+
+func serverCreds(c *tls.Config) []grpc.ServerOption {
+	if c == nil {
+		return nil
+	}
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(c))}
 }
 
 // joinRegistry opens the registry, announces the node and, in a cluster with

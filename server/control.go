@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -38,6 +39,8 @@ type Control struct {
 	Cluster Cluster
 	// Token is sent to peers when asking for their NodeStatus.
 	Token string
+	// PeerCreds secure calls to peers' control planes. Default: plaintext.
+	PeerCreds credentials.TransportCredentials
 }
 
 func toRange(r *sluicev1.SlotRange) keyspace.Range {
@@ -246,7 +249,11 @@ func (c *Control) peer(ctx context.Context, node string, call func(context.Conte
 	if !ok {
 		return status.Errorf(codes.Unavailable, "node %q has not announced itself", node)
 	}
-	cc, err := grpc.NewClient(n.ControlAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(BearerToken(c.Token)))
+	creds := c.PeerCreds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	cc, err := grpc.NewClient(n.ControlAddr, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(BearerToken(c.Token)))
 	if err != nil {
 		return status.Error(codes.Unavailable, err.Error())
 	}

@@ -14,15 +14,24 @@ import (
 type clientFlags struct {
 	addr    string
 	timeout time.Duration
+	tls     tlsFlags
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.addr, "addr", "127.0.0.1:7400", "data-plane address of a node")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to try")
+	f.tls.register(cmd.Flags())
 }
 
 func (f *clientFlags) run(fn func(ctx context.Context, c *client.Client) error) error {
+	tc, err := f.tls.config()
+	if err != nil {
+		return err
+	}
 	c, err := client.New(f.addr)
+	if tc != nil {
+		c, err = client.NewTLS(tc, f.addr)
+	}
 	if err != nil {
 		return err
 	}

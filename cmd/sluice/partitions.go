@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -24,6 +23,7 @@ type controlFlags struct {
 	tokenFile string
 	output    string
 	timeout   time.Duration
+	tls       tlsFlags
 }
 
 func (f *controlFlags) register(cmd *cobra.Command) {
@@ -31,6 +31,7 @@ func (f *controlFlags) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.tokenFile, "token-file", "data/control.token", "file holding the control plane's bearer token ($SLUICE_TOKEN wins)")
 	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "table or json")
 	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline of the call (control calls are slow by design)")
+	f.tls.register(cmd.PersistentFlags())
 }
 
 func (f *controlFlags) run(fn func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error)) error {
@@ -42,7 +43,11 @@ func (f *controlFlags) run(fn func(ctx context.Context, c sluicev1.ControlClient
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	cc, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(server.BearerToken(token)))
+	creds, err := f.tls.creds()
+	if err != nil {
+		return err
+	}
+	cc, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(server.BearerToken(token)))
 	if err != nil {
 		return err
 	}
