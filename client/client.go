@@ -34,6 +34,10 @@ import (
 type Entry struct {
 	Key   []byte
 	Value []byte
+	// ExpectedVersion, if set, makes the write a compare-and-set: it applies
+	// only if the key's version is this one (0: must not exist); otherwise the
+	// call fails with codes.Aborted naming the current version.
+	ExpectedVersion *uint64
 }
 
 // Value is what Get returns.
@@ -50,6 +54,7 @@ type Client struct {
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn
 	routes  *sluicev1.Routes
+	session map[int32]int64 // what this client's writes reached, for SESSION reads
 	// MaxAttempts bounds the tries of one call. Default 30.
 	MaxAttempts int
 }
@@ -59,7 +64,7 @@ func New(addrs ...string) (*Client, error) {
 	if len(addrs) == 0 || addrs[0] == "" {
 		return nil, fmt.Errorf("client: no address")
 	}
-	return &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), MaxAttempts: 30}, nil
+	return &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), session: map[int32]int64{}, MaxAttempts: 30}, nil
 }
 
 // NewTLS is New over TLS: tc verifies the nodes (RootCAs) and may present a
@@ -131,11 +136,39 @@ func (c *Client) owner(key []byte) (string, uint32) {
 
 // retryable says whether err means "not applied, try again after a refresh".
 func retryable(err error) bool {
-	switch status.Code(err) {
-	case codes.FailedPrecondition, codes.Unavailable, codes.ResourceExhausted:
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.Unavailable, codes.ResourceExhausted:
 		return true
+	case codes.FailedPrecondition: // only a BadNode: the key lives elsewhere
+		for _, d := range st.Details() {
+			if _, ok := d.(*sluicev1.BadNode); ok {
+				return true
+			}
+		}
 	}
 	return false
+}
+
+// observe adds a write's session token to the client's session.
+func (c *Client) observe(s *sluicev1.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for slot, off := range s.GetOffsets() {
+		c.session[slot] = max(c.session[slot], off)
+	}
+}
+
+// Session returns the client's session token: what its writes reached. Pass
+// it to another client's GetSession to read one's own writes there.
+func (c *Client) Session() *sluicev1.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &sluicev1.Session{Offsets: make(map[int32]int64, len(c.session))}
+	for slot, off := range c.session {
+		s.Offsets[slot] = off
+	}
+	return s
 }
 
 // do runs call against the owner of key, refreshing routes and retrying
@@ -200,7 +233,7 @@ func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*sluicev1.Writ
 		go func() {
 			req := &sluicev1.UpsertRequest{Entries: make([]*sluicev1.Entry, len(idx))}
 			for j, i := range idx {
-				req.Entries[j] = &sluicev1.Entry{Key: entries[i].Key, Value: entries[i].Value}
+				req.Entries[j] = &sluicev1.Entry{Key: entries[i].Key, Value: entries[i].Value, ExpectedVersion: entries[i].ExpectedVersion}
 			}
 			errs <- c.do(ctx, entries[idx[0]].Key, func(dc sluicev1.DataClient) error {
 				resp, err := dc.Upsert(ctx, req)
@@ -208,6 +241,7 @@ func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*sluicev1.Writ
 					for j, i := range idx {
 						out[i] = resp.Results[j]
 					}
+					c.observe(resp.Session)
 				}
 				return err
 			})
@@ -225,11 +259,30 @@ func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*sluicev1.Writ
 	return out, nil
 }
 
-// Get reads a key; found is false when it does not exist.
-func (c *Client) Get(ctx context.Context, key []byte) (v Value, found bool, err error) {
+// Get reads a key linearizably; found is false when it does not exist.
+func (c *Client) Get(ctx context.Context, key []byte) (Value, bool, error) {
+	return c.get(ctx, &sluicev1.GetRequest{Key: key})
+}
+
+// GetSession reads a key from committed state once the serving replica has
+// applied session (nil: this client's own writes so far).
+func (c *Client) GetSession(ctx context.Context, key []byte, session *sluicev1.Session) (Value, bool, error) {
+	if session == nil {
+		session = c.Session()
+	}
+	return c.get(ctx, &sluicev1.GetRequest{Key: key, Consistency: sluicev1.Consistency_SESSION, Session: session})
+}
+
+// GetEventual reads a key's committed state as the serving replica has it.
+func (c *Client) GetEventual(ctx context.Context, key []byte) (Value, bool, error) {
+	return c.get(ctx, &sluicev1.GetRequest{Key: key, Consistency: sluicev1.Consistency_EVENTUAL})
+}
+
+func (c *Client) get(ctx context.Context, req *sluicev1.GetRequest) (v Value, found bool, err error) {
+	key := req.Key
 	var resp *sluicev1.GetResponse
 	err = c.do(ctx, key, func(dc sluicev1.DataClient) (err error) {
-		resp, err = dc.Get(ctx, &sluicev1.GetRequest{Key: key})
+		resp, err = dc.Get(ctx, req)
 		return err
 	})
 	if err != nil || !resp.Found {
@@ -243,9 +296,27 @@ func (c *Client) Remove(ctx context.Context, key []byte) (existed bool, err erro
 	err = c.do(ctx, key, func(dc sluicev1.DataClient) error {
 		resp, err := dc.Remove(ctx, &sluicev1.RemoveRequest{Key: key})
 		existed = err == nil && resp.Existed
+		if err == nil {
+			c.observe(resp.Session)
+		}
 		return err
 	})
 	return existed, err
+}
+
+// Increment adds delta to a key holding a decimal int64 (missing: 0) and
+// returns the new value.
+func (c *Client) Increment(ctx context.Context, key []byte, delta int64) (int64, error) {
+	var n int64
+	err := c.do(ctx, key, func(dc sluicev1.DataClient) error {
+		resp, err := dc.Increment(ctx, &sluicev1.IncrementRequest{Key: key, Delta: delta})
+		if err == nil {
+			n = resp.Value
+			c.observe(resp.Session)
+		}
+		return err
+	})
+	return n, err
 }
 
 // Close closes every connection.

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ import (
 // The benchmarks run against the test broker (real Kafka) through gRPC with 32
 // concurrent clients and report p50/p99 latency beside throughput:
 //
-//	go run ./internal/kafkalocal/cmd/kafkalocal -- go test -run '^$' -bench . -count 5 ./node
+//	go run ./internal/kafkalocal/cmd/kafkalocal -- go test -run '^$' -bench 'UpsertBatch|Get' -benchtime 5s -count 5 ./node
 
 const benchClients = 32
 
@@ -139,18 +140,27 @@ func BenchmarkUpsertBatch(b *testing.B) {
 	lat.report(b)
 }
 
-// BenchmarkGet: linearizable single-key gets of 10,000 stored keys.
+// BenchmarkGet: single-key gets of 100,000 stored keys at each consistency
+// level, side by side.
 func BenchmarkGet(b *testing.B) {
-	n := benchNode(b) // holds key-000000 … key-009999
+	n := benchNode(b) // holds key-000000 … key-099999
 	ctx := context.Background()
-	const keys = 10_000
-	lat := parallel(b, func(rng *rand.Rand) error {
-		resp, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: fmt.Appendf(nil, "key-%06d", rng.IntN(keys))})
-		if err == nil && !resp.Found {
-			err = fmt.Errorf("a stored key is missing")
-		}
-		return err
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "gets/s")
-	lat.report(b)
+	const keys = 100_000
+	for _, level := range []sluicev1.Consistency{sluicev1.Consistency_LINEARIZABLE, sluicev1.Consistency_SESSION, sluicev1.Consistency_EVENTUAL} {
+		b.Run(strings.ToLower(level.String()), func(b *testing.B) {
+			lat := parallel(b, func(rng *rand.Rand) error {
+				req := &sluicev1.GetRequest{Key: fmt.Appendf(nil, "key-%06d", rng.IntN(keys)), Consistency: level}
+				if level == sluicev1.Consistency_SESSION {
+					req.Session = &sluicev1.Session{Offsets: map[int32]int64{}} // a reader with no writes of its own
+				}
+				resp, err := n.data.Get(ctx, req)
+				if err == nil && !resp.Found {
+					err = fmt.Errorf("a stored key is missing")
+				}
+				return err
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "gets/s")
+			lat.report(b)
+		})
+	}
 }

@@ -2,6 +2,8 @@ package partition
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/sluicedb/sluice/changelog"
@@ -62,6 +64,8 @@ func (s *loopState) step(req *request) error {
 		return s.get(req)
 	case opIngest:
 		return s.ingest(req)
+	case opIncrement:
+		return s.increment(req)
 	default:
 		return s.remove(req)
 	}
@@ -75,6 +79,24 @@ func (s *loopState) upsert(req *request) error {
 	for _, e := range req.entries {
 		if err := s.owns(e.Key); err != nil {
 			req.reply <- reply{err: err}
+			return nil
+		}
+	}
+	// Compare-and-set: every expectation holds, or nothing is written.
+	for _, e := range req.entries {
+		if e.Expected == nil {
+			continue
+		}
+		cur, found, err := s.lookup(e.Key)
+		if err != nil {
+			req.reply <- reply{err: err}
+			return err
+		}
+		if !found {
+			cur.Version = 0
+		}
+		if cur.Version != *e.Expected {
+			req.reply <- reply{err: &VersionMismatchError{Key: e.Key, Expected: *e.Expected, Current: cur.Version}}
 			return nil
 		}
 	}
@@ -147,6 +169,44 @@ func (s *loopState) remove(req *request) error {
 			return
 		}
 		req.reply <- reply{found: true, results: []WriteResult{resultOf(rec.Partition, rec.Offset, g.changes[i])}}
+	})
+	return nil
+}
+
+// increment adds req.delta to the key's decimal int64 value.
+func (s *loopState) increment(req *request) error {
+	if err := s.check(req.key); err != nil {
+		req.reply <- reply{err: err}
+		return nil
+	}
+	cur, found, err := s.lookup(req.key)
+	if err != nil {
+		req.reply <- reply{err: err}
+		return err
+	}
+	var n int64
+	if found {
+		if n, err = strconv.ParseInt(string(cur.Data), 10, 64); err != nil {
+			req.reply <- reply{err: &NotIntegerError{Key: req.key, Reason: fmt.Sprintf("its value %.32q is not a decimal int64", cur.Data)}}
+			return nil
+		}
+	}
+	sum := n + req.delta
+	if (req.delta > 0 && sum < n) || (req.delta < 0 && sum > n) {
+		req.reply <- reply{err: &NotIntegerError{Key: req.key, Reason: fmt.Sprintf("%d + %d overflows int64", n, req.delta)}}
+		return nil
+	}
+	g := s.open
+	c := s.next(req.key, cur, found)
+	c.Value = strconv.AppendInt(nil, sum, 10)
+	s.write(c)
+	i := len(g.recs) - 1
+	s.monitor.Hold(g.n, func(err error) {
+		if err != nil {
+			req.reply <- reply{err: err}
+			return
+		}
+		req.reply <- reply{counter: sum, results: []WriteResult{resultOf(g.recs[i].Partition, g.recs[i].Offset, g.changes[i])}}
 	})
 	return nil
 }
@@ -273,11 +333,15 @@ func (s *loopState) committed(res appendResult) error {
 	s.inflight = nil
 	s.p.metrics.appended(g, res.took)
 	s.proven = res.start // ownership held when this transaction began: it committed
-	err := s.p.cfg.Store.Apply(g.batch(s.p.cfg.Topic))
+	batch := g.batch(s.p.cfg.Topic)
+	err := s.p.cfg.Store.Apply(batch)
 	for _, c := range g.changes {
 		if pv, ok := s.overlay[string(c.Key)]; ok && pv.group <= g.n {
 			delete(s.overlay, string(c.Key))
 		}
+	}
+	if err == nil {
+		s.p.publishApplied(batch.Offsets)
 	}
 	// The group is durable in Kafka whatever the store said: its replies are true.
 	s.monitor.Commit(g.n)
@@ -329,6 +393,9 @@ func (s *loopState) serve(r syncResult) {
 	s.proven = r.fenced
 	s.clock = pipeline.NewClock(r.clock)
 	s.ingestPos = r.ingest
+	if offs, err := p.cfg.Store.Offsets(); err == nil {
+		p.publishApplied(offs)
+	}
 	s.startIngest()
 	s.toFlush = make(chan *group, 1)
 	p.wg.Add(1)

@@ -30,3 +30,26 @@ type RestoringError struct {
 func (e *RestoringError) Error() string {
 	return fmt.Sprintf("partition %d: restoring, %d%% done", e.Partition, e.Percent)
 }
+
+// VersionMismatchError fails a compare-and-set: the key's current version is
+// not the one expected (Aborted). Nothing of the request was applied.
+type VersionMismatchError struct {
+	Key      []byte
+	Expected uint64
+	Current  uint64 // 0: the key does not exist
+}
+
+func (e *VersionMismatchError) Error() string {
+	return fmt.Sprintf("partition: compare-and-set of %q expected version %d, the current version is %d", e.Key, e.Expected, e.Current)
+}
+
+// NotIntegerError: Increment of a key whose value is not a decimal int64, or
+// an increment that would overflow (FailedPrecondition).
+type NotIntegerError struct {
+	Key    []byte
+	Reason string
+}
+
+func (e *NotIntegerError) Error() string {
+	return fmt.Sprintf("partition: cannot increment %q: %s", e.Key, e.Reason)
+}

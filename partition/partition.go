@@ -102,8 +102,9 @@ type Partition struct {
 	serving  atomic.Bool
 	progress atomic.Int32          // restore percent
 	deposed  atomic.Pointer[error] // set once a newer owner took over
-	lag      atomic.Int64          // changelog offsets left to replay while restoring
-	state    loopState             // owned by the loop goroutine
+	applied  atomic.Pointer[appliedOffsets]
+	lag      atomic.Int64 // changelog offsets left to replay while restoring
+	state    loopState    // owned by the loop goroutine
 	metrics  *partitionMetrics
 }
 
@@ -114,18 +115,21 @@ const (
 	opGet
 	opRemove
 	opIngest
+	opIncrement
 )
 
 type request struct {
 	op      opKind
 	entries []pipeline.Entry
 	key     []byte
+	delta   int64
 	ingest  []IngestRecord
 	gen     uint64     // the ingest consumer session that sent an opIngest
 	reply   chan reply // buffered 1: the loop never blocks on a reply
 }
 
 type reply struct {
+	counter int64
 	results []WriteResult
 	value   store.Value
 	found   bool
@@ -192,6 +196,89 @@ func (p *Partition) Remove(ctx context.Context, key []byte) (existed bool, res W
 		res = r.results[0]
 	}
 	return r.found, res, err
+}
+
+// Increment adds delta to key's decimal int64 value (a missing key is 0) and
+// returns the new value once it is durable.
+func (p *Partition) Increment(ctx context.Context, key []byte, delta int64) (int64, WriteResult, error) {
+	r, err := p.call(ctx, &request{op: opIncrement, key: key, delta: delta})
+	if err != nil {
+		return 0, WriteResult{}, err
+	}
+	return r.counter, r.results[0], nil
+}
+
+// ReadCommitted reads key's committed value directly from the store, not
+// through the inbox: what EVENTUAL and SESSION reads see. It never returns a
+// value whose transaction has not committed. Safe from any goroutine.
+func (p *Partition) ReadCommitted(key []byte) (store.Value, bool, error) {
+	if err := pipeline.ValidateKey(key); err != nil {
+		return store.Value{}, false, err
+	}
+	if !p.serving.Load() {
+		return store.Value{}, false, p.unavailable()
+	}
+	v, found, err := p.cfg.Store.Get(key)
+	if err != nil || !found || v.Expired(time.Now()) {
+		return store.Value{}, false, err
+	}
+	return v, true, nil
+}
+
+// Applied returns the next changelog offset per slot that the store holds.
+func (p *Partition) Applied() map[int32]int64 {
+	a := p.applied.Load()
+	if a == nil {
+		return nil
+	}
+	return a.offsets
+}
+
+// WaitApplied waits until the store holds slot's changelog up to offset (the
+// session token of a write), or ctx ends.
+func (p *Partition) WaitApplied(ctx context.Context, slot int32, offset int64) error {
+	for {
+		a := p.applied.Load()
+		if a != nil && a.offsets[slot] >= offset {
+			return nil
+		}
+		var changed <-chan struct{}
+		if a != nil {
+			changed = a.changed
+		}
+		select {
+		case <-changed:
+		case <-time.After(50 * time.Millisecond): // before the first commit there is no channel
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return ErrStopped
+		}
+	}
+}
+
+// appliedOffsets is published by the loop after every store write; changed
+// is closed when a newer one is published.
+type appliedOffsets struct {
+	offsets map[int32]int64
+	changed chan struct{}
+}
+
+func (p *Partition) publishApplied(update map[int32]int64) {
+	old := p.applied.Load()
+	next := &appliedOffsets{offsets: make(map[int32]int64, len(update)), changed: make(chan struct{})}
+	if old != nil {
+		for s, o := range old.offsets {
+			next.offsets[s] = o
+		}
+	}
+	for s, o := range update {
+		next.offsets[s] = max(next.offsets[s], o)
+	}
+	p.applied.Store(next)
+	if old != nil {
+		close(old.changed)
+	}
 }
 
 // call hands req to the loop and waits on the caller's own context.

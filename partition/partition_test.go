@@ -344,3 +344,60 @@ func TestLeaseExpiredReadsNeedACommit(t *testing.T) {
 		t.Fatalf("a read whose heartbeat was refused: %v, want an error", err)
 	}
 }
+
+// An EVENTUAL read (ReadCommitted) never sees a value whose transaction has
+// not committed; it sees it once it has.
+func TestReadCommittedNeverSeesUncommitted(t *testing.T) {
+	l := newFakeLog()
+	p := startServing(t, testConfig(l, store.NewMemory()))
+	ctx := context.Background()
+	if _, err := p.Upsert(ctx, entries("k", "old")); err != nil {
+		t.Fatal(err)
+	}
+	l.gate = make(chan appendCall)
+	done := make(chan error, 1)
+	go func() { _, err := p.Upsert(ctx, entries("k", "new")); done <- err }()
+	call := <-l.gate
+	if v, _, err := p.ReadCommitted([]byte("k")); err != nil || string(v.Data) != "old" {
+		t.Fatalf("while the write is in flight: %q %v", v.Data, err)
+	}
+	slot := keyspace.Slot([]byte("k"), 4)
+	applied := p.Applied()[slot]
+	waitCtx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := p.WaitApplied(waitCtx, slot, applied+1); err == nil {
+		t.Fatal("WaitApplied returned for an offset not yet applied")
+	}
+	call.answer <- appendAnswer{commit: true}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitApplied(ctx, slot, applied+1); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := p.ReadCommitted([]byte("k")); string(v.Data) != "new" {
+		t.Fatalf("after the commit: %q", v.Data)
+	}
+}
+
+func TestIncrementAndCompareAndSet(t *testing.T) {
+	p := startServing(t, testConfig(newFakeLog(), store.NewMemory()))
+	ctx := context.Background()
+	for i := 1; i <= 5; i++ {
+		if n, _, err := p.Increment(ctx, []byte("c"), 2); err != nil || n != int64(2*i) {
+			t.Fatalf("increment %d: %d %v", i, n, err)
+		}
+	}
+	one, nine := uint64(1), uint64(9)
+	_, err := p.Upsert(ctx, []pipeline.Entry{{Key: []byte("a"), Value: []byte("x")}, {Key: []byte("c"), Value: []byte("y"), Expected: &nine}})
+	var mm *VersionMismatchError
+	if !errors.As(err, &mm) || mm.Current != 5 || mm.Expected != 9 {
+		t.Fatalf("CAS with a wrong version: %v", err)
+	}
+	if _, found, _ := p.Get(ctx, []byte("a")); found {
+		t.Fatal("a batch whose CAS failed was partly applied")
+	}
+	if _, err := p.Upsert(ctx, []pipeline.Entry{{Key: []byte("c"), Value: []byte("y"), Expected: &one}}); err == nil {
+		t.Fatal("CAS expecting version 1 of a key at version 5 applied")
+	}
+}

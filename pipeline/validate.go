@@ -21,6 +21,9 @@ type Entry struct {
 	Value []byte
 	// TTL, if positive, expires the value that long after the write.
 	TTL time.Duration
+	// Expected, if set, is the version the key must have for the write to
+	// apply (0: the key must not exist).
+	Expected *uint64
 }
 
 // ValidateKey checks one key: not empty, at most MaxKeyBytes, and not starting

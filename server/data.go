@@ -7,10 +7,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/partition"
 	"github.com/sluicedb/sluice/pipeline"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/store"
 )
 
 // Data is the data-plane gRPC service. It validates a request, routes each
@@ -54,7 +56,7 @@ func (d *Data) route(key []byte, hint *uint32) (*partition.Partition, error) {
 func (d *Data) Upsert(ctx context.Context, req *sluicev1.UpsertRequest) (*sluicev1.UpsertResponse, error) {
 	entries := make([]pipeline.Entry, len(req.Entries))
 	for i, e := range req.Entries {
-		entries[i] = pipeline.Entry{Key: e.Key, Value: e.Value, TTL: time.Duration(e.TtlSeconds) * time.Second}
+		entries[i] = pipeline.Entry{Key: e.Key, Value: e.Value, TTL: time.Duration(e.TtlSeconds) * time.Second, Expected: e.ExpectedVersion}
 	}
 	// The whole batch is checked before any of it is applied.
 	if err := pipeline.ValidateBatch(entries); err != nil {
@@ -90,7 +92,7 @@ func (d *Data) Upsert(ctx context.Context, req *sluicev1.UpsertRequest) (*sluice
 		for i, r := range res {
 			out[i] = writeResult(r)
 		}
-		return &sluicev1.UpsertResponse{Results: out}, nil
+		return &sluicev1.UpsertResponse{Results: out, Session: session(out...)}, nil
 	}
 	// Keys in several partitions: each part is atomic, the whole is not.
 	errs := make(chan error, len(parts))
@@ -112,7 +114,18 @@ func (d *Data) Upsert(ctx context.Context, req *sluicev1.UpsertRequest) (*sluice
 	if first != nil {
 		return nil, toStatus(first)
 	}
-	return &sluicev1.UpsertResponse{Results: out}, nil
+	return &sluicev1.UpsertResponse{Results: out, Session: session(out...)}, nil
+}
+
+// session is the token of writes: the next offset each reached, per slot.
+func session(results ...*sluicev1.WriteResult) *sluicev1.Session {
+	s := &sluicev1.Session{Offsets: map[int32]int64{}}
+	for _, r := range results {
+		if r != nil {
+			s.Offsets[r.Slot] = max(s.Offsets[r.Slot], r.Offset+1)
+		}
+	}
+	return s
 }
 
 func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.GetResponse, error) {
@@ -123,7 +136,23 @@ func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.Get
 	if err != nil {
 		return nil, err
 	}
-	v, found, err := p.Get(ctx, req.Key)
+	var (
+		v     store.Value
+		found bool
+	)
+	switch req.Consistency {
+	case sluicev1.Consistency_LINEARIZABLE:
+		v, found, err = p.Get(ctx, req.Key)
+	case sluicev1.Consistency_SESSION:
+		slot := keyspace.Slot(req.Key, d.Table().Slots())
+		if err = p.WaitApplied(ctx, slot, req.Session.GetOffsets()[slot]); err == nil {
+			v, found, err = p.ReadCommitted(req.Key)
+		}
+	case sluicev1.Consistency_EVENTUAL:
+		v, found, err = p.ReadCommitted(req.Key)
+	default:
+		return nil, invalid("unknown consistency level %d", req.Consistency)
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -148,7 +177,24 @@ func (d *Data) Remove(ctx context.Context, req *sluicev1.RemoveRequest) (*sluice
 	if !existed {
 		return &sluicev1.RemoveResponse{}, nil
 	}
-	return &sluicev1.RemoveResponse{Existed: true, Result: writeResult(res)}, nil
+	wr := writeResult(res)
+	return &sluicev1.RemoveResponse{Existed: true, Result: wr, Session: session(wr)}, nil
+}
+
+func (d *Data) Increment(ctx context.Context, req *sluicev1.IncrementRequest) (*sluicev1.IncrementResponse, error) {
+	if err := pipeline.ValidateKey(req.Key); err != nil {
+		return nil, toStatus(err)
+	}
+	p, err := d.route(req.Key, req.Partition)
+	if err != nil {
+		return nil, err
+	}
+	n, res, err := p.Increment(ctx, req.Key, req.Delta)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	wr := writeResult(res)
+	return &sluicev1.IncrementResponse{Value: n, Result: wr, Session: session(wr)}, nil
 }
 
 func writeResult(r partition.WriteResult) *sluicev1.WriteResult {

@@ -24,7 +24,13 @@ func toStatus(err error) error {
 		return err
 	}
 	code := codes.Internal
+	var mismatch *partition.VersionMismatchError
+	var notInt *partition.NotIntegerError
 	switch {
+	case errors.As(err, &mismatch):
+		code = codes.Aborted
+	case errors.As(err, &notInt):
+		code = codes.FailedPrecondition
 	case errors.Is(err, changelog.ErrCommitUnknown):
 		// Not Unavailable: a client must not blindly retry a write that may
 		// already be applied.

@@ -21,14 +21,71 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Consistency int32
+
+const (
+	// Through the partition's inbox and line monitor: sees every write
+	// acknowledged before it, never one that is not durable.
+	Consistency_LINEARIZABLE Consistency = 0
+	// Committed state once the serving replica has applied the given session.
+	Consistency_SESSION Consistency = 1
+	// Committed state as the serving replica has it now, not through the inbox.
+	Consistency_EVENTUAL Consistency = 2
+)
+
+// Enum value maps for Consistency.
+var (
+	Consistency_name = map[int32]string{
+		0: "LINEARIZABLE",
+		1: "SESSION",
+		2: "EVENTUAL",
+	}
+	Consistency_value = map[string]int32{
+		"LINEARIZABLE": 0,
+		"SESSION":      1,
+		"EVENTUAL":     2,
+	}
+)
+
+func (x Consistency) Enum() *Consistency {
+	p := new(Consistency)
+	*p = x
+	return p
+}
+
+func (x Consistency) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Consistency) Descriptor() protoreflect.EnumDescriptor {
+	return file_sluice_v1_data_proto_enumTypes[0].Descriptor()
+}
+
+func (Consistency) Type() protoreflect.EnumType {
+	return &file_sluice_v1_data_proto_enumTypes[0]
+}
+
+func (x Consistency) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Consistency.Descriptor instead.
+func (Consistency) EnumDescriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{0}
+}
+
 type Entry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Value []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	// If set, the value expires this many seconds after the write.
-	TtlSeconds    uint32 `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TtlSeconds uint32 `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// Compare-and-set: if set, the write applies only if the key's current
+	// version is this one (0: the key must not exist); else the whole request
+	// fails with ABORTED naming the current version.
+	ExpectedVersion *uint64 `protobuf:"varint,4,opt,name=expected_version,json=expectedVersion,proto3,oneof" json:"expected_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Entry) Reset() {
@@ -82,6 +139,60 @@ func (x *Entry) GetTtlSeconds() uint32 {
 	return 0
 }
 
+func (x *Entry) GetExpectedVersion() uint64 {
+	if x != nil && x.ExpectedVersion != nil {
+		return *x.ExpectedVersion
+	}
+	return 0
+}
+
+// Session is a session token: the next changelog offset, per slot, that a
+// client's writes reached. A SESSION read waits until the replica serving it
+// has applied at least that much.
+type Session struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offsets       map[int32]int64        `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_sluice_v1_data_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Session) GetOffsets() map[int32]int64 {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
 type UpsertRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Entries []*Entry               `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
@@ -95,7 +206,7 @@ type UpsertRequest struct {
 
 func (x *UpsertRequest) Reset() {
 	*x = UpsertRequest{}
-	mi := &file_sluice_v1_data_proto_msgTypes[1]
+	mi := &file_sluice_v1_data_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -107,7 +218,7 @@ func (x *UpsertRequest) String() string {
 func (*UpsertRequest) ProtoMessage() {}
 
 func (x *UpsertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[1]
+	mi := &file_sluice_v1_data_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -120,7 +231,7 @@ func (x *UpsertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertRequest.ProtoReflect.Descriptor instead.
 func (*UpsertRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{1}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *UpsertRequest) GetEntries() []*Entry {
@@ -140,14 +251,16 @@ func (x *UpsertRequest) GetPartition() uint32 {
 type UpsertResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One per entry, in request order.
-	Results       []*WriteResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	Results []*WriteResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// The offsets this write reached, for SESSION reads.
+	Session       *Session `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpsertResponse) Reset() {
 	*x = UpsertResponse{}
-	mi := &file_sluice_v1_data_proto_msgTypes[2]
+	mi := &file_sluice_v1_data_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -159,7 +272,7 @@ func (x *UpsertResponse) String() string {
 func (*UpsertResponse) ProtoMessage() {}
 
 func (x *UpsertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[2]
+	mi := &file_sluice_v1_data_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -172,12 +285,19 @@ func (x *UpsertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertResponse.ProtoReflect.Descriptor instead.
 func (*UpsertResponse) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{2}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *UpsertResponse) GetResults() []*WriteResult {
 	if x != nil {
 		return x.Results
+	}
+	return nil
+}
+
+func (x *UpsertResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
 	}
 	return nil
 }
@@ -198,7 +318,7 @@ type WriteResult struct {
 
 func (x *WriteResult) Reset() {
 	*x = WriteResult{}
-	mi := &file_sluice_v1_data_proto_msgTypes[3]
+	mi := &file_sluice_v1_data_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -210,7 +330,7 @@ func (x *WriteResult) String() string {
 func (*WriteResult) ProtoMessage() {}
 
 func (x *WriteResult) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[3]
+	mi := &file_sluice_v1_data_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -223,7 +343,7 @@ func (x *WriteResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResult.ProtoReflect.Descriptor instead.
 func (*WriteResult) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{3}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WriteResult) GetVersion() uint64 {
@@ -255,16 +375,19 @@ func (x *WriteResult) GetOffset() int64 {
 }
 
 type GetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Partition     *uint32                `protobuf:"varint,2,opt,name=partition,proto3,oneof" json:"partition,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Key         []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Partition   *uint32                `protobuf:"varint,2,opt,name=partition,proto3,oneof" json:"partition,omitempty"`
+	Consistency Consistency            `protobuf:"varint,3,opt,name=consistency,proto3,enum=sluice.v1.Consistency" json:"consistency,omitempty"`
+	// For SESSION: what the read must see (from earlier write responses).
+	Session       *Session `protobuf:"bytes,4,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_sluice_v1_data_proto_msgTypes[4]
+	mi := &file_sluice_v1_data_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -276,7 +399,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[4]
+	mi := &file_sluice_v1_data_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -289,7 +412,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{4}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -306,6 +429,20 @@ func (x *GetRequest) GetPartition() uint32 {
 	return 0
 }
 
+func (x *GetRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_LINEARIZABLE
+}
+
+func (x *GetRequest) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 type GetResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
@@ -318,7 +455,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_sluice_v1_data_proto_msgTypes[5]
+	mi := &file_sluice_v1_data_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +467,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[5]
+	mi := &file_sluice_v1_data_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +480,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{5}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -384,7 +521,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_sluice_v1_data_proto_msgTypes[6]
+	mi := &file_sluice_v1_data_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -396,7 +533,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[6]
+	mi := &file_sluice_v1_data_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -409,7 +546,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{6}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoveRequest) GetKey() []byte {
@@ -432,13 +569,14 @@ type RemoveResponse struct {
 	Existed bool `protobuf:"varint,1,opt,name=existed,proto3" json:"existed,omitempty"`
 	// Set when existed: where the tombstone landed.
 	Result        *WriteResult `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	Session       *Session     `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_sluice_v1_data_proto_msgTypes[7]
+	mi := &file_sluice_v1_data_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +588,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[7]
+	mi := &file_sluice_v1_data_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +601,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{7}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemoveResponse) GetExisted() bool {
@@ -476,6 +614,133 @@ func (x *RemoveResponse) GetExisted() bool {
 func (x *RemoveResponse) GetResult() *WriteResult {
 	if x != nil {
 		return x.Result
+	}
+	return nil
+}
+
+func (x *RemoveResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type IncrementRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Delta         int64                  `protobuf:"varint,2,opt,name=delta,proto3" json:"delta,omitempty"`
+	Partition     *uint32                `protobuf:"varint,3,opt,name=partition,proto3,oneof" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IncrementRequest) Reset() {
+	*x = IncrementRequest{}
+	mi := &file_sluice_v1_data_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IncrementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IncrementRequest) ProtoMessage() {}
+
+func (x *IncrementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IncrementRequest.ProtoReflect.Descriptor instead.
+func (*IncrementRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *IncrementRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *IncrementRequest) GetDelta() int64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+func (x *IncrementRequest) GetPartition() uint32 {
+	if x != nil && x.Partition != nil {
+		return *x.Partition
+	}
+	return 0
+}
+
+type IncrementResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         int64                  `protobuf:"varint,1,opt,name=value,proto3" json:"value,omitempty"`
+	Result        *WriteResult           `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	Session       *Session               `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IncrementResponse) Reset() {
+	*x = IncrementResponse{}
+	mi := &file_sluice_v1_data_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IncrementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IncrementResponse) ProtoMessage() {}
+
+func (x *IncrementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IncrementResponse.ProtoReflect.Descriptor instead.
+func (*IncrementResponse) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *IncrementResponse) GetValue() int64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *IncrementResponse) GetResult() *WriteResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *IncrementResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
 	}
 	return nil
 }
@@ -496,7 +761,7 @@ type BadNode struct {
 
 func (x *BadNode) Reset() {
 	*x = BadNode{}
-	mi := &file_sluice_v1_data_proto_msgTypes[8]
+	mi := &file_sluice_v1_data_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +773,7 @@ func (x *BadNode) String() string {
 func (*BadNode) ProtoMessage() {}
 
 func (x *BadNode) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[8]
+	mi := &file_sluice_v1_data_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +786,7 @@ func (x *BadNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BadNode.ProtoReflect.Descriptor instead.
 func (*BadNode) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{8}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BadNode) GetSlot() int32 {
@@ -567,7 +832,7 @@ type GetRoutesRequest struct {
 
 func (x *GetRoutesRequest) Reset() {
 	*x = GetRoutesRequest{}
-	mi := &file_sluice_v1_data_proto_msgTypes[9]
+	mi := &file_sluice_v1_data_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +844,7 @@ func (x *GetRoutesRequest) String() string {
 func (*GetRoutesRequest) ProtoMessage() {}
 
 func (x *GetRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[9]
+	mi := &file_sluice_v1_data_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +857,7 @@ func (x *GetRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutesRequest.ProtoReflect.Descriptor instead.
 func (*GetRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{9}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{12}
 }
 
 type Routes struct {
@@ -605,7 +870,7 @@ type Routes struct {
 
 func (x *Routes) Reset() {
 	*x = Routes{}
-	mi := &file_sluice_v1_data_proto_msgTypes[10]
+	mi := &file_sluice_v1_data_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +882,7 @@ func (x *Routes) String() string {
 func (*Routes) ProtoMessage() {}
 
 func (x *Routes) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[10]
+	mi := &file_sluice_v1_data_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +895,7 @@ func (x *Routes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Routes.ProtoReflect.Descriptor instead.
 func (*Routes) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{10}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Routes) GetSlots() int32 {
@@ -661,7 +926,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_sluice_v1_data_proto_msgTypes[11]
+	mi := &file_sluice_v1_data_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +938,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[11]
+	mi := &file_sluice_v1_data_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +951,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{11}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Route) GetPartition() uint32 {
@@ -735,28 +1000,38 @@ var File_sluice_v1_data_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_data_proto_rawDesc = "" +
 	"\n" +
-	"\x14sluice/v1/data.proto\x12\tsluice.v1\"P\n" +
+	"\x14sluice/v1/data.proto\x12\tsluice.v1\"\x95\x01\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x1f\n" +
 	"\vttl_seconds\x18\x03 \x01(\rR\n" +
-	"ttlSeconds\"l\n" +
+	"ttlSeconds\x12.\n" +
+	"\x10expected_version\x18\x04 \x01(\x04H\x00R\x0fexpectedVersion\x88\x01\x01B\x13\n" +
+	"\x11_expected_version\"\x80\x01\n" +
+	"\aSession\x129\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x1f.sluice.v1.Session.OffsetsEntryR\aoffsets\x1a:\n" +
+	"\fOffsetsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"l\n" +
 	"\rUpsertRequest\x12*\n" +
 	"\aentries\x18\x01 \x03(\v2\x10.sluice.v1.EntryR\aentries\x12!\n" +
 	"\tpartition\x18\x02 \x01(\rH\x00R\tpartition\x88\x01\x01B\f\n" +
 	"\n" +
-	"_partition\"B\n" +
+	"_partition\"p\n" +
 	"\x0eUpsertResponse\x120\n" +
-	"\aresults\x18\x01 \x03(\v2\x16.sluice.v1.WriteResultR\aresults\"q\n" +
+	"\aresults\x18\x01 \x03(\v2\x16.sluice.v1.WriteResultR\aresults\x12,\n" +
+	"\asession\x18\x02 \x01(\v2\x12.sluice.v1.SessionR\asession\"q\n" +
 	"\vWriteResult\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1c\n" +
 	"\ttimestamp\x18\x02 \x01(\x04R\ttimestamp\x12\x12\n" +
 	"\x04slot\x18\x03 \x01(\x05R\x04slot\x12\x16\n" +
-	"\x06offset\x18\x04 \x01(\x03R\x06offset\"O\n" +
+	"\x06offset\x18\x04 \x01(\x03R\x06offset\"\xb7\x01\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12!\n" +
-	"\tpartition\x18\x02 \x01(\rH\x00R\tpartition\x88\x01\x01B\f\n" +
+	"\tpartition\x18\x02 \x01(\rH\x00R\tpartition\x88\x01\x01\x128\n" +
+	"\vconsistency\x18\x03 \x01(\x0e2\x16.sluice.v1.ConsistencyR\vconsistency\x12,\n" +
+	"\asession\x18\x04 \x01(\v2\x12.sluice.v1.SessionR\asessionB\f\n" +
 	"\n" +
 	"_partition\"q\n" +
 	"\vGetResponse\x12\x14\n" +
@@ -768,10 +1043,21 @@ const file_sluice_v1_data_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12!\n" +
 	"\tpartition\x18\x02 \x01(\rH\x00R\tpartition\x88\x01\x01B\f\n" +
 	"\n" +
-	"_partition\"Z\n" +
+	"_partition\"\x88\x01\n" +
 	"\x0eRemoveResponse\x12\x18\n" +
 	"\aexisted\x18\x01 \x01(\bR\aexisted\x12.\n" +
-	"\x06result\x18\x02 \x01(\v2\x16.sluice.v1.WriteResultR\x06result\"y\n" +
+	"\x06result\x18\x02 \x01(\v2\x16.sluice.v1.WriteResultR\x06result\x12,\n" +
+	"\asession\x18\x03 \x01(\v2\x12.sluice.v1.SessionR\asession\"k\n" +
+	"\x10IncrementRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05delta\x18\x02 \x01(\x03R\x05delta\x12!\n" +
+	"\tpartition\x18\x03 \x01(\rH\x00R\tpartition\x88\x01\x01B\f\n" +
+	"\n" +
+	"_partition\"\x87\x01\n" +
+	"\x11IncrementResponse\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\x03R\x05value\x12.\n" +
+	"\x06result\x18\x02 \x01(\v2\x16.sluice.v1.WriteResultR\x06result\x12,\n" +
+	"\asession\x18\x03 \x01(\v2\x12.sluice.v1.SessionR\asession\"y\n" +
 	"\aBadNode\x12\x12\n" +
 	"\x04slot\x18\x01 \x01(\x05R\x04slot\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x14\n" +
@@ -788,11 +1074,16 @@ const file_sluice_v1_data_proto_rawDesc = "" +
 	"\x02to\x18\x03 \x01(\x05R\x02to\x12\x14\n" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04node\x18\x05 \x01(\tR\x04node\x12\x12\n" +
-	"\x04addr\x18\x06 \x01(\tR\x04addr2\xf7\x01\n" +
+	"\x04addr\x18\x06 \x01(\tR\x04addr*:\n" +
+	"\vConsistency\x12\x10\n" +
+	"\fLINEARIZABLE\x10\x00\x12\v\n" +
+	"\aSESSION\x10\x01\x12\f\n" +
+	"\bEVENTUAL\x10\x022\xbf\x02\n" +
 	"\x04Data\x12=\n" +
 	"\x06Upsert\x12\x18.sluice.v1.UpsertRequest\x1a\x19.sluice.v1.UpsertResponse\x124\n" +
 	"\x03Get\x12\x15.sluice.v1.GetRequest\x1a\x16.sluice.v1.GetResponse\x12=\n" +
-	"\x06Remove\x12\x18.sluice.v1.RemoveRequest\x1a\x19.sluice.v1.RemoveResponse\x12;\n" +
+	"\x06Remove\x12\x18.sluice.v1.RemoveRequest\x1a\x19.sluice.v1.RemoveResponse\x12F\n" +
+	"\tIncrement\x12\x1b.sluice.v1.IncrementRequest\x1a\x1c.sluice.v1.IncrementResponse\x12;\n" +
 	"\tGetRoutes\x12\x1b.sluice.v1.GetRoutesRequest\x1a\x11.sluice.v1.RoutesB5Z3github.com/sluicedb/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 
 var (
@@ -807,39 +1098,54 @@ func file_sluice_v1_data_proto_rawDescGZIP() []byte {
 	return file_sluice_v1_data_proto_rawDescData
 }
 
-var file_sluice_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_sluice_v1_data_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_sluice_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_sluice_v1_data_proto_goTypes = []any{
-	(*Entry)(nil),            // 0: sluice.v1.Entry
-	(*UpsertRequest)(nil),    // 1: sluice.v1.UpsertRequest
-	(*UpsertResponse)(nil),   // 2: sluice.v1.UpsertResponse
-	(*WriteResult)(nil),      // 3: sluice.v1.WriteResult
-	(*GetRequest)(nil),       // 4: sluice.v1.GetRequest
-	(*GetResponse)(nil),      // 5: sluice.v1.GetResponse
-	(*RemoveRequest)(nil),    // 6: sluice.v1.RemoveRequest
-	(*RemoveResponse)(nil),   // 7: sluice.v1.RemoveResponse
-	(*BadNode)(nil),          // 8: sluice.v1.BadNode
-	(*GetRoutesRequest)(nil), // 9: sluice.v1.GetRoutesRequest
-	(*Routes)(nil),           // 10: sluice.v1.Routes
-	(*Route)(nil),            // 11: sluice.v1.Route
+	(Consistency)(0),          // 0: sluice.v1.Consistency
+	(*Entry)(nil),             // 1: sluice.v1.Entry
+	(*Session)(nil),           // 2: sluice.v1.Session
+	(*UpsertRequest)(nil),     // 3: sluice.v1.UpsertRequest
+	(*UpsertResponse)(nil),    // 4: sluice.v1.UpsertResponse
+	(*WriteResult)(nil),       // 5: sluice.v1.WriteResult
+	(*GetRequest)(nil),        // 6: sluice.v1.GetRequest
+	(*GetResponse)(nil),       // 7: sluice.v1.GetResponse
+	(*RemoveRequest)(nil),     // 8: sluice.v1.RemoveRequest
+	(*RemoveResponse)(nil),    // 9: sluice.v1.RemoveResponse
+	(*IncrementRequest)(nil),  // 10: sluice.v1.IncrementRequest
+	(*IncrementResponse)(nil), // 11: sluice.v1.IncrementResponse
+	(*BadNode)(nil),           // 12: sluice.v1.BadNode
+	(*GetRoutesRequest)(nil),  // 13: sluice.v1.GetRoutesRequest
+	(*Routes)(nil),            // 14: sluice.v1.Routes
+	(*Route)(nil),             // 15: sluice.v1.Route
+	nil,                       // 16: sluice.v1.Session.OffsetsEntry
 }
 var file_sluice_v1_data_proto_depIdxs = []int32{
-	0,  // 0: sluice.v1.UpsertRequest.entries:type_name -> sluice.v1.Entry
-	3,  // 1: sluice.v1.UpsertResponse.results:type_name -> sluice.v1.WriteResult
-	3,  // 2: sluice.v1.RemoveResponse.result:type_name -> sluice.v1.WriteResult
-	11, // 3: sluice.v1.Routes.routes:type_name -> sluice.v1.Route
-	1,  // 4: sluice.v1.Data.Upsert:input_type -> sluice.v1.UpsertRequest
-	4,  // 5: sluice.v1.Data.Get:input_type -> sluice.v1.GetRequest
-	6,  // 6: sluice.v1.Data.Remove:input_type -> sluice.v1.RemoveRequest
-	9,  // 7: sluice.v1.Data.GetRoutes:input_type -> sluice.v1.GetRoutesRequest
-	2,  // 8: sluice.v1.Data.Upsert:output_type -> sluice.v1.UpsertResponse
-	5,  // 9: sluice.v1.Data.Get:output_type -> sluice.v1.GetResponse
-	7,  // 10: sluice.v1.Data.Remove:output_type -> sluice.v1.RemoveResponse
-	10, // 11: sluice.v1.Data.GetRoutes:output_type -> sluice.v1.Routes
-	8,  // [8:12] is the sub-list for method output_type
-	4,  // [4:8] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	16, // 0: sluice.v1.Session.offsets:type_name -> sluice.v1.Session.OffsetsEntry
+	1,  // 1: sluice.v1.UpsertRequest.entries:type_name -> sluice.v1.Entry
+	5,  // 2: sluice.v1.UpsertResponse.results:type_name -> sluice.v1.WriteResult
+	2,  // 3: sluice.v1.UpsertResponse.session:type_name -> sluice.v1.Session
+	0,  // 4: sluice.v1.GetRequest.consistency:type_name -> sluice.v1.Consistency
+	2,  // 5: sluice.v1.GetRequest.session:type_name -> sluice.v1.Session
+	5,  // 6: sluice.v1.RemoveResponse.result:type_name -> sluice.v1.WriteResult
+	2,  // 7: sluice.v1.RemoveResponse.session:type_name -> sluice.v1.Session
+	5,  // 8: sluice.v1.IncrementResponse.result:type_name -> sluice.v1.WriteResult
+	2,  // 9: sluice.v1.IncrementResponse.session:type_name -> sluice.v1.Session
+	15, // 10: sluice.v1.Routes.routes:type_name -> sluice.v1.Route
+	3,  // 11: sluice.v1.Data.Upsert:input_type -> sluice.v1.UpsertRequest
+	6,  // 12: sluice.v1.Data.Get:input_type -> sluice.v1.GetRequest
+	8,  // 13: sluice.v1.Data.Remove:input_type -> sluice.v1.RemoveRequest
+	10, // 14: sluice.v1.Data.Increment:input_type -> sluice.v1.IncrementRequest
+	13, // 15: sluice.v1.Data.GetRoutes:input_type -> sluice.v1.GetRoutesRequest
+	4,  // 16: sluice.v1.Data.Upsert:output_type -> sluice.v1.UpsertResponse
+	7,  // 17: sluice.v1.Data.Get:output_type -> sluice.v1.GetResponse
+	9,  // 18: sluice.v1.Data.Remove:output_type -> sluice.v1.RemoveResponse
+	11, // 19: sluice.v1.Data.Increment:output_type -> sluice.v1.IncrementResponse
+	14, // 20: sluice.v1.Data.GetRoutes:output_type -> sluice.v1.Routes
+	16, // [16:21] is the sub-list for method output_type
+	11, // [11:16] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_data_proto_init() }
@@ -847,21 +1153,24 @@ func file_sluice_v1_data_proto_init() {
 	if File_sluice_v1_data_proto != nil {
 		return
 	}
-	file_sluice_v1_data_proto_msgTypes[1].OneofWrappers = []any{}
-	file_sluice_v1_data_proto_msgTypes[4].OneofWrappers = []any{}
-	file_sluice_v1_data_proto_msgTypes[6].OneofWrappers = []any{}
+	file_sluice_v1_data_proto_msgTypes[0].OneofWrappers = []any{}
+	file_sluice_v1_data_proto_msgTypes[2].OneofWrappers = []any{}
+	file_sluice_v1_data_proto_msgTypes[5].OneofWrappers = []any{}
+	file_sluice_v1_data_proto_msgTypes[7].OneofWrappers = []any{}
+	file_sluice_v1_data_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_data_proto_rawDesc), len(file_sluice_v1_data_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   12,
+			NumEnums:      1,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_sluice_v1_data_proto_goTypes,
 		DependencyIndexes: file_sluice_v1_data_proto_depIdxs,
+		EnumInfos:         file_sluice_v1_data_proto_enumTypes,
 		MessageInfos:      file_sluice_v1_data_proto_msgTypes,
 	}.Build()
 	File_sluice_v1_data_proto = out.File

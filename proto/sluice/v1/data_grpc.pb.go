@@ -22,6 +22,7 @@ const (
 	Data_Upsert_FullMethodName    = "/sluice.v1.Data/Upsert"
 	Data_Get_FullMethodName       = "/sluice.v1.Data/Get"
 	Data_Remove_FullMethodName    = "/sluice.v1.Data/Remove"
+	Data_Increment_FullMethodName = "/sluice.v1.Data/Increment"
 	Data_GetRoutes_FullMethodName = "/sluice.v1.Data/GetRoutes"
 )
 
@@ -47,6 +48,10 @@ type DataClient interface {
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
 	// Remove deletes one key.
 	Remove(ctx context.Context, in *RemoveRequest, opts ...grpc.CallOption) (*RemoveResponse, error)
+	// Increment adds delta to a key holding a decimal int64 (a missing key is
+	// 0) and returns the new value: a read-modify-write that the partition's
+	// single goroutine makes atomic.
+	Increment(ctx context.Context, in *IncrementRequest, opts ...grpc.CallOption) (*IncrementResponse, error)
 	// GetRoutes returns the routing table: which partition and node own each
 	// slot. Clients cache it and refresh it on BadNode.
 	GetRoutes(ctx context.Context, in *GetRoutesRequest, opts ...grpc.CallOption) (*Routes, error)
@@ -90,6 +95,16 @@ func (c *dataClient) Remove(ctx context.Context, in *RemoveRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *dataClient) Increment(ctx context.Context, in *IncrementRequest, opts ...grpc.CallOption) (*IncrementResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IncrementResponse)
+	err := c.cc.Invoke(ctx, Data_Increment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *dataClient) GetRoutes(ctx context.Context, in *GetRoutesRequest, opts ...grpc.CallOption) (*Routes, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Routes)
@@ -122,6 +137,10 @@ type DataServer interface {
 	Get(context.Context, *GetRequest) (*GetResponse, error)
 	// Remove deletes one key.
 	Remove(context.Context, *RemoveRequest) (*RemoveResponse, error)
+	// Increment adds delta to a key holding a decimal int64 (a missing key is
+	// 0) and returns the new value: a read-modify-write that the partition's
+	// single goroutine makes atomic.
+	Increment(context.Context, *IncrementRequest) (*IncrementResponse, error)
 	// GetRoutes returns the routing table: which partition and node own each
 	// slot. Clients cache it and refresh it on BadNode.
 	GetRoutes(context.Context, *GetRoutesRequest) (*Routes, error)
@@ -143,6 +162,9 @@ func (UnimplementedDataServer) Get(context.Context, *GetRequest) (*GetResponse, 
 }
 func (UnimplementedDataServer) Remove(context.Context, *RemoveRequest) (*RemoveResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Remove not implemented")
+}
+func (UnimplementedDataServer) Increment(context.Context, *IncrementRequest) (*IncrementResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Increment not implemented")
 }
 func (UnimplementedDataServer) GetRoutes(context.Context, *GetRoutesRequest) (*Routes, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRoutes not implemented")
@@ -222,6 +244,24 @@ func _Data_Remove_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Data_Increment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IncrementRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataServer).Increment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Data_Increment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataServer).Increment(ctx, req.(*IncrementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Data_GetRoutes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetRoutesRequest)
 	if err := dec(in); err != nil {
@@ -258,6 +298,10 @@ var Data_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Remove",
 			Handler:    _Data_Remove_Handler,
+		},
+		{
+			MethodName: "Increment",
+			Handler:    _Data_Increment_Handler,
 		},
 		{
 			MethodName: "GetRoutes",
