@@ -3,6 +3,7 @@ package changelog
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -129,4 +130,55 @@ func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]
 		}
 	}
 	return reached, nil
+}
+
+// Tail reads topic's committed records from the given next offsets and hands
+// each fetch to fn, without end, until ctx ends: how a standby follows a
+// partition. Like Replay it never starts later than asked.
+func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Batch) error) error {
+	consume := make(map[int32]kgo.Offset, len(from))
+	for slot, off := range from {
+		consume[slot] = kgo.NewOffset().At(off)
+	}
+	opts := append([]kgo.Opt{
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: consume}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(100 * time.Millisecond),
+		kgo.FetchMaxBytes(64 << 20),
+		kgo.FetchMaxPartitionBytes(16 << 20),
+	}, client...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if ferr == nil {
+				ferr = fmt.Errorf("changelog: tailing %s slot %d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		b := Batch{Reached: make(map[int32]int64)}
+		fetches.EachRecord(func(r *kgo.Record) {
+			b.Reached[r.Partition] = r.Offset + 1
+			if !r.Attrs.IsControl() {
+				b.Records = append(b.Records, r)
+				b.Bytes += int64(len(r.Key) + len(r.Value))
+			}
+		})
+		if len(b.Reached) > 0 {
+			if err := fn(b); err != nil {
+				return err
+			}
+		}
+	}
 }

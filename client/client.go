@@ -117,21 +117,41 @@ func (c *Client) refresh(ctx context.Context) error {
 }
 
 // owner is the address of the node owning key, and the partition, from the
-// cached table ("" when unknown: ask the first entry node).
+// cached table (the first entry node when unknown).
 func (c *Client) owner(key []byte) (string, uint32) {
+	if rt := c.route(key); rt != nil && rt.Addr != "" {
+		return rt.Addr, rt.Partition
+	}
+	return c.entries[0], 0
+}
+
+// replica is the owner or, at random, one of the standbys of key's
+// partition: any of them serves SESSION and EVENTUAL reads.
+func (c *Client) replica(key []byte) string {
+	rt := c.route(key)
+	if rt == nil || rt.Addr == "" {
+		return c.entries[0]
+	}
+	if i := rand.IntN(len(rt.StandbyAddrs) + 1); i > 0 && rt.StandbyAddrs[i-1] != "" {
+		return rt.StandbyAddrs[i-1]
+	}
+	return rt.Addr
+}
+
+func (c *Client) route(key []byte) *sluicev1.Route {
 	c.mu.Lock()
 	r := c.routes
 	c.mu.Unlock()
 	if r == nil || r.Slots == 0 {
-		return c.entries[0], 0
+		return nil
 	}
 	slot := keyspace.Slot(key, r.Slots)
 	for _, rt := range r.Routes {
-		if slot >= rt.From && slot < rt.To && rt.Addr != "" {
-			return rt.Addr, rt.Partition
+		if slot >= rt.From && slot < rt.To {
+			return rt
 		}
 	}
-	return c.entries[0], 0
+	return nil
 }
 
 // retryable says whether err means "not applied, try again after a refresh".
@@ -174,6 +194,11 @@ func (c *Client) Session() *sluicev1.Session {
 // do runs call against the owner of key, refreshing routes and retrying
 // answers that say the request was not applied.
 func (c *Client) do(ctx context.Context, key []byte, call func(dc sluicev1.DataClient) error) error {
+	return c.doAt(ctx, key, func(k []byte) string { addr, _ := c.owner(k); return addr }, call)
+}
+
+// doAt is do against the node pick chooses.
+func (c *Client) doAt(ctx context.Context, key []byte, pick func([]byte) string, call func(dc sluicev1.DataClient) error) error {
 	c.mu.Lock()
 	known := c.routes != nil
 	c.mu.Unlock()
@@ -183,7 +208,7 @@ func (c *Client) do(ctx context.Context, key []byte, call func(dc sluicev1.DataC
 	backoff := 10 * time.Millisecond
 	var err error
 	for attempt := 0; attempt < c.MaxAttempts; attempt++ {
-		addr, _ := c.owner(key)
+		addr := pick(key)
 		var dc sluicev1.DataClient
 		if dc, err = c.data(addr); err != nil {
 			return err
@@ -279,9 +304,12 @@ func (c *Client) GetEventual(ctx context.Context, key []byte) (Value, bool, erro
 }
 
 func (c *Client) get(ctx context.Context, req *sluicev1.GetRequest) (v Value, found bool, err error) {
-	key := req.Key
+	pick := func(k []byte) string { addr, _ := c.owner(k); return addr }
+	if req.Consistency != sluicev1.Consistency_LINEARIZABLE {
+		pick = c.replica
+	}
 	var resp *sluicev1.GetResponse
-	err = c.do(ctx, key, func(dc sluicev1.DataClient) (err error) {
+	err = c.doAt(ctx, req.Key, pick, func(dc sluicev1.DataClient) (err error) {
 		resp, err = dc.Get(ctx, req)
 		return err
 	})

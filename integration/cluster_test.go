@@ -32,7 +32,7 @@ type cluster struct {
 	nodes map[string]*proc
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t *testing.T, extra ...string) *cluster {
 	name := kafkatest.ClusterName(t)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(clusterToken), 0o600); err != nil {
@@ -41,7 +41,7 @@ func startCluster(t *testing.T) *cluster {
 	c := &cluster{t: t, nodes: map[string]*proc{}}
 	for _, id := range []string{"n1", "n2", "n3"} {
 		// n1 comes first: it gives the new cluster its 4 partitions.
-		p := newProc(t, name, t.TempDir(), "--node-id", id, "--control-token-file", tokenFile, "--control-rate", "50")
+		p := newProc(t, name, t.TempDir(), append([]string{"--node-id", id, "--control-token-file", tokenFile, "--control-rate", "50"}, extra...)...)
 		p.start()
 		c.nodes[id] = p
 	}

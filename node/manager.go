@@ -32,29 +32,55 @@ func (n *Node) manage() {
 	}
 }
 
+// role is what this node is for a partition.
+type role uint8
+
+const (
+	owner role = iota + 1
+	standby
+)
+
+// want is a partition this node holds or should hold, and as what.
+type want struct {
+	spec registry.Partition
+	role role
+}
+
 // op is one step of a reconcile.
 type op struct {
-	kind string // "add", "del", "update"
+	kind string // add, del, update, promote, demote, standby
 	spec registry.Partition
 }
 
 // delta computes the ops that take current to desired: Add what is assigned
-// and not held, Del what is held and not assigned, Update what is held under
-// another range or epoch.
-func delta(current map[uint32]registry.Partition, desired map[uint32]registry.Partition) []op {
+// and not held, Del what is held and not assigned, Update an owned partition
+// whose entry changed (epoch, range), Promote a standby that became the owner
+// (it replays only the tail), Demote an owner that keeps a standby, Standby a
+// new standby.
+func delta(current, desired map[uint32]want) []op {
 	var ops []op
 	for id, c := range current {
 		d, ok := desired[id]
 		switch {
 		case !ok:
-			ops = append(ops, op{"del", c})
-		case d != c:
-			ops = append(ops, op{"update", d})
+			ops = append(ops, op{"del", c.spec})
+		case c.role == standby && d.role == owner:
+			ops = append(ops, op{"promote", d.spec})
+		case c.role == owner && d.role == standby:
+			ops = append(ops, op{"demote", d.spec})
+		case d.role == owner && !d.spec.Equal(c.spec):
+			ops = append(ops, op{"update", d.spec})
+		case d.role == standby && d.spec.Range != c.spec.Range:
+			ops = append(ops, op{"del", c.spec}, op{"standby", d.spec})
 		}
 	}
 	for id, d := range desired {
 		if _, ok := current[id]; !ok {
-			ops = append(ops, op{"add", d})
+			kind := "add"
+			if d.role == standby {
+				kind = "standby"
+			}
+			ops = append(ops, op{kind, d.spec})
 		}
 	}
 	return ops
@@ -65,42 +91,62 @@ func delta(current map[uint32]registry.Partition, desired map[uint32]registry.Pa
 func (n *Node) reconcile(starting bool) {
 	v := n.registry.View()
 	n.updateTable(v)
-	desired := map[uint32]registry.Partition{}
+	desired := map[uint32]want{}
 	for _, p := range v.Partitions {
-		if p.Owner == n.cfg.NodeID {
-			desired[p.ID] = p
+		switch {
+		case p.Owner == n.cfg.NodeID:
+			desired[p.ID] = want{p, owner}
+		case p.HasStandby(n.cfg.NodeID):
+			desired[p.ID] = want{p, standby}
 		}
 	}
 	if starting {
 		n.removeStaleDirs(desired)
 	}
 	n.mu.RLock()
-	current := make(map[uint32]registry.Partition, len(n.parts))
+	current := make(map[uint32]want, len(n.parts))
 	for id, h := range n.parts {
-		current[id] = h.spec
+		r := owner
+		if h.sb != nil {
+			r = standby
+		}
+		current[id] = want{h.spec, r}
 	}
 	n.mu.RUnlock()
 	for _, o := range delta(current, desired) {
-		log := n.cfg.Log.Info().Str("op", o.kind).Uint32("partition", o.spec.ID).Uint64("epoch", o.spec.Epoch).Stringer("range", o.spec.Range)
+		n.cfg.Log.Info().Str("op", o.kind).Uint32("partition", o.spec.ID).Uint64("epoch", o.spec.Epoch).Stringer("range", o.spec.Range).Msg("partition manager")
 		switch o.kind {
 		case "del":
-			log.Msg("partition manager: releasing partition")
 			n.release(o.spec.ID, true)
-		case "update":
-			log.Msg("partition manager: reopening partition")
+		case "update", "demote":
 			n.release(o.spec.ID, false)
-			n.open(o.spec)
+			n.open(o.spec, o.kind == "demote")
+		case "promote":
+			n.promote(o.spec)
 		case "add":
-			log.Msg("partition manager: opening partition")
-			n.open(o.spec)
+			n.open(o.spec, false)
+		case "standby":
+			n.open(o.spec, true)
 		}
 	}
+	// A standby's entry may change (a new epoch, other standbys) without any op.
+	n.mu.Lock()
+	for id, h := range n.parts {
+		if d, ok := desired[id]; ok && h.sb != nil {
+			h.spec = d.spec
+		}
+	}
+	n.mu.Unlock()
 }
 
 func (n *Node) updateTable(v *registry.View) {
 	routes := make([]router.Partition, 0, len(v.Partitions))
 	for _, p := range v.Partitions {
-		routes = append(routes, router.Partition{ID: p.ID, Range: p.Range, Epoch: p.Epoch, Node: p.Owner, Addr: v.Nodes[p.Owner].DataAddr})
+		r := router.Partition{ID: p.ID, Range: p.Range, Epoch: p.Epoch, Node: p.Owner, Addr: v.Nodes[p.Owner].DataAddr, Standbys: p.Standbys}
+		for _, s := range p.Standbys {
+			r.StandbyAddrs = append(r.StandbyAddrs, v.Nodes[s].DataAddr)
+		}
+		routes = append(routes, r)
 	}
 	t, err := router.NewTable(n.slots, routes)
 	if err != nil {
@@ -114,8 +160,8 @@ func (n *Node) partitionDir(id uint32) string {
 	return filepath.Join(n.cfg.DataDir, "partitions", "p"+strconv.FormatUint(uint64(id), 10))
 }
 
-// release stops a held partition (gracefully: what is in flight finishes) and,
-// when it moved away or was removed, deletes its directory.
+// release stops a held partition (gracefully: what is in flight finishes) or
+// standby and, when it moved away or was removed, deletes its directory.
 func (n *Node) release(id uint32, wipe bool) {
 	n.mu.Lock()
 	h, ok := n.parts[id]
@@ -125,7 +171,12 @@ func (n *Node) release(id uint32, wipe bool) {
 		return
 	}
 	h.busy.Wait()
-	h.p.Close()
+	if h.sb != nil {
+		h.sb.Close()
+		h.store.Close()
+	} else {
+		h.p.Close() // closes the store
+	}
 	if wipe {
 		if err := os.RemoveAll(n.partitionDir(id)); err != nil {
 			n.cfg.Log.Error().Err(err).Uint32("partition", id).Msg("removing a released partition's directory")
@@ -140,7 +191,7 @@ type dirMeta struct {
 
 // removeStaleDirs deletes partition directories the registry no longer assigns
 // to this node (CurrentState on disk minus NewState).
-func (n *Node) removeStaleDirs(desired map[uint32]registry.Partition) {
+func (n *Node) removeStaleDirs(desired map[uint32]want) {
 	entries, _ := os.ReadDir(filepath.Join(n.cfg.DataDir, "partitions"))
 	for _, e := range entries {
 		id, err := strconv.ParseUint(strings.TrimPrefix(e.Name(), "p"), 10, 32)
@@ -155,8 +206,8 @@ func (n *Node) removeStaleDirs(desired map[uint32]registry.Partition) {
 }
 
 // open opens spec's store (wiping one written for another range) and starts
-// the partition, which restores and then serves.
-func (n *Node) open(spec registry.Partition) {
+// the partition, which restores and then serves, or a standby of it.
+func (n *Node) open(spec registry.Partition, asStandby bool) {
 	dir := n.partitionDir(spec.ID)
 	metaPath := filepath.Join(dir, "partition.json")
 	var meta dirMeta
@@ -172,6 +223,45 @@ func (n *Node) open(spec registry.Partition) {
 		n.cfg.Log.Error().Err(err).Uint32("partition", spec.ID).Msg("opening the partition's store")
 		return
 	}
+	if asStandby {
+		n.startStandby(spec, st)
+		return
+	}
+	n.startPartition(spec, st)
+}
+
+// startStandby tails spec's changelog into st.
+func (n *Node) startStandby(spec registry.Partition, st *store.Badger) {
+	opts, topic := n.kafkaOpts(), n.topics.Changelog()
+	sb := partition.StartStandby(partition.StandbyConfig{
+		ID: spec.ID, Range: spec.Range, Store: st, Log: n.cfg.Log,
+		Tail: func(ctx context.Context, from map[int32]int64, fn func(changelog.Batch) error) error {
+			return changelog.Tail(ctx, opts, topic, from, fn)
+		},
+	})
+	n.mu.Lock()
+	n.parts[spec.ID] = &held{sb: sb, spec: spec, store: st}
+	n.mu.Unlock()
+}
+
+// promote turns the standby of spec into its owner on the same store: the
+// restore replays only the tail the standby had not yet applied.
+func (n *Node) promote(spec registry.Partition) {
+	n.mu.Lock()
+	h, ok := n.parts[spec.ID]
+	delete(n.parts, spec.ID)
+	n.mu.Unlock()
+	if !ok || h.sb == nil {
+		n.open(spec, false)
+		return
+	}
+	h.busy.Wait()
+	h.sb.Close()
+	n.startPartition(spec, h.store)
+}
+
+// startPartition starts the owner's partition on st.
+func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
 	opts := n.kafkaOpts()
 	topic := n.topics.Changelog()
 	txnID := n.topics.TransactionalID(spec.ID)

@@ -13,14 +13,25 @@ func TestDelta(t *testing.T) {
 	p := func(id uint32, from, to int32, epoch uint64) registry.Partition {
 		return registry.Partition{ID: id, Range: keyspace.Range{From: from, To: to}, Owner: "n1", Epoch: epoch}
 	}
-	current := map[uint32]registry.Partition{1: p(1, 0, 4, 1), 2: p(2, 4, 8, 1), 3: p(3, 8, 12, 1)}
-	desired := map[uint32]registry.Partition{1: p(1, 0, 4, 1), 3: p(3, 8, 12, 2), 4: p(4, 12, 16, 1)}
+	own := func(ps ...registry.Partition) map[uint32]want {
+		m := map[uint32]want{}
+		for _, x := range ps {
+			m[x.ID] = want{x, owner}
+		}
+		return m
+	}
+	current := own(p(1, 0, 4, 1), p(2, 4, 8, 1), p(3, 8, 12, 1))
+	current[5] = want{p(5, 12, 14, 1), standby} // a standby that becomes the owner
+	current[6] = want{p(6, 14, 15, 1), owner}   // an owner that keeps a standby
+	desired := own(p(1, 0, 4, 1), p(3, 8, 12, 2), p(4, 15, 16, 1), p(5, 12, 14, 2))
+	desired[6] = want{p(6, 14, 15, 2), standby}
+	desired[7] = want{p(7, 16, 17, 1), standby}
 	var got []string
 	for _, o := range delta(current, desired) {
 		got = append(got, fmt.Sprint(o.kind, " ", o.spec.ID, "@", o.spec.Epoch))
 	}
 	sort.Strings(got)
-	if fmt.Sprint(got) != "[add 4@1 del 2@1 update 3@2]" {
+	if fmt.Sprint(got) != "[add 4@1 del 2@1 demote 6@2 promote 5@2 standby 7@1 update 3@2]" {
 		t.Fatalf("delta = %v", got)
 	}
 	if ops := delta(desired, desired); len(ops) != 0 {

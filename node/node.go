@@ -63,9 +63,11 @@ type Node struct {
 	wg                  sync.WaitGroup
 }
 
-// held is a partition this node holds and the registry entry it was opened for.
+// held is a partition this node owns (p) or keeps a standby of (sb), and the
+// registry entry it was opened for.
 type held struct {
 	p     *partition.Partition
+	sb    *partition.Standby
 	spec  registry.Partition
 	store *store.Badger
 	busy  sync.WaitGroup // snapshots reading the store: release waits for them
@@ -123,7 +125,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 	n.dataSrv, n.health = server.NewGRPCServer(cfg.Log, reg, serverCreds(tr.data)...)
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	server.RegisterData(n.dataSrv, &server.Data{Node: cfg.NodeID, Table: n.table.Load, Local: n.local})
+	server.RegisterData(n.dataSrv, &server.Data{Node: cfg.NodeID, Table: n.table.Load, Local: n.local,
+		Standby: func(id uint32) (server.CommittedReader, bool) {
+			if sb, ok := n.standby(id); ok {
+				return sb, true
+			}
+			return nil, false
+		}})
 	n.controlSrv, _ = server.NewGRPCServer(cfg.Log, prometheus.NewRegistry(), append(serverCreds(tr.control),
 		grpc.ChainUnaryInterceptor(server.RequireToken(cfg.ControlToken), server.RateLimit(cfg.ControlRate, max(1, int(cfg.ControlRate)))))...)
 	server.RegisterControl(n.controlSrv, &server.Control{Node: cfg.NodeID, Cluster: n, Token: cfg.ControlToken, PeerCreds: tr.peer})
@@ -230,10 +238,21 @@ func (n *Node) local(id uint32) (*partition.Partition, bool) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	h, ok := n.parts[id]
-	if !ok {
+	if !ok || h.p == nil {
 		return nil, false
 	}
 	return h.p, true
+}
+
+// standby returns this node's standby of partition id.
+func (n *Node) standby(id uint32) (*partition.Standby, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	h, ok := n.parts[id]
+	if !ok || h.sb == nil {
+		return nil, false
+	}
+	return h.sb, true
 }
 
 // Registry, Slots and LocalStatus serve the control plane (server.Cluster).
@@ -246,6 +265,9 @@ func (n *Node) LocalStatus() []*sluicev1.PartitionInfo {
 	defer n.mu.RUnlock()
 	var out []*sluicev1.PartitionInfo
 	for _, h := range n.parts {
+		if h.p == nil {
+			continue // a standby: not a partition this node holds
+		}
 		st := h.p.Status()
 		pi := &sluicev1.PartitionInfo{Id: h.spec.ID, Range: &sluicev1.SlotRange{From: h.spec.Range.From, To: h.spec.Range.To},
 			Owner: h.spec.Owner, Epoch: h.spec.Epoch, ChangelogLag: st.Lag}
@@ -297,7 +319,7 @@ func (n *Node) Ready() bool {
 			continue
 		}
 		h, ok := n.parts[p.ID]
-		if !ok || h.spec != p || !h.p.Serving() {
+		if !ok || h.p == nil || !h.spec.Equal(p) || !h.p.Serving() {
 			return false
 		}
 	}
@@ -360,7 +382,16 @@ func (n *Node) Close() error {
 	var wg sync.WaitGroup
 	for _, h := range parts {
 		wg.Add(1)
-		go func() { defer wg.Done(); h.busy.Wait(); h.p.Close() }()
+		go func() {
+			defer wg.Done()
+			h.busy.Wait()
+			if h.sb != nil {
+				h.sb.Close()
+				h.store.Close()
+				return
+			}
+			h.p.Close()
+		}()
 	}
 	wg.Wait()
 	if n.bucket != nil {

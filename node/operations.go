@@ -62,6 +62,7 @@ func (n *Node) Operation(id string) (*sluicev1.Operation, bool) {
 func (n *Node) StartSnapshot(id uint32, path string) (*sluicev1.Operation, error) {
 	n.mu.Lock()
 	h, ok := n.parts[id]
+	ok = ok && h.p != nil
 	if ok {
 		h.busy.Add(1)
 	}

@@ -341,7 +341,7 @@ func (s *loopState) committed(res appendResult) error {
 		}
 	}
 	if err == nil {
-		s.p.publishApplied(batch.Offsets)
+		s.p.view.publish(batch.Offsets)
 	}
 	// The group is durable in Kafka whatever the store said: its replies are true.
 	s.monitor.Commit(g.n)
@@ -394,7 +394,7 @@ func (s *loopState) serve(r syncResult) {
 	s.clock = pipeline.NewClock(r.clock)
 	s.ingestPos = r.ingest
 	if offs, err := p.cfg.Store.Offsets(); err == nil {
-		p.publishApplied(offs)
+		p.view.publish(offs)
 	}
 	s.startIngest()
 	s.toFlush = make(chan *group, 1)

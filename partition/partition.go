@@ -102,9 +102,9 @@ type Partition struct {
 	serving  atomic.Bool
 	progress atomic.Int32          // restore percent
 	deposed  atomic.Pointer[error] // set once a newer owner took over
-	applied  atomic.Pointer[appliedOffsets]
-	lag      atomic.Int64 // changelog offsets left to replay while restoring
-	state    loopState    // owned by the loop goroutine
+	view                           // committed state, for reads that skip the inbox
+	lag      atomic.Int64          // changelog offsets left to replay while restoring
+	state    loopState             // owned by the loop goroutine
 	metrics  *partitionMetrics
 }
 
@@ -159,6 +159,7 @@ func Start(cfg Config) *Partition {
 		done:    make(chan struct{}),
 	}
 	p.metrics = cfg.Metrics.forPartition(cfg.ID)
+	p.view = view{st: cfg.Store, done: p.done}
 	p.state.init(p)
 	go p.run()
 	return p
@@ -212,73 +213,10 @@ func (p *Partition) Increment(ctx context.Context, key []byte, delta int64) (int
 // through the inbox: what EVENTUAL and SESSION reads see. It never returns a
 // value whose transaction has not committed. Safe from any goroutine.
 func (p *Partition) ReadCommitted(key []byte) (store.Value, bool, error) {
-	if err := pipeline.ValidateKey(key); err != nil {
-		return store.Value{}, false, err
-	}
 	if !p.serving.Load() {
 		return store.Value{}, false, p.unavailable()
 	}
-	v, found, err := p.cfg.Store.Get(key)
-	if err != nil || !found || v.Expired(time.Now()) {
-		return store.Value{}, false, err
-	}
-	return v, true, nil
-}
-
-// Applied returns the next changelog offset per slot that the store holds.
-func (p *Partition) Applied() map[int32]int64 {
-	a := p.applied.Load()
-	if a == nil {
-		return nil
-	}
-	return a.offsets
-}
-
-// WaitApplied waits until the store holds slot's changelog up to offset (the
-// session token of a write), or ctx ends.
-func (p *Partition) WaitApplied(ctx context.Context, slot int32, offset int64) error {
-	for {
-		a := p.applied.Load()
-		if a != nil && a.offsets[slot] >= offset {
-			return nil
-		}
-		var changed <-chan struct{}
-		if a != nil {
-			changed = a.changed
-		}
-		select {
-		case <-changed:
-		case <-time.After(50 * time.Millisecond): // before the first commit there is no channel
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.done:
-			return ErrStopped
-		}
-	}
-}
-
-// appliedOffsets is published by the loop after every store write; changed
-// is closed when a newer one is published.
-type appliedOffsets struct {
-	offsets map[int32]int64
-	changed chan struct{}
-}
-
-func (p *Partition) publishApplied(update map[int32]int64) {
-	old := p.applied.Load()
-	next := &appliedOffsets{offsets: make(map[int32]int64, len(update)), changed: make(chan struct{})}
-	if old != nil {
-		for s, o := range old.offsets {
-			next.offsets[s] = o
-		}
-	}
-	for s, o := range update {
-		next.offsets[s] = max(next.offsets[s], o)
-	}
-	p.applied.Store(next)
-	if old != nil {
-		close(old.changed)
-	}
+	return p.view.ReadCommitted(key)
 }
 
 // call hands req to the loop and waits on the caller's own context.

@@ -56,28 +56,7 @@ func (p *Partition) sync(ctx context.Context) (syncResult, error) {
 	}
 	prog := newProgress(p)
 	_, err = cfg.Replay(ctx, from, func(b changelog.Batch) error {
-		sb := store.Batch{Changes: make([]store.Change, 0, len(b.Records)), Offsets: b.Reached, Ingest: make(map[int32]int64)}
-		for _, r := range b.Records {
-			c, err := changelog.Decode(r)
-			if err != nil {
-				return err
-			}
-			if c.Epoch > cfg.Epoch {
-				return fmt.Errorf("%w: slot %d offset %d was written at epoch %d, this owner has epoch %d", ErrDeposed, r.Partition, r.Offset, c.Epoch, cfg.Epoch)
-			}
-			if c.Heartbeat {
-				continue
-			}
-			if c.Mark {
-				sb.Ingest[c.IngestSlot] = c.IngestOffset
-				ingest[c.IngestSlot] = c.IngestOffset
-				continue
-			}
-			sb.Changes = append(sb.Changes, store.Change{Key: c.Key, Value: c.Value, Remove: c.Remove, Version: c.Version, Timestamp: c.Timestamp, ExpiresAt: c.ExpiresAt})
-			clock = max(clock, c.Timestamp)
-		}
-		sb.Clock = clock
-		if err := cfg.Store.Apply(sb); err != nil {
+		if err := applyBatch(cfg.Store, b, cfg.Epoch, &clock, ingest); err != nil {
 			return err
 		}
 		prog.add(len(b.Records), b.Bytes, b.Lag)
@@ -95,6 +74,36 @@ func (p *Partition) sync(ctx context.Context) (syncResult, error) {
 		return syncResult{}, ctx.Err()
 	}
 	return syncResult{app: app, fenced: fenced, clock: clock, ingest: ingest}, nil
+}
+
+// applyBatch applies a fetch of the changelog to st, with the offsets it
+// reaches, in one write: changes, ingest marks (into ingest), heartbeats
+// skipped. A record of an epoch above maxEpoch (0: no limit) is ErrDeposed: a
+// newer owner wrote it. clock is raised to the highest stamp seen.
+func applyBatch(st store.Store, b changelog.Batch, maxEpoch uint64, clock *uint64, ingest map[int32]int64) error {
+	sb := store.Batch{Changes: make([]store.Change, 0, len(b.Records)), Offsets: b.Reached, Ingest: make(map[int32]int64)}
+	for _, r := range b.Records {
+		c, err := changelog.Decode(r)
+		if err != nil {
+			return err
+		}
+		if maxEpoch != 0 && c.Epoch > maxEpoch {
+			return fmt.Errorf("%w: slot %d offset %d was written at epoch %d, this owner has epoch %d", ErrDeposed, r.Partition, r.Offset, c.Epoch, maxEpoch)
+		}
+		switch {
+		case c.Heartbeat:
+		case c.Mark:
+			sb.Ingest[c.IngestSlot] = c.IngestOffset
+			if ingest != nil {
+				ingest[c.IngestSlot] = c.IngestOffset
+			}
+		default:
+			sb.Changes = append(sb.Changes, store.Change{Key: c.Key, Value: c.Value, Remove: c.Remove, Version: c.Version, Timestamp: c.Timestamp, ExpiresAt: c.ExpiresAt})
+			*clock = max(*clock, c.Timestamp)
+		}
+	}
+	sb.Clock = *clock
+	return st.Apply(sb)
 }
 
 // progress reports a restore: a log line at least every 5 seconds with records

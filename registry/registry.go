@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,7 +42,18 @@ type Partition struct {
 	Owner string         `json:"owner"`
 	// Epoch grows every time the partition changes owner.
 	Epoch uint64 `json:"epoch"`
+	// Standbys are nodes that tail the partition's changelog into their own
+	// store and serve SESSION and EVENTUAL reads.
+	Standbys []string `json:"standbys,omitempty"`
 }
+
+// Equal reports whether p and o are the same entry.
+func (p Partition) Equal(o Partition) bool {
+	return p.ID == o.ID && p.Range == o.Range && p.Owner == o.Owner && p.Epoch == o.Epoch && slices.Equal(p.Standbys, o.Standbys)
+}
+
+// HasStandby reports whether node keeps a standby of p.
+func (p Partition) HasStandby(node string) bool { return slices.Contains(p.Standbys, node) }
 
 // Node is a node's announcement.
 type Node struct {

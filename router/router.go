@@ -21,6 +21,10 @@ type Partition struct {
 	// Node is the owner's node id; Addr its data-plane address.
 	Node string
 	Addr string
+	// Standbys keep a copy and serve SESSION and EVENTUAL reads; StandbyAddrs
+	// are their data-plane addresses, in the same order.
+	Standbys     []string
+	StandbyAddrs []string
 }
 
 // Table maps every slot to the partition that owns it.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -55,7 +56,7 @@ func fromRange(r keyspace.Range) *sluicev1.SlotRange {
 }
 
 func info(p registry.Partition) *sluicev1.PartitionInfo {
-	return &sluicev1.PartitionInfo{Id: p.ID, Range: fromRange(p.Range), Owner: p.Owner, Epoch: p.Epoch, State: "unknown"}
+	return &sluicev1.PartitionInfo{Id: p.ID, Range: fromRange(p.Range), Owner: p.Owner, Epoch: p.Epoch, State: "unknown", Standbys: p.Standbys}
 }
 
 // update runs fn through the registry's serialised writer and maps its errors.
@@ -101,6 +102,10 @@ func (c *Control) AddPartition(ctx context.Context, req *sluicev1.AddPartitionRe
 		} else if _, ok := v.Nodes[p.Owner]; !ok {
 			return nil, invalid("unknown node %q", p.Owner)
 		}
+		if int(req.Standbys) > len(v.Nodes)-1 {
+			return nil, invalid("%d standbys asked, but only %d other nodes have announced themselves", req.Standbys, len(v.Nodes)-1)
+		}
+		p.Standbys = pickStandbys(v, p.Owner, int(req.Standbys))
 		added = p
 		return []registry.Mutation{bump, registry.PutPartition(p)}, nil
 	})
@@ -108,6 +113,33 @@ func (c *Control) AddPartition(ctx context.Context, req *sluicev1.AddPartitionRe
 		return nil, err
 	}
 	return info(added), nil
+}
+
+// pickStandbys chooses n nodes other than owner, fewest replicas first.
+func pickStandbys(v *registry.View, owner string, n int) []string {
+	load := map[string]int{}
+	for id := range v.Nodes {
+		load[id] = 0
+	}
+	for _, p := range v.Partitions {
+		load[p.Owner]++
+		for _, s := range p.Standbys {
+			load[s]++
+		}
+	}
+	var nodes []string
+	for id := range load {
+		if _, ok := v.Nodes[id]; ok && id != owner {
+			nodes = append(nodes, id)
+		}
+	}
+	sort.Slice(nodes, func(i, j int) bool {
+		if load[nodes[i]] != load[nodes[j]] {
+			return load[nodes[i]] < load[nodes[j]]
+		}
+		return nodes[i] < nodes[j]
+	})
+	return nodes[:n]
 }
 
 // leastLoaded picks the announced node owning the fewest partitions.
@@ -182,6 +214,8 @@ func (c *Control) MovePartition(ctx context.Context, req *sluicev1.MovePartition
 		}
 		epoch, bump := v.NextEpoch()
 		p.Owner, p.Epoch = req.Node, epoch
+		// A standby that becomes the owner is no longer a standby.
+		p.Standbys = slices.DeleteFunc(slices.Clone(p.Standbys), func(s string) bool { return s == req.Node })
 		moved = p
 		return []registry.Mutation{bump, registry.PutPartition(p)}, nil
 	})

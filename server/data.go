@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -25,6 +26,29 @@ type Data struct {
 	Table func() *router.Table
 	// Local returns the partition with id if it is open on this node.
 	Local func(id uint32) (*partition.Partition, bool)
+	// Standby returns this node's standby of partition id, if it keeps one.
+	Standby func(id uint32) (CommittedReader, bool)
+}
+
+// CommittedReader serves SESSION and EVENTUAL reads: a partition's owner or
+// one of its standbys.
+type CommittedReader interface {
+	ReadCommitted(key []byte) (store.Value, bool, error)
+	WaitApplied(ctx context.Context, slot int32, offset int64) error
+}
+
+// routeRead finds the local replica (owner or standby) that may serve a
+// SESSION or EVENTUAL read of key.
+func (d *Data) routeRead(key []byte, hint *uint32) (CommittedReader, error) {
+	t := d.Table()
+	_, owner, ok := t.Lookup(key)
+	if ok && owner.Node != d.Node && d.Standby != nil && slices.Contains(owner.Standbys, d.Node) && (hint == nil || *hint == owner.ID) {
+		if sb, ok := d.Standby(owner.ID); ok {
+			return sb, nil
+		}
+		return nil, status.Errorf(codes.Unavailable, "the standby of partition %d on node %s is not open yet", owner.ID, d.Node)
+	}
+	return d.route(key, hint)
 }
 
 // route finds the local partition that owns key, or the error that says where
@@ -132,29 +156,36 @@ func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.Get
 	if err := pipeline.ValidateKey(req.Key); err != nil {
 		return nil, toStatus(err)
 	}
-	p, err := d.route(req.Key, req.Partition)
-	if err != nil {
-		return nil, err
-	}
 	var (
 		v     store.Value
 		found bool
 	)
 	switch req.Consistency {
 	case sluicev1.Consistency_LINEARIZABLE:
-		v, found, err = p.Get(ctx, req.Key)
-	case sluicev1.Consistency_SESSION:
-		slot := keyspace.Slot(req.Key, d.Table().Slots())
-		if err = p.WaitApplied(ctx, slot, req.Session.GetOffsets()[slot]); err == nil {
-			v, found, err = p.ReadCommitted(req.Key)
+		p, err := d.route(req.Key, req.Partition)
+		if err != nil {
+			return nil, err
 		}
-	case sluicev1.Consistency_EVENTUAL:
-		v, found, err = p.ReadCommitted(req.Key)
+		v, found, err = p.Get(ctx, req.Key)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+	case sluicev1.Consistency_SESSION, sluicev1.Consistency_EVENTUAL:
+		r, err := d.routeRead(req.Key, req.Partition)
+		if err != nil {
+			return nil, err
+		}
+		if req.Consistency == sluicev1.Consistency_SESSION {
+			slot := keyspace.Slot(req.Key, d.Table().Slots())
+			if err := r.WaitApplied(ctx, slot, req.Session.GetOffsets()[slot]); err != nil {
+				return nil, toStatus(err)
+			}
+		}
+		if v, found, err = r.ReadCommitted(req.Key); err != nil {
+			return nil, toStatus(err)
+		}
 	default:
 		return nil, invalid("unknown consistency level %d", req.Consistency)
-	}
-	if err != nil {
-		return nil, toStatus(err)
 	}
 	if !found {
 		return &sluicev1.GetResponse{}, nil
@@ -205,7 +236,8 @@ func (d *Data) GetRoutes(context.Context, *sluicev1.GetRoutesRequest) (*sluicev1
 	t := d.Table()
 	out := &sluicev1.Routes{Slots: t.Slots()}
 	for _, p := range t.Partitions() {
-		out.Routes = append(out.Routes, &sluicev1.Route{Partition: p.ID, From: p.Range.From, To: p.Range.To, Epoch: p.Epoch, Node: p.Node, Addr: p.Addr})
+		out.Routes = append(out.Routes, &sluicev1.Route{Partition: p.ID, From: p.Range.From, To: p.Range.To, Epoch: p.Epoch, Node: p.Node, Addr: p.Addr,
+			Standbys: p.Standbys, StandbyAddrs: p.StandbyAddrs})
 	}
 	return out, nil
 }

@@ -86,9 +86,9 @@ func printTable(msg proto.Message) {
 	case *sluicev1.PartitionInfo:
 		parts = []*sluicev1.PartitionInfo{m}
 	}
-	fmt.Fprintln(tw, "ID\tSLOTS\tOWNER\tEPOCH\tSTATE\tKEYS\tLAG")
+	fmt.Fprintln(tw, "ID\tSLOTS\tOWNER\tEPOCH\tSTATE\tKEYS\tLAG\tSTANDBYS")
 	for _, p := range parts {
-		fmt.Fprintf(tw, "%d\t[%d,%d)\t%s\t%d\t%s\t%d\t%d\n", p.Id, p.Range.GetFrom(), p.Range.GetTo(), p.Owner, p.Epoch, p.State, p.Keys, p.ChangelogLag)
+		fmt.Fprintf(tw, "%d\t[%d,%d)\t%s\t%d\t%s\t%d\t%d\t%s\n", p.Id, p.Range.GetFrom(), p.Range.GetTo(), p.Owner, p.Epoch, p.State, p.Keys, p.ChangelogLag, strings.Join(p.Standbys, ","))
 	}
 	if m, ok := msg.(*sluicev1.ListPartitionsResponse); ok {
 		tw.Flush()
@@ -119,14 +119,14 @@ func partitionsCmd() *cobra.Command {
 		})
 	}}
 
-	var addID uint32
+	var addID, addStandbys uint32
 	var addNode string
 	add := &cobra.Command{Use: "add FROM-TO", Short: "Add a partition over a slot range", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
 		r, err := parseRange(args[0])
 		if err != nil {
 			return err
 		}
-		req := &sluicev1.AddPartitionRequest{Range: r, Node: addNode}
+		req := &sluicev1.AddPartitionRequest{Range: r, Node: addNode, Standbys: addStandbys}
 		if cmd.Flags().Changed("id") {
 			req.Id = &addID
 		}
@@ -136,6 +136,7 @@ func partitionsCmd() *cobra.Command {
 	}}
 	add.Flags().Uint32Var(&addID, "id", 0, "partition id (default: the next free one)")
 	add.Flags().StringVar(&addNode, "node", "", "owner node (default: the least loaded)")
+	add.Flags().Uint32Var(&addStandbys, "standbys", 0, "other nodes keeping a standby (serving SESSION and EVENTUAL reads; fast handover)")
 
 	rm := &cobra.Command{Use: "rm ID|FROM-TO", Short: "Remove a partition by id or by its exact range", Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, args []string) error {
 		req := &sluicev1.RemovePartitionRequest{}

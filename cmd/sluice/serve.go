@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -64,6 +65,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.ControlAddr, "control-addr", ":7401", "control-plane gRPC listen address")
 	f.StringVar(&tokenFile, "control-token-file", "", "file holding the control plane's bearer token (default: DATA-DIR/control.token, made if missing)")
 	f.Float64Var(&cfg.ControlRate, "control-rate", 5, "control-plane calls a second")
+	f.DurationVar(&cfg.Lease, "lease", time.Second, "read lease: how long a commit lets a partition answer committed reads; a new owner waits it out")
 	f.StringVar(&cfg.SnapshotURL, "snapshot-url", "", "blob URL for snapshots (file:///dir, s3://bucket/prefix?region=...): uploads, and restores of partitions with no local state")
 	f.IntVar(&cfg.SnapshotKeep, "snapshot-keep", 3, "snapshots kept per partition in --snapshot-url")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate: serve both gRPC ports over TLS")

@@ -74,10 +74,12 @@ func (x *SlotRange) GetTo() int32 {
 }
 
 type AddPartitionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            *uint32                `protobuf:"varint,1,opt,name=id,proto3,oneof" json:"id,omitempty"`
-	Range         *SlotRange             `protobuf:"bytes,2,opt,name=range,proto3" json:"range,omitempty"`
-	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    *uint32                `protobuf:"varint,1,opt,name=id,proto3,oneof" json:"id,omitempty"`
+	Range *SlotRange             `protobuf:"bytes,2,opt,name=range,proto3" json:"range,omitempty"`
+	Node  string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	// How many other nodes keep a standby of it (chosen least loaded first).
+	Standbys      uint32 `protobuf:"varint,4,opt,name=standbys,proto3" json:"standbys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -131,6 +133,13 @@ func (x *AddPartitionRequest) GetNode() string {
 		return x.Node
 	}
 	return ""
+}
+
+func (x *AddPartitionRequest) GetStandbys() uint32 {
+	if x != nil {
+		return x.Standbys
+	}
+	return 0
 }
 
 type RemovePartitionRequest struct {
@@ -284,7 +293,8 @@ type PartitionInfo struct {
 	State string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
 	Keys  int64  `protobuf:"varint,6,opt,name=keys,proto3" json:"keys,omitempty"`
 	// Changelog offsets the partition has still to replay before it serves.
-	ChangelogLag  int64 `protobuf:"varint,7,opt,name=changelog_lag,json=changelogLag,proto3" json:"changelog_lag,omitempty"`
+	ChangelogLag  int64    `protobuf:"varint,7,opt,name=changelog_lag,json=changelogLag,proto3" json:"changelog_lag,omitempty"`
+	Standbys      []string `protobuf:"bytes,8,rep,name=standbys,proto3" json:"standbys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -366,6 +376,13 @@ func (x *PartitionInfo) GetChangelogLag() int64 {
 		return x.ChangelogLag
 	}
 	return 0
+}
+
+func (x *PartitionInfo) GetStandbys() []string {
+	if x != nil {
+		return x.Standbys
+	}
+	return nil
 }
 
 type NodeInfo struct {
@@ -741,11 +758,12 @@ const file_sluice_v1_control_proto_rawDesc = "" +
 	"\x17sluice/v1/control.proto\x12\tsluice.v1\"/\n" +
 	"\tSlotRange\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x05R\x04from\x12\x0e\n" +
-	"\x02to\x18\x02 \x01(\x05R\x02to\"q\n" +
+	"\x02to\x18\x02 \x01(\x05R\x02to\"\x8d\x01\n" +
 	"\x13AddPartitionRequest\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\rH\x00R\x02id\x88\x01\x01\x12*\n" +
 	"\x05range\x18\x02 \x01(\v2\x14.sluice.v1.SlotRangeR\x05range\x12\x12\n" +
-	"\x04node\x18\x03 \x01(\tR\x04nodeB\x05\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1a\n" +
+	"\bstandbys\x18\x04 \x01(\rR\bstandbysB\x05\n" +
 	"\x03_id\"`\n" +
 	"\x16RemovePartitionRequest\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\rH\x00R\x02id\x88\x01\x01\x12*\n" +
@@ -754,7 +772,7 @@ const file_sluice_v1_control_proto_rawDesc = "" +
 	"\x14MovePartitionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\"\x17\n" +
-	"\x15ListPartitionsRequest\"\xc6\x01\n" +
+	"\x15ListPartitionsRequest\"\xe2\x01\n" +
 	"\rPartitionInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12*\n" +
 	"\x05range\x18\x02 \x01(\v2\x14.sluice.v1.SlotRangeR\x05range\x12\x14\n" +
@@ -762,7 +780,8 @@ const file_sluice_v1_control_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05state\x18\x05 \x01(\tR\x05state\x12\x12\n" +
 	"\x04keys\x18\x06 \x01(\x03R\x04keys\x12#\n" +
-	"\rchangelog_lag\x18\a \x01(\x03R\fchangelogLag\"Z\n" +
+	"\rchangelog_lag\x18\a \x01(\x03R\fchangelogLag\x12\x1a\n" +
+	"\bstandbys\x18\b \x03(\tR\bstandbys\"Z\n" +
 	"\bNodeInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tdata_addr\x18\x02 \x01(\tR\bdataAddr\x12!\n" +

@@ -913,13 +913,17 @@ func (x *Routes) GetRoutes() []*Route {
 }
 
 type Route struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
-	From          int32                  `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
-	To            int32                  `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"` // exclusive
-	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Node          string                 `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
-	Addr          string                 `protobuf:"bytes,6,opt,name=addr,proto3" json:"addr,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	From      int32                  `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	To        int32                  `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"` // exclusive
+	Epoch     uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Node      string                 `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
+	Addr      string                 `protobuf:"bytes,6,opt,name=addr,proto3" json:"addr,omitempty"`
+	// Nodes keeping a standby, and their data addresses: they serve SESSION
+	// and EVENTUAL reads.
+	Standbys      []string `protobuf:"bytes,7,rep,name=standbys,proto3" json:"standbys,omitempty"`
+	StandbyAddrs  []string `protobuf:"bytes,8,rep,name=standby_addrs,json=standbyAddrs,proto3" json:"standby_addrs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -996,6 +1000,20 @@ func (x *Route) GetAddr() string {
 	return ""
 }
 
+func (x *Route) GetStandbys() []string {
+	if x != nil {
+		return x.Standbys
+	}
+	return nil
+}
+
+func (x *Route) GetStandbyAddrs() []string {
+	if x != nil {
+		return x.StandbyAddrs
+	}
+	return nil
+}
+
 var File_sluice_v1_data_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_data_proto_rawDesc = "" +
@@ -1067,14 +1085,16 @@ const file_sluice_v1_data_proto_rawDesc = "" +
 	"\x10GetRoutesRequest\"H\n" +
 	"\x06Routes\x12\x14\n" +
 	"\x05slots\x18\x01 \x01(\x05R\x05slots\x12(\n" +
-	"\x06routes\x18\x02 \x03(\v2\x10.sluice.v1.RouteR\x06routes\"\x87\x01\n" +
+	"\x06routes\x18\x02 \x03(\v2\x10.sluice.v1.RouteR\x06routes\"\xc8\x01\n" +
 	"\x05Route\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\x05R\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\x05R\x02to\x12\x14\n" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04node\x18\x05 \x01(\tR\x04node\x12\x12\n" +
-	"\x04addr\x18\x06 \x01(\tR\x04addr*:\n" +
+	"\x04addr\x18\x06 \x01(\tR\x04addr\x12\x1a\n" +
+	"\bstandbys\x18\a \x03(\tR\bstandbys\x12#\n" +
+	"\rstandby_addrs\x18\b \x03(\tR\fstandbyAddrs*:\n" +
 	"\vConsistency\x12\x10\n" +
 	"\fLINEARIZABLE\x10\x00\x12\v\n" +
 	"\aSESSION\x10\x01\x12\f\n" +

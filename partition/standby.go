@@ -1,0 +1,92 @@
+package partition
+
+import (
+	"context"
+
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/store"
+)
+
+// StandbyConfig describes a standby replica of a partition.
+type StandbyConfig struct {
+	ID    uint32
+	Range keyspace.Range
+	// Store is the standby's own copy; the standby does not close it (on a
+	// handover the new owner's partition opens on it and replays only the tail).
+	Store store.Store
+	// Tail follows the changelog from the given next offsets until ctx ends
+	// (changelog.Tail in production).
+	Tail func(ctx context.Context, from map[int32]int64, fn func(changelog.Batch) error) error
+	Log  zerolog.Logger
+}
+
+// Standby tails a partition's changelog into its own store and serves
+// EVENTUAL and SESSION reads from it. It only ever sees committed records
+// (read_committed), so it never returns a value that is not durable.
+type Standby struct {
+	view
+	cfg  StandbyConfig
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// StartStandby starts tailing from the offsets the store holds.
+func StartStandby(cfg StandbyConfig) *Standby {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Standby{cfg: cfg, stop: cancel, done: make(chan struct{})}
+	s.view = view{st: cfg.Store, done: s.done}
+	cfg.Log = cfg.Log.With().Uint32("partition", cfg.ID).Str("role", "standby").Logger()
+	go s.run(ctx)
+	return s
+}
+
+func (s *Standby) run(ctx context.Context) {
+	defer close(s.done)
+	for attempt := 0; ; attempt++ {
+		err := s.follow(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := min(time.Duration(1<<min(attempt, 5))*200*time.Millisecond, 5*time.Second)
+		s.cfg.Log.Error().Err(err).Dur("retry_in", wait).Msg("standby stopped tailing")
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Standby) follow(ctx context.Context) error {
+	stored, err := s.cfg.Store.Offsets()
+	if err != nil {
+		return err
+	}
+	from := make(map[int32]int64, s.cfg.Range.Len())
+	for _, slot := range s.cfg.Range.Slots() {
+		from[slot] = stored[slot]
+	}
+	s.publish(from)
+	clock, err := s.cfg.Store.Clock()
+	if err != nil {
+		return err
+	}
+	return s.cfg.Tail(ctx, from, func(b changelog.Batch) error {
+		if err := applyBatch(s.cfg.Store, b, 0, &clock, nil); err != nil {
+			return err
+		}
+		s.publish(b.Reached)
+		return nil
+	})
+}
+
+// Close stops tailing (the store stays open: see StandbyConfig.Store).
+func (s *Standby) Close() {
+	s.stop()
+	<-s.done
+}

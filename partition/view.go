@@ -1,0 +1,86 @@
+package partition
+
+import (
+	"context"
+	"maps"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicedb/sluice/pipeline"
+	"github.com/sluicedb/sluice/store"
+)
+
+// view serves reads of a store's committed state, from any goroutine, and
+// tells how far into the changelog that state reaches. Partitions and
+// standbys both have one.
+type view struct {
+	st      store.Store
+	applied atomic.Pointer[appliedOffsets]
+	done    <-chan struct{}
+}
+
+// appliedOffsets is published after every store write; changed is closed
+// when a newer one is published.
+type appliedOffsets struct {
+	offsets map[int32]int64
+	changed chan struct{}
+}
+
+// ReadCommitted reads key's committed value; an expired value is absent.
+func (v *view) ReadCommitted(key []byte) (store.Value, bool, error) {
+	if err := pipeline.ValidateKey(key); err != nil {
+		return store.Value{}, false, err
+	}
+	val, found, err := v.st.Get(key)
+	if err != nil || !found || val.Expired(time.Now()) {
+		return store.Value{}, false, err
+	}
+	return val, true, nil
+}
+
+// Applied returns the next changelog offset per slot that the store holds.
+func (v *view) Applied() map[int32]int64 {
+	if a := v.applied.Load(); a != nil {
+		return a.offsets
+	}
+	return nil
+}
+
+// WaitApplied waits until the store holds slot's changelog up to offset (a
+// write's session token), or ctx ends.
+func (v *view) WaitApplied(ctx context.Context, slot int32, offset int64) error {
+	for {
+		a := v.applied.Load()
+		if a != nil && a.offsets[slot] >= offset {
+			return nil
+		}
+		var changed <-chan struct{}
+		if a != nil {
+			changed = a.changed
+		}
+		select {
+		case <-changed:
+		case <-time.After(50 * time.Millisecond): // before the first publish there is no channel
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-v.done:
+			return ErrStopped
+		}
+	}
+}
+
+// publish records that the store now holds the changelog up to update.
+func (v *view) publish(update map[int32]int64) {
+	old := v.applied.Load()
+	next := &appliedOffsets{offsets: map[int32]int64{}, changed: make(chan struct{})}
+	if old != nil {
+		next.offsets = maps.Clone(old.offsets)
+	}
+	for s, o := range update {
+		next.offsets[s] = max(next.offsets[s], o)
+	}
+	v.applied.Store(next)
+	if old != nil {
+		close(old.changed)
+	}
+}
