@@ -101,3 +101,29 @@ func vmRSS(t *testing.T, pid int) int64 {
 	t.Fatal("no VmRSS")
 	return 0
 }
+
+// A config file's stages shape what is stored; a bad one is refused at start
+// with a message naming the file and line.
+func TestConfigFileStages(t *testing.T) {
+	bad := t.TempDir() + "/bad.yaml"
+	os.WriteFile(bad, []byte("pipeline:\n  - sanitize: {fields: [a]}\n  - frobnicate: {}\n"), 0o644)
+	out, err := exec.Command(sluiceBin, "serve", "--config", bad, "--data-dir", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), bad+`:3: unknown stage "frobnicate"`) {
+		t.Fatalf("a bad config: %v %s", err, out)
+	}
+	p := newProc(t, kafkatest.ClusterName(t), t.TempDir(), "--config", "../examples/sluice.yaml")
+	p.start()
+	if _, errs, code := sluice(t, p.addr, "put", "user:1", `{"name":"ada","password":"x","card":{"number":"4111"}}`); code != 0 {
+		t.Fatalf("put: %s", errs)
+	}
+	got, _, code := sluice(t, p.addr, "get", "user:1")
+	if code != 0 || strings.Contains(got, "password") || !strings.Contains(got, `"number":"****"`) || !strings.Contains(got, `"via":"grpc"`) {
+		t.Fatalf("stored %q", got)
+	}
+	if _, _, code := sluice(t, p.addr, "put", "tmp/x", "{}"); code != 0 {
+		t.Fatal("a dropped write is not an error")
+	}
+	if _, _, code := sluice(t, p.addr, "get", "tmp/x"); code != 1 {
+		t.Fatal("a write the pipeline drops was stored")
+	}
+}

@@ -29,6 +29,7 @@ const clusterToken = "integration-secret"
 // cluster is three `sluice serve` processes sharing one Kafka and one name.
 type cluster struct {
 	t     *testing.T
+	name  string
 	nodes map[string]*proc
 }
 
@@ -38,7 +39,7 @@ func startCluster(t *testing.T, extra ...string) *cluster {
 	if err := os.WriteFile(tokenFile, []byte(clusterToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, nodes: map[string]*proc{}}
+	c := &cluster{t: t, name: name, nodes: map[string]*proc{}}
 	for _, id := range []string{"n1", "n2", "n3"} {
 		// n1 comes first: it gives the new cluster its 4 partitions.
 		p := newProc(t, name, t.TempDir(), append([]string{"--node-id", id, "--control-token-file", tokenFile, "--control-rate", "50"}, extra...)...)

@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
+	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/keyspace"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
@@ -69,6 +73,28 @@ func TestStandbyServesReadsAndHandsOverFast(t *testing.T) {
 		}
 		return nil
 	})
+	// A transaction that never commits is never visible at the standby.
+	rogue, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.Brokers(t)...), kgo.TransactionalID(t.Name()+"-rogue"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rogue.Close()
+	if err := rogue.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	topic := changelog.Topics{Cluster: c.name}.Changelog()
+	pending := changelog.Change{Key: batch[1].Key, Value: []byte("uncommitted"), Version: 99, Epoch: added.Epoch}
+	if err := rogue.ProduceSync(ctx, pending.Record(topic, keyspace.Slot(batch[1].Key, 16))).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // time for the standby to fetch whatever it could see
+	if resp, err := sb.Get(ctx, &sluicev1.GetRequest{Key: batch[1].Key, Consistency: sluicev1.Consistency_EVENTUAL}); err != nil || string(resp.Value) == "uncommitted" {
+		t.Fatalf("an eventual read at the standby saw an uncommitted value: %v %v", resp, err)
+	}
+	if err := rogue.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
 	// A LINEARIZABLE read at the standby is not served there.
 	if _, err := sb.Get(ctx, &sluicev1.GetRequest{Key: last.Key}); err == nil {
 		t.Fatal("a standby answered a linearizable read")

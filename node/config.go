@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/pipeline"
 )
 
 // Config configures a node. Zero values take the defaults written on each field.
@@ -38,6 +39,8 @@ type Config struct {
 	ControlToken string
 	// ControlRate is the control plane's calls a second. Default 5.
 	ControlRate float64
+	// Stages run on every upsert, gRPC and ingest alike (from --config).
+	Stages []pipeline.Stage
 	// Lease is how long a partition's last commit lets it answer reads of
 	// committed values without a new commit; a new owner waits it out after
 	// fencing. Default 1s.

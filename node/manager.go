@@ -266,7 +266,7 @@ func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
 	topic := n.topics.Changelog()
 	txnID := n.topics.TransactionalID(spec.ID)
 	p := partition.Start(partition.Config{
-		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Topic: topic, Store: st, Lease: n.cfg.Lease,
+		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Topic: topic, Store: st, Lease: n.cfg.Lease, Stages: n.cfg.Stages,
 		NewAppender: func(ctx context.Context) (partition.Appender, error) {
 			return changelog.NewAppender(ctx, changelog.AppenderConfig{Client: opts, TransactionalID: txnID})
 		},

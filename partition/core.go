@@ -100,9 +100,30 @@ func (s *loopState) upsert(req *request) error {
 			return nil
 		}
 	}
+	// The pipeline's stages run on every entry before anything is written, so
+	// a rejection refuses the whole request.
+	stamps := make([]uint64, len(req.entries))
+	values := make([][]byte, len(req.entries))
+	for i, e := range req.entries {
+		stamps[i] = s.clock.Now()
+		w, keep, err := pipeline.Run(s.p.cfg.Stages, pipeline.Write{Key: e.Key, Value: e.Value, Source: "grpc", Timestamp: stamps[i]})
+		if err != nil {
+			req.reply <- reply{err: err}
+			return nil
+		}
+		if keep {
+			values[i] = w.Value
+			if values[i] == nil {
+				values[i] = []byte{}
+			}
+		}
+	}
 	g := s.open
 	first := len(g.recs)
-	for _, e := range req.entries {
+	for i, e := range req.entries {
+		if values[i] == nil {
+			continue // dropped by a stage
+		}
 		cur, found, err := s.lookup(e.Key)
 		if err != nil {
 			// Part of this request is in the open group: the loop drops it all.
@@ -110,21 +131,33 @@ func (s *loopState) upsert(req *request) error {
 			return err
 		}
 		c := s.next(e.Key, cur, found)
-		c.Value, c.ExpiresAt = e.Value, expiry(c.Timestamp, e.TTL)
+		c.Timestamp = stamps[i]
+		c.Value, c.ExpiresAt = values[i], expiry(c.Timestamp, e.TTL)
 		s.write(c)
 	}
 	recs := g.recs[first:]
-	s.monitor.Hold(g.n, func(err error) {
+	release := func(err error) {
 		if err != nil {
 			req.reply <- reply{err: err}
 			return
 		}
-		res := make([]WriteResult, len(recs))
-		for i, r := range recs {
-			res[i] = resultOf(r.Partition, r.Offset, g.changes[first+i])
+		res := make([]WriteResult, len(values))
+		j := 0
+		for i := range values {
+			if values[i] == nil {
+				res[i] = WriteResult{Offset: -1} // dropped by the pipeline
+				continue
+			}
+			res[i] = resultOf(recs[j].Partition, recs[j].Offset, g.changes[first+j])
+			j++
 		}
 		req.reply <- reply{results: res}
-	})
+	}
+	if len(recs) == 0 {
+		release(nil) // the pipeline dropped every entry: nothing to wait for
+		return nil
+	}
+	s.monitor.Hold(g.n, release)
 	return nil
 }
 

@@ -123,7 +123,14 @@ func (s *loopState) ingestOne(r IngestRecord) error {
 	if r.Remove {
 		c.Remove = true
 	} else {
-		c.Value, c.ExpiresAt = r.Value, expiry(c.Timestamp, r.TTL)
+		w, keep, err := pipeline.Run(cfg.Stages, pipeline.Write{Key: r.Key, Value: r.Value, Source: "ingest", Timestamp: c.Timestamp})
+		if err != nil || !keep {
+			return err // rejected: to the DLQ; dropped: the mark still records the offset
+		}
+		c.Value, c.ExpiresAt = w.Value, expiry(c.Timestamp, r.TTL)
+		if c.Value == nil {
+			c.Value = []byte{}
+		}
 	}
 	s.write(c)
 	return nil

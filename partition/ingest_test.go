@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/pipeline"
 	"github.com/sluicedb/sluice/store"
 )
 
@@ -136,5 +137,77 @@ func TestIngestBadRecordsAreDeadLetters(t *testing.T) {
 	}
 	if len(reasons) != 2 || reasons[0] != "0:invalid argument: empty key" || reasons[1] != "1:unreadable header" {
 		t.Fatalf("dead letters: %q", reasons)
+	}
+}
+
+// The pipeline's stages apply identically to gRPC writes and ingest records:
+// a drop skips the write, a rejection fails the request (gRPC) or sends the
+// record to the DLQ (ingest), a transformation changes what is stored.
+func TestStagesApplyToGRPCAndIngest(t *testing.T) {
+	stages, err := pipeline.ParseConfig([]byte(`
+pipeline:
+  - filter: {prefixes: ["tmp/"], action: drop}
+  - filter: {field: status, equals: banned, action: reject}
+  - sanitize: {fields: [password]}
+  - enrich: {fields: {via: source}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newFakeLog()
+	slot := keyspace.Slot([]byte("in-1"), 4)
+	keyIn := func(prefix string) string { // a key of the same slot as in-1
+		for i := 0; ; i++ {
+			k := fmt.Sprint(prefix, i)
+			if keyspace.Slot([]byte(k), 4) == slot {
+				return k
+			}
+		}
+	}
+	tmp, banned := keyIn("tmp/"), keyIn("ban-")
+	recs := map[int32][]IngestRecord{slot: {
+		{Slot: slot, Offset: 0, Key: []byte("in-1"), Value: []byte(`{"name":"a","password":"p"}`)},
+		{Slot: slot, Offset: 1, Key: []byte(tmp), Value: []byte(`{"x":1}`)},
+		{Slot: slot, Offset: 2, Key: []byte(banned), Value: []byte(`{"status":"banned"}`)},
+	}}
+	cfg := testConfig(l, store.NewMemory())
+	cfg.Stages, cfg.DLQTopic, cfg.Ingest = stages, "t.dlq", fakeIngest(recs)
+	p := startServing(t, cfg)
+	ctx := context.Background()
+
+	res, err := p.Upsert(ctx, entries("g-1", `{"name":"b","password":"q"}`, "tmp/g", `{"y":2}`))
+	if err != nil || len(res) != 2 || res[1].Offset != -1 {
+		t.Fatalf("upsert with a dropped entry: %+v %v", res, err)
+	}
+	if res, err := p.Upsert(ctx, entries("tmp/only", "{}")); err != nil || res[0].Offset != -1 {
+		t.Fatalf("an upsert whose every entry is dropped: %+v %v", res, err)
+	}
+	if _, err := p.Upsert(ctx, entries("g-2", "{}", "g-3", `{"status":"banned"}`)); !errors.Is(err, pipeline.ErrInvalid) {
+		t.Fatalf("a rejected entry: %v", err)
+	}
+	if _, found, _ := p.Get(ctx, []byte("g-2")); found {
+		t.Fatal("a request with a rejected entry was partly applied")
+	}
+	waitFor(t, func() bool { _, found, _ := p.Get(ctx, []byte("in-1")); return found })
+	for key, want := range map[string]string{"g-1": `{"name":"b","via":"grpc"}`, "in-1": `{"name":"a","via":"ingest"}`} {
+		if v, _, _ := p.Get(ctx, []byte(key)); string(v.Data) != want {
+			t.Errorf("%s = %s, want %s", key, v.Data, want)
+		}
+	}
+	for _, key := range []string{"tmp/g", tmp, banned} {
+		if _, found, _ := p.Get(ctx, []byte(key)); found {
+			t.Errorf("%s was stored", key)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	dead := 0
+	for _, r := range l.slots[0] {
+		if r.Topic == "t.dlq" && string(r.Key) == banned {
+			dead++
+		}
+	}
+	if dead != 1 {
+		t.Fatalf("the rejected ingest record is in the DLQ %d times, want 1", dead)
 	}
 }

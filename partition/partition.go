@@ -59,6 +59,9 @@ type Config struct {
 	IngestTopic string
 	// DLQTopic receives the ingest records that cannot be applied.
 	DLQTopic string
+	// Stages run on every upsert, from gRPC and from ingest alike, after
+	// validation and the clock and before the state machine.
+	Stages []pipeline.Stage
 	// Lease is how long a committed transaction proves that this partition
 	// still owns its slots. Within it, a read of a committed value answers at
 	// once; after it, the read waits for a commit (a heartbeat if nothing else

@@ -53,6 +53,10 @@ func putCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if res[0].Offset < 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "dropped by the write pipeline")
+					return nil
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "version %d (slot %d, offset %d)\n", res[0].Version, res[0].Slot, res[0].Offset)
 				return nil
 			})

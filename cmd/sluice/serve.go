@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/pipeline"
 )
 
 func serveCmd() *cobra.Command {
@@ -26,6 +27,7 @@ func serveCmd() *cobra.Command {
 		logLevel  string
 		logFormat string
 		tokenFile string
+		config    string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -37,6 +39,11 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			cfg.Log = log
+			if config != "" {
+				if cfg.Stages, err = pipeline.LoadConfig(config); err != nil {
+					return fmt.Errorf("config %w", err)
+				}
+			}
 			if brokers != "" {
 				cfg.Brokers = strings.Split(brokers, ",")
 			}
@@ -55,6 +62,7 @@ func serveCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&config, "config", "", "config file (YAML) with the write pipeline's stages: see examples/sluice.yaml")
 	f.StringVar(&cfg.NodeID, "node-id", "n1", "this node's id in the cluster")
 	f.StringVar(&cfg.DataDir, "data-dir", "data", "directory for the partitions' stores (and the embedded broker)")
 	f.StringVar(&cfg.Cluster, "cluster", "sluice", "cluster name: the prefix of every topic")

@@ -309,7 +309,8 @@ type WriteResult struct {
 	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// The partition's hybrid-logical clock stamp of the write.
 	Timestamp uint64 `protobuf:"varint,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	// The slot (changelog partition) and offset of the change record.
+	// The slot (changelog partition) and offset of the change record; offset
+	// -1 (and version 0): the write pipeline dropped the entry.
 	Slot          int32 `protobuf:"varint,3,opt,name=slot,proto3" json:"slot,omitempty"`
 	Offset        int64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
