@@ -162,3 +162,28 @@ func TestSessionAndEventualReads(t *testing.T) {
 		t.Fatalf("a session read ahead of the replica: %v, want DeadlineExceeded", err)
 	}
 }
+
+// A batch at exactly the 1 MiB limit is accepted, committed to Kafka (the
+// topic's and the producer's size limits leave room for it) and read back.
+func TestOneMiBBatchRoundTrips(t *testing.T) {
+	n := startNode(t, Config{})
+	ctx := context.Background()
+	key := []byte(strings.Repeat("k", 1024))
+	value := []byte(strings.Repeat("v", 1<<20-len(key)))
+	if _, err := n.data.Upsert(ctx, &sluicev1.UpsertRequest{Entries: []*sluicev1.Entry{{Key: key, Value: value}}}); err != nil {
+		t.Fatalf("a 1 MiB batch: %v", err)
+	}
+	got, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: key})
+	if err != nil || len(got.Value) != len(value) {
+		t.Fatalf("read back %d bytes, %v", len(got.GetValue()), err)
+	}
+	// Many keys adding up to the limit, too.
+	req := &sluicev1.UpsertRequest{}
+	for i := 0; i < 1024; i++ {
+		k := fmt.Appendf(nil, "big-%04d", i)
+		req.Entries = append(req.Entries, &sluicev1.Entry{Key: k, Value: make([]byte, 1024-len(k))})
+	}
+	if _, err := n.data.Upsert(ctx, req); err != nil {
+		t.Fatalf("1024 entries of 1 KiB: %v", err)
+	}
+}
