@@ -93,11 +93,18 @@ func TestIngestAfterAppendFailure(t *testing.T) {
 	recs, counts := ingestLog(10, 3, 4)
 	cfg := testConfig(l, store.NewMemory())
 	cfg.Ingest = fakeIngest(recs)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) }) // registered first: runs after the partition's Close
 	p := startServing(t, cfg)
 	(<-l.gate).answer <- appendAnswer{err: errBoom} // the first group fails, nothing committed
 	go func() {
-		for call := range l.gate {
-			call.answer <- appendAnswer{commit: true}
+		for {
+			select {
+			case call := <-l.gate:
+				call.answer <- appendAnswer{commit: true}
+			case <-stop:
+				return
+			}
 		}
 	}()
 	checkCounts(t, p, counts)

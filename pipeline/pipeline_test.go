@@ -102,3 +102,30 @@ func TestLineMonitorReleasesInOrderOnlyAfterCommit(t *testing.T) {
 		t.Fatalf("FailAll: %v", got)
 	}
 }
+
+// Validation takes any bytes a client sends: it never panics, and an
+// accepted batch is within every limit.
+func FuzzValidateBatch(f *testing.F) {
+	f.Add([]byte("k"), []byte("v"), 1)
+	f.Add([]byte{0}, []byte{}, 3)
+	f.Add([]byte(""), []byte("v"), 0)
+	f.Fuzz(func(t *testing.T, key, value []byte, n int) {
+		n = n%8 + 1
+		if n < 1 {
+			n = 1
+		}
+		entries := make([]Entry, n)
+		for i := range entries {
+			entries[i] = Entry{Key: key, Value: value}
+		}
+		if err := ValidateBatch(entries); err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("an error that is not InvalidArgument: %v", err)
+			}
+			return
+		}
+		if len(key) == 0 || len(key) > MaxKeyBytes || key[0] == 0 || n*(len(key)+len(value)) > MaxBatchBytes {
+			t.Fatalf("accepted %d entries of a %d-byte key and a %d-byte value", n, len(key), len(value))
+		}
+	})
+}

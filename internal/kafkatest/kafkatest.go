@@ -14,12 +14,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+
+	"go.uber.org/goleak"
 
 	"github.com/sluicedb/sluice/internal/kafkalocal"
 )
@@ -32,9 +35,17 @@ var (
 	err     error
 )
 
-// Main runs the tests and stops a broker the binary started.
+// Main runs the tests, checks that they leaked no goroutine (go.uber.org/goleak;
+// not when benchmarks ran, whose node lives as long as the binary) and stops
+// a broker the binary started.
 func Main(m *testing.M) {
 	code := m.Run()
+	if code == 0 && flag.Lookup("test.bench").Value.String() == "" {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	if started != nil {
 		started.Stop()
 		os.RemoveAll(dir)
