@@ -1,0 +1,239 @@
+// Package bench is sluice's load generator (`sluice bench`): workloads
+// against a running cluster, live progress, and a result with HDR-histogram
+// percentiles that can be written as JSON and plotted as SVG.
+//
+//	r, err := bench.Run(ctx, bench.Config{Addrs: []string{"127.0.0.1:7400"}, Workload: "upsert-batch", Duration: 10 * time.Second}, os.Stderr)
+//	r.Print(os.Stdout)
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Config describes a run. Zero values take the defaults written on each field.
+type Config struct {
+	// Addrs are data-plane addresses of nodes (the client routes by key).
+	Addrs []string `json:"addrs"`
+	// Workload is one of Workloads. Default upsert-batch.
+	Workload string `json:"workload"`
+	// ValueSize is the bytes of each value. Default 100.
+	ValueSize int `json:"value_size"`
+	// Keys is the key space. Default 100,000.
+	Keys int `json:"keys"`
+	// Dist is "uniform" or "zipfian" (s=1.1). Default uniform.
+	Dist string `json:"dist"`
+	// Batch is the keys per upsert-batch. Default 100.
+	Batch int `json:"batch"`
+	// Concurrency is the number of clients. Default 32.
+	Concurrency int `json:"concurrency"`
+	// Duration bounds the run; Ops, if set, stops it after that many operations.
+	// Default 10s.
+	Duration time.Duration `json:"duration_ns"`
+	Ops      int64         `json:"ops,omitempty"`
+	// Brokers and Cluster are needed by the ingest workload.
+	Brokers []string `json:"brokers,omitempty"`
+	Cluster string
+}
+
+// Workloads are the operations a run can make, and what one operation is.
+var Workloads = map[string]string{
+	"upsert-batch": "Upsert of Batch keys (one op = one batch; keys/s = ops/s × Batch)",
+	"upsert":       "Upsert of one key",
+	"get":          "linearizable Get of one key",
+	"get-session":  "SESSION Get of one key (with the client's own session)",
+	"get-eventual": "EVENTUAL Get of one key",
+	"mix-90-10":    "90% linearizable Gets, 10% single-key Upserts",
+	"mix-50-50":    "50% linearizable Gets, 50% single-key Upserts",
+	"ingest":       "produce one record to <cluster>.ingest (acks=all), through Kafka",
+}
+
+func (c *Config) defaults() error {
+	if c.Workload == "" {
+		c.Workload = "upsert-batch"
+	}
+	if _, ok := Workloads[c.Workload]; !ok {
+		return fmt.Errorf("bench: unknown workload %q", c.Workload)
+	}
+	if c.ValueSize == 0 {
+		c.ValueSize = 100
+	}
+	if c.Keys == 0 {
+		c.Keys = 100_000
+	}
+	if c.Dist == "" {
+		c.Dist = "uniform"
+	}
+	if c.Dist != "uniform" && c.Dist != "zipfian" {
+		return fmt.Errorf("bench: unknown key distribution %q", c.Dist)
+	}
+	if c.Batch == 0 {
+		c.Batch = 100
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 32
+	}
+	if c.Duration == 0 && c.Ops == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Workload == "ingest" && (len(c.Brokers) == 0 || c.Cluster == "") {
+		return fmt.Errorf("bench: the ingest workload needs --brokers and --cluster")
+	}
+	return nil
+}
+
+// op is one operation of a workload; rng and keys are the caller goroutine's.
+type op func(ctx context.Context, rng *rand.Rand, key func() []byte) error
+
+// Result is what a run measured.
+type Result struct {
+	Config    Config        `json:"config"`
+	Ops       int64         `json:"ops"`
+	Errors    int64         `json:"errors"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	OpsPerSec float64       `json:"ops_per_sec"`
+	// Latency percentiles, milliseconds.
+	P50  float64 `json:"p50_ms"`
+	P90  float64 `json:"p90_ms"`
+	P99  float64 `json:"p99_ms"`
+	P999 float64 `json:"p999_ms"`
+	Max  float64 `json:"max_ms"`
+	// Timeline is ops/s and p99 (ms) per second of the run, for plots.
+	Timeline []Second `json:"timeline"`
+}
+
+// Second is one second of a run.
+type Second struct {
+	OpsPerSec float64 `json:"ops_per_sec"`
+	P99       float64 `json:"p99_ms"`
+}
+
+// Run runs the workload and reports progress to progress (a line a second).
+func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	w, closeW, err := newWorkload(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer closeW()
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	var (
+		mu      sync.Mutex
+		total   = hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+		window  = hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+		ops     atomic.Int64
+		errs    atomic.Int64
+		wg      sync.WaitGroup
+		start   = time.Now()
+		seconds []Second
+	)
+	done := make(chan struct{})
+	for c := 0; c < cfg.Concurrency; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(rand.Uint64(), uint64(c)))
+			key := keyFunc(cfg, rng)
+			for ctx.Err() == nil {
+				if cfg.Ops > 0 && ops.Add(1) > cfg.Ops {
+					return
+				}
+				t0 := time.Now()
+				err := w(ctx, rng, key)
+				us := time.Since(t0).Microseconds()
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					errs.Add(1)
+					continue
+				}
+				if cfg.Ops == 0 {
+					ops.Add(1)
+				}
+				mu.Lock()
+				total.RecordValue(max(us, 1))
+				window.RecordValue(max(us, 1))
+				mu.Unlock()
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-tick.C:
+			mu.Lock()
+			n := window.TotalCount()
+			p99 := float64(window.ValueAtQuantile(99)) / 1000
+			window.Reset()
+			mu.Unlock()
+			seconds = append(seconds, Second{OpsPerSec: float64(n), P99: p99})
+			line := fmt.Sprintf("%4ds  %9.0f ops/s  p99 %7.2f ms  errors %d", len(seconds), float64(n), p99, errs.Load())
+			if cfg.Ops > 0 {
+				line += "  " + bar(min(ops.Load(), cfg.Ops), cfg.Ops)
+			}
+			fmt.Fprintln(progress, line)
+		}
+	}
+	elapsed := time.Since(start)
+	n := total.TotalCount()
+	ms := func(q float64) float64 { return float64(total.ValueAtQuantile(q)) / 1000 }
+	return &Result{
+		Config: cfg, Ops: n, Errors: errs.Load(), Elapsed: elapsed, OpsPerSec: float64(n) / elapsed.Seconds(),
+		P50: ms(50), P90: ms(90), P99: ms(99), P999: ms(99.9), Max: float64(total.Max()) / 1000, Timeline: seconds,
+	}, nil
+}
+
+// keyFunc draws keys "key-%08d" from the configured distribution.
+func keyFunc(cfg Config, rng *rand.Rand) func() []byte {
+	draw := func() uint64 { return uint64(rng.IntN(cfg.Keys)) }
+	if cfg.Dist == "zipfian" {
+		z := rand.NewZipf(rng, 1.1, 1, uint64(cfg.Keys-1))
+		draw = z.Uint64
+	}
+	return func() []byte { return fmt.Appendf(nil, "key-%08d", draw()) }
+}
+
+func bar(done, total int64) string {
+	const width = 30
+	filled := int(math.Round(float64(done) / float64(total) * width))
+	b := make([]byte, width)
+	for i := range b {
+		if i < filled {
+			b[i] = '#'
+		} else {
+			b[i] = '.'
+		}
+	}
+	return fmt.Sprintf("[%s] %d/%d", b, done, total)
+}
+
+// Print writes the result as a short table.
+func (r *Result) Print(w io.Writer) {
+	fmt.Fprintf(w, "workload %s: %d ops in %.1fs, %d errors, concurrency %d, %d keys (%s), %d-byte values\n",
+		r.Config.Workload, r.Ops, r.Elapsed.Seconds(), r.Errors, r.Config.Concurrency, r.Config.Keys, r.Config.Dist, r.Config.ValueSize)
+	if r.Config.Workload == "upsert-batch" {
+		fmt.Fprintf(w, "throughput  %.0f batches/s = %.0f keys/s\n", r.OpsPerSec, r.OpsPerSec*float64(r.Config.Batch))
+	} else {
+		fmt.Fprintf(w, "throughput  %.0f ops/s\n", r.OpsPerSec)
+	}
+	fmt.Fprintf(w, "latency ms  p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n", r.P50, r.P90, r.P99, r.P999, r.Max)
+}

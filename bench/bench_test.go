@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/node"
+)
+
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+func TestKeysStayInTheKeySpace(t *testing.T) {
+	for _, dist := range []string{"uniform", "zipfian"} {
+		key := keyFunc(Config{Keys: 50, Dist: dist}, rand.New(rand.NewPCG(1, 2)))
+		seen := map[string]int{}
+		for i := 0; i < 5000; i++ {
+			k := string(key())
+			if k < "key-00000000" || k > "key-00000049" {
+				t.Fatalf("%s: key %s outside the space", dist, k)
+			}
+			seen[k]++
+		}
+		if dist == "zipfian" && seen["key-00000000"] < seen["key-00000049"]*5 {
+			t.Fatalf("zipfian is not skewed: %d vs %d", seen["key-00000000"], seen["key-00000049"])
+		}
+	}
+	if err := (&Config{Workload: "nope"}).defaults(); err == nil {
+		t.Fatal("an unknown workload was accepted")
+	}
+	if err := (&Config{Workload: "ingest"}).defaults(); err == nil {
+		t.Fatal("ingest without brokers was accepted")
+	}
+}
+
+// A short run against a real node: operations counted, no errors,
+// percentiles in order, progress printed with a bar, JSON and SVG written.
+func TestRunAgainstANode(t *testing.T) {
+	n, err := node.Start(context.Background(), node.Config{Brokers: kafkatest.Brokers(t), Cluster: kafkatest.ClusterName(t), DataDir: t.TempDir(),
+		DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "t", HTTPAddr: "-", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	for !n.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, w := range []string{"upsert-batch", "mix-90-10", "get-eventual"} {
+		var progress bytes.Buffer
+		r, err := Run(context.Background(), Config{Addrs: []string{n.DataAddr()}, Workload: w, Keys: 1000, Concurrency: 4, Ops: 300, Batch: 10}, &progress)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Ops != 300 || r.Errors != 0 || !(r.P50 <= r.P90 && r.P90 <= r.P99 && r.P99 <= r.P999 && r.P999 <= r.Max) {
+			t.Fatalf("%s: %+v", w, r)
+		}
+		var out, svg bytes.Buffer
+		r.Print(&out)
+		if !strings.Contains(out.String(), "p99") {
+			t.Fatalf("%s: printed %q", w, out.String())
+		}
+		if _, err := json.Marshal(r); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Timeline) > 0 {
+			if err := r.WriteSVG(&svg); err != nil || !strings.Contains(svg.String(), "<polyline") {
+				t.Fatalf("svg: %v", err)
+			}
+			if !strings.Contains(progress.String(), "ops/s") || !strings.Contains(progress.String(), "/300") {
+				t.Fatalf("progress: %q", progress.String())
+			}
+		}
+	}
+}

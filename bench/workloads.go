@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/client"
+)
+
+// newWorkload returns the operation of cfg's workload and what closes it.
+func newWorkload(cfg Config) (op, func(), error) {
+	value := make([]byte, cfg.ValueSize)
+	for i := range value {
+		value[i] = byte('a' + i%26)
+	}
+	if cfg.Workload == "ingest" {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(changelog.Topics{Cluster: cfg.Cluster}.Ingest()),
+			kgo.ProducerLinger(2*time.Millisecond))
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(ctx context.Context, _ *rand.Rand, key func() []byte) error {
+			return cl.ProduceSync(ctx, &kgo.Record{Key: key(), Value: value}).FirstErr()
+		}, cl.Close, nil
+	}
+	c, err := client.New(cfg.Addrs...)
+	if err != nil {
+		return nil, nil, err
+	}
+	upsert := func(ctx context.Context, _ *rand.Rand, key func() []byte) error {
+		_, err := c.Upsert(ctx, client.Entry{Key: key(), Value: value})
+		return err
+	}
+	get := func(ctx context.Context, _ *rand.Rand, key func() []byte) error {
+		_, _, err := c.Get(ctx, key())
+		return err
+	}
+	mix := func(readPercent int) op {
+		return func(ctx context.Context, rng *rand.Rand, key func() []byte) error {
+			if rng.IntN(100) < readPercent {
+				return get(ctx, rng, key)
+			}
+			return upsert(ctx, rng, key)
+		}
+	}
+	ops := map[string]op{
+		"upsert-batch": func(ctx context.Context, _ *rand.Rand, key func() []byte) error {
+			batch := make([]client.Entry, cfg.Batch)
+			for i := range batch {
+				batch[i] = client.Entry{Key: key(), Value: value}
+			}
+			_, err := c.Upsert(ctx, batch...)
+			return err
+		},
+		"upsert": upsert,
+		"get":    get,
+		"get-session": func(ctx context.Context, _ *rand.Rand, key func() []byte) error {
+			_, _, err := c.GetSession(ctx, key(), nil)
+			return err
+		},
+		"get-eventual": func(ctx context.Context, _ *rand.Rand, key func() []byte) error {
+			_, _, err := c.GetEventual(ctx, key())
+			return err
+		},
+		"mix-90-10": mix(90),
+		"mix-50-50": mix(50),
+	}
+	return ops[cfg.Workload], func() { c.Close() }, nil
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicedb/sluice/bench"
+)
+
+func benchCmd() *cobra.Command {
+	var (
+		cfg              bench.Config
+		addrs, brokers   string
+		jsonOut, plotOut string
+	)
+	var names []string
+	for n, what := range bench.Workloads {
+		names = append(names, fmt.Sprintf("  %-13s %s", n, what))
+	}
+	sort.Strings(names)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load a cluster and report throughput and latency percentiles",
+		Long:  "Workloads:\n" + strings.Join(names, "\n"),
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Addrs = strings.Split(addrs, ",")
+			if brokers != "" {
+				cfg.Brokers = strings.Split(brokers, ",")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			r, err := bench.Run(ctx, cfg, os.Stderr)
+			if err != nil {
+				return err
+			}
+			r.Print(cmd.OutOrStdout())
+			if jsonOut != "" {
+				b, err := json.MarshalIndent(r, "", "  ")
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
+					return err
+				}
+			}
+			if plotOut != "" {
+				f, err := os.Create(plotOut)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				return r.WriteSVG(f)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addrs, "addr", "127.0.0.1:7400", "data-plane address(es) of nodes, comma-separated")
+	f.StringVarP(&cfg.Workload, "workload", "w", "upsert-batch", "what to run (see above)")
+	f.IntVar(&cfg.ValueSize, "value-size", 100, "bytes per value")
+	f.IntVar(&cfg.Keys, "keys", 100_000, "key space")
+	f.StringVar(&cfg.Dist, "dist", "uniform", "key distribution: uniform or zipfian")
+	f.IntVar(&cfg.Batch, "batch", 100, "keys per upsert-batch")
+	f.IntVarP(&cfg.Concurrency, "concurrency", "c", 32, "concurrent clients")
+	f.DurationVarP(&cfg.Duration, "duration", "d", 0, "how long to run (default 10s unless --ops)")
+	f.Int64Var(&cfg.Ops, "ops", 0, "stop after this many operations (shows a progress bar)")
+	f.StringVar(&brokers, "brokers", "", "Kafka brokers (ingest workload)")
+	f.StringVar(&cfg.Cluster, "cluster", "sluice", "cluster name (ingest workload)")
+	f.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
+	f.StringVar(&plotOut, "plot", "", "write an SVG plot of ops/s and p99 per second to this file")
+	return cmd
+}
