@@ -1,0 +1,266 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sluicedb/sluice/client"
+	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+)
+
+// kvInput and kvOutput are one operation of the history.
+type kvInput struct {
+	op     string // get, put, cas, rm
+	key    string
+	value  string
+	expect uint64 // cas: the version expected
+}
+
+type kvOutput struct {
+	unknown bool // a write whose outcome the client could not learn: it may or may not have happened
+	ok      bool // cas: applied; rm: the key existed; get: found
+	value   string
+	version uint64
+}
+
+type kvState struct {
+	value   string
+	version uint64 // 0: absent
+}
+
+// kvModel is one key of sluice (porcupine partitions the history by key):
+// every write bumps the version; a removed key is absent and restarts at 1.
+var kvModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		by := map[string][]porcupine.Operation{}
+		for _, op := range h {
+			k := op.Input.(kvInput).key
+			by[k] = append(by[k], op)
+		}
+		var out [][]porcupine.Operation
+		for _, ops := range by {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Init: func() interface{} { return kvState{} },
+	Step: func(st, in, out interface{}) (bool, interface{}) {
+		s, i, o := st.(kvState), in.(kvInput), out.(kvOutput)
+		switch i.op {
+		case "get":
+			return o.ok == (s.version > 0) && (!o.ok || (o.value == s.value && o.version == s.version)), s
+		case "put":
+			next := kvState{i.value, s.version + 1}
+			return o.unknown || o.version == next.version, next
+		case "cas":
+			if s.version != i.expect {
+				return o.unknown || !o.ok, s
+			}
+			next := kvState{i.value, s.version + 1}
+			return o.unknown || (o.ok && o.version == next.version), next
+		default: // rm
+			return o.unknown || o.ok == (s.version > 0), kvState{}
+		}
+	},
+	DescribeOperation: func(in, out interface{}) string {
+		i, o := in.(kvInput), out.(kvOutput)
+		return fmt.Sprintf("%s(%s %q %d) -> %+v", i.op, i.key, i.value, i.expect, o)
+	},
+}
+
+// history records operations from many goroutines.
+type history struct {
+	mu  sync.Mutex
+	ops []porcupine.Operation
+}
+
+func (h *history) add(client int, in kvInput, call time.Time, out kvOutput, ret time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := ret.UnixNano()
+	if out.unknown {
+		r = int64(^uint64(0) >> 1) // may take effect at any time after its call
+	}
+	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: in, Call: call.UnixNano(), Output: out, Return: r})
+}
+
+// do runs one random operation of a client and records it. Reads that fail
+// are left out (they change nothing); writes that fail other than by a
+// refused compare-and-set count as maybe applied.
+func do(ctx context.Context, c *client.Client, id, n int, rng *rand.Rand, keys []string, h *history, versions map[string]uint64) {
+	in := kvInput{key: keys[rng.IntN(len(keys))], value: fmt.Sprintf("c%d-%d", id, n)}
+	callCtx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	defer cancel()
+	start := time.Now()
+	var out kvOutput
+	var err error
+	switch r := rng.IntN(100); {
+	case r < 40:
+		in.op = "get"
+		var v client.Value
+		v, out.ok, err = c.Get(callCtx, []byte(in.key))
+		out.value, out.version = string(v.Data), v.Version
+		if err == nil {
+			versions[in.key] = v.Version
+		}
+	case r < 70:
+		in.op = "put"
+		var res []*sluicev1.WriteResult
+		if res, err = c.Upsert(callCtx, client.Entry{Key: []byte(in.key), Value: []byte(in.value)}); err == nil {
+			out.version = res[0].Version
+		}
+	case r < 90:
+		in.op, in.expect = "cas", versions[in.key]
+		expect := in.expect
+		var res []*sluicev1.WriteResult
+		res, err = c.Upsert(callCtx, client.Entry{Key: []byte(in.key), Value: []byte(in.value), ExpectedVersion: &expect})
+		if err == nil {
+			out.ok, out.version = true, res[0].Version
+		} else if status.Code(err) == codes.Aborted {
+			err = nil
+		}
+	default:
+		in.op = "rm"
+		out.ok, err = c.Remove(callCtx, []byte(in.key))
+	}
+	if err != nil {
+		if in.op == "get" {
+			return
+		}
+		out = kvOutput{unknown: true}
+	}
+	h.add(id, in, start, out, time.Now())
+}
+
+// nemesis injects one fault at a time until stop: kill -9 and restart a node,
+// pause and resume one, or move a partition. It returns what it did.
+func nemesis(c *cluster, rng *rand.Rand, stop <-chan struct{}) map[string]int {
+	faults := map[string]int{}
+	ids := []string{"n1", "n2", "n3"}
+	ctx := context.Background()
+	for {
+		select {
+		case <-stop:
+			return faults
+		case <-time.After(time.Duration(500+rng.IntN(1000)) * time.Millisecond):
+		}
+		p := c.nodes[ids[rng.IntN(3)]]
+		switch rng.IntN(3) {
+		case 0:
+			p.kill()
+			p.startNoWait()
+			faults["kill -9"]++
+		case 1:
+			p.cmd.Process.Signal(syscall.SIGSTOP)
+			time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
+			p.cmd.Process.Signal(syscall.SIGCONT)
+			faults["pause"]++
+		default:
+			to := ids[rng.IntN(3)]
+			mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if _, err := controlClient(c.t, c.nodes[to].control, clusterToken).MovePartition(mctx, &sluicev1.MovePartitionRequest{Id: uint32(1 + rng.IntN(4)), Node: to}); err == nil {
+				faults["move"]++
+			}
+			cancel()
+		}
+	}
+}
+
+// Concurrent clients doing gets, puts, compare-and-sets and removes against
+// three nodes while a nemesis kills, pauses and moves: the history must be
+// linearizable. SLUICE_SEED replays a run; SLUICE_CHAOS (a duration) runs a
+// longer campaign than the default 15 s.
+func TestLinearizableUnderFaults(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("SLUICE_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	length := 15 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("SLUICE_CHAOS")); err == nil {
+		length = d
+	}
+	t.Logf("seed %d (SLUICE_SEED=%d replays it), campaign of %v", seed, seed, length)
+	c := startCluster(t, "--lease", "300ms")
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	ctx := context.Background()
+	h := &history{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for id := 0; id < 6; id++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(id)))
+			cl, err := client.New(c.addrs()...)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer cl.Close()
+			versions := map[string]uint64{}
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				do(ctx, cl, id, n, rng, keys, h, versions)
+			}
+		}()
+	}
+	faultsCh := make(chan map[string]int, 1)
+	go func() { faultsCh <- nemesis(c, rand.New(rand.NewPCG(seed, 99)), stop) }()
+	time.Sleep(length)
+	close(stop)
+	wg.Wait()
+	faults := <-faultsCh
+	// Heal: every node running and serving, then read every key once more.
+	for _, p := range c.nodes {
+		p.cmd.Process.Signal(syscall.SIGCONT)
+		select {
+		case <-p.exited:
+			p.start()
+		default:
+			p.waitServing()
+		}
+	}
+	c.waitServing("n1")
+	final, err := client.New(c.addrs()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer final.Close()
+	for _, k := range keys {
+		start := time.Now()
+		v, found, err := final.Get(ctx, []byte(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.add(100, kvInput{op: "get", key: k}, start, kvOutput{ok: found, value: string(v.Data), version: v.Version}, time.Now())
+	}
+	acked := 0
+	for _, op := range h.ops {
+		if !op.Output.(kvOutput).unknown {
+			acked++
+		}
+	}
+	res := porcupine.CheckOperationsTimeout(kvModel, h.ops, 60*time.Second)
+	t.Logf("%d operations (%d with a known outcome), faults %v: %v", len(h.ops), acked, faults, res)
+	if res == porcupine.Illegal {
+		t.Fatalf("the history is not linearizable (seed %d)", seed)
+	}
+	if acked < 50 {
+		t.Fatalf("only %d operations completed: the campaign tested too little", acked)
+	}
+}
