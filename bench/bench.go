@@ -131,10 +131,15 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	// Each client records into its own histograms (no shared lock on the hot
+	// path); the ticker merges them once a second.
+	type recorder struct {
+		mu            sync.Mutex
+		total, window *hdrhistogram.Histogram
+	}
+	newHist := func() *hdrhistogram.Histogram { return hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3) }
 	var (
-		mu      sync.Mutex
-		total   = hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
-		window  = hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+		recs    = make([]*recorder, cfg.Concurrency)
 		ops     atomic.Int64
 		errs    atomic.Int64
 		wg      sync.WaitGroup
@@ -143,6 +148,8 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	)
 	done := make(chan struct{})
 	for c := 0; c < cfg.Concurrency; c++ {
+		rec := &recorder{total: newHist(), window: newHist()}
+		recs[c] = rec
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -154,7 +161,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 				}
 				t0 := time.Now()
 				err := w(ctx, rng, key)
-				us := time.Since(t0).Microseconds()
+				us := max(time.Since(t0).Microseconds(), 1)
 				if err != nil {
 					if ctx.Err() != nil {
 						return
@@ -165,10 +172,10 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 				if cfg.Ops == 0 {
 					ops.Add(1)
 				}
-				mu.Lock()
-				total.RecordValue(max(us, 1))
-				window.RecordValue(max(us, 1))
-				mu.Unlock()
+				rec.mu.Lock()
+				rec.total.RecordValue(us)
+				rec.window.RecordValue(us)
+				rec.mu.Unlock()
 			}
 		}()
 	}
@@ -180,11 +187,15 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		case <-done:
 			running = false
 		case <-tick.C:
-			mu.Lock()
+			window := newHist()
+			for _, r := range recs {
+				r.mu.Lock()
+				window.Merge(r.window)
+				r.window.Reset()
+				r.mu.Unlock()
+			}
 			n := window.TotalCount()
 			p99 := float64(window.ValueAtQuantile(99)) / 1000
-			window.Reset()
-			mu.Unlock()
 			seconds = append(seconds, Second{OpsPerSec: float64(n), P99: p99})
 			line := fmt.Sprintf("%4ds  %9.0f ops/s  p99 %7.2f ms  errors %d", len(seconds), float64(n), p99, errs.Load())
 			if cfg.Ops > 0 {
@@ -192,6 +203,10 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 			}
 			fmt.Fprintln(progress, line)
 		}
+	}
+	total := newHist()
+	for _, r := range recs {
+		total.Merge(r.total)
 	}
 	elapsed := time.Since(start)
 	n := total.TotalCount()

@@ -154,18 +154,21 @@ func (c *Client) route(key []byte) *sluicev1.Route {
 	return nil
 }
 
-// retryable says whether err means "not applied, try again after a refresh".
-func retryable(err error) bool {
+// retryable says whether err allows sending the request again: a BadNode or
+// the server's own NotApplied answer; for a read, any Unavailable (a broken
+// connection included). A write whose connection broke mid-call may have been
+// applied: it is not sent again.
+func retryable(err error, read bool) bool {
 	st := status.Convert(err)
 	switch st.Code() {
-	case codes.Unavailable, codes.ResourceExhausted:
-		return true
-	case codes.FailedPrecondition: // only a BadNode: the key lives elsewhere
+	case codes.Unavailable, codes.ResourceExhausted, codes.FailedPrecondition:
 		for _, d := range st.Details() {
-			if _, ok := d.(*sluicev1.BadNode); ok {
+			switch d.(type) {
+			case *sluicev1.BadNode, *sluicev1.NotApplied:
 				return true
 			}
 		}
+		return read && st.Code() == codes.Unavailable
 	}
 	return false
 }
@@ -191,14 +194,15 @@ func (c *Client) Session() *sluicev1.Session {
 	return s
 }
 
-// do runs call against the owner of key, refreshing routes and retrying
+// do runs a write against the owner of key, refreshing routes and retrying
 // answers that say the request was not applied.
 func (c *Client) do(ctx context.Context, key []byte, call func(dc sluicev1.DataClient) error) error {
-	return c.doAt(ctx, key, func(k []byte) string { addr, _ := c.owner(k); return addr }, call)
+	return c.doAt(ctx, key, false, func(k []byte) string { addr, _ := c.owner(k); return addr }, call)
 }
 
-// doAt is do against the node pick chooses.
-func (c *Client) doAt(ctx context.Context, key []byte, pick func([]byte) string, call func(dc sluicev1.DataClient) error) error {
+// doAt is do against the node pick chooses; a read may also be retried after
+// a broken connection.
+func (c *Client) doAt(ctx context.Context, key []byte, read bool, pick func([]byte) string, call func(dc sluicev1.DataClient) error) error {
 	c.mu.Lock()
 	known := c.routes != nil
 	c.mu.Unlock()
@@ -213,7 +217,7 @@ func (c *Client) doAt(ctx context.Context, key []byte, pick func([]byte) string,
 		if dc, err = c.data(addr); err != nil {
 			return err
 		}
-		if err = call(dc); err == nil || !retryable(err) {
+		if err = call(dc); err == nil || !retryable(err, read) {
 			return err
 		}
 		select {
@@ -309,7 +313,7 @@ func (c *Client) get(ctx context.Context, req *sluicev1.GetRequest) (v Value, fo
 		pick = c.replica
 	}
 	var resp *sluicev1.GetResponse
-	err = c.doAt(ctx, req.Key, pick, func(dc sluicev1.DataClient) (err error) {
+	err = c.doAt(ctx, req.Key, true, pick, func(dc sluicev1.DataClient) (err error) {
 		resp, err = dc.Get(ctx, req)
 		return err
 	})

@@ -15,7 +15,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
+	"github.com/sluicedb/sluice/internal/kafkatest"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
@@ -248,6 +252,39 @@ func TestLinearizableUnderFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.add(100, kvInput{op: "get", key: k}, start, kvOutput{ok: found, value: string(v.Data), version: v.Version}, time.Now())
+	}
+	// The nodes' state equals a replay of the changelog: fold every committed
+	// change record, per key in log order, and compare with the final reads.
+	replayed := map[string]kvState{}
+	from := map[int32]int64{}
+	for slot := int32(0); slot < 16; slot++ {
+		from[slot] = 0
+	}
+	_, err = changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, changelog.Topics{Cluster: c.name}.Changelog(), from, func(b changelog.Batch) error {
+		for _, r := range b.Records {
+			ch, err := changelog.Decode(r)
+			if err != nil {
+				return err
+			}
+			switch {
+			case ch.Mark || ch.Heartbeat:
+			case ch.Remove:
+				delete(replayed, string(ch.Key))
+			default:
+				replayed[string(ch.Key)] = kvState{string(ch.Value), ch.Version}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range h.ops[len(h.ops)-len(keys):] { // the final reads
+		in, out := op.Input.(kvInput), op.Output.(kvOutput)
+		want, ok := replayed[in.key]
+		if ok != out.ok || (ok && (want.value != out.value || want.version != out.version)) {
+			t.Fatalf("key %s: the nodes say %+v, a replay of the changelog says %+v (present %v)", in.key, out, want, ok)
+		}
 	}
 	acked := 0
 	for _, op := range h.ops {

@@ -2,11 +2,11 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/partition"
@@ -46,7 +46,7 @@ func (d *Data) routeRead(key []byte, hint *uint32) (CommittedReader, error) {
 		if sb, ok := d.Standby(owner.ID); ok {
 			return sb, nil
 		}
-		return nil, status.Errorf(codes.Unavailable, "the standby of partition %d on node %s is not open yet", owner.ID, d.Node)
+		return nil, notApplied(codes.Unavailable, fmt.Sprintf("the standby of partition %d on node %s is not open yet", owner.ID, d.Node))
 	}
 	return d.route(key, hint)
 }
@@ -57,7 +57,7 @@ func (d *Data) route(key []byte, hint *uint32) (*partition.Partition, error) {
 	t := d.Table()
 	slot, owner, ok := t.Lookup(key)
 	if !ok {
-		return nil, status.Errorf(codes.Unavailable, "slot %d has no partition yet", slot)
+		return nil, notApplied(codes.Unavailable, fmt.Sprintf("slot %d has no partition yet", slot))
 	}
 	if hint != nil {
 		if _, known := t.ByID(*hint); !known {
@@ -72,7 +72,7 @@ func (d *Data) route(key []byte, hint *uint32) (*partition.Partition, error) {
 	}
 	p, ok := d.Local(owner.ID)
 	if !ok {
-		return nil, status.Errorf(codes.Unavailable, "partition %d is not open on node %s yet", owner.ID, d.Node)
+		return nil, notApplied(codes.Unavailable, fmt.Sprintf("partition %d is not open on node %s yet", owner.ID, d.Node))
 	}
 	return p, nil
 }

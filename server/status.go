@@ -48,7 +48,20 @@ func toStatus(err error) error {
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
 	}
+	if code == codes.Unavailable || code == codes.ResourceExhausted {
+		return notApplied(code, err.Error())
+	}
 	return status.Error(code, err.Error())
+}
+
+// notApplied answers code with a NotApplied detail: the server knows the
+// request was not applied, so a client may send it again.
+func notApplied(code codes.Code, msg string) error {
+	st, err := status.New(code, msg).WithDetails(&sluicev1.NotApplied{})
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	return st.Err()
 }
 
 func invalid(format string, args ...any) error {

@@ -1015,6 +1015,46 @@ func (x *Route) GetStandbyAddrs() []string {
 	return nil
 }
 
+// NotApplied is a detail of an UNAVAILABLE or RESOURCE_EXHAUSTED answer that
+// the server gives knowing the request was not applied: safe to send again.
+// The same codes without it come from the transport (a connection that broke
+// mid-call), when a write may or may not have been applied.
+type NotApplied struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotApplied) Reset() {
+	*x = NotApplied{}
+	mi := &file_sluice_v1_data_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotApplied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotApplied) ProtoMessage() {}
+
+func (x *NotApplied) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotApplied.ProtoReflect.Descriptor instead.
+func (*NotApplied) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{15}
+}
+
 var File_sluice_v1_data_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_data_proto_rawDesc = "" +
@@ -1095,7 +1135,9 @@ const file_sluice_v1_data_proto_rawDesc = "" +
 	"\x04node\x18\x05 \x01(\tR\x04node\x12\x12\n" +
 	"\x04addr\x18\x06 \x01(\tR\x04addr\x12\x1a\n" +
 	"\bstandbys\x18\a \x03(\tR\bstandbys\x12#\n" +
-	"\rstandby_addrs\x18\b \x03(\tR\fstandbyAddrs*:\n" +
+	"\rstandby_addrs\x18\b \x03(\tR\fstandbyAddrs\"\f\n" +
+	"\n" +
+	"NotApplied*:\n" +
 	"\vConsistency\x12\x10\n" +
 	"\fLINEARIZABLE\x10\x00\x12\v\n" +
 	"\aSESSION\x10\x01\x12\f\n" +
@@ -1120,7 +1162,7 @@ func file_sluice_v1_data_proto_rawDescGZIP() []byte {
 }
 
 var file_sluice_v1_data_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sluice_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_sluice_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_sluice_v1_data_proto_goTypes = []any{
 	(Consistency)(0),          // 0: sluice.v1.Consistency
 	(*Entry)(nil),             // 1: sluice.v1.Entry
@@ -1138,10 +1180,11 @@ var file_sluice_v1_data_proto_goTypes = []any{
 	(*GetRoutesRequest)(nil),  // 13: sluice.v1.GetRoutesRequest
 	(*Routes)(nil),            // 14: sluice.v1.Routes
 	(*Route)(nil),             // 15: sluice.v1.Route
-	nil,                       // 16: sluice.v1.Session.OffsetsEntry
+	(*NotApplied)(nil),        // 16: sluice.v1.NotApplied
+	nil,                       // 17: sluice.v1.Session.OffsetsEntry
 }
 var file_sluice_v1_data_proto_depIdxs = []int32{
-	16, // 0: sluice.v1.Session.offsets:type_name -> sluice.v1.Session.OffsetsEntry
+	17, // 0: sluice.v1.Session.offsets:type_name -> sluice.v1.Session.OffsetsEntry
 	1,  // 1: sluice.v1.UpsertRequest.entries:type_name -> sluice.v1.Entry
 	5,  // 2: sluice.v1.UpsertResponse.results:type_name -> sluice.v1.WriteResult
 	2,  // 3: sluice.v1.UpsertResponse.session:type_name -> sluice.v1.Session
@@ -1185,7 +1228,7 @@ func file_sluice_v1_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_data_proto_rawDesc), len(file_sluice_v1_data_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
