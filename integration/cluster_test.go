@@ -28,21 +28,27 @@ const clusterToken = "integration-secret"
 
 // cluster is three `sluice serve` processes sharing one Kafka and one name.
 type cluster struct {
-	t     *testing.T
-	name  string
-	nodes map[string]*proc
+	t       *testing.T
+	name    string
+	brokers string
+	nodes   map[string]*proc
 }
 
 func startCluster(t *testing.T, extra ...string) *cluster {
+	return startClusterOn(t, strings.Join(kafkatest.Brokers(t), ","), extra...)
+}
+
+// startClusterOn starts the three nodes against the given brokers.
+func startClusterOn(t *testing.T, brokers string, extra ...string) *cluster {
 	name := kafkatest.ClusterName(t)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(clusterToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, name: name, nodes: map[string]*proc{}}
+	c := &cluster{t: t, name: name, brokers: brokers, nodes: map[string]*proc{}}
 	for _, id := range []string{"n1", "n2", "n3"} {
 		// n1 comes first: it gives the new cluster its 4 partitions.
-		p := newProc(t, name, t.TempDir(), append([]string{"--node-id", id, "--control-token-file", tokenFile, "--control-rate", "50"}, extra...)...)
+		p := newProcArgs(t, t.TempDir(), append([]string{"--brokers", brokers, "--cluster", name, "--node-id", id, "--control-token-file", tokenFile, "--control-rate", "50"}, extra...)...)
 		p.start()
 		c.nodes[id] = p
 	}

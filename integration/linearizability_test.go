@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -19,7 +20,7 @@ import (
 
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
-	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/internal/kafkalocal"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
@@ -148,8 +149,9 @@ func do(ctx context.Context, c *client.Client, id, n int, rng *rand.Rand, keys [
 }
 
 // nemesis injects one fault at a time until stop: kill -9 and restart a node,
-// pause and resume one, or move a partition. It returns what it did.
-func nemesis(c *cluster, rng *rand.Rand, stop <-chan struct{}) map[string]int {
+// pause and resume one, move a partition, or restart the Kafka broker. It
+// returns what it did.
+func nemesis(c *cluster, broker *restartable, rng *rand.Rand, stop <-chan struct{}) map[string]int {
 	faults := map[string]int{}
 	ids := []string{"n1", "n2", "n3"}
 	ctx := context.Background()
@@ -160,12 +162,18 @@ func nemesis(c *cluster, rng *rand.Rand, stop <-chan struct{}) map[string]int {
 		case <-time.After(time.Duration(500+rng.IntN(1000)) * time.Millisecond):
 		}
 		p := c.nodes[ids[rng.IntN(3)]]
-		switch rng.IntN(3) {
-		case 0:
+		switch rng.IntN(7) {
+		case 6:
+			if err := broker.restart(time.Duration(200+rng.IntN(800)) * time.Millisecond); err != nil {
+				faults["broker restart failed"]++
+				continue
+			}
+			faults["kafka restart"]++
+		case 0, 1:
 			p.kill()
 			p.startNoWait()
 			faults["kill -9"]++
-		case 1:
+		case 2, 3:
 			p.cmd.Process.Signal(syscall.SIGSTOP)
 			time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
 			p.cmd.Process.Signal(syscall.SIGCONT)
@@ -195,7 +203,8 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		length = d
 	}
 	t.Logf("seed %d (SLUICE_SEED=%d replays it), campaign of %v", seed, seed, length)
-	c := startCluster(t, "--lease", "300ms")
+	broker := startBroker(t)
+	c := startClusterOn(t, broker.b.Addr, "--lease", "300ms")
 	keys := []string{"a", "b", "c", "d", "e", "f"}
 	ctx := context.Background()
 	h := &history{}
@@ -224,7 +233,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		}()
 	}
 	faultsCh := make(chan map[string]int, 1)
-	go func() { faultsCh <- nemesis(c, rand.New(rand.NewPCG(seed, 99)), stop) }()
+	go func() { faultsCh <- nemesis(c, broker, rand.New(rand.NewPCG(seed, 99)), stop) }()
 	time.Sleep(length)
 	close(stop)
 	wg.Wait()
@@ -260,7 +269,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	for slot := int32(0); slot < 16; slot++ {
 		from[slot] = 0
 	}
-	_, err = changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, changelog.Topics{Cluster: c.name}.Changelog(), from, func(b changelog.Batch) error {
+	_, err = changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.brokers)}, changelog.Topics{Cluster: c.name}.Changelog(), from, func(b changelog.Batch) error {
 		for _, r := range b.Records {
 			ch, err := changelog.Decode(r)
 			if err != nil {
@@ -300,4 +309,50 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	if acked < 50 {
 		t.Fatalf("only %d operations completed: the campaign tested too little", acked)
 	}
+}
+
+// restartable is a broker of this test's own (the suite's shared broker serves
+// packages running in parallel), so the nemesis can restart it.
+type restartable struct {
+	mu  sync.Mutex
+	cfg kafkalocal.Config
+	b   *kafkalocal.Broker
+}
+
+func startBroker(t *testing.T) *restartable {
+	port := 0
+	for i := 0; i < 20 && port == 0; i++ {
+		a, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := a.Addr().(*net.TCPAddr).Port
+		b, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1))
+		a.Close()
+		if err == nil {
+			b.Close()
+			port = p
+		}
+	}
+	r := &restartable{cfg: kafkalocal.Config{Dir: t.TempDir(), Port: port, ControllerPort: port + 1}}
+	var err error
+	if r.b, err = kafkalocal.Start(context.Background(), r.cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.mu.Lock(); r.b.Stop(); r.mu.Unlock() })
+	return r
+}
+
+// restart stops the broker, waits down, and starts it again on the same log dirs.
+func (r *restartable) restart(down time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.b.Stop()
+	time.Sleep(down)
+	b, err := kafkalocal.Start(context.Background(), r.cfg)
+	if err != nil {
+		return err
+	}
+	r.b = b
+	return nil
 }
