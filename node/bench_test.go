@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -87,7 +88,8 @@ func benchNode(b *testing.B) *testNode {
 		if err != nil {
 			b.Fatal(err)
 		}
-		n, err := Start(context.Background(), Config{Brokers: kafkatest.Brokers(b), Cluster: "bench-" + fmt.Sprint(time.Now().UnixNano()),
+		parts, _ := strconv.Atoi(os.Getenv("SLUICE_BENCH_PARTITIONS")) // 0: the default
+		n, err := Start(context.Background(), Config{Brokers: kafkatest.Brokers(b), Cluster: "bench-" + fmt.Sprint(time.Now().UnixNano()), Partitions: parts,
 			DataDir: dir, DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "bench", HTTPAddr: "-", Log: zerolog.Nop()})
 		if err != nil {
 			b.Fatal(err)
