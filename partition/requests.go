@@ -105,28 +105,32 @@ func (s *loopState) upsert(req *request) error {
 	return nil
 }
 
-func (s *loopState) get(req *request) error {
+// current checks a single-key request's key and reads its speculative value.
+// answered means the request already has its reply (a bad key, or the store
+// failing: err, and the partition must re-sync).
+func (s *loopState) current(req *request) (v store.Value, found, answered bool, err error) {
 	if err := s.check(req.key); err != nil {
 		req.reply <- reply{err: err}
-		return nil
+		return v, false, true, nil
 	}
-	v, found, err := s.lookup(req.key)
-	if err != nil {
+	if v, found, err = s.lookup(req.key); err != nil {
 		req.reply <- reply{err: err}
-		return err
+		return v, false, true, err
 	}
-	s.replyRead(req, reply{value: v, found: found})
-	return nil
+	return v, found, false, nil
+}
+
+func (s *loopState) get(req *request) error {
+	v, found, answered, err := s.current(req)
+	if !answered {
+		s.replyRead(req, reply{value: v, found: found})
+	}
+	return err
 }
 
 func (s *loopState) remove(req *request) error {
-	if err := s.check(req.key); err != nil {
-		req.reply <- reply{err: err}
-		return nil
-	}
-	cur, found, err := s.lookup(req.key)
-	if err != nil {
-		req.reply <- reply{err: err}
+	cur, found, answered, err := s.current(req)
+	if answered {
 		return err
 	}
 	if !found {
@@ -152,13 +156,8 @@ func (s *loopState) remove(req *request) error {
 
 // increment adds req.delta to the key's decimal int64 value.
 func (s *loopState) increment(req *request) error {
-	if err := s.check(req.key); err != nil {
-		req.reply <- reply{err: err}
-		return nil
-	}
-	cur, found, err := s.lookup(req.key)
-	if err != nil {
-		req.reply <- reply{err: err}
+	cur, found, answered, err := s.current(req)
+	if answered {
 		return err
 	}
 	var n int64
