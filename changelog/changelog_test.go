@@ -16,7 +16,7 @@ import (
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
-func setup(t *testing.T, slots int32) (Topics, []kgo.Opt, *kadm.Client) {
+func setup(t testing.TB, slots int32) (Topics, []kgo.Opt, *kadm.Client) {
 	t.Helper()
 	opts := []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}
 	cl, err := kgo.NewClient(opts...)

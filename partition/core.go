@@ -31,6 +31,8 @@ type loopState struct {
 	// deposed is set once a restore found that a newer owner has the
 	// partition: it never serves again.
 	deposed error
+	// applied remembers recent store writes, to check prefetched values.
+	applied applied
 	// proven is when ownership was last proven: the start of the last
 	// transaction that committed, or of the fencing before serving.
 	proven time.Time
@@ -40,6 +42,7 @@ func (s *loopState) init(p *Partition) {
 	s.p = p
 	s.monitor = pipeline.NewLineMonitor(p.cfg.WindowSize)
 	s.overlay = make(map[string]pending)
+	s.applied.last = make(map[string]uint64)
 	s.open = &group{n: 1}
 	s.appended = make(chan appendResult)
 }
@@ -96,6 +99,7 @@ func (s *loopState) committed(res appendResult) error {
 	s.proven = res.start // ownership held when this transaction began: it committed
 	batch := g.batch(s.p.cfg.Topic)
 	err := s.p.cfg.Store.Apply(batch)
+	s.applied.note(s.p, g.changes)
 	for _, c := range g.changes {
 		if pv, ok := s.overlay[string(c.Key)]; ok && pv.group <= g.n {
 			delete(s.overlay, string(c.Key))
@@ -154,6 +158,7 @@ func (s *loopState) serve(r syncResult) {
 	s.proven = r.fenced
 	s.clock = pipeline.NewClock(r.clock)
 	s.ingestPos = r.ingest
+	s.applied.reset(p)
 	if offs, err := p.cfg.Store.Offsets(); err == nil {
 		p.view.publish(offs)
 	}

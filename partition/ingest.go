@@ -41,6 +41,7 @@ const (
 // and memory stays bounded however fast the producers are.
 func (p *Partition) deliver(ctx context.Context, gen uint64, recs []IngestRecord) error {
 	req := &request{op: opIngest, ingest: recs, gen: gen, reply: make(chan reply, 1)}
+	p.prefetch(req)
 	select {
 	case p.inbox <- req:
 		return nil
@@ -65,13 +66,13 @@ func (s *loopState) ingest(req *request) error {
 	if g.ingest == nil {
 		g.ingest = make(map[int32]int64)
 	}
-	for _, r := range req.ingest {
+	for i, r := range req.ingest {
 		if !cfg.Range.Contains(r.Slot) || r.Offset < s.ingestPos[r.Slot] {
 			continue
 		}
 		err := r.Err
 		if err == nil {
-			err = s.ingestOne(r)
+			err = s.ingestOne(req, i)
 		}
 		if err != nil {
 			if r.Err == nil && !isInvalid(err) {
@@ -98,7 +99,8 @@ func isInvalid(err error) bool { return errors.Is(err, pipeline.ErrInvalid) }
 
 // ingestOne applies one record; an error wrapping pipeline.ErrInvalid sends it
 // to the DLQ, any other is the store failing.
-func (s *loopState) ingestOne(r IngestRecord) error {
+func (s *loopState) ingestOne(req *request, i int) error {
+	r := req.ingest[i]
 	if err := pipeline.ValidateEntry(r.Key, r.Value); err != nil {
 		return err
 	}
@@ -111,7 +113,7 @@ func (s *loopState) ingestOne(r IngestRecord) error {
 		s.open.forwarded++
 		return nil
 	}
-	cur, found, err := s.lookup(r.Key)
+	cur, found, err := s.lookup(req, i, false)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,10 @@ type Config struct {
 	WindowSize int
 	// MaxGroupBytes bounds one append group (one transaction). Default 16 MiB.
 	MaxGroupBytes int
+	// VersionCacheKeys bounds the cache of committed keys' versions that lets
+	// most writes skip a store read (about 100 bytes a key). Default 65536;
+	// negative disables it.
+	VersionCacheKeys int
 	// Metrics, if set, is where the partition reports.
 	Metrics *Metrics
 	// Ingest, if set, consumes the partition's slots of the ingest topic from
@@ -107,6 +111,8 @@ type Partition struct {
 	deposed  atomic.Pointer[error] // set once a newer owner took over
 	view                           // committed state, for reads that skip the inbox
 	lag      atomic.Int64          // changelog offsets left to replay while restoring
+	applies  atomic.Uint64         // the loop's store writes so far (prefetch.go)
+	versions *versions             // committed keys' versions; the loop writes it
 	state    loopState             // owned by the loop goroutine
 	metrics  *partitionMetrics
 }
@@ -129,6 +135,42 @@ type request struct {
 	ingest  []IngestRecord
 	gen     uint64     // the ingest consumer session that sent an opIngest
 	reply   chan reply // buffered 1: the loop never blocks on a reply
+	// pre are the committed values of keys(), read by the caller after seen
+	// store writes (prefetch.go); nil if not read.
+	pre  []prefetched
+	seen uint64
+}
+
+// keyAt is the i-th of keys().
+func (req *request) keyAt(i int) []byte {
+	switch req.op {
+	case opUpsert:
+		return req.entries[i].Key
+	case opIngest:
+		return req.ingest[i].Key
+	default:
+		return req.key
+	}
+}
+
+// needsData says whether the request reads values, not only versions.
+func (req *request) needsData() bool { return req.op == opGet || req.op == opIncrement }
+
+// keys are the keys req reads: its entries', its ingest records', or its key.
+func (req *request) keys() [][]byte {
+	var keys [][]byte
+	switch req.op {
+	case opUpsert:
+		keys = make([][]byte, len(req.entries))
+	case opIngest:
+		keys = make([][]byte, len(req.ingest))
+	default:
+		keys = make([][]byte, 1)
+	}
+	for i := range keys {
+		keys[i] = req.keyAt(i)
+	}
+	return keys
 }
 
 type reply struct {
@@ -151,15 +193,19 @@ func Start(cfg Config) *Partition {
 	if cfg.MaxGroupBytes == 0 {
 		cfg.MaxGroupBytes = 16 << 20
 	}
+	if cfg.VersionCacheKeys == 0 {
+		cfg.VersionCacheKeys = 1 << 16
+	}
 	cfg.Log = cfg.Log.With().Uint32("partition", cfg.ID).Uint64("epoch", cfg.Epoch).Logger()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Partition{
-		cfg:     cfg,
-		inbox:   make(chan *request, cfg.InboxSize),
-		ctx:     ctx,
-		stop:    cancel,
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:      cfg,
+		inbox:    make(chan *request, cfg.InboxSize),
+		ctx:      ctx,
+		stop:     cancel,
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+		versions: newVersions(cfg.VersionCacheKeys),
 	}
 	p.metrics = cfg.Metrics.forPartition(cfg.ID)
 	p.view = view{st: cfg.Store, done: p.done}
@@ -227,6 +273,7 @@ func (p *Partition) call(ctx context.Context, req *request) (reply, error) {
 	if !p.serving.Load() {
 		return reply{}, p.unavailable()
 	}
+	p.prefetch(req)
 	req.reply = make(chan reply, 1)
 	select {
 	case p.inbox <- req:

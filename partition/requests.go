@@ -27,11 +27,11 @@ func (s *loopState) upsert(req *request) error {
 		}
 	}
 	// Compare-and-set: every expectation holds, or nothing is written.
-	for _, e := range req.entries {
+	for i, e := range req.entries {
 		if e.Expected == nil {
 			continue
 		}
-		cur, found, err := s.lookup(e.Key)
+		cur, found, err := s.lookup(req, i, false)
 		if err != nil {
 			req.reply <- reply{err: err}
 			return err
@@ -68,7 +68,7 @@ func (s *loopState) upsert(req *request) error {
 		if values[i] == nil {
 			continue // dropped by a stage
 		}
-		cur, found, err := s.lookup(e.Key)
+		cur, found, err := s.lookup(req, i, false)
 		if err != nil {
 			// Part of this request is in the open group: the loop drops it all.
 			req.reply <- reply{err: err}
@@ -108,12 +108,12 @@ func (s *loopState) upsert(req *request) error {
 // current checks a single-key request's key and reads its speculative value.
 // answered means the request already has its reply (a bad key, or the store
 // failing: err, and the partition must re-sync).
-func (s *loopState) current(req *request) (v store.Value, found, answered bool, err error) {
+func (s *loopState) current(req *request, data bool) (v store.Value, found, answered bool, err error) {
 	if err := s.check(req.key); err != nil {
 		req.reply <- reply{err: err}
 		return v, false, true, nil
 	}
-	if v, found, err = s.lookup(req.key); err != nil {
+	if v, found, err = s.lookup(req, 0, data); err != nil {
 		req.reply <- reply{err: err}
 		return v, false, true, err
 	}
@@ -121,7 +121,7 @@ func (s *loopState) current(req *request) (v store.Value, found, answered bool, 
 }
 
 func (s *loopState) get(req *request) error {
-	v, found, answered, err := s.current(req)
+	v, found, answered, err := s.current(req, true)
 	if !answered {
 		s.replyRead(req, reply{value: v, found: found})
 	}
@@ -129,7 +129,7 @@ func (s *loopState) get(req *request) error {
 }
 
 func (s *loopState) remove(req *request) error {
-	cur, found, answered, err := s.current(req)
+	cur, found, answered, err := s.current(req, false)
 	if answered {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *loopState) remove(req *request) error {
 
 // increment adds req.delta to the key's decimal int64 value.
 func (s *loopState) increment(req *request) error {
-	cur, found, answered, err := s.current(req)
+	cur, found, answered, err := s.current(req, true)
 	if answered {
 		return err
 	}
@@ -246,25 +246,6 @@ func expiry(ts uint64, ttl time.Duration) uint64 {
 		return 0
 	}
 	return uint64(pipeline.WallTime(ts).Add(ttl).UnixMilli())
-}
-
-// lookup reads the speculative view: overlay first, then the store. An
-// expired value is absent.
-func (s *loopState) lookup(key []byte) (store.Value, bool, error) {
-	var (
-		v     store.Value
-		found bool
-		err   error
-	)
-	if pv, ok := s.overlay[string(key)]; ok {
-		v, found = pv.v, !pv.removed
-	} else if v, found, err = s.p.cfg.Store.Get(key); err != nil {
-		return store.Value{}, false, err
-	}
-	if found && v.Expired(time.Now()) {
-		return store.Value{}, false, nil
-	}
-	return v, found, nil
 }
 
 // check validates a single-key request's key.

@@ -48,25 +48,45 @@ func OpenBadger(opts badger.Options) (*Badger, error) {
 func (s *Badger) DB() *badger.DB { return s.db }
 
 func (s *Badger) Get(key []byte) (Value, bool, error) {
-	var v Value
-	found := false
+	var r Read
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(dataKey(key))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		raw, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		v, err = decodeValue(raw)
-		found = err == nil
+		var err error
+		r, err = get(txn, key)
 		return err
 	})
-	return v, found, err
+	return r.Value, r.Found, err
+}
+
+// GetMany reads every key in one read transaction: one snapshot, and one
+// transaction's overhead (badger's read watermark) instead of one per key.
+func (s *Badger) GetMany(keys [][]byte) ([]Read, error) {
+	out := make([]Read, len(keys))
+	err := s.db.View(func(txn *badger.Txn) error {
+		for i, k := range keys {
+			var err error
+			if out[i], err = get(txn, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func get(txn *badger.Txn, key []byte) (Read, error) {
+	item, err := txn.Get(dataKey(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Read{}, nil
+	}
+	if err != nil {
+		return Read{}, err
+	}
+	raw, err := item.ValueCopy(nil)
+	if err != nil {
+		return Read{}, err
+	}
+	v, err := decodeValue(raw)
+	return Read{Value: v, Found: err == nil}, err
 }
 
 func (s *Badger) Apply(b Batch) error {

@@ -34,6 +34,19 @@ func (m *Memory) Get(key []byte) (Value, bool, error) {
 	return v, ok, nil
 }
 
+func (m *Memory) GetMany(keys [][]byte) ([]Read, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	out := make([]Read, len(keys))
+	for i, k := range keys {
+		out[i].Value, out[i].Found = m.data[string(k)]
+	}
+	return out, nil
+}
+
 func (m *Memory) Apply(b Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -24,6 +24,12 @@ func (v Value) Expired(now time.Time) bool {
 	return v.ExpiresAt != 0 && uint64(now.UnixMilli()) >= v.ExpiresAt
 }
 
+// Read is one key's committed value, if it has one.
+type Read struct {
+	Value Value
+	Found bool
+}
+
 // Change is one applied change: a new value, or a removal.
 type Change struct {
 	Key       []byte
@@ -54,10 +60,12 @@ type Batch struct {
 }
 
 // Store is a partition's committed state. Only the partition's goroutine (or its
-// restore, while the partition does not serve) calls it; it needs no locks of
-// its own beyond what the engine has.
+// restore, while the partition does not serve) writes it; Get and GetMany are
+// safe from any goroutine.
 type Store interface {
 	Get(key []byte) (Value, bool, error)
+	// GetMany reads keys at one consistent point: out[i] is keys[i].
+	GetMany(keys [][]byte) ([]Read, error)
 	// Apply writes the batch: all of it or, after a crash, a prefix of its
 	// changes and none of its offsets (which is safe: replay is idempotent).
 	Apply(Batch) error

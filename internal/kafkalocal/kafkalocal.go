@@ -249,6 +249,7 @@ log.cleaner.dedupe.buffer.size=16777216
 num.network.threads=2
 num.io.threads=2
 auto.create.topics.enable=false
+add.partitions.to.txn.retry.backoff.ms=1
 `, dir, port, controllerPort)
 }
 
