@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"golang.org/x/time/rate"
 )
 
 // Config describes a run. Zero values take the defaults written on each field.
@@ -39,6 +40,11 @@ type Config struct {
 	// Default 10s.
 	Duration time.Duration `json:"duration_ns"`
 	Ops      int64         `json:"ops,omitempty"`
+	// Rate, if set, paces all clients together to this many operations a
+	// second. Each latency is then measured from when its operation was due,
+	// not from when a free client sent it, so time queued behind a slow server
+	// counts (no coordinated omission).
+	Rate float64 `json:"rate,omitempty"`
 	// Brokers and Cluster are needed by the ingest workload.
 	Brokers []string `json:"brokers,omitempty"`
 	Cluster string
@@ -54,6 +60,7 @@ var Workloads = map[string]string{
 	"mix-90-10":    "90% linearizable Gets, 10% single-key Upserts",
 	"mix-50-50":    "50% linearizable Gets, 50% single-key Upserts",
 	"ingest":       "produce one record to <cluster>.ingest (acks=all), through Kafka",
+	"ping":         "gRPC health check of the first address: the RPC ceiling, no partition involved",
 }
 
 func (c *Config) defaults() error {
@@ -83,6 +90,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Duration == 0 && c.Ops == 0 {
 		c.Duration = 10 * time.Second
+	}
+	if c.Rate < 0 {
+		return fmt.Errorf("bench: rate %v must not be negative", c.Rate)
 	}
 	if c.Workload == "ingest" && (len(c.Brokers) == 0 || c.Cluster == "") {
 		return fmt.Errorf("bench: the ingest workload needs --brokers and --cluster")
@@ -146,6 +156,20 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		start   = time.Now()
 		seconds []Second
 	)
+	// due says when the next operation is due (now if unpaced) and waits for it.
+	due := func(context.Context) time.Time { return time.Now() }
+	if cfg.Rate > 0 {
+		lim := rate.NewLimiter(rate.Limit(cfg.Rate), 1)
+		due = func(ctx context.Context) time.Time {
+			r := lim.Reserve()
+			at := time.Now().Add(r.Delay())
+			select {
+			case <-time.After(r.Delay()):
+			case <-ctx.Done():
+			}
+			return at
+		}
+	}
 	done := make(chan struct{})
 	for c := 0; c < cfg.Concurrency; c++ {
 		rec := &recorder{total: newHist(), window: newHist()}
@@ -159,7 +183,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 				if cfg.Ops > 0 && ops.Add(1) > cfg.Ops {
 					return
 				}
-				t0 := time.Now()
+				t0 := due(ctx)
 				err := w(ctx, rng, key)
 				us := max(time.Since(t0).Microseconds(), 1)
 				if err != nil {

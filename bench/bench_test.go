@@ -35,6 +35,9 @@ func TestKeysStayInTheKeySpace(t *testing.T) {
 	if err := (&Config{Workload: "nope"}).defaults(); err == nil {
 		t.Fatal("an unknown workload was accepted")
 	}
+	if err := (&Config{Rate: -1}).defaults(); err == nil {
+		t.Fatal("a negative rate was accepted")
+	}
 	if err := (&Config{Workload: "ingest"}).defaults(); err == nil {
 		t.Fatal("ingest without brokers was accepted")
 	}
@@ -52,7 +55,7 @@ func TestRunAgainstANode(t *testing.T) {
 	for !n.Ready() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	for _, w := range []string{"upsert-batch", "mix-90-10", "get-eventual"} {
+	for _, w := range []string{"upsert-batch", "mix-90-10", "get-eventual", "ping"} {
 		var progress bytes.Buffer
 		r, err := Run(context.Background(), Config{Addrs: []string{n.DataAddr()}, Workload: w, Keys: 1000, Concurrency: 4, Ops: 300, Batch: 10}, &progress)
 		if err != nil {
@@ -77,5 +80,29 @@ func TestRunAgainstANode(t *testing.T) {
 				t.Fatalf("progress: %q", progress.String())
 			}
 		}
+	}
+}
+
+// A paced run takes at least as long as its rate says, whatever the
+// concurrency, and still counts every operation.
+func TestRatePacesAllClientsTogether(t *testing.T) {
+	n, err := node.Start(context.Background(), node.Config{Brokers: kafkatest.Brokers(t), Cluster: kafkatest.ClusterName(t), DataDir: t.TempDir(),
+		DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "t", HTTPAddr: "-", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	for !n.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r, err := Run(context.Background(), Config{Addrs: []string{n.DataAddr()}, Workload: "ping", Concurrency: 8, Ops: 101, Rate: 200}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Ops != 101 || r.Errors != 0 {
+		t.Fatalf("%+v", r)
+	}
+	if min := 100 * time.Second / 200; r.Elapsed < min {
+		t.Fatalf("101 ops at 200/s took %v, less than %v: not paced", r.Elapsed, min)
 	}
 }

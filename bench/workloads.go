@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
@@ -26,6 +29,17 @@ func newWorkload(cfg Config) (op, func(), error) {
 		return func(ctx context.Context, _ *rand.Rand, key func() []byte) error {
 			return cl.ProduceSync(ctx, &kgo.Record{Key: key(), Value: value}).FirstErr()
 		}, cl.Close, nil
+	}
+	if cfg.Workload == "ping" {
+		conn, err := grpc.NewClient(cfg.Addrs[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, nil, err
+		}
+		health := healthpb.NewHealthClient(conn)
+		return func(ctx context.Context, _ *rand.Rand, _ func() []byte) error {
+			_, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		}, func() { conn.Close() }, nil
 	}
 	c, err := client.New(cfg.Addrs...)
 	if err != nil {

@@ -98,16 +98,20 @@ func (s *loopState) read(req *request, i int, key []byte, data bool) (store.Valu
 			return e.value(), e.found, nil
 		}
 	}
-	if req.pre != nil && req.pre[i].ok && req.seen >= s.applied.trimmed && s.applied.last[string(key)] <= req.seen {
-		r := req.pre[i]
-		s.p.versions.read(key, r.Value, r.Found)
-		return r.Value, r.Found, nil
-	}
-	v, found, err := s.p.cfg.Store.Get(key)
-	if err == nil {
-		s.p.versions.read(key, v, found)
+	v, found, err := s.readStore(req, i, key)
+	if err == nil && !data {
+		s.p.versions.read(key, v, found) // a write follows: remember the version it makes
 	}
 	return v, found, err
+}
+
+// readStore reads key's committed value: the caller's prefetched one if no
+// store write since could have changed it, else from the store.
+func (s *loopState) readStore(req *request, i int, key []byte) (store.Value, bool, error) {
+	if req.pre != nil && req.pre[i].ok && req.seen >= s.applied.trimmed && s.applied.last[string(key)] <= req.seen {
+		return req.pre[i].Value, req.pre[i].Found, nil
+	}
+	return s.p.cfg.Store.Get(key)
 }
 
 // applied is what the loop remembers of its store writes.

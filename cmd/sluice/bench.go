@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strings"
 
@@ -19,6 +20,7 @@ func benchCmd() *cobra.Command {
 		cfg              bench.Config
 		addrs, brokers   string
 		jsonOut, plotOut string
+		cpuProfile       string
 	)
 	var names []string
 	for n, what := range bench.Workloads {
@@ -34,6 +36,17 @@ func benchCmd() *cobra.Command {
 			cfg.Addrs = strings.Split(addrs, ",")
 			if brokers != "" {
 				cfg.Brokers = strings.Split(brokers, ",")
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
@@ -72,9 +85,11 @@ func benchCmd() *cobra.Command {
 	f.IntVarP(&cfg.Concurrency, "concurrency", "c", 32, "concurrent clients")
 	f.DurationVarP(&cfg.Duration, "duration", "d", 0, "how long to run (default 10s unless --ops)")
 	f.Int64Var(&cfg.Ops, "ops", 0, "stop after this many operations (shows a progress bar)")
+	f.Float64Var(&cfg.Rate, "rate", 0, "pace all clients together to this many ops/s; latency counts from when each op was due (0: as fast as they go)")
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers (ingest workload)")
 	f.StringVar(&cfg.Cluster, "cluster", "sluice", "cluster name (ingest workload)")
 	f.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile to this file")
 	f.StringVar(&plotOut, "plot", "", "write an SVG plot of ops/s and p99 per second to this file")
 	return cmd
 }

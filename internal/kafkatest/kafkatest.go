@@ -40,15 +40,15 @@ var (
 // a broker the binary started.
 func Main(m *testing.M) {
 	code := m.Run()
+	if started != nil { // before the leak check: its process waiter is ours
+		started.Stop()
+		os.RemoveAll(dir)
+	}
 	if code == 0 && flag.Lookup("test.bench").Value.String() == "" {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1
 		}
-	}
-	if started != nil {
-		started.Stop()
-		os.RemoveAll(dir)
 	}
 	os.Exit(code)
 }
