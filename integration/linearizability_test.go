@@ -191,19 +191,66 @@ func nemesis(c *cluster, broker *restartable, rng *rand.Rand, stop <-chan struct
 
 // Concurrent clients doing gets, puts, compare-and-sets and removes against
 // three nodes while a nemesis kills, pauses and moves: the history must be
-// linearizable. SLUICE_SEED replays a run; SLUICE_CHAOS (a duration) runs a
-// longer campaign than the default 15 s.
+// linearizable. By default one 15 s run. SLUICE_SEED replays a run (its seed
+// is printed); SLUICE_CHAOS (a duration, `make chaos`) runs a campaign of
+// runs of SLUICE_CHAOS_RUN (default 60 s) each, seeds counting up, until that
+// much time has passed, and reports runs, operations checked, faults and
+// violations. A violating run fails its subtest; the campaign goes on.
 func TestLinearizableUnderFaults(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("SLUICE_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
 	}
-	length := 15 * time.Second
+	total, runLength := time.Duration(0), 15*time.Second
 	if d, err := time.ParseDuration(os.Getenv("SLUICE_CHAOS")); err == nil {
-		length = d
+		total, runLength = d, time.Minute
+		if r, err := time.ParseDuration(os.Getenv("SLUICE_CHAOS_RUN")); err == nil {
+			runLength = r
+		}
 	}
-	t.Logf("seed %d (SLUICE_SEED=%d replays it), campaign of %v", seed, seed, length)
 	broker := startBroker(t)
+	var (
+		sum    campaign
+		faults = map[string]int{}
+		end    = time.Now().Add(total)
+	)
+	for i := uint64(0); i == 0 || time.Until(end) > runLength/2; i++ {
+		s := seed + i
+		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
+			sum.runs++
+			defer func() {
+				if t.Failed() {
+					sum.failed++
+				}
+			}()
+			r := linearizabilityRun(t, broker, s, runLength)
+			sum.ops += r.ops
+			sum.acked += r.acked
+			if r.violation {
+				sum.violations++
+			}
+			for f, n := range r.faults {
+				faults[f] += n
+			}
+		})
+	}
+	t.Logf("campaign: %d runs of %v, %d operations checked (%d with a known outcome), faults %v, violations %d, failed runs %d",
+		sum.runs, runLength, sum.ops, sum.acked, faults, sum.violations, sum.failed)
+}
+
+// campaign sums the runs of TestLinearizableUnderFaults.
+type campaign struct{ runs, ops, acked, violations, failed int }
+
+// runResult is what one run checked.
+type runResult struct {
+	ops, acked int
+	faults     map[string]int
+	violation  bool // not linearizable, or the nodes' state is not the changelog's
+}
+
+// linearizabilityRun runs one seeded run on a fresh cluster over broker.
+func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length time.Duration) runResult {
+	t.Logf("seed %d (SLUICE_SEED=%d replays it), run of %v", seed, seed, length)
 	c := startClusterOn(t, broker.b.Addr, "--lease", "300ms")
 	keys := []string{"a", "b", "c", "d", "e", "f"}
 	ctx := context.Background()
@@ -288,11 +335,13 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	diverged := false
 	for _, op := range h.ops[len(h.ops)-len(keys):] { // the final reads
 		in, out := op.Input.(kvInput), op.Output.(kvOutput)
 		want, ok := replayed[in.key]
 		if ok != out.ok || (ok && (want.value != out.value || want.version != out.version)) {
-			t.Fatalf("key %s: the nodes say %+v, a replay of the changelog says %+v (present %v)", in.key, out, want, ok)
+			t.Errorf("key %s: the nodes say %+v, a replay of the changelog says %+v (present %v)", in.key, out, want, ok)
+			diverged = true
 		}
 	}
 	acked := 0
@@ -304,11 +353,12 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	res := porcupine.CheckOperationsTimeout(kvModel, h.ops, 60*time.Second)
 	t.Logf("%d operations (%d with a known outcome), faults %v: %v", len(h.ops), acked, faults, res)
 	if res == porcupine.Illegal {
-		t.Fatalf("the history is not linearizable (seed %d)", seed)
+		t.Errorf("the history is not linearizable (seed %d)", seed)
 	}
 	if acked < 50 {
-		t.Fatalf("only %d operations completed: the campaign tested too little", acked)
+		t.Errorf("only %d operations completed: the run tested too little", acked)
 	}
+	return runResult{ops: len(h.ops), acked: acked, faults: faults, violation: res == porcupine.Illegal || diverged}
 }
 
 // restartable is a broker of this test's own (the suite's shared broker serves

@@ -14,9 +14,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +43,8 @@ type Config struct {
 	ControllerPort int
 	// JarDir is where the jars are cached. Default CacheDir().
 	JarDir string
+	// Set overrides or adds broker properties (server.properties lines).
+	Set map[string]string
 }
 
 // Broker is a running broker process.
@@ -120,7 +124,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	props := filepath.Join(dir, "server.properties")
-	if err := os.WriteFile(props, []byte(serverProperties(dir, cfg.Port, cfg.ControllerPort)), 0o644); err != nil {
+	if err := os.WriteFile(props, []byte(serverProperties(dir, cfg.Port, cfg.ControllerPort, cfg.Set)), 0o644); err != nil {
 		return nil, err
 	}
 	log4j := filepath.Join(dir, "log4j2.properties")
@@ -226,8 +230,8 @@ func clusterID(path string) (string, error) {
 	}
 }
 
-func serverProperties(dir string, port, controllerPort int) string {
-	return fmt.Sprintf(`process.roles=broker,controller
+func serverProperties(dir string, port, controllerPort int, set map[string]string) string {
+	props := fmt.Sprintf(`process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:%[3]d
 listeners=PLAINTEXT://127.0.0.1:%[2]d,CONTROLLER://127.0.0.1:%[3]d
@@ -251,6 +255,11 @@ num.io.threads=2
 auto.create.topics.enable=false
 add.partitions.to.txn.retry.backoff.ms=1
 `, dir, port, controllerPort)
+	// Later lines win: java.util.Properties keeps the last value of a key.
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		props += k + "=" + set[k] + "\n"
+	}
+	return props
 }
 
 const log4jProperties = `status = warn

@@ -85,7 +85,13 @@ func Brokers(t testing.TB) []string {
 func ClusterName(t testing.TB) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	// Kafka topic names allow only [a-zA-Z0-9._-]; subtest names may hold more.
+	name := strings.Map(func(r rune) rune {
+		if r == '.' || r == '_' || r == '-' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return '-'
+	}, t.Name())
 	if len(name) > 40 {
 		name = name[:40]
 	}

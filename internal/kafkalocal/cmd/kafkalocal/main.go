@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/sluicedb/sluice/internal/kafkalocal"
@@ -23,16 +24,25 @@ import (
 func main() {
 	port := flag.Int("port", 19092, "client port of the broker on 127.0.0.1")
 	keep := flag.Bool("keep", false, "keep the broker's directory afterwards")
+	set := map[string]string{}
+	flag.Func("set", "broker property `key=value` (repeatable), e.g. -set add.partitions.to.txn.retry.backoff.ms=20", func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want key=value, got %q", kv)
+		}
+		set[k] = v
+		return nil
+	})
 	flag.Parse()
 	args := flag.Args()
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: kafkalocal [-port N] -- command [args...]")
+		fmt.Fprintln(os.Stderr, "usage: kafkalocal [-port N] [-set key=value]... -- command [args...]")
 		os.Exit(2)
 	}
-	os.Exit(run(*port, *keep, args))
+	os.Exit(run(*port, *keep, set, args))
 }
 
-func run(port int, keep bool, args []string) int {
+func run(port int, keep bool, set map[string]string, args []string) int {
 	if os.Getenv("KAFKA_BROKERS") == "" {
 		dir, err := os.MkdirTemp("", "kafkalocal")
 		if err != nil {
@@ -43,7 +53,7 @@ func run(port int, keep bool, args []string) int {
 			defer os.RemoveAll(dir)
 		}
 		fmt.Fprintf(os.Stderr, "kafkalocal: starting Apache Kafka %s on 127.0.0.1:%d (dir %s)\n", kafkalocal.KafkaVersion, port, dir)
-		b, err := kafkalocal.Start(context.Background(), kafkalocal.Config{Dir: dir, Port: port})
+		b, err := kafkalocal.Start(context.Background(), kafkalocal.Config{Dir: dir, Port: port, Set: set})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
