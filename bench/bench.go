@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"golang.org/x/time/rate"
 )
 
 // Config describes a run. Zero values take the defaults written on each field.
@@ -156,15 +155,19 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		start   = time.Now()
 		seconds []Second
 	)
-	// due says when the next operation is due (now if unpaced) and waits for it.
+	// due says when the client's next operation is due (now if unpaced) and
+	// waits for it. Paced, the n-th operation of the run is due at
+	// start + n/Rate: a fixed schedule (not a token bucket, which loses the
+	// slots no client was free to take), so the run offers exactly Rate and
+	// an operation that waited for a free client counts that wait.
 	due := func(context.Context) time.Time { return time.Now() }
 	if cfg.Rate > 0 {
-		lim := rate.NewLimiter(rate.Limit(cfg.Rate), 1)
+		var next atomic.Int64
+		interval := float64(time.Second) / cfg.Rate
 		due = func(ctx context.Context) time.Time {
-			r := lim.Reserve()
-			at := time.Now().Add(r.Delay())
+			at := start.Add(time.Duration(float64(next.Add(1)-1) * interval))
 			select {
-			case <-time.After(r.Delay()):
+			case <-time.After(time.Until(at)):
 			case <-ctx.Done():
 			}
 			return at

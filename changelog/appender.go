@@ -41,6 +41,10 @@ func NewAppender(ctx context.Context, cfg AppenderConfig) (*Appender, error) {
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProducerBatchMaxBytes(MaxRecordBytes),
 		kgo.ProducerLinger(0),
+		// A partition begins its next transaction as soon as one commits, often
+		// before the coordinator has finished the last (CONCURRENT_TRANSACTIONS);
+		// franz-go's default 20 ms retry backoff was then most of the wait.
+		kgo.ConcurrentTransactionsBackoff(time.Millisecond),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	}, cfg.Client...)
 	cl, err := kgo.NewClient(opts...)

@@ -98,7 +98,9 @@ func (s *loopState) committed(res appendResult) error {
 	s.p.metrics.appended(g, res.took)
 	s.proven = res.start // ownership held when this transaction began: it committed
 	batch := g.batch(s.p.cfg.Topic)
+	start := time.Now()
 	err := s.p.cfg.Store.Apply(batch)
+	s.p.metrics.applied(time.Since(start))
 	s.applied.note(s.p, g.changes)
 	for _, c := range g.changes {
 		if pv, ok := s.overlay[string(c.Key)]; ok && pv.group <= g.n {
