@@ -135,6 +135,18 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		return nil, err
 	}
 	defer closeW()
+	// One untimed operation per client first: connections and routes are made
+	// lazily, and a paced run must not start behind its schedule.
+	var warm sync.WaitGroup
+	for c := range cfg.Concurrency {
+		warm.Add(1)
+		go func() {
+			defer warm.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 7))
+			_ = w(ctx, rng, keyFunc(cfg, rng))
+		}()
+	}
+	warm.Wait()
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
