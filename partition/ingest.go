@@ -113,7 +113,7 @@ func (s *loopState) ingestOne(req *request, i int) error {
 		s.open.forwarded++
 		return nil
 	}
-	cur, found, err := s.lookup(req, i, false)
+	cur, found, err := s.lookup(req, i)
 	if err != nil {
 		return err
 	}

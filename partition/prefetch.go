@@ -77,9 +77,9 @@ func (p *Partition) prefetch(req *request) {
 // for a write that needs no data — the version cache, then the caller's
 // prefetched value if it is still the store's, then the store. An expired
 // value is absent.
-func (s *loopState) lookup(req *request, i int, data bool) (store.Value, bool, error) {
+func (s *loopState) lookup(req *request, i int) (store.Value, bool, error) {
 	key := req.keyAt(i)
-	v, found, err := s.read(req, i, key, data)
+	v, found, err := s.read(req, i, key, req.needsData())
 	if err != nil {
 		return store.Value{}, false, err
 	}

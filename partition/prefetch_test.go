@@ -86,7 +86,7 @@ func TestPrefetchedValueUsedOnlyWhileCurrent(t *testing.T) {
 			pre: []prefetched{{Read: store.Read{Value: store.Value{Version: version}, Found: true}, ok: true}}}
 	}
 	version := func(req *request) uint64 {
-		v, _, err := s.lookup(req, 0, false)
+		v, _, err := s.lookup(req, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,7 +31,7 @@ func (s *loopState) upsert(req *request) error {
 		if e.Expected == nil {
 			continue
 		}
-		cur, found, err := s.lookup(req, i, false)
+		cur, found, err := s.lookup(req, i)
 		if err != nil {
 			req.reply <- reply{err: err}
 			return err
@@ -68,7 +68,7 @@ func (s *loopState) upsert(req *request) error {
 		if values[i] == nil {
 			continue // dropped by a stage
 		}
-		cur, found, err := s.lookup(req, i, false)
+		cur, found, err := s.lookup(req, i)
 		if err != nil {
 			// Part of this request is in the open group: the loop drops it all.
 			req.reply <- reply{err: err}
@@ -108,12 +108,12 @@ func (s *loopState) upsert(req *request) error {
 // current checks a single-key request's key and reads its speculative value.
 // answered means the request already has its reply (a bad key, or the store
 // failing: err, and the partition must re-sync).
-func (s *loopState) current(req *request, data bool) (v store.Value, found, answered bool, err error) {
+func (s *loopState) current(req *request) (v store.Value, found, answered bool, err error) {
 	if err := s.check(req.key); err != nil {
 		req.reply <- reply{err: err}
 		return v, false, true, nil
 	}
-	if v, found, err = s.lookup(req, 0, data); err != nil {
+	if v, found, err = s.lookup(req, 0); err != nil {
 		req.reply <- reply{err: err}
 		return v, false, true, err
 	}
@@ -121,7 +121,7 @@ func (s *loopState) current(req *request, data bool) (v store.Value, found, answ
 }
 
 func (s *loopState) get(req *request) error {
-	v, found, answered, err := s.current(req, true)
+	v, found, answered, err := s.current(req)
 	if !answered {
 		s.replyRead(req, reply{value: v, found: found})
 	}
@@ -129,7 +129,7 @@ func (s *loopState) get(req *request) error {
 }
 
 func (s *loopState) remove(req *request) error {
-	cur, found, answered, err := s.current(req, false)
+	cur, found, answered, err := s.current(req)
 	if answered {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *loopState) remove(req *request) error {
 
 // increment adds req.delta to the key's decimal int64 value.
 func (s *loopState) increment(req *request) error {
-	cur, found, answered, err := s.current(req, true)
+	cur, found, answered, err := s.current(req)
 	if answered {
 		return err
 	}
