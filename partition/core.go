@@ -33,6 +33,9 @@ type loopState struct {
 	deposed error
 	// applied remembers recent store writes, to check prefetched values.
 	applied applied
+	// session numbers the serving sessions (one flusher each): an append
+	// result from an earlier one is stale, its requests already failed.
+	session uint64
 	// proven is when ownership was last proven: the start of the last
 	// transaction that committed, or of the fencing before serving.
 	proven time.Time
@@ -90,13 +93,22 @@ func (s *loopState) flush() {
 	s.toFlush <- s.inflight // buffered 1 and the flusher is idle: never blocks
 }
 
-// committed applies a committed group to the store (changes and offsets in one
-// write), trims the overlay and releases the replies that waited for it.
-func (s *loopState) committed(res appendResult) error {
+// committed records that the group in flight committed and releases the
+// replies that waited for it: the group is durable in Kafka, so they are true
+// before the store has it. The loop then starts the next transaction, and only
+// then applies this group (apply): the store write delays neither.
+func (s *loopState) committed(res appendResult) {
 	g := res.g
 	s.inflight = nil
 	s.p.metrics.appended(g, res.took)
 	s.proven = res.start // ownership held when this transaction began: it committed
+	s.monitor.Commit(g.n)
+}
+
+// apply writes a committed group to the store (changes and offsets in one
+// write) and trims the overlay. Until then the overlay answers for its keys,
+// and SESSION reads wait for the offsets it publishes.
+func (s *loopState) apply(g *group) error {
 	batch := g.batch(s.p.cfg.Topic)
 	start := time.Now()
 	err := s.p.cfg.Store.Apply(batch)
@@ -110,8 +122,6 @@ func (s *loopState) committed(res appendResult) error {
 	if err == nil {
 		s.p.view.publish(batch.Offsets)
 	}
-	// The group is durable in Kafka whatever the store said: its replies are true.
-	s.monitor.Commit(g.n)
 	return err
 }
 
@@ -167,7 +177,8 @@ func (s *loopState) serve(r syncResult) {
 	s.startIngest()
 	s.toFlush = make(chan *group, 1)
 	p.wg.Add(1)
-	go p.flusher(r.app, s.toFlush, s.appended)
+	s.session++
+	go p.flusher(r.app, s.toFlush, s.appended, s.session)
 	p.progress.Store(100)
 	p.serving.Store(true)
 	p.cfg.Log.Info().Msg("serving")
@@ -186,13 +197,13 @@ func (s *loopState) stopFlusher() {
 }
 
 // flusher appends groups one at a time and reports each result to the loop.
-func (p *Partition) flusher(app Appender, in <-chan *group, out chan<- appendResult) {
+func (p *Partition) flusher(app Appender, in <-chan *group, out chan<- appendResult, session uint64) {
 	defer p.wg.Done()
 	for g := range in {
 		start := time.Now()
 		err := app.Append(p.ctx, g.records())
 		select {
-		case out <- appendResult{g: g, err: err, start: start, took: time.Since(start)}:
+		case out <- appendResult{g: g, err: err, start: start, took: time.Since(start), session: session}:
 		case <-p.ctx.Done():
 			return
 		}

@@ -10,10 +10,11 @@ import (
 
 // appendResult is the flusher's answer for one group.
 type appendResult struct {
-	g     *group
-	err   error
-	start time.Time
-	took  time.Duration
+	g       *group
+	err     error
+	start   time.Time
+	took    time.Duration
+	session uint64 // the serving session whose flusher appended g
 }
 
 // syncResult is the end of a restore: a fresh appender and where the
@@ -53,12 +54,20 @@ func (p *Partition) run() {
 			}
 			s.flush()
 		case res := <-s.appended:
-			if res.err != nil {
+			switch {
+			case syncing != nil || res.session != s.session:
+				// The group in flight when a re-sync began: its requests have
+				// failed, and the restore replays whatever it committed.
+			case res.err != nil:
 				syncing = p.resync(res.err, "changelog append failed")
-			} else if err := s.committed(res); err != nil {
-				syncing = p.resync(err, "applying committed changes to the store failed")
-			} else if closing != nil {
-				s.flush()
+			default:
+				s.committed(res)
+				if closing != nil {
+					s.flush()
+				}
+				if err := s.apply(res.g); err != nil {
+					syncing = p.resync(err, "applying committed changes to the store failed")
+				}
 			}
 		case r := <-syncing:
 			syncing = nil
