@@ -109,7 +109,8 @@ func TestAppendResultFromBeforeAResyncIsDropped(t *testing.T) {
 	}
 	st.failReads.Store(false)
 	inflight.answer <- appendAnswer{err: errBoom} // the stale group's result
-	go func() {                                   // later appends (after the restore) commit
+	// Later appends (after the restore) commit.
+	go func() {
 		for c := range l.gate {
 			c.answer <- appendAnswer{commit: true}
 		}
