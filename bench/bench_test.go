@@ -46,15 +46,7 @@ func TestKeysStayInTheKeySpace(t *testing.T) {
 // A short run against a real node: operations counted, no errors,
 // percentiles in order, progress printed with a bar, JSON and SVG written.
 func TestRunAgainstANode(t *testing.T) {
-	n, err := node.Start(context.Background(), node.Config{Brokers: kafkatest.Brokers(t), Cluster: kafkatest.ClusterName(t), DataDir: t.TempDir(),
-		DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "t", HTTPAddr: "-", Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	for !n.Ready() {
-		time.Sleep(10 * time.Millisecond)
-	}
+	n := startNode(t)
 	for _, w := range []string{"upsert-batch", "mix-90-10", "get-eventual", "ping"} {
 		var progress bytes.Buffer
 		r, err := Run(context.Background(), Config{Addrs: []string{n.DataAddr()}, Workload: w, Keys: 1000, Concurrency: 4, Ops: 300, Batch: 10}, &progress)
@@ -86,15 +78,7 @@ func TestRunAgainstANode(t *testing.T) {
 // A paced run takes at least as long as its rate says, whatever the
 // concurrency, and still counts every operation.
 func TestRatePacesAllClientsTogether(t *testing.T) {
-	n, err := node.Start(context.Background(), node.Config{Brokers: kafkatest.Brokers(t), Cluster: kafkatest.ClusterName(t), DataDir: t.TempDir(),
-		DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "t", HTTPAddr: "-", Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	for !n.Ready() {
-		time.Sleep(10 * time.Millisecond)
-	}
+	n := startNode(t)
 	r, err := Run(context.Background(), Config{Addrs: []string{n.DataAddr()}, Workload: "ping", Concurrency: 8, Ops: 101, Rate: 200}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -105,4 +89,20 @@ func TestRatePacesAllClientsTogether(t *testing.T) {
 	if min := 100 * time.Second / 200; r.Elapsed < min {
 		t.Fatalf("101 ops at 200/s took %v, less than %v: not paced", r.Elapsed, min)
 	}
+}
+
+// startNode starts a node on the test broker, closed when the test ends, and
+// waits until it serves.
+func startNode(t *testing.T) *node.Node {
+	t.Helper()
+	n, err := node.Start(context.Background(), node.Config{Brokers: kafkatest.Brokers(t), Cluster: kafkatest.ClusterName(t), DataDir: t.TempDir(),
+		DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "t", HTTPAddr: "-", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	for !n.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return n
 }

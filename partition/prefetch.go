@@ -145,7 +145,7 @@ func (a *applied) note(p *Partition, changes []store.Change) {
 		a.writes = a.writes[1:]
 	}
 	p.applies.Store(a.n)
-	p.versions.applied(changes)
+	p.versions.applied(keys, changes)
 }
 
 // reset forgets every write: the store was rewritten (a restore), so no value

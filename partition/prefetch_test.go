@@ -126,12 +126,13 @@ func TestPrefetchedValueUsedOnlyWhileCurrent(t *testing.T) {
 func TestVersionCacheIsBoundedAndExact(t *testing.T) {
 	c := newVersions(3)
 	for i := range 10 {
-		c.applied([]store.Change{{Key: []byte(fmt.Sprint("k", i)), Version: uint64(i + 1)}})
+		k := fmt.Sprint("k", i)
+		c.applied([]string{k}, []store.Change{{Key: []byte(k), Version: uint64(i + 1)}})
 	}
 	if len(c.m) != 3 {
 		t.Fatalf("cache holds %d keys, bound 3", len(c.m))
 	}
-	c.applied([]store.Change{{Key: []byte("k9"), Version: 11, Remove: true}})
+	c.applied([]string{"k9"}, []store.Change{{Key: []byte("k9"), Version: 11, Remove: true}})
 	if v, ok := c.get([]byte("k9")); !ok || v.found || v.n != 11 {
 		t.Fatalf("k9 after removal = %+v %v", v, ok)
 	}

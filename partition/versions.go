@@ -49,15 +49,16 @@ func (c *versions) cached(keys [][]byte) []bool {
 	return out
 }
 
-// applied records the changes the loop wrote to the store.
-func (c *versions) applied(changes []store.Change) {
+// applied records the changes the loop wrote to the store; keys[i] is
+// changes[i].Key as a string (made once by the caller).
+func (c *versions) applied(keys []string, changes []store.Change) {
 	if c.max <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, ch := range changes {
-		c.putLocked(string(ch.Key), version{n: ch.Version, expiresAt: ch.ExpiresAt, found: !ch.Remove})
+	for i, ch := range changes {
+		c.putLocked(keys[i], version{n: ch.Version, expiresAt: ch.ExpiresAt, found: !ch.Remove})
 	}
 }
 
