@@ -28,7 +28,7 @@ func setup(t testing.TB, slots int32) (Topics, []kgo.Opt, *kadm.Client) {
 	tp := Topics{Cluster: kafkatest.ClusterName(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	got, err := EnsureTopics(ctx, adm, tp, slots, 1)
+	got, err := EnsureTopics(ctx, cl, tp, slots, 1)
 	if err != nil || got != slots {
 		t.Fatalf("EnsureTopics = %d, %v", got, err)
 	}
@@ -40,9 +40,14 @@ func change(i int, slot int32) Change {
 }
 
 func TestEnsureTopicsIsIdempotentAndKeepsSlotCount(t *testing.T) {
-	tp, _, adm := setup(t, 4)
+	tp, opts, adm := setup(t, 4)
 	ctx := context.Background()
-	got, err := EnsureTopics(ctx, adm, tp, 16, 1) // the existing topic wins
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	got, err := EnsureTopics(ctx, cl, tp, 16, 1) // the existing topic wins
 	if err != nil || got != 4 {
 		t.Fatalf("second EnsureTopics = %d, %v", got, err)
 	}

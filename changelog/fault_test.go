@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,7 +29,7 @@ func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
 	defer cl.Close()
 	ctx := context.Background()
 	tp := Topics{Cluster: "fault"}
-	if _, err := EnsureTopics(ctx, kadm.NewClient(cl), tp, 1, 1); err != nil {
+	if _, err := EnsureTopics(ctx, cl, tp, 1, 1); err != nil {
 		t.Fatal(err)
 	}
 	app, err := NewAppender(ctx, AppenderConfig{Client: opts, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 5 * time.Second})
@@ -66,5 +65,46 @@ func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatalf("%d records of an unacknowledged group are visible", n)
+	}
+}
+
+// A broker whose metadata does not know a just-created topic yet answers
+// UNKNOWN_TOPIC_OR_PARTITION for a moment: EnsureTopics asks again instead of
+// failing the node's start.
+func TestEnsureTopicsWaitsForMetadataOfNewTopics(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	tp := Topics{Cluster: "lagging"}
+	unknown := 3
+	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		m := req.(*kmsg.MetadataRequest)
+		if unknown == 0 || len(m.Topics) != 1 || m.Topics[0].Topic == nil || *m.Topics[0].Topic != tp.Changelog() {
+			return nil, nil, false
+		}
+		unknown--
+		resp := m.ResponseKind().(*kmsg.MetadataResponse)
+		st := kmsg.NewMetadataResponseTopic()
+		st.Topic = kmsg.StringPtr(tp.Changelog())
+		st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := EnsureTopics(ctx, cl, tp, 4, 1)
+	if err != nil || got != 4 {
+		t.Fatalf("EnsureTopics = %d, %v; want 4 slots once the topic is known", got, err)
+	}
+	if unknown != 0 {
+		t.Fatalf("%d UNKNOWN_TOPIC_OR_PARTITION answers were never asked for", unknown)
 	}
 }

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // MaxRecordBytes bounds one change record (a 1 MiB value, its key and header)
@@ -33,7 +36,8 @@ func (t Topics) TransactionalID(partition uint32) string {
 // EnsureTopics creates the cluster's topics that are missing, with slots
 // partitions each, and returns the slot count of the changelog as it exists
 // (it wins over slots when the cluster was created before).
-func EnsureTopics(ctx context.Context, adm *kadm.Client, t Topics, slots int32, replication int16) (int32, error) {
+func EnsureTopics(ctx context.Context, cl *kgo.Client, t Topics, slots int32, replication int16) (int32, error) {
+	adm := kadm.NewClient(cl)
 	maxBytes := strconv.Itoa(MaxRecordBytes + 64<<10)
 	specs := []struct {
 		name       string
@@ -64,13 +68,43 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, t Topics, slots int32, 
 			return 0, fmt.Errorf("changelog: creating topic %s: %w", s.name, err)
 		}
 	}
-	details, err := adm.ListTopics(ctx, t.Changelog())
-	if err != nil {
-		return 0, fmt.Errorf("changelog: describing %s: %w", t.Changelog(), err)
+	return partitionCount(ctx, cl, t.Changelog())
+}
+
+// partitionCount is topic's partition count, from a broker's metadata. A
+// topic created a moment ago may not be in every broker's metadata yet
+// (UNKNOWN_TOPIC_OR_PARTITION): that is asked again until ctx ends. The
+// request goes to a broker each time: kadm's metadata calls would answer
+// from the client's cache, which keeps such an error for MetadataMinAge (5 s).
+func partitionCount(ctx context.Context, cl *kgo.Client, topic string) (int32, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	for {
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.UnknownTopicOrPartition
+			for _, rt := range resp.Topics {
+				if rt.Topic == nil || *rt.Topic != topic {
+					continue
+				}
+				err = kerr.ErrorForCode(rt.ErrorCode)
+				if err == nil && len(rt.Partitions) == 0 {
+					err = kerr.LeaderNotAvailable
+				}
+				if err == nil {
+					return int32(len(rt.Partitions)), nil
+				}
+			}
+		}
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) && !errors.Is(err, kerr.LeaderNotAvailable) {
+			return 0, fmt.Errorf("changelog: describing %s: %w", topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("changelog: describing %s: %w (%w)", topic, err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	d, ok := details[t.Changelog()]
-	if !ok || d.Err != nil {
-		return 0, fmt.Errorf("changelog: describing %s: %v", t.Changelog(), d.Err)
-	}
-	return int32(len(d.Partitions)), nil
 }

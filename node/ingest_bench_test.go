@@ -33,7 +33,7 @@ func BenchmarkIngest(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := changelog.EnsureTopics(ctx, kadm.NewClient(cl), topics, keyspace.DefaultSlots, 1); err != nil {
+	if _, err := changelog.EnsureTopics(ctx, cl, topics, keyspace.DefaultSlots, 1); err != nil {
 		b.Fatal(err)
 	}
 	value := benchValue()
@@ -145,7 +145,7 @@ func resetChangelog(b *testing.B, cl *kgo.Client, topics changelog.Topics) {
 		b.Fatal(err)
 	}
 	for {
-		if _, err := changelog.EnsureTopics(ctx, adm, topics, keyspace.DefaultSlots, 1); err == nil {
+		if _, err := changelog.EnsureTopics(ctx, cl, topics, keyspace.DefaultSlots, 1); err == nil {
 			if d, err := adm.ListTopics(ctx, topics.Changelog()); err == nil && len(d[topics.Changelog()].Partitions) == keyspace.DefaultSlots {
 				return
 			}

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
@@ -230,7 +229,7 @@ func (n *Node) ensureTopics(ctx context.Context) (int32, error) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	return changelog.EnsureTopics(ctx, kadm.NewClient(cl), n.topics, n.cfg.Slots, n.cfg.ReplicationFactor)
+	return changelog.EnsureTopics(ctx, cl, n.topics, n.cfg.Slots, n.cfg.ReplicationFactor)
 }
 
 // local returns the partition with id if this node holds it.

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/changelog"
@@ -31,7 +30,7 @@ func BenchmarkRestore(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := changelog.EnsureTopics(ctx, kadm.NewClient(cl), topics, keyspace.DefaultSlots, 1); err != nil {
+	if _, err := changelog.EnsureTopics(ctx, cl, topics, keyspace.DefaultSlots, 1); err != nil {
 		b.Fatal(err)
 	}
 	value := benchValue()

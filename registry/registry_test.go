@@ -6,7 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/changelog"
@@ -25,7 +24,7 @@ func open(t *testing.T) (*Registry, Config) {
 	}
 	defer cl.Close()
 	tp := changelog.Topics{Cluster: kafkatest.ClusterName(t)}
-	if _, err := changelog.EnsureTopics(context.Background(), kadm.NewClient(cl), tp, 16, 1); err != nil {
+	if _, err := changelog.EnsureTopics(context.Background(), cl, tp, 16, 1); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{Client: opts, Topic: tp.Registry()}
