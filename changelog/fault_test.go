@@ -3,6 +3,7 @@ package changelog
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,14 +84,15 @@ func TestEnsureTopicsWaitsForMetadataOfNewTopics(t *testing.T) {
 	}
 	defer cl.Close()
 	tp := Topics{Cluster: "lagging"}
-	unknown := 3
+	var unknown atomic.Int32 // the cluster's goroutine counts down, the test reads
+	unknown.Store(3)
 	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		m := req.(*kmsg.MetadataRequest)
-		if unknown == 0 || len(m.Topics) != 1 || m.Topics[0].Topic == nil || *m.Topics[0].Topic != tp.Changelog() {
+		if unknown.Load() == 0 || len(m.Topics) != 1 || m.Topics[0].Topic == nil || *m.Topics[0].Topic != tp.Changelog() {
 			return nil, nil, false
 		}
-		unknown--
+		unknown.Add(-1)
 		resp := m.ResponseKind().(*kmsg.MetadataResponse)
 		st := kmsg.NewMetadataResponseTopic()
 		st.Topic = kmsg.StringPtr(tp.Changelog())
@@ -104,7 +106,7 @@ func TestEnsureTopicsWaitsForMetadataOfNewTopics(t *testing.T) {
 	if err != nil || got != 4 {
 		t.Fatalf("EnsureTopics = %d, %v; want 4 slots once the topic is known", got, err)
 	}
-	if unknown != 0 {
-		t.Fatalf("%d UNKNOWN_TOPIC_OR_PARTITION answers were never asked for", unknown)
+	if n := unknown.Load(); n != 0 {
+		t.Fatalf("%d UNKNOWN_TOPIC_OR_PARTITION answers were never asked for", n)
 	}
 }

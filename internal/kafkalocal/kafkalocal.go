@@ -147,9 +147,8 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	// G1 as Kafka's own start script runs it (kafka-run-class.sh): a 20 ms
-	// pause goal instead of the JVM's 200 ms keeps young collections short;
-	// they stall every transaction in flight.
+	// G1 with the flags of Kafka's own start script (kafka-run-class.sh);
+	// without them the JVM's pause goal is 200 ms, not 20.
 	cmd := exec.Command("java", "-Xms256m", "-Xmx512m",
 		"-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
 		"-Dlog4j2.configurationFile="+log4j, "-Dkafka.logs.dir="+dir,
