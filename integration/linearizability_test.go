@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -370,20 +369,7 @@ type restartable struct {
 }
 
 func startBroker(t *testing.T) *restartable {
-	port := 0
-	for i := 0; i < 20 && port == 0; i++ {
-		a, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := a.Addr().(*net.TCPAddr).Port
-		b, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1))
-		a.Close()
-		if err == nil {
-			b.Close()
-			port = p
-		}
-	}
+	port := freePorts(t, 2) // the broker's and its controller's
 	r := &restartable{cfg: kafkalocal.Config{Dir: t.TempDir(), Port: port, ControllerPort: port + 1}}
 	var err error
 	if r.b, err = kafkalocal.Start(context.Background(), r.cfg); err != nil {
