@@ -1,11 +1,15 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -237,6 +241,54 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		sum.runs, runLength, sum.ops, sum.acked, faults, sum.violations, sum.failed)
 }
 
+// explain writes, for a history that is not linearizable, porcupine's
+// visualization and each failing key's operations in call order, with the
+// longest prefix of them porcupine could linearize, to files that outlive the
+// test.
+func explain(t *testing.T, seed uint64, ops []porcupine.Operation) {
+	dir, err := os.MkdirTemp("", fmt.Sprintf("sluice-violation-%d-", seed))
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	_, info := porcupine.CheckOperationsVerbose(kvModel, ops, 60*time.Second)
+	if err := porcupine.VisualizePath(kvModel, info, filepath.Join(dir, "history.html")); err != nil {
+		t.Log(err)
+	}
+	for _, part := range kvModel.Partition(ops) {
+		if porcupine.CheckOperationsTimeout(kvModel, part, 60*time.Second) != porcupine.Illegal {
+			continue
+		}
+		_, info := porcupine.CheckOperationsVerbose(kvModel, part, 60*time.Second)
+		var b strings.Builder
+		longest := []porcupine.Operation{}
+		for _, p := range info.PartialLinearizationsOperations() {
+			for _, l := range p {
+				if len(l) > len(longest) {
+					longest = l
+				}
+			}
+		}
+		fmt.Fprintf(&b, "longest linearizable prefix: %d of %d operations; its last ones:\n", len(longest), len(part))
+		for _, op := range longest[max(0, len(longest)-15):] {
+			fmt.Fprintf(&b, "  client %d call %d return %d %s\n", op.ClientId, op.Call, op.Return, kvModel.DescribeOperation(op.Input, op.Output))
+		}
+		sorted := slices.Clone(part)
+		slices.SortFunc(sorted, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+		fmt.Fprintf(&b, "all operations in call order:\n")
+		for _, op := range sorted {
+			fmt.Fprintf(&b, "  client %d call %d return %d %s\n", op.ClientId, op.Call, op.Return, kvModel.DescribeOperation(op.Input, op.Output))
+		}
+		key := part[0].Input.(kvInput).key
+		path := filepath.Join(dir, "key-"+key+".txt")
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Log(err)
+		}
+		t.Logf("key %s is not linearizable: %s", key, path)
+	}
+	t.Logf("visualization: %s", filepath.Join(dir, "history.html"))
+}
+
 // campaign sums the runs of TestLinearizableUnderFaults.
 type campaign struct{ runs, ops, acked, violations, failed int }
 
@@ -353,6 +405,7 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 	t.Logf("%d operations (%d with a known outcome), faults %v: %v", len(h.ops), acked, faults, res)
 	if res == porcupine.Illegal {
 		t.Errorf("the history is not linearizable (seed %d)", seed)
+		explain(t, seed, h.ops)
 	}
 	if acked < 50 {
 		t.Errorf("only %d operations completed: the run tested too little", acked)

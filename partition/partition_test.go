@@ -401,3 +401,62 @@ func TestIncrementAndCompareAndSet(t *testing.T) {
 		t.Fatal("CAS expecting version 1 of a key at version 5 applied")
 	}
 }
+
+// A refusal rests on what the request read, like a Get: a compare-and-set
+// refused against a version that is not durable yet, or an increment of a
+// value not durable yet, is answered only once that version commits — and if
+// its append fails, the request fails too, never a refusal of a state that
+// never was. (The linearizability campaign found a CAS refused against a
+// write whose transaction was then fenced.)
+func TestRefusalsWaitForTheValueTheyRead(t *testing.T) {
+	zero := uint64(0)
+	for _, tc := range []struct {
+		name   string
+		commit bool
+		refuse func(p *Partition) error
+		want   func(err error) bool
+	}{
+		{"cas/aborted", false, func(p *Partition) error {
+			_, err := p.Upsert(context.Background(), []pipeline.Entry{{Key: []byte("k"), Value: []byte("v2"), Expected: &zero}})
+			return err
+		}, func(err error) bool { return errors.Is(err, ErrAppendFailed) }},
+		{"cas/committed", true, func(p *Partition) error {
+			_, err := p.Upsert(context.Background(), []pipeline.Entry{{Key: []byte("k"), Value: []byte("v2"), Expected: &zero}})
+			return err
+		}, func(err error) bool { var mm *VersionMismatchError; return errors.As(err, &mm) && mm.Current == 1 }},
+		{"increment/aborted", false, func(p *Partition) error {
+			_, _, err := p.Increment(context.Background(), []byte("k"), 1)
+			return err
+		}, func(err error) bool { return errors.Is(err, ErrAppendFailed) }},
+		{"increment/committed", true, func(p *Partition) error {
+			_, _, err := p.Increment(context.Background(), []byte("k"), 1)
+			return err
+		}, func(err error) bool { var ni *NotIntegerError; return errors.As(err, &ni) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newFakeLog()
+			l.gate = make(chan appendCall)
+			p := startServing(t, testConfig(l, store.NewMemory()))
+			wrote := make(chan error, 1)
+			go func() { _, err := p.Upsert(context.Background(), entries("k", "v1")); wrote <- err }()
+			inFlight := <-l.gate // k = v1 (version 1) is in flight, not durable
+			refused := make(chan error, 1)
+			go func() { refused <- tc.refuse(p) }()
+			select {
+			case err := <-refused:
+				inFlight.answer <- appendAnswer{commit: true} // let the partition close
+				t.Fatalf("answered %v before the version it read was durable", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			if tc.commit {
+				inFlight.answer <- appendAnswer{commit: true}
+			} else {
+				inFlight.answer <- appendAnswer{err: errBoom}
+			}
+			<-wrote
+			if err := <-refused; !tc.want(err) {
+				t.Fatalf("answer %v", err)
+			}
+		})
+	}
+}

@@ -40,7 +40,9 @@ func (s *loopState) upsert(req *request) error {
 			cur.Version = 0
 		}
 		if cur.Version != *e.Expected {
-			req.reply <- reply{err: &VersionMismatchError{Key: e.Key, Expected: *e.Expected, Current: cur.Version}}
+			// A refusal is a read of the key: like a Get, it must not rest on
+			// a version that is not durable yet (its group could still fail).
+			s.replyObserved(req, e.Key, reply{err: &VersionMismatchError{Key: e.Key, Expected: *e.Expected, Current: cur.Version}})
 			return nil
 		}
 	}
@@ -163,13 +165,13 @@ func (s *loopState) increment(req *request) error {
 	var n int64
 	if found {
 		if n, err = strconv.ParseInt(string(cur.Data), 10, 64); err != nil {
-			req.reply <- reply{err: &NotIntegerError{Key: req.key, Reason: fmt.Sprintf("its value %.32q is not a decimal int64", cur.Data)}}
+			s.replyRead(req, reply{err: &NotIntegerError{Key: req.key, Reason: fmt.Sprintf("its value %.32q is not a decimal int64", cur.Data)}})
 			return nil
 		}
 	}
 	sum := n + req.delta
 	if (req.delta > 0 && sum < n) || (req.delta < 0 && sum > n) {
-		req.reply <- reply{err: &NotIntegerError{Key: req.key, Reason: fmt.Sprintf("%d + %d overflows int64", n, req.delta)}}
+		s.replyRead(req, reply{err: &NotIntegerError{Key: req.key, Reason: fmt.Sprintf("%d + %d overflows int64", n, req.delta)}})
 		return nil
 	}
 	g := s.open
@@ -187,11 +189,18 @@ func (s *loopState) increment(req *request) error {
 	return nil
 }
 
-// replyRead answers a read. A value from the store is committed and durable:
-// answer now. A value from the overlay waits until everything before this read
-// is durable, so a read never returns what a crash could take back.
-func (s *loopState) replyRead(req *request, r reply) {
-	_, speculative := s.overlay[string(req.key)]
+// replyRead answers a read of req.key.
+func (s *loopState) replyRead(req *request, r reply) { s.replyObserved(req, req.key, r) }
+
+// replyObserved answers a request whose reply rests on what it read of key: a
+// read, or a refusal (a compare-and-set whose expected version is not the
+// current one, an increment of a value that is not an integer). A value from
+// the store is committed and durable: answer now, within the lease. A value
+// from the overlay waits until everything before this request is durable, so
+// a reply never rests on what a failed append or a crash could take back; if
+// that append fails, so does the request.
+func (s *loopState) replyObserved(req *request, key []byte, r reply) {
+	_, speculative := s.overlay[string(key)]
 	if !speculative && s.leased() {
 		req.reply <- r
 		return
