@@ -256,10 +256,10 @@ func explain(t *testing.T, seed uint64, ops []porcupine.Operation) {
 		t.Log(err)
 	}
 	for _, part := range kvModel.Partition(ops) {
-		if porcupine.CheckOperationsTimeout(kvModel, part, 60*time.Second) != porcupine.Illegal {
+		res, info := porcupine.CheckOperationsVerbose(kvModel, part, 60*time.Second)
+		if res != porcupine.Illegal {
 			continue
 		}
-		_, info := porcupine.CheckOperationsVerbose(kvModel, part, 60*time.Second)
 		var b strings.Builder
 		longest := []porcupine.Operation{}
 		for _, p := range info.PartialLinearizationsOperations() {
