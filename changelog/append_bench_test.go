@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/wal"
 )
 
 // BenchmarkAppend measures one partition's group commit: transactions of
@@ -25,22 +28,21 @@ func BenchmarkAppend(b *testing.B) {
 	if d, err := time.ParseDuration(os.Getenv("SLUICE_BENCH_TXN_BACKOFF")); err == nil {
 		opts = append(opts, kgo.ConcurrentTransactionsBackoff(d))
 	}
-	app, err := NewAppender(ctx, AppenderConfig{Client: opts, TransactionalID: tp.TransactionalID(0)})
+	app, err := NewAppender(ctx, AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(0)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer app.Close()
 	value := make([]byte, 100)
-	group := func(n int) []*kgo.Record {
-		recs := make([]*kgo.Record, size)
+	group := func(n int) *wal.Group {
+		recs := make([]kv.Record, size)
 		for i := range recs {
-			slot := int32(i % 4)
-			recs[i] = Change{Key: []byte(fmt.Sprintf("key-%d-%d", n, i)), Value: value, Version: 1, Timestamp: 1, Epoch: 1}.Record(tp.Changelog(), slot)
+			recs[i] = kv.Record{Kind: kv.KindChange, Slot: int32(i % 4), Epoch: 1, Change: kv.Change{Key: []byte(fmt.Sprintf("key-%d-%d", n, i)), Value: value, Version: 1, Timestamp: 1}}
 		}
-		return recs
+		return &wal.Group{Records: recs}
 	}
 	for range 20 { // warm up: metadata of a fresh topic
-		if err := app.Append(ctx, group(-1)); err != nil {
+		if _, err := app.Append(ctx, group(-1)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -49,7 +51,7 @@ func BenchmarkAppend(b *testing.B) {
 	for n := range b.N {
 		recs := group(n)
 		start := time.Now()
-		if err := app.Append(ctx, recs); err != nil {
+		if _, err := app.Append(ctx, recs); err != nil {
 			b.Fatal(err)
 		}
 		took = append(took, time.Since(start))

@@ -4,16 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedb/sluice/wal"
 )
 
 // AppenderConfig configures a partition's changelog producer.
 type AppenderConfig struct {
-	// Client holds the connection options (seed brokers, TLS, logger).
+	// Client holds the connection options (seed brokers, TLS, SASL, logger).
 	Client []kgo.Opt
+	// Topics names the changelog, ingest (forwards) and DLQ topics.
+	Topics Topics
 	// TransactionalID is the partition's transactional id (Topics.TransactionalID).
 	TransactionalID string
 	// DeliveryTimeout bounds how long one Append may take before it fails.
@@ -25,16 +32,21 @@ type AppenderConfig struct {
 // It is used by one goroutine at a time.
 type Appender struct {
 	cl      *kgo.Client
+	topics  Topics
 	timeout time.Duration
+	endTxns endTxnCounter
 }
+
+var _ wal.Appender = (*Appender)(nil)
 
 // NewAppender creates the producer and initialises its producer id, which fences
 // every older producer of the same transactional id and aborts its open
-// transaction. When it returns, no zombie can commit to the partition's slots.
+// transaction. When it returns, no zombie can commit under that id.
 func NewAppender(ctx context.Context, cfg AppenderConfig) (*Appender, error) {
 	if cfg.DeliveryTimeout == 0 {
 		cfg.DeliveryTimeout = 30 * time.Second
 	}
+	a := &Appender{topics: cfg.Topics, timeout: cfg.DeliveryTimeout}
 	opts := append([]kgo.Opt{
 		kgo.TransactionalID(cfg.TransactionalID),
 		kgo.TransactionTimeout(2 * cfg.DeliveryTimeout),
@@ -46,6 +58,7 @@ func NewAppender(ctx context.Context, cfg AppenderConfig) (*Appender, error) {
 		// franz-go's default 20 ms retry backoff was then most of the wait.
 		kgo.ConcurrentTransactionsBackoff(time.Millisecond),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.WithHooks(&a.endTxns),
 	}, cfg.Client...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -55,40 +68,100 @@ func NewAppender(ctx context.Context, cfg AppenderConfig) (*Appender, error) {
 		cl.Close()
 		return nil, fmt.Errorf("changelog: init producer %s: %w", cfg.TransactionalID, err)
 	}
-	return &Appender{cl: cl, timeout: cfg.DeliveryTimeout}, nil
+	a.cl = cl
+	return a, nil
 }
 
-// Append writes recs in one transaction and returns once it has committed;
-// each record's Offset is then set. An error wraps ErrNotCommitted when
-// nothing of recs can have committed (the commit was never sent, or the
-// coordinator refused it), else ErrCommitUnknown. Either way the caller must
-// treat the records as not acknowledged and re-sync from the log.
-func (a *Appender) Append(ctx context.Context, recs []*kgo.Record) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*a.timeout)
-	defer cancel()
-	if err := a.cl.BeginTransaction(); err != nil {
-		return fmt.Errorf("%w: begin transaction: %w", ErrNotCommitted, err)
+// Fence fences every producer of the transactional id: InitProducerID bumps its
+// epoch and aborts its open transaction. A new owner of a slot range fences
+// every id that ever wrote an overlapping range this way before it replays.
+func Fence(ctx context.Context, client []kgo.Opt, transactionalID string) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.TransactionalID(transactionalID)}, client...)...)
+	if err != nil {
+		return fmt.Errorf("changelog: fencing %s: %w", transactionalID, err)
 	}
-	if err := a.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		// No commit was sent: the transaction is aborted here, or by the next
-		// producer of this id, or when it times out.
-		return errors.Join(fmt.Errorf("%w: produce: %w", ErrNotCommitted, err), a.abort(ctx))
-	}
-	if err := a.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		kind := ErrCommitUnknown
-		if refused(err) {
-			kind = ErrNotCommitted
-		}
-		return errors.Join(fmt.Errorf("%w: commit: %w", kind, err), a.abort(ctx))
+	defer cl.Close()
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		return fmt.Errorf("changelog: fencing %s: %w", transactionalID, err)
 	}
 	return nil
 }
 
-// refused reports commit errors the coordinator answers without committing:
-// the producer was fenced (a new owner's InitProducerID aborted the
-// transaction) or the transaction cannot commit.
-func refused(err error) bool {
-	for _, e := range []error{kerr.ProducerFenced, kerr.InvalidProducerEpoch, kerr.TransactionAbortable, kerr.InvalidTxnState, kerr.InvalidProducerIDMapping, kerr.OperationNotAttempted} {
+// Append writes g in one transaction and returns once it has committed, with
+// the offset of each of g.Records. An error wraps wal.ErrNotCommitted when
+// nothing of g can have committed, else wal.ErrCommitUnknown; with
+// wal.ErrPermanent too when sending the same records again cannot succeed.
+func (a *Appender) Append(ctx context.Context, g *wal.Group) ([]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*a.timeout)
+	defer cancel()
+	recs := a.records(g)
+	if err := a.cl.BeginTransaction(); err != nil {
+		return nil, fmt.Errorf("%w: begin transaction: %w", wal.ErrNotCommitted, err)
+	}
+	if err := a.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		// No commit was sent: the transaction is aborted here, or by the next
+		// producer of this id, or when it times out.
+		kind := wal.ErrNotCommitted
+		if permanent(err) {
+			kind = fmt.Errorf("%w (%w)", wal.ErrNotCommitted, wal.ErrPermanent)
+		}
+		return nil, errors.Join(fmt.Errorf("%w: produce: %w", kind, err), a.abort(ctx))
+	}
+	sent := a.endTxns.n.Load()
+	if err := a.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		kind := wal.ErrCommitUnknown
+		if refused(err, a.endTxns.n.Load()-sent) {
+			kind = wal.ErrNotCommitted
+		}
+		return nil, errors.Join(fmt.Errorf("%w: commit: %w", kind, err), a.abort(ctx))
+	}
+	offsets := make([]int64, len(g.Records))
+	for i := range offsets {
+		offsets[i] = recs[i].Offset
+	}
+	return offsets, nil
+}
+
+// records are the Kafka records of g: its changelog records first (in
+// order: their offsets are Append's answer), then dead letters, then forwards.
+func (a *Appender) records(g *wal.Group) []*kgo.Record {
+	recs := make([]*kgo.Record, 0, len(g.Records)+len(g.DeadLetters)+len(g.Forwards))
+	for _, r := range g.Records {
+		recs = append(recs, Encode(a.topics.Changelog(), r))
+	}
+	for _, d := range g.DeadLetters {
+		recs = append(recs, DeadLetter(a.topics.DLQ(), d))
+	}
+	for _, f := range g.Forwards {
+		recs = append(recs, forward(a.topics.Ingest(), f))
+	}
+	return recs
+}
+
+// refused reports a commit the coordinator certainly did not carry out: no
+// EndTxn request was sent, or exactly one was, and its answer refuses the
+// commit (the producer was fenced, the transaction cannot commit). An answer
+// to a retried EndTxn proves nothing: the first request may have committed
+// before a new owner fenced this producer, and the retry then meets the
+// fence.
+func refused(err error, endTxnRequests int32) bool {
+	if endTxnRequests == 0 {
+		return true
+	}
+	if endTxnRequests > 1 {
+		return false
+	}
+	for _, e := range []error{kerr.ProducerFenced, kerr.InvalidProducerEpoch, kerr.TransactionAbortable, kerr.InvalidTxnState, kerr.InvalidProducerIDMapping} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// permanent reports produce errors that the same records would meet again.
+func permanent(err error) bool {
+	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.CorruptMessage, kerr.InvalidRequiredAcks} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -109,3 +182,33 @@ func (a *Appender) abort(ctx context.Context) error {
 // Close releases the producer. An open transaction is aborted by the broker
 // when the next producer of the same id initialises, or when it times out.
 func (a *Appender) Close() { a.cl.Close() }
+
+// endTxnCounter counts the EndTxn requests the producer wrote to a broker, to
+// tell a first answer (which is the truth) from a retry's.
+type endTxnCounter struct{ n atomic.Int32 }
+
+var _ kgo.HookBrokerWrite = (*endTxnCounter)(nil)
+
+func (c *endTxnCounter) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, _ error) {
+	if key == int16(kmsg.EndTxn) {
+		c.n.Add(1)
+	}
+}
+
+// HeaderForwardedFrom is set on an ingest record sluice moved to the slot that
+// owns its key: "slot/offset" of where it was produced.
+const HeaderForwardedFrom = "sluice-forwarded-from"
+
+func forward(topic string, f wal.Forward) *kgo.Record {
+	r := f.Record
+	h := make([]kgo.RecordHeader, 0, len(r.Headers)+1)
+	for _, x := range r.Headers {
+		h = append(h, kgo.RecordHeader{Key: x.Key, Value: x.Value})
+	}
+	h = append(h, kgo.RecordHeader{Key: HeaderForwardedFrom, Value: []byte(strconv.Itoa(int(r.Slot)) + "/" + strconv.FormatInt(r.Offset, 10))})
+	value := r.Value
+	if r.Remove {
+		value = nil
+	}
+	return &kgo.Record{Topic: topic, Partition: f.Slot, Key: r.Key, Value: value, Headers: h}
+}

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/wal"
 )
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
@@ -35,8 +37,23 @@ func setup(t testing.TB, slots int32) (Topics, []kgo.Opt, *kadm.Client) {
 	return tp, opts, adm
 }
 
-func change(i int, slot int32) Change {
-	return Change{Key: []byte(fmt.Sprintf("key-%d", i)), Value: []byte(fmt.Sprintf("value-%d", i)), Version: uint64(i + 1), Timestamp: uint64(1000 + i), Epoch: 3}
+func change(i int, slot int32) kv.Record {
+	return kv.Record{Kind: kv.KindChange, Slot: slot, Epoch: 3,
+		Change: kv.Change{Key: []byte(fmt.Sprintf("key-%d", i)), Value: []byte(fmt.Sprintf("value-%d", i)), Version: uint64(i + 1), Timestamp: uint64(1000 + i)}}
+}
+
+// group appends recs in one group and returns them with their offsets.
+func group(t testing.TB, app *Appender, recs ...kv.Record) []wal.Positioned {
+	t.Helper()
+	offs, err := app.Append(context.Background(), &wal.Group{Records: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]wal.Positioned, len(recs))
+	for i := range recs {
+		out[i] = wal.Positioned{Record: recs[i], Offset: offs[i]}
+	}
+	return out
 }
 
 func TestEnsureTopicsIsIdempotentAndKeepsSlotCount(t *testing.T) {
@@ -76,34 +93,28 @@ func TestEnsureTopicsIsIdempotentAndKeepsSlotCount(t *testing.T) {
 func TestAppendThenReplayFromOffsets(t *testing.T) {
 	tp, opts, _ := setup(t, 2)
 	ctx := context.Background()
-	app, err := NewAppender(ctx, AppenderConfig{Client: opts, TransactionalID: tp.TransactionalID(1)})
+	app, err := NewAppender(ctx, AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer app.Close()
-	var all []*kgo.Record
+	var all []wal.Positioned
 	for g := 0; g < 3; g++ {
-		var recs []*kgo.Record
+		var recs []kv.Record
 		for i := g * 10; i < g*10+10; i++ {
-			recs = append(recs, change(i, int32(i%2)).Record(tp.Changelog(), int32(i%2)))
+			recs = append(recs, change(i, int32(i%2)))
 		}
-		recs = append(recs, Change{Key: []byte(fmt.Sprintf("key-%d", g)), Remove: true, Version: 9, Timestamp: 5000, Epoch: 3}.Record(tp.Changelog(), 0))
-		if err := app.Append(ctx, recs); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, recs...)
+		recs = append(recs, kv.Record{Kind: kv.KindChange, Slot: 0, Epoch: 3, Change: kv.Change{Key: []byte(fmt.Sprintf("key-%d", g)), Remove: true, Version: 9, Timestamp: 5000}})
+		all = append(all, group(t, app, recs...)...)
 	}
 	// Replay everything, then only what came after the first group.
-	var got []Change
+	var got []kv.Record
 	reached, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0, 1: 0}, func(b Batch) error {
-		for _, r := range b.Records {
-			c, err := Decode(r)
-			if err != nil {
-				return err
-			}
-			got = append(got, c)
+		db, err := Decoded(b)
+		for _, r := range db.Records {
+			got = append(got, r.Record)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -112,16 +123,16 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 		t.Fatalf("replayed %d records, appended %d", len(got), len(all))
 	}
 	for _, r := range all {
-		if reached[r.Partition] <= r.Offset {
-			t.Fatalf("reached %v does not cover slot %d offset %d", reached, r.Partition, r.Offset)
+		if reached[r.Slot] <= r.Offset {
+			t.Fatalf("reached %v does not cover slot %d offset %d", reached, r.Slot, r.Offset)
 		}
 	}
 	removes := 0
-	for _, c := range got {
-		if c.Remove {
+	for _, r := range got {
+		if c := r.Change; c.Remove {
 			removes++
-			if c.Value != nil || c.Version != 9 || c.Epoch != 3 {
-				t.Fatalf("bad tombstone %+v", c)
+			if c.Value != nil || c.Version != 9 || r.Epoch != 3 {
+				t.Fatalf("bad tombstone %+v", r)
 			}
 		}
 	}
@@ -131,7 +142,7 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 
 	from := map[int32]int64{}
 	for _, r := range all[:11] {
-		from[r.Partition] = max(from[r.Partition], r.Offset+1)
+		from[r.Slot] = max(from[r.Slot], r.Offset+1)
 	}
 	n := 0
 	again, err := Replay(ctx, opts, tp.Changelog(), from, func(b Batch) error { n += len(b.Records); return nil })
@@ -153,25 +164,21 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 func TestNewAppenderFencesTheOld(t *testing.T) {
 	tp, opts, _ := setup(t, 1)
 	ctx := context.Background()
-	old, err := NewAppender(ctx, AppenderConfig{Client: opts, TransactionalID: tp.TransactionalID(7)})
+	old, err := NewAppender(ctx, AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(7)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	if err := old.Append(ctx, []*kgo.Record{change(1, 0).Record(tp.Changelog(), 0)}); err != nil {
-		t.Fatal(err)
-	}
-	next, err := NewAppender(ctx, AppenderConfig{Client: opts, TransactionalID: tp.TransactionalID(7)})
+	group(t, old, change(1, 0))
+	next, err := NewAppender(ctx, AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(7)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer next.Close()
-	if err := old.Append(ctx, []*kgo.Record{change(2, 0).Record(tp.Changelog(), 0)}); !errors.Is(err, ErrNotCommitted) {
+	if _, err := old.Append(ctx, &wal.Group{Records: []kv.Record{change(2, 0)}}); !errors.Is(err, wal.ErrNotCommitted) {
 		t.Fatalf("a fenced appender's Append = %v, want ErrNotCommitted", err)
 	}
-	if err := next.Append(ctx, []*kgo.Record{change(3, 0).Record(tp.Changelog(), 0)}); err != nil {
-		t.Fatal(err)
-	}
+	group(t, next, change(3, 0))
 	if keys := replayKeys(t, opts, tp.Changelog()); fmt.Sprint(keys) != "[key-1 key-3]" {
 		t.Fatalf("replayed %v, want the fenced write absent", keys)
 	}
@@ -182,19 +189,17 @@ func TestNewAppenderFencesTheOld(t *testing.T) {
 func TestFailedGroupCommitsNothing(t *testing.T) {
 	tp, opts, _ := setup(t, 1)
 	ctx := context.Background()
-	app, err := NewAppender(ctx, AppenderConfig{Client: opts, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 10 * time.Second})
+	app, err := NewAppender(ctx, AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer app.Close()
-	huge := Change{Key: []byte("huge"), Value: bytes.Repeat([]byte("x"), MaxRecordBytes+128<<10), Version: 1}
-	err = app.Append(ctx, []*kgo.Record{change(1, 0).Record(tp.Changelog(), 0), huge.Record(tp.Changelog(), 0)})
-	if !errors.Is(err, ErrNotCommitted) {
-		t.Fatalf("an oversized record: %v, want ErrNotCommitted", err)
+	huge := kv.Record{Kind: kv.KindChange, Change: kv.Change{Key: []byte("huge"), Value: bytes.Repeat([]byte("x"), MaxRecordBytes+128<<10), Version: 1}}
+	_, err = app.Append(ctx, &wal.Group{Records: []kv.Record{change(1, 0), huge}})
+	if !errors.Is(err, wal.ErrNotCommitted) || !errors.Is(err, wal.ErrPermanent) {
+		t.Fatalf("an oversized record: %v, want ErrNotCommitted and ErrPermanent", err)
 	}
-	if err := app.Append(ctx, []*kgo.Record{change(2, 0).Record(tp.Changelog(), 0)}); err != nil {
-		t.Fatalf("appender unusable after a failed group: %v", err)
-	}
+	group(t, app, change(2, 0))
 	if keys := replayKeys(t, opts, tp.Changelog()); fmt.Sprint(keys) != "[key-2]" {
 		t.Fatalf("replayed %v, want only key-2", keys)
 	}

@@ -1,6 +1,7 @@
 package changelog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync/atomic"
@@ -11,6 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/wal"
 )
 
 // Fault injection in-process (kfake): a commit the coordinator refuses is an
@@ -33,7 +37,7 @@ func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
 	if _, err := EnsureTopics(ctx, cl, tp, 1, 1); err != nil {
 		t.Fatal(err)
 	}
-	app, err := NewAppender(ctx, AppenderConfig{Client: opts, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 5 * time.Second})
+	app, err := NewAppender(ctx, AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +59,9 @@ func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
 		c.DropControl()
 		return nil, nil, false
 	})
-	err = app.Append(ctx, []*kgo.Record{Change{Key: []byte("lost"), Value: []byte("v"), Version: 1}.Record(tp.Changelog(), 0)})
+	_, err = app.Append(ctx, &wal.Group{Records: []kv.Record{rec("lost", "v", 1)}})
 	<-failed
-	if !errors.Is(err, ErrNotCommitted) {
+	if !errors.Is(err, wal.ErrNotCommitted) {
 		t.Fatalf("Append = %v, want ErrNotCommitted for a refused commit", err)
 	}
 	n := 0
@@ -108,5 +112,103 @@ func TestEnsureTopicsWaitsForMetadataOfNewTopics(t *testing.T) {
 	}
 	if n := unknown.Load(); n != 0 {
 		t.Fatalf("%d UNKNOWN_TOPIC_OR_PARTITION answers were never asked for", n)
+	}
+}
+
+// The commit's answer proves "not committed" only when it answers the one
+// EndTxn request sent: a producer fenced on its first commit request did not
+// commit; one fenced on a retry may have committed with the first request
+// (whose answer was lost) before a new owner fenced it: unknown.
+func TestCommitOutcomeKnownOnlyFromTheFirstAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		retries int // answers that make the client send EndTxn again first
+		want    error
+	}{
+		{"fenced on the first request", 0, wal.ErrNotCommitted},
+		{"fenced on a retry", 1, wal.ErrCommitUnknown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+			cl, err := kgo.NewClient(opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			ctx := context.Background()
+			tp := Topics{Cluster: "first"}
+			if _, err := EnsureTopics(ctx, cl, tp, 1, 1); err != nil {
+				t.Fatal(err)
+			}
+			app, err := NewAppender(ctx, AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer app.Close()
+			var commits atomic.Int32
+			c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				c.KeepControl()
+				if !req.(*kmsg.EndTxnRequest).Commit {
+					return nil, nil, false
+				}
+				resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+				resp.ErrorCode = kerr.ProducerFenced.Code
+				if int(commits.Add(1)) <= tc.retries {
+					resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code // retriable: the client sends EndTxn again
+				}
+				return resp, nil, true
+			})
+			_, err = app.Append(ctx, &wal.Group{Records: []kv.Record{rec("k", "v", 1)}})
+			if !errors.Is(err, tc.want) || commits.Load() != int32(tc.retries+1) {
+				t.Fatalf("Append = %v after %d commit requests, want %v after %d", err, commits.Load(), tc.want, tc.retries+1)
+			}
+		})
+	}
+}
+
+// A dead letter is a copy of the ingest record while it fits, and a bounded
+// stub (key prefix, sizes, reason, source) once it would not: a poison pill
+// can never make its own dead letter too large to append.
+func TestDeadLetterIsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		key       int
+		value     int
+		header    int
+		truncated bool
+	}{
+		{"at the limit", 10, MaxDeadLetterCopy - 10, 0, false},
+		{"one byte over by its value", 10, MaxDeadLetterCopy - 9, 0, true},
+		{"over by its headers", 10, 100, MaxDeadLetterCopy, true},
+		{"over by a huge key", 4 << 20, 0, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := kv.IngestRecord{Slot: 3, Offset: 77, Key: bytes.Repeat([]byte("k"), tc.key), Value: make([]byte, tc.value)}
+			if tc.header > 0 {
+				r.Headers = []kv.Header{{Key: "h", Value: make([]byte, tc.header)}}
+			}
+			d := DeadLetter("dlq", wal.DeadLetter{Record: r, Reason: "too large"})
+			size := len(d.Key) + len(d.Value)
+			hdr := map[string]string{}
+			for _, h := range d.Headers {
+				size += len(h.Key) + len(h.Value)
+				hdr[h.Key] = string(h.Value)
+			}
+			if hdr[HeaderError] != "too large" || hdr[HeaderSourceSlot] != "3" || hdr[HeaderSourceOffset] != "77" {
+				t.Fatalf("headers %v", hdr)
+			}
+			_, truncated := hdr[HeaderTruncated]
+			if truncated != tc.truncated || size > MaxDeadLetterCopy+4<<10 {
+				t.Fatalf("truncated=%v size=%d, want truncated=%v and at most %d", truncated, size, tc.truncated, MaxDeadLetterCopy+4<<10)
+			}
+			if truncated && (len(d.Key) > StubKeyBytes || d.Value != nil) {
+				t.Fatalf("stub keeps %d key bytes and a %d-byte value", len(d.Key), len(d.Value))
+			}
+		})
 	}
 }

@@ -6,38 +6,51 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedb/sluice/kv"
 )
 
+func rec(key, value string, version uint64) kv.Record {
+	return kv.Record{Kind: kv.KindChange, Change: kv.Change{Key: []byte(key), Value: []byte(value), Version: version}}
+}
+
 func TestRecordRoundTrip(t *testing.T) {
-	for _, c := range []Change{
-		{Key: []byte("k"), Value: []byte("v"), Version: 1, Timestamp: 1 << 40, Epoch: 2},
-		{Key: []byte("k"), Value: []byte{}, Version: 3},
-		{Key: []byte("k"), Remove: true, Version: 4, Timestamp: 9, Epoch: 1},
+	for _, r := range []kv.Record{
+		{Kind: kv.KindChange, Slot: 5, Change: kv.Change{Key: []byte("k"), Value: []byte("v"), Version: 1, Timestamp: 1 << 40}, Epoch: 2},
+		{Kind: kv.KindChange, Slot: 5, Change: kv.Change{Key: []byte("k"), Value: []byte{}, Version: 3, ExpiresAt: 77}},
+		{Kind: kv.KindChange, Slot: 5, Change: kv.Change{Key: []byte("k"), Remove: true, Version: 4, Timestamp: 9}, Epoch: 1},
+		{Kind: kv.KindChange, Slot: 5, Change: kv.Change{Key: []byte("k"), Value: []byte("i"), Version: 2}, Ingest: &kv.Source{Slot: 3, Offset: 41}},
+		{Kind: kv.KindMark, Slot: 5, Epoch: 3, Ingest: &kv.Source{Slot: 5, Offset: 42}},
+		{Kind: kv.KindHeartbeat, Slot: 5, Epoch: 3},
 	} {
-		r := c.Record("t", 5)
-		if r.Partition != 5 || r.Topic != "t" {
-			t.Fatalf("record placed at %s/%d", r.Topic, r.Partition)
+		rec := Encode("t", r)
+		if rec.Partition != 5 || rec.Topic != "t" {
+			t.Fatalf("record placed at %s/%d", rec.Topic, rec.Partition)
 		}
-		if c.Remove != (r.Value == nil) {
-			t.Fatalf("remove must be a Kafka tombstone (null value) for compaction: %+v", r)
+		if r.Change.Remove != (rec.Value == nil) {
+			t.Fatalf("remove must be a Kafka tombstone (null value) for compaction: %+v", rec)
 		}
-		got, err := Decode(r)
+		got, err := Decode(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got.Key, c.Key) || !bytes.Equal(got.Value, c.Value) || got.Remove != c.Remove || got.Version != c.Version || got.Timestamp != c.Timestamp || got.Epoch != c.Epoch {
-			t.Fatalf("round trip: %+v became %+v", c, got)
+		g, c := got.Change, r.Change
+		if got.Kind != r.Kind || got.Slot != r.Slot || got.Epoch != r.Epoch || !bytes.Equal(g.Key, c.Key) || !bytes.Equal(g.Value, c.Value) ||
+			g.Remove != c.Remove || g.Version != c.Version || g.Timestamp != c.Timestamp || g.ExpiresAt != c.ExpiresAt || (got.Ingest == nil) != (r.Ingest == nil) ||
+			(got.Ingest != nil && *got.Ingest != *r.Ingest) {
+			t.Fatalf("round trip: %+v became %+v", r, got)
 		}
 	}
 }
 
 func TestDecodeRejects(t *testing.T) {
-	good := Change{Key: []byte("k"), Version: 1}.Record("t", 0).Headers[0].Value
+	good := Encode("t", rec("k", "", 1)).Headers[0].Value
 	for name, r := range map[string]*kgo.Record{
 		"no header":        {Key: []byte("k")},
 		"unknown format":   {Key: []byte("k"), Headers: []kgo.RecordHeader{{Key: HeaderKey, Value: []byte{9, 0}}}},
 		"truncated header": {Key: []byte("k"), Headers: []kgo.RecordHeader{{Key: HeaderKey, Value: good[:3]}}},
 		"empty key":        {Headers: []kgo.RecordHeader{{Key: HeaderKey, Value: good}}},
+		"mark and beat":    {Key: []byte("k"), Headers: []kgo.RecordHeader{{Key: HeaderKey, Value: []byte{formatV1, flagMark | flagBeat, 1, 1, 1, 1, 1}}}},
 	} {
 		if _, err := Decode(r); !errors.Is(err, ErrBadRecord) {
 			t.Errorf("%s: err = %v", name, err)
@@ -46,15 +59,15 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add([]byte("k"), []byte("v"), Change{Key: []byte("k"), Version: 7, Timestamp: 8, Epoch: 9}.Record("t", 0).Headers[0].Value)
+	f.Add([]byte("k"), []byte("v"), Encode("t", kv.Record{Kind: kv.KindChange, Change: kv.Change{Key: []byte("k"), Version: 7, Timestamp: 8}, Epoch: 9}).Headers[0].Value)
 	f.Fuzz(func(t *testing.T, key, value, meta []byte) {
-		c, err := Decode(&kgo.Record{Key: key, Value: value, Headers: []kgo.RecordHeader{{Key: HeaderKey, Value: meta}}})
+		r, err := Decode(&kgo.Record{Key: key, Value: value, Headers: []kgo.RecordHeader{{Key: HeaderKey, Value: meta}}})
 		if err != nil {
 			return
 		}
-		again, err := Decode(c.Record("t", 0))
-		if err != nil || again.Version != c.Version || again.Remove != c.Remove || !bytes.Equal(again.Key, c.Key) {
-			t.Fatalf("re-encoding a decoded record changed it: %+v / %+v %v", c, again, err)
+		again, err := Decode(Encode("t", r))
+		if err != nil || again.Kind != r.Kind || again.Change.Version != r.Change.Version || again.Change.Remove != r.Change.Remove || !bytes.Equal(again.Change.Key, r.Change.Key) {
+			t.Fatalf("re-encoding a decoded record changed it: %+v / %+v %v", r, again, err)
 		}
 	})
 }

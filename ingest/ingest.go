@@ -6,7 +6,7 @@
 // Each partition consumes the slots it owns and puts every record through its
 // own pipeline (partition.Config.Ingest):
 //
-//	cfg.Ingest = func(ctx context.Context, from map[int32]int64, deliver func([]partition.IngestRecord) error) error {
+//	cfg.Ingest = func(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
 //		return ingest.Consume(ctx, ingest.Config{Client: opts, Topic: topics.Ingest(), Lag: lagGauge}, from, deliver)
 //	}
 package ingest
@@ -21,8 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/partition"
-	"github.com/sluicedb/sluice/pipeline"
+	"github.com/sluicedb/sluice/kv"
 )
 
 // Header names a producer may set.
@@ -47,7 +46,7 @@ type Config struct {
 // batch to deliver until ctx ends or deliver fails. deliver blocks while the
 // partition is busy; Consume then stops polling, so fetching pauses and the
 // client's buffer (bounded by its fetch sizes) is all the memory it holds.
-func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func([]partition.IngestRecord) error) error {
+func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 1000
 	}
@@ -86,7 +85,7 @@ func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func
 		if ferr != nil {
 			return ferr
 		}
-		batch := make([]partition.IngestRecord, 0, fetches.NumRecords())
+		batch := make([]kv.IngestRecord, 0, fetches.NumRecords())
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			for _, r := range p.Records {
 				if !r.Attrs.IsControl() {
@@ -109,14 +108,20 @@ func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func
 
 // Parse reads one ingest record. A header it cannot read makes a record whose
 // Err says why; the partition sends it to the DLQ.
-func Parse(r *kgo.Record) partition.IngestRecord {
-	ir := partition.IngestRecord{Slot: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Remove: r.Value == nil, Headers: r.Headers}
+func Parse(r *kgo.Record) kv.IngestRecord {
+	ir := kv.IngestRecord{Slot: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Remove: r.Value == nil}
+	if len(r.Headers) > 0 {
+		ir.Headers = make([]kv.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			ir.Headers[i] = kv.Header{Key: h.Key, Value: h.Value}
+		}
+	}
 	for _, h := range r.Headers {
 		switch h.Key {
 		case HeaderTTL:
 			secs, err := strconv.ParseInt(strings.TrimSpace(string(h.Value)), 10, 64)
 			if err != nil || secs <= 0 || secs > 100*365*24*3600 {
-				ir.Err = fmt.Errorf("%w: header ttl=%q is not a positive number of seconds", pipeline.ErrInvalid, h.Value)
+				ir.Err = fmt.Errorf("%w: header ttl=%q is not a positive number of seconds", kv.ErrInvalid, h.Value)
 				return ir
 			}
 			ir.TTL = time.Duration(secs) * time.Second
@@ -124,14 +129,14 @@ func Parse(r *kgo.Record) partition.IngestRecord {
 			switch string(h.Value) {
 			case "upsert":
 				if r.Value == nil {
-					ir.Err = fmt.Errorf("%w: header op=upsert on a record with a null value", pipeline.ErrInvalid)
+					ir.Err = fmt.Errorf("%w: header op=upsert on a record with a null value", kv.ErrInvalid)
 					return ir
 				}
 				ir.Remove = false
 			case "remove":
 				ir.Remove = true
 			default:
-				ir.Err = fmt.Errorf("%w: header op=%q is neither upsert nor remove", pipeline.ErrInvalid, h.Value)
+				ir.Err = fmt.Errorf("%w: header op=%q is neither upsert nor remove", kv.ErrInvalid, h.Value)
 				return ir
 			}
 		}

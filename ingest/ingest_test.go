@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/pipeline"
+	"github.com/sluicedb/sluice/kv"
 )
 
 func TestParse(t *testing.T) {
@@ -40,7 +40,7 @@ func TestParse(t *testing.T) {
 		tc.rec.Partition, tc.rec.Offset = 3, 42
 		got := Parse(tc.rec)
 		if tc.wantErr != "" {
-			if !errors.Is(got.Err, pipeline.ErrInvalid) || !strings.Contains(got.Err.Error(), tc.wantErr) {
+			if !errors.Is(got.Err, kv.ErrInvalid) || !strings.Contains(got.Err.Error(), tc.wantErr) {
 				t.Errorf("%s: err %v, want one naming %q", tc.name, got.Err, tc.wantErr)
 			}
 			continue
@@ -62,7 +62,7 @@ func FuzzParse(f *testing.F) {
 		if r.Err == nil && r.Remove && r.Value != nil {
 			t.Fatal("a removal carries a value")
 		}
-		if r.Err != nil && !errors.Is(r.Err, pipeline.ErrInvalid) {
+		if r.Err != nil && !errors.Is(r.Err, kv.ErrInvalid) {
 			t.Fatalf("a parse error that is not InvalidArgument: %v", r.Err)
 		}
 	})

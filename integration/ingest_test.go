@@ -16,7 +16,7 @@ import (
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kafkatest"
-	"github.com/sluicedb/sluice/partition"
+	"github.com/sluicedb/sluice/kv"
 )
 
 // kcat produces lines "key<TAB>value" to topic with Debian's kcat, a client
@@ -132,7 +132,7 @@ func TestIngestBadRecordsGoToDLQ(t *testing.T) {
 			for _, x := range r.Headers {
 				h[x.Key] = string(x.Value)
 			}
-			if bytes.Equal(r.Key, b.rec.Key) && bytes.Equal(r.Value, b.rec.Value) && strings.Contains(h[partition.HeaderError], b.reason) && h[partition.HeaderSourceOffset] != "" {
+			if bytes.Equal(r.Key, b.rec.Key) && bytes.Equal(r.Value, b.rec.Value) && strings.Contains(h[changelog.HeaderError], b.reason) && h[changelog.HeaderSourceOffset] != "" {
 				found = true
 			}
 		}
@@ -242,10 +242,10 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if !ch.Ingest {
+			if ch.Kind != kv.KindChange || ch.Ingest == nil {
 				continue
 			}
-			id := [2]int64{int64(ch.IngestSlot), ch.IngestOffset}
+			id := [2]int64{int64(ch.Ingest.Slot), ch.Ingest.Offset}
 			if seen[id] {
 				return fmt.Errorf("ingest slot %d offset %d applied twice", id[0], id[1])
 			}

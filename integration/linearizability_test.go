@@ -24,6 +24,7 @@ import (
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kafkalocal"
+	"github.com/sluicedb/sluice/kv"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
@@ -44,11 +45,13 @@ type kvOutput struct {
 
 type kvState struct {
 	value   string
-	version uint64 // 0: absent
+	version uint64 // 0: never written
+	present bool
 }
 
 // kvModel is one key of sluice (porcupine partitions the history by key):
-// every write bumps the version; a removed key is absent and restarts at 1.
+// every write bumps the version, a removal too: a removed key is absent and
+// the next write continues from its version (no ABA).
 var kvModel = porcupine.Model{
 	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
 		by := map[string][]porcupine.Operation{}
@@ -67,18 +70,21 @@ var kvModel = porcupine.Model{
 		s, i, o := st.(kvState), in.(kvInput), out.(kvOutput)
 		switch i.op {
 		case "get":
-			return o.ok == (s.version > 0) && (!o.ok || (o.value == s.value && o.version == s.version)), s
+			return o.ok == s.present && (!o.ok || (o.value == s.value && o.version == s.version)), s
 		case "put":
-			next := kvState{i.value, s.version + 1}
+			next := kvState{i.value, s.version + 1, true}
 			return o.unknown || o.version == next.version, next
 		case "cas":
-			if s.version != i.expect {
+			if (i.expect == 0 && s.present) || (i.expect != 0 && (!s.present || s.version != i.expect)) {
 				return o.unknown || !o.ok, s
 			}
-			next := kvState{i.value, s.version + 1}
+			next := kvState{i.value, s.version + 1, true}
 			return o.unknown || (o.ok && o.version == next.version), next
 		default: // rm
-			return o.unknown || o.ok == (s.version > 0), kvState{}
+			if !s.present {
+				return o.unknown || !o.ok, s
+			}
+			return o.unknown || o.ok, kvState{version: s.version + 1}
 		}
 	},
 	DescribeOperation: func(in, out interface{}) string {
@@ -369,16 +375,12 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 	}
 	_, err = changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.brokers)}, changelog.Topics{Cluster: c.name}.Changelog(), from, func(b changelog.Batch) error {
 		for _, r := range b.Records {
-			ch, err := changelog.Decode(r)
+			rec, err := changelog.Decode(r)
 			if err != nil {
 				return err
 			}
-			switch {
-			case ch.Mark || ch.Heartbeat:
-			case ch.Remove:
-				delete(replayed, string(ch.Key))
-			default:
-				replayed[string(ch.Key)] = kvState{string(ch.Value), ch.Version}
+			if ch := rec.Change; rec.Kind == kv.KindChange {
+				replayed[string(ch.Key)] = kvState{string(ch.Value), ch.Version, !ch.Remove}
 			}
 		}
 		return nil
@@ -389,9 +391,9 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 	diverged := false
 	for _, op := range h.ops[len(h.ops)-len(keys):] { // the final reads
 		in, out := op.Input.(kvInput), op.Output.(kvOutput)
-		want, ok := replayed[in.key]
-		if ok != out.ok || (ok && (want.value != out.value || want.version != out.version)) {
-			t.Errorf("key %s: the nodes say %+v, a replay of the changelog says %+v (present %v)", in.key, out, want, ok)
+		want := replayed[in.key]
+		if ok := want.present; ok != out.ok || (ok && (want.value != out.value || want.version != out.version)) {
+			t.Errorf("key %s: the nodes say %+v, a replay of the changelog says %+v", in.key, out, want)
 			diverged = true
 		}
 	}

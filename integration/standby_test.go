@@ -15,6 +15,7 @@ import (
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/kv"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
@@ -84,8 +85,8 @@ func TestStandbyServesReadsAndHandsOverFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	topic := changelog.Topics{Cluster: c.name}.Changelog()
-	pending := changelog.Change{Key: batch[1].Key, Value: []byte("uncommitted"), Version: 99, Epoch: added.Epoch}
-	if err := rogue.ProduceSync(ctx, pending.Record(topic, keyspace.Slot(batch[1].Key, 16))).FirstErr(); err != nil {
+	pending := kv.Record{Kind: kv.KindChange, Slot: keyspace.Slot(batch[1].Key, 16), Epoch: added.Epoch, Change: kv.Change{Key: batch[1].Key, Value: []byte("uncommitted"), Version: 99}}
+	if err := rogue.ProduceSync(ctx, changelog.Encode(topic, pending)).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond) // time for the standby to fetch whatever it could see

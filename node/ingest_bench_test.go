@@ -109,8 +109,8 @@ func BenchmarkIngest(b *testing.B) {
 						time.Sleep(5 * time.Millisecond)
 						continue
 					}
-					v, found, err := p.Get(ctx, key)
-					if err == nil && found && string(v.Data) == "end" {
+					r, err := p.Get(ctx, key)
+					if err == nil && r.Found && string(r.Value.Data) == "end" {
 						break
 					}
 					time.Sleep(5 * time.Millisecond)

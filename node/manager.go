@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sluicedb/sluice/changelog"
-	"github.com/sluicedb/sluice/ingest"
 	"github.com/sluicedb/sluice/partition"
 	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/router"
@@ -232,13 +230,7 @@ func (n *Node) open(spec registry.Partition, asStandby bool) {
 
 // startStandby tails spec's changelog into st.
 func (n *Node) startStandby(spec registry.Partition, st *store.Badger) {
-	opts, topic := n.kafkaOpts(), n.topics.Changelog()
-	sb := partition.StartStandby(partition.StandbyConfig{
-		ID: spec.ID, Range: spec.Range, Store: st, Log: n.cfg.Log,
-		Tail: func(ctx context.Context, from map[int32]int64, fn func(changelog.Batch) error) error {
-			return changelog.Tail(ctx, opts, topic, from, fn)
-		},
-	})
+	sb := partition.StartStandby(partition.StandbyConfig{ID: spec.ID, Range: spec.Range, Store: st, Log: n.cfg.Log, Tail: n.tail()})
 	n.mu.Lock()
 	n.parts[spec.ID] = &held{sb: sb, spec: spec, store: st}
 	n.mu.Unlock()
@@ -262,20 +254,11 @@ func (n *Node) promote(spec registry.Partition) {
 
 // startPartition starts the owner's partition on st.
 func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
-	opts := n.kafkaOpts()
-	topic := n.topics.Changelog()
-	txnID := n.topics.TransactionalID(spec.ID)
 	p := partition.Start(partition.Config{
-		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Topic: topic, Store: st, Lease: n.cfg.Lease, Stages: n.cfg.Stages,
-		NewAppender: func(ctx context.Context) (partition.Appender, error) {
-			return changelog.NewAppender(ctx, changelog.AppenderConfig{Client: opts, TransactionalID: txnID})
-		},
-		Replay: func(ctx context.Context, from map[int32]int64, fn func(changelog.Batch) error) (map[int32]int64, error) {
-			return changelog.Replay(ctx, opts, topic, from, fn)
-		},
-		Ingest: func(ctx context.Context, from map[int32]int64, deliver func([]partition.IngestRecord) error) error {
-			return ingest.Consume(ctx, ingest.Config{Client: opts, Topic: n.topics.Ingest(), Lag: n.ingestLag}, from, deliver)
-		},
+		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Store: st, Lease: n.cfg.Lease, Stages: n.cfg.Stages,
+		NewAppender: n.newAppender(spec.ID),
+		Replay:      n.replay(),
+		Ingest:      n.consumeIngest(),
 		Owns: func(ctx context.Context) error {
 			if err := n.registry.CatchUp(ctx); err != nil {
 				return err
@@ -285,11 +268,9 @@ func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
 			}
 			return nil
 		},
-		Seed:        n.seed(spec, st),
-		IngestTopic: n.topics.Ingest(),
-		DLQTopic:    n.topics.DLQ(),
-		Log:         n.cfg.Log,
-		Metrics:     n.metrics,
+		Seed:    n.seed(spec, st),
+		Log:     n.cfg.Log,
+		Metrics: n.metrics,
 	})
 	n.mu.Lock()
 	n.parts[spec.ID] = &held{p: p, spec: spec, store: st}

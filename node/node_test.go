@@ -19,7 +19,7 @@ import (
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/keyspace"
-	"github.com/sluicedb/sluice/pipeline"
+	"github.com/sluicedb/sluice/kv"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
@@ -93,7 +93,7 @@ func TestBadInputGetsClearErrorAndChangesNothing(t *testing.T) {
 	wrong := owner.ID%4 + 1
 	u32 := func(v uint32) *uint32 { return &v }
 
-	overBatch := upsert(key, strings.Repeat("x", pipeline.MaxBatchBytes))
+	overBatch := upsert(key, strings.Repeat("x", kv.MaxBatchBytes))
 	twoMiB := upsert(key, strings.Repeat("x", 2<<20))
 	overTransport := upsert(key, strings.Repeat("x", 9<<20))
 	withHint := func(req *sluicev1.UpsertRequest, id uint32) *sluicev1.UpsertRequest { req.Partition = &id; return req }

@@ -11,6 +11,7 @@ import (
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/kv"
 )
 
 // BenchmarkRestore measures, for one partition of 1,000,000 keys with 100-byte
@@ -39,8 +40,8 @@ func BenchmarkRestore(b *testing.B) {
 	for i := 0; i < keys; i++ {
 		k := fmt.Appendf(nil, "key-%07d", i)
 		bytes += int64(len(k) + len(value))
-		c := changelog.Change{Key: k, Value: value, Version: 1, Timestamp: uint64(i + 1), Epoch: 1}
-		cl.Produce(ctx, c.Record(topics.Changelog(), keyspace.Slot(k, keyspace.DefaultSlots)), func(_ *kgo.Record, err error) {
+		r := kv.Record{Kind: kv.KindChange, Slot: keyspace.Slot(k, keyspace.DefaultSlots), Epoch: 1, Change: kv.Change{Key: k, Value: value, Version: 1, Timestamp: uint64(i + 1)}}
+		cl.Produce(ctx, changelog.Encode(topics.Changelog(), r), func(_ *kgo.Record, err error) {
 			if err != nil {
 				select {
 				case errs <- err:

@@ -1,185 +1,231 @@
 package partition
 
 import (
-	"errors"
-	"fmt"
+	"context"
 	"time"
 
-	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/partition/core"
+	"github.com/sluicedb/sluice/wal"
 )
+
+// loop is what the partition's goroutine owns beside the core: the
+// appender and its flusher, the restore, the ingest consumer, the timer.
+type loop struct {
+	p        *Partition
+	core     *core.Core
+	app      wal.Appender
+	toFlush  chan *core.Group // to the flusher; nil while no appender serves
+	appended chan appendResult
+	restored chan restoreResult
+	wake     *time.Timer
+	// stopIngest stops the ingest consumer of the serving session.
+	stopIngest context.CancelFunc
+	// restores counts the restores started: the first may skip the lease wait.
+	restores int
+}
 
 // appendResult is the flusher's answer for one group.
 type appendResult struct {
-	g       *group
+	n       uint64
+	offsets []int64
 	err     error
-	start   time.Time
 	took    time.Duration
-	session uint64 // the serving session whose flusher appended g
+	records int
+	dlq     int
 }
 
-// syncResult is the end of a restore: a fresh appender and where the
-// partition's clock and ingest start. err is set only for ErrDeposed.
-type syncResult struct {
-	app    Appender
-	fenced time.Time // when the fencing began
-	clock  uint64
-	ingest map[int32]int64 // next ingest offset per slot
-	err    error
+// restoreResult is the end of a restore: a fresh appender and the core's
+// input. app is nil when the restore found the partition deposed.
+type restoreResult struct {
+	app wal.Appender
+	r   core.Restore
 }
 
-// drainTimeout bounds how long Close waits for the group in flight.
-const drainTimeout = 10 * time.Second
+func (l *loop) init(p *Partition) {
+	cfg := p.cfg
+	l.p = p
+	l.core = core.New(core.Config{ID: cfg.ID, Range: cfg.Range, Slots: cfg.Slots, Epoch: cfg.Epoch, Lease: cfg.Lease,
+		WindowSize: cfg.WindowSize, MaxGroupBytes: cfg.MaxGroupBytes, Stages: cfg.Stages})
+	l.appended = make(chan appendResult)
+	l.restored = make(chan restoreResult, 1)
+	l.wake = time.NewTimer(time.Hour)
+	l.wake.Stop()
+}
 
 // run is the partition's goroutine: a thin select loop around the core. When
-// the line monitor's window or the open group is full, the inbox case is set
+// the core is busy (its window or its groups are full) the inbox case is set
 // to nil: intake pauses, nothing else changes.
 func (p *Partition) run() {
 	defer close(p.done)
-	s := &p.state
-	syncing := p.startSync()
-	var (
-		closing = p.closing
-		drain   <-chan time.Time // set while Close waits for the group in flight
-	)
-	for {
+	l := &p.loop
+	closing := p.closing
+	l.carry(l.core.Ready())
+	for l.core.State() != core.Stopped {
 		inbox := p.inbox
-		if syncing != nil || s.full() || closing == nil || s.deposed != nil {
+		if l.core.Busy() {
 			inbox = nil
 		}
 		select {
 		case req := <-inbox:
-			if err := s.step(req); err != nil {
-				syncing = p.resync(err, "reading the store failed")
-				continue
+			l.step(req)
+		case res := <-l.appended:
+			p.metrics.appended(res)
+			l.core.Appended(time.Now(), res.n, res.offsets, res.err)
+		case r := <-l.restored:
+			l.app = r.app
+			if r.app != nil {
+				l.startFlusher()
 			}
-			s.flush()
-		case res := <-s.appended:
-			switch {
-			case syncing != nil || res.session != s.session:
-				// The group in flight when a re-sync began: its requests have
-				// failed, and the restore replays whatever it committed.
-			case res.err != nil:
-				syncing = p.resync(res.err, "changelog append failed")
-			default:
-				s.committed(res)
-				if closing != nil {
-					s.flush()
-				}
-				if err := s.apply(res.g); err != nil {
-					syncing = p.resync(err, "applying committed changes to the store failed")
-				}
-			}
-		case r := <-syncing:
-			syncing = nil
-			if r.err != nil {
-				s.deposed = r.err
-				p.deposed.Store(&r.err)
-				p.cfg.Log.Warn().Err(r.err).Msg("partition deposed: not serving")
-				break
-			}
-			s.serve(r)
+			l.core.Restored(time.Now(), r.r)
+		case <-l.wake.C:
+			l.core.Tick(time.Now())
 		case <-closing:
-			// Graceful stop: take nothing more, fail what was never appended
-			// (safe to retry elsewhere), and wait for the group in flight so
-			// its requests get their true outcome.
 			closing = nil
-			p.serving.Store(false)
-			s.failOpen(ErrStopped)
-			drain = time.After(drainTimeout)
-		case <-drain:
-			p.stop()
+			l.core.Close(time.Now())
 		case <-p.ctx.Done():
-			p.shutdown(syncing)
+			l.core.Kill(time.Now())
+		}
+		l.carry(l.core.Ready())
+	}
+	l.shutdown()
+}
+
+// carry carries out a Ready, in the order of its fields, and the Readys its
+// store writes lead to.
+func (l *loop) carry(rd core.Ready) {
+	for {
+		if rd.StopIngest {
+			l.stopIngesting()
+		}
+		for _, r := range rd.Replies {
+			r.Handle.(*request).reply <- r
+		}
+		if rd.Append != nil {
+			l.toFlush <- rd.Append // buffered 1 and the flusher is idle: never blocks
+		}
+		for _, g := range rd.Apply {
+			l.core.Applied(time.Now(), g.N, l.apply(g))
+		}
+		if rd.Restore {
+			l.startRestore()
+		}
+		if rd.StartIngest != nil {
+			l.startIngest(rd.StartIngest)
+		}
+		if !rd.WakeAt.IsZero() {
+			l.wake.Reset(time.Until(rd.WakeAt))
+		}
+		l.publish()
+		if rd.Stop || len(rd.Apply) == 0 {
 			return
 		}
-		if syncing != nil || closing == nil || s.deposed != nil {
-			p.drainInbox(p.unavailable())
-		}
-		if closing == nil && s.inflight == nil {
-			p.stop()
-		}
-		p.metrics.observe(p)
+		rd = l.core.Ready()
 	}
 }
 
-// resync fails every pending request and starts a restore. Requests in the
-// group that failed get its error (it says whether the group may have
-// committed); requests never appended get a plain, retry-safe failure.
-func (p *Partition) resync(err error, why string) chan syncResult {
-	p.cfg.Log.Error().Err(err).Msg(why + "; failing pending requests and re-syncing")
-	p.state.failPending(fmt.Errorf("%w: %w", ErrAppendFailed, err), fmt.Errorf("%w: %w", ErrAppendFailed, changelog.ErrNotCommitted))
-	return p.startSync()
-}
-
-// shutdown ends the loop: whatever is still pending fails, the flusher,
-// consumer and restore stop, the appender and the store close.
-func (p *Partition) shutdown(syncing chan syncResult) {
-	s := &p.state
-	s.failPending(fmt.Errorf("%w: %w", ErrStopped, changelog.ErrCommitUnknown), ErrStopped)
-	p.drainInbox(ErrStopped)
-	s.stopFlusher()
-	p.wg.Wait()
-	if s.app != nil {
-		s.app.Close()
-	}
-	if syncing != nil {
-		select {
-		case r := <-syncing: // a restore that finished as we stopped
-			if r.app != nil {
-				r.app.Close()
-			}
-		default:
+// publish makes the core's state visible to callers.
+func (l *loop) publish() {
+	p := l.p
+	switch l.core.State() {
+	case core.Serving:
+		if !p.serving.Load() {
+			p.progress.Store(100)
+			p.serving.Store(true)
+			p.cfg.Log.Info().Msg("serving")
 		}
+	case core.Deposed:
+		if p.deposed.Load() == nil {
+			err := l.core.Deposed()
+			p.deposed.Store(&err)
+			p.serving.Store(false)
+			p.cfg.Log.Warn().Err(err).Msg("partition deposed: not serving")
+		}
+	default:
+		p.serving.Store(false)
 	}
-	if err := p.cfg.Store.Close(); err != nil {
-		p.cfg.Log.Error().Err(err).Msg("closing store")
-	}
+	p.applies.Store(l.core.Applies())
+	p.metrics.observe(p)
 }
 
-// startSync stops serving, retires the appender and restores in the
-// background: fence with a new appender, then replay the changelog.
-func (p *Partition) startSync() chan syncResult {
-	s := &p.state
-	p.serving.Store(false)
-	s.stopFlusher()
-	old := s.app
-	s.app = nil
-	out := make(chan syncResult, 1)
+// apply writes a committed group to the store (changes and offsets in one
+// write), keeps the version cache exact, and publishes how far the store
+// reaches. Until then the core's overlay answers for the group's keys.
+func (l *loop) apply(g *core.Group) error {
+	p := l.p
+	b := g.Batch()
+	start := time.Now()
+	err := p.cfg.Store.Apply(b)
+	p.metrics.applied(time.Since(start))
+	p.versions.applied(b.Changes)
+	if err == nil {
+		p.view.publish(b.Offsets)
+	}
+	return err
+}
+
+// startFlusher starts the goroutine that appends the core's groups with the
+// current appender, one at a time.
+func (l *loop) startFlusher() {
+	p := l.p
+	in := make(chan *core.Group, 1)
+	l.toFlush = in
+	app := l.app
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		if old != nil {
-			old.Close()
-		}
-		for attempt := 0; ; attempt++ {
-			r, err := p.sync(p.ctx)
-			if err == nil || errors.Is(err, ErrDeposed) {
-				r.err = err
-				out <- r
-				return
-			}
-			if p.ctx.Err() != nil {
-				return
-			}
-			wait := min(time.Duration(1<<min(attempt, 5))*200*time.Millisecond, 5*time.Second)
-			p.cfg.Log.Error().Err(err).Dur("retry_in", wait).Msg("restore failed")
+		for g := range in {
+			start := time.Now()
+			offsets, err := app.Append(p.ctx, &g.Group)
+			res := appendResult{n: g.N, offsets: offsets, err: err, took: time.Since(start), records: len(g.Records), dlq: len(g.DeadLetters)}
 			select {
-			case <-time.After(wait):
+			case l.appended <- res:
 			case <-p.ctx.Done():
 				return
 			}
 		}
 	}()
-	return out
 }
 
-func (p *Partition) drainInbox(err error) {
+// stopFlusher retires the flusher of a serving session (it ends after the
+// group it is appending, whose result the core then ignores).
+func (l *loop) stopFlusher() {
+	if l.toFlush != nil {
+		close(l.toFlush)
+		l.toFlush = nil
+	}
+}
+
+// shutdown ends the loop: the flusher, consumer and restore stop, queued
+// requests fail (never taken: not applied), the appender and the store close.
+func (l *loop) shutdown() {
+	p := l.p
+	l.stopIngesting()
+	l.stopFlusher()
+	p.stop()
 	for {
 		select {
 		case req := <-p.inbox:
-			req.reply <- reply{err: err}
+			if req.reply != nil {
+				req.reply <- core.Reply{Handle: req, Err: ErrStopped}
+			}
+			continue
 		default:
-			return
 		}
+		break
+	}
+	p.wg.Wait()
+	select {
+	case r := <-l.restored: // a restore that finished as we stopped
+		if r.app != nil && r.app != l.app {
+			r.app.Close()
+		}
+	default:
+	}
+	if l.app != nil {
+		l.app.Close()
+	}
+	p.serving.Store(false)
+	if err := p.cfg.Store.Close(); err != nil {
+		p.cfg.Log.Error().Err(err).Msg("closing store")
 	}
 }

@@ -66,16 +66,16 @@ func (m *partitionMetrics) observe(p *Partition) {
 		return
 	}
 	m.inbox.Set(float64(len(p.inbox)))
-	m.window.Set(float64(p.state.monitor.Len()))
+	m.window.Set(float64(p.loop.core.Held()))
 }
 
-func (m *partitionMetrics) appended(g *group, took time.Duration) {
-	if m == nil {
+func (m *partitionMetrics) appended(r appendResult) {
+	if m == nil || r.err != nil {
 		return
 	}
-	m.appendLatency.Observe(took.Seconds())
-	m.txnRecords.Observe(float64(len(g.recs) + len(g.extra)))
-	m.dlq.Add(float64(g.dlq))
+	m.appendLatency.Observe(r.took.Seconds())
+	m.txnRecords.Observe(float64(r.records))
+	m.dlq.Add(float64(r.dlq))
 }
 
 func (m *partitionMetrics) applied(took time.Duration) {

@@ -8,20 +8,14 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/partition/core"
 	"github.com/sluicedb/sluice/pipeline"
 	"github.com/sluicedb/sluice/store"
+	"github.com/sluicedb/sluice/wal"
 )
-
-// Appender appends a group of change records in one transaction
-// (*changelog.Appender in production).
-type Appender interface {
-	Append(ctx context.Context, recs []*kgo.Record) error
-	Close()
-}
 
 // Config describes a partition and what it needs. Zero values take the
 // defaults written on each field.
@@ -31,20 +25,21 @@ type Config struct {
 	// Slots is the cluster's slot count.
 	Slots int32
 	Epoch uint64
-	// Topic is the changelog topic.
-	Topic string
 	// Store is the partition's committed state; the partition closes it.
 	Store store.Store
-	// NewAppender creates the changelog producer; it must fence older producers
+	// FenceOthers, if set, fences every other writer that ever wrote to a
+	// slot of the range (older partitions over the same slots) before the
+	// partition fences its own and replays.
+	FenceOthers func(ctx context.Context) error
+	// NewAppender creates the log's producer; it must fence older producers
 	// of the partition before it returns.
-	NewAppender func(ctx context.Context) (Appender, error)
-	// Replay reads the changelog from the given offsets up to its committed end
-	// (changelog.Replay in production).
-	Replay func(ctx context.Context, from map[int32]int64, fn func(changelog.Batch) error) (map[int32]int64, error)
+	NewAppender func(ctx context.Context) (wal.Appender, error)
+	// Replay reads the log from the given offsets up to its committed end.
+	Replay wal.ReplayFunc
 	Log    zerolog.Logger
 	// InboxSize bounds queued requests; beyond it callers get ErrInboxFull. Default 1024.
 	InboxSize int
-	// WindowSize bounds results held by the line monitor. Default 8192.
+	// WindowSize bounds replies held by the line monitor. Default 8192.
 	WindowSize int
 	// MaxGroupBytes bounds one append group (one transaction). Default 16 MiB.
 	MaxGroupBytes int
@@ -57,12 +52,7 @@ type Config struct {
 	// Ingest, if set, consumes the partition's slots of the ingest topic from
 	// the given next offsets, handing batches to deliver (which blocks while
 	// the partition is busy), until ctx ends.
-	Ingest func(ctx context.Context, from map[int32]int64, deliver func([]IngestRecord) error) error
-	// IngestTopic is the ingest topic, where records produced to a slot that
-	// does not own their key are forwarded.
-	IngestTopic string
-	// DLQTopic receives the ingest records that cannot be applied.
-	DLQTopic string
+	Ingest func(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error
 	// Stages run on every upsert, from gRPC and from ingest alike, after
 	// validation and the clock and before the state machine.
 	Stages []pipeline.Stage
@@ -70,10 +60,15 @@ type Config struct {
 	// still owns its slots. Within it, a read of a committed value answers at
 	// once; after it, the read waits for a commit (a heartbeat if nothing else
 	// is written), which a newer owner's fencing would refuse. A new owner waits
-	// Lease after fencing before it serves, so a deposed one, paused or not,
-	// never answers a read from a state the new owner has moved past.
+	// Lease after fencing returned before it serves, so a deposed one, paused
+	// or not, never answers a read from a state the new owner has moved past.
 	// 0 disables the check (a single owner that can never be deposed).
 	Lease time.Duration
+	// SkipLeaseWait: the caller holds an exclusive lock on the partition's
+	// data directory, and its store last served this same epoch on this node,
+	// so no other process can have served it: the first restore serves
+	// without waiting a lease. Re-syncs after start still wait.
+	SkipLeaseWait bool
 	// Seed, if set, fills an empty store before its first restore (from the
 	// newest snapshot); the replay then starts at the offsets it loaded.
 	Seed func(ctx context.Context) error
@@ -84,13 +79,25 @@ type Config struct {
 	Owns func(ctx context.Context) error
 }
 
-// WriteResult says where one change landed.
-type WriteResult struct {
-	Version   uint64
-	Timestamp uint64
-	Slot      int32
-	Offset    int64
-}
+// Errors of a partition (the core's; server/status.go maps them to codes).
+var (
+	ErrInboxFull      = core.ErrInboxFull
+	ErrStopped        = core.ErrStopped
+	ErrAppendFailed   = core.ErrAppendFailed
+	ErrWrongPartition = core.ErrWrongPartition
+	ErrDeposed        = core.ErrDeposed
+)
+
+type (
+	// RestoringError says the partition does not serve yet (Unavailable).
+	RestoringError = core.RestoringError
+	// VersionMismatchError fails a compare-and-set (Aborted).
+	VersionMismatchError = core.VersionMismatchError
+	// NotIntegerError fails an Increment (FailedPrecondition).
+	NotIntegerError = core.NotIntegerError
+	// WriteResult says where one change landed.
+	WriteResult = core.WriteResult
+)
 
 // Partition serves one slot range. One goroutine owns all of its state; the
 // methods below only talk to it through the inbox.
@@ -105,93 +112,29 @@ type Partition struct {
 	wg      sync.WaitGroup
 
 	// serving is read by callers to answer fast while restoring; the loop is
-	// the authority (it answers again from its own state).
+	// the authority (the core answers again from its own state).
 	serving  atomic.Bool
 	progress atomic.Int32          // restore percent
 	deposed  atomic.Pointer[error] // set once a newer owner took over
 	view                           // committed state, for reads that skip the inbox
-	lag      atomic.Int64          // changelog offsets left to replay while restoring
-	applies  atomic.Uint64         // the loop's store writes so far (prefetch.go)
+	lag      atomic.Int64          // log offsets left to replay while restoring
+	applies  atomic.Uint64         // the core's store writes so far (reads.go)
 	versions *versions             // committed keys' versions; the loop writes it
-	state    loopState             // owned by the loop goroutine
 	metrics  *partitionMetrics
+	loop     loop // owned by the loop goroutine
 }
 
-type opKind uint8
-
-const (
-	opUpsert opKind = iota
-	opGet
-	opRemove
-	opIngest
-	opIncrement
-)
-
+// request is a core request with the channel its reply goes to.
 type request struct {
-	op      opKind
-	entries []pipeline.Entry
-	key     []byte
-	delta   int64
-	ingest  []IngestRecord
-	gen     uint64     // the ingest consumer session that sent an opIngest
-	reply   chan reply // buffered 1: the loop never blocks on a reply
-	// pre are the committed values of keys(), read by the caller after seen
-	// store writes (prefetch.go); nil if not read.
-	pre  []prefetched
-	seen uint64
+	core.Request
+	reply chan core.Reply // buffered 1: the loop never blocks on a reply
 }
 
-// keyAt is the i-th of keys().
-func (req *request) keyAt(i int) []byte {
-	switch req.op {
-	case opUpsert:
-		return req.entries[i].Key
-	case opIngest:
-		return req.ingest[i].Key
-	default:
-		return req.key
-	}
-}
-
-// needsData says whether the request reads values, not only versions.
-func (req *request) needsData() bool { return req.op == opGet || req.op == opIncrement }
-
-// keys are the keys req reads: its entries', its ingest records', or its key.
-func (req *request) keys() [][]byte {
-	var keys [][]byte
-	switch req.op {
-	case opUpsert:
-		keys = make([][]byte, len(req.entries))
-	case opIngest:
-		keys = make([][]byte, len(req.ingest))
-	default:
-		keys = make([][]byte, 1)
-	}
-	for i := range keys {
-		keys[i] = req.keyAt(i)
-	}
-	return keys
-}
-
-type reply struct {
-	counter int64
-	results []WriteResult
-	value   store.Value
-	found   bool
-	err     error
-}
-
-// Start starts the partition: it restores (replays the changelog into the
-// store) and then serves. Requests before that get a *RestoringError.
+// Start starts the partition: it restores (replays the log into the store)
+// and then serves. Requests before that get a *RestoringError.
 func Start(cfg Config) *Partition {
 	if cfg.InboxSize == 0 {
 		cfg.InboxSize = 1024
-	}
-	if cfg.WindowSize == 0 {
-		cfg.WindowSize = 8192
-	}
-	if cfg.MaxGroupBytes == 0 {
-		cfg.MaxGroupBytes = 16 << 20
 	}
 	if cfg.VersionCacheKeys == 0 {
 		cfg.VersionCacheKeys = 1 << 16
@@ -209,7 +152,7 @@ func Start(cfg Config) *Partition {
 	}
 	p.metrics = cfg.Metrics.forPartition(cfg.ID)
 	p.view = view{st: cfg.Store, done: p.done}
-	p.state.init(p)
+	p.loop.init(p)
 	go p.run()
 	return p
 }
@@ -228,68 +171,101 @@ func (p *Partition) Serving() bool { return p.serving.Load() }
 
 // Upsert writes entries atomically and returns one result per entry once the
 // transaction holding them has committed.
-func (p *Partition) Upsert(ctx context.Context, entries []pipeline.Entry) ([]WriteResult, error) {
-	r, err := p.call(ctx, &request{op: opUpsert, entries: entries})
-	return r.results, err
+func (p *Partition) Upsert(ctx context.Context, entries []kv.Entry) ([]WriteResult, error) {
+	r, err := p.call(ctx, &request{Request: core.Request{Op: core.OpUpsert, Entries: entries}})
+	return r.Results, err
 }
 
-// Get returns the key's value once every write before it is durable.
-func (p *Partition) Get(ctx context.Context, key []byte) (store.Value, bool, error) {
-	r, err := p.call(ctx, &request{op: opGet, key: key})
-	return r.value, r.found, err
+// Get returns the key's state once every write before it is durable.
+func (p *Partition) Get(ctx context.Context, key []byte) (kv.Read, error) {
+	r, err := p.call(ctx, &request{Request: core.Request{Op: core.OpGet, Key: key}})
+	return r.Read, err
+}
+
+// GetMany reads keys of the partition at one point, linearizably: out[i] is
+// keys[i].
+func (p *Partition) GetMany(ctx context.Context, keys [][]byte) ([]kv.Read, error) {
+	r, err := p.call(ctx, &request{Request: core.Request{Op: core.OpGetMany, Keys: keys}})
+	return r.Reads, err
 }
 
 // Remove deletes the key; existed says whether it was there.
 func (p *Partition) Remove(ctx context.Context, key []byte) (existed bool, res WriteResult, err error) {
-	r, err := p.call(ctx, &request{op: opRemove, key: key})
-	if len(r.results) > 0 {
-		res = r.results[0]
+	r, err := p.call(ctx, &request{Request: core.Request{Op: core.OpRemove, Key: key}})
+	if len(r.Results) > 0 {
+		res = r.Results[0]
 	}
-	return r.found, res, err
+	return r.Read.Found, res, err
 }
 
 // Increment adds delta to key's decimal int64 value (a missing key is 0) and
-// returns the new value once it is durable.
-func (p *Partition) Increment(ctx context.Context, key []byte, delta int64) (int64, WriteResult, error) {
-	r, err := p.call(ctx, &request{op: opIncrement, key: key, delta: delta})
+// returns the new value once it is durable. The key keeps its expiry unless
+// ttl is positive.
+func (p *Partition) Increment(ctx context.Context, key []byte, delta int64, ttl time.Duration) (int64, WriteResult, error) {
+	r, err := p.call(ctx, &request{Request: core.Request{Op: core.OpIncrement, Key: key, Delta: delta, TTL: ttl}})
 	if err != nil {
 		return 0, WriteResult{}, err
 	}
-	return r.counter, r.results[0], nil
+	return r.Counter, r.Results[0], nil
 }
 
-// ReadCommitted reads key's committed value directly from the store, not
+// ReadCommitted reads key's committed state directly from the store, not
 // through the inbox: what EVENTUAL and SESSION reads see. It never returns a
 // value whose transaction has not committed. Safe from any goroutine.
-func (p *Partition) ReadCommitted(key []byte) (store.Value, bool, error) {
+func (p *Partition) ReadCommitted(key []byte) (kv.Read, error) {
 	if !p.serving.Load() {
-		return store.Value{}, false, p.unavailable()
+		return kv.Read{}, p.unavailable()
 	}
 	return p.view.ReadCommitted(key)
 }
 
-// call hands req to the loop and waits on the caller's own context.
-func (p *Partition) call(ctx context.Context, req *request) (reply, error) {
+// ReadCommittedMany is ReadCommitted of many keys at one point.
+func (p *Partition) ReadCommittedMany(keys [][]byte) ([]kv.Read, error) {
 	if !p.serving.Load() {
-		return reply{}, p.unavailable()
+		return nil, p.unavailable()
 	}
-	p.prefetch(req)
-	req.reply = make(chan reply, 1)
+	return p.view.ReadCommittedMany(keys)
+}
+
+// call hands req to the loop and waits on the caller's own context.
+func (p *Partition) call(ctx context.Context, req *request) (core.Reply, error) {
+	if !p.serving.Load() {
+		return core.Reply{}, p.unavailable()
+	}
+	p.prefetch(&req.Request)
+	req.reply = make(chan core.Reply, 1)
+	req.Handle = req
 	select {
 	case p.inbox <- req:
 	case <-p.done:
-		return reply{}, ErrStopped
+		return core.Reply{}, ErrStopped
 	default:
-		return reply{}, ErrInboxFull
+		return core.Reply{}, ErrInboxFull
 	}
 	select {
 	case r := <-req.reply:
-		return r, r.err
+		return r, p.decorate(r.Err)
 	case <-ctx.Done():
-		return reply{}, ctx.Err()
+		return core.Reply{}, ctx.Err()
 	case <-p.done:
-		return reply{}, ErrStopped
+		// The loop answers every request it took before it ends: a reply that
+		// is there wins (it may say the write committed).
+		select {
+		case r := <-req.reply:
+			return r, p.decorate(r.Err)
+		default:
+			return core.Reply{}, ErrStopped
+		}
 	}
+}
+
+// decorate adds the restore's progress to a core's "restoring" answer.
+func (p *Partition) decorate(err error) error {
+	var re *RestoringError
+	if errors.As(err, &re) {
+		return p.unavailable()
+	}
+	return err
 }
 
 func (p *Partition) unavailable() error {
@@ -333,16 +309,13 @@ func IsUnavailable(err error) bool {
 	return errors.As(err, &re) || errors.Is(err, ErrAppendFailed) || errors.Is(err, ErrStopped) || errors.Is(err, ErrDeposed)
 }
 
-// since is a small helper for latency metrics.
-func since(t time.Time) float64 { return time.Since(t).Seconds() }
-
 // Status is the partition's state as its node sees it.
 type Status struct {
 	Serving bool
 	Deposed bool
 	// Percent of the restore done, while restoring.
 	Percent int
-	// Lag is the changelog offsets left to replay while restoring.
+	// Lag is the log offsets left to replay while restoring.
 	Lag int64
 }
 

@@ -2,14 +2,13 @@ package partition
 
 import (
 	"context"
-
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/store"
+	"github.com/sluicedb/sluice/wal"
 )
 
 // StandbyConfig describes a standby replica of a partition.
@@ -19,9 +18,8 @@ type StandbyConfig struct {
 	// Store is the standby's own copy; the standby does not close it (on a
 	// handover the new owner's partition opens on it and replays only the tail).
 	Store store.Store
-	// Tail follows the changelog from the given next offsets until ctx ends
-	// (changelog.Tail in production).
-	Tail func(ctx context.Context, from map[int32]int64, fn func(changelog.Batch) error) error
+	// Tail follows the log from the given next offsets until ctx ends.
+	Tail wal.TailFunc
 	Log  zerolog.Logger
 }
 
@@ -52,7 +50,7 @@ func (s *Standby) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		wait := min(time.Duration(1<<min(attempt, 5))*200*time.Millisecond, 5*time.Second)
+		wait := backoff(attempt)
 		s.cfg.Log.Error().Err(err).Dur("retry_in", wait).Msg("standby stopped tailing")
 		select {
 		case <-time.After(wait):
@@ -76,7 +74,7 @@ func (s *Standby) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.cfg.Tail(ctx, from, func(b changelog.Batch) error {
+	return s.cfg.Tail(ctx, from, func(b wal.Batch) error {
 		if err := applyBatch(s.cfg.Store, b, 0, &clock, nil); err != nil {
 			return err
 		}

@@ -3,7 +3,8 @@ package partition
 import (
 	"sync"
 
-	"github.com/sluicedb/sluice/store"
+	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/partition/core"
 )
 
 // versions caches what a write needs to know of a committed key — whether it
@@ -21,6 +22,7 @@ type versions struct {
 
 type version struct {
 	n         uint64
+	timestamp uint64
 	expiresAt uint64
 	found     bool
 }
@@ -29,59 +31,64 @@ func newVersions(max int) *versions {
 	return &versions{m: make(map[string]version), max: max}
 }
 
-// value is the cached entry as a store value without data.
-func (v version) value() store.Value { return store.Value{Version: v.n, ExpiresAt: v.expiresAt} }
-
-// get is for the loop, which is the only writer: it needs no lock.
-func (c *versions) get(key []byte) (version, bool) {
-	v, ok := c.m[string(key)]
-	return v, ok
-}
-
-// cached reports, for callers, which of keys the cache holds.
-func (c *versions) cached(keys [][]byte) []bool {
-	out := make([]bool, len(keys))
+// cached reports, for callers, which of req's keys the cache holds.
+func (c *versions) cached(req *core.Request) []bool {
+	out := make([]bool, req.NumKeys())
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for i, k := range keys {
-		_, out[i] = c.m[string(k)]
+	for i := range out {
+		_, out[i] = c.m[string(req.KeyAt(i))]
 	}
 	return out
 }
 
-// applied records the changes the loop wrote to the store; keys[i] is
-// changes[i].Key as a string (made once by the caller).
-func (c *versions) applied(keys []string, changes []store.Change) {
+// fill gives req, from the cache, the state of the keys its caller did not
+// read: what the store holds after seen writes. For the loop, the only
+// writer: no lock.
+func (c *versions) fill(req *core.Request, seen uint64) {
+	for i := range req.Reads {
+		if req.Reads[i].OK {
+			continue
+		}
+		if v, ok := c.m[string(req.KeyAt(i))]; ok {
+			r := kv.Read{Value: kv.Value{Version: v.n, Timestamp: v.timestamp, ExpiresAt: v.expiresAt}, Found: v.found}
+			req.Reads[i] = core.Read{Read: r, OK: true, Seen: seen}
+		}
+	}
+}
+
+// applied records the changes the loop wrote to the store.
+func (c *versions) applied(changes []kv.Change) {
 	if c.max <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, ch := range changes {
-		c.putLocked(keys[i], version{n: ch.Version, expiresAt: ch.ExpiresAt, found: !ch.Remove})
+	for _, ch := range changes {
+		c.putLocked(string(ch.Key), ch.Read())
 	}
 }
 
-// read records a value the loop read from the store (or a valid prefetch).
-func (c *versions) read(key []byte, v store.Value, found bool) {
+// read records a state the loop read from the store.
+func (c *versions) read(key []byte, r kv.Read) {
 	if c.max <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.putLocked(string(key), version{n: v.Version, expiresAt: v.ExpiresAt, found: found})
+	c.putLocked(string(key), r)
 }
 
-// putLocked stores e, evicting an arbitrary entry when full (Go's map
-// iteration starts at a random place: random replacement).
-func (c *versions) putLocked(key string, e version) {
+// putLocked stores r's version, evicting an arbitrary entry when full (Go's
+// map iteration starts at a random place: random replacement).
+func (c *versions) putLocked(key string, r kv.Read) {
 	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
 		for k := range c.m {
 			delete(c.m, k)
 			break
 		}
 	}
-	c.m[key] = e
+	c.m[key] = version{n: r.Value.Version, timestamp: r.Value.Timestamp, expiresAt: r.Value.ExpiresAt, found: r.Found}
 }
 
 // reset empties the cache: the store was rewritten.

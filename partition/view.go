@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluicedb/sluice/pipeline"
+	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/store"
 )
 
@@ -26,16 +26,28 @@ type appliedOffsets struct {
 	changed chan struct{}
 }
 
-// ReadCommitted reads key's committed value; an expired value is absent.
-func (v *view) ReadCommitted(key []byte) (store.Value, bool, error) {
-	if err := pipeline.ValidateKey(key); err != nil {
-		return store.Value{}, false, err
+// ReadCommitted reads key's committed state; an expired value is absent.
+func (v *view) ReadCommitted(key []byte) (kv.Read, error) {
+	if err := kv.ValidateKey(key); err != nil {
+		return kv.Read{}, err
 	}
-	val, found, err := v.st.Get(key)
-	if err != nil || !found || val.Expired(time.Now()) {
-		return store.Value{}, false, err
+	r, err := v.st.Get(key)
+	return r.Live(time.Now()), err
+}
+
+// ReadCommittedMany reads keys' committed state at one point.
+func (v *view) ReadCommittedMany(keys [][]byte) ([]kv.Read, error) {
+	for _, k := range keys {
+		if err := kv.ValidateKey(k); err != nil {
+			return nil, err
+		}
 	}
-	return val, true, nil
+	reads, err := v.st.GetMany(keys)
+	now := time.Now()
+	for i := range reads {
+		reads[i] = reads[i].Live(now)
+	}
+	return reads, err
 }
 
 // Applied returns the next changelog offset per slot that the store holds.

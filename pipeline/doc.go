@@ -1,10 +1,11 @@
 // Package pipeline holds the stages a write passes through inside its
-// partition's goroutine, and the line monitor that releases results in order.
+// partition's goroutine (sanitize, filter, enrich, and any a library user
+// registers) and their YAML config.
 //
-//	if err := pipeline.ValidateBatch(entries); err != nil { ... } // InvalidArgument
-//	ts := clock.Now()                                              // monotonic HLC stamp
-//	lm.Hold(group, deliver)                                        // released in order
-//	lm.Release(committedGroup)                                     // once durable
+//	reg := pipeline.NewRegistry()              // the built-ins
+//	reg.Register("upper", buildUpper)          // a stage of your own
+//	stages, err := reg.LoadConfig("sluice.yaml")
+//	w, keep, err := pipeline.Run(stages, w)    // in the partition core
 //
-// Nothing here starts goroutines or does I/O: the partition's loop drives it.
+// Nothing here starts goroutines, reads a clock or does I/O on a write.
 package pipeline

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -28,7 +27,7 @@ type Write struct {
 // records; they must be deterministic and quick.
 type Stage interface {
 	// Apply returns the write to store (possibly changed) and keep=true; or
-	// keep=false to drop it silently; or an error wrapping ErrInvalid to refuse
+	// keep=false to drop it silently; or an error wrapping kv.ErrInvalid to refuse
 	// it (the request fails with InvalidArgument; an ingest record goes to the DLQ).
 	Apply(w Write) (out Write, keep bool, err error)
 }
@@ -36,18 +35,25 @@ type Stage interface {
 // Builder makes a stage from its YAML settings.
 type Builder func(settings *yaml.Node) (Stage, error)
 
-var (
-	buildersMu sync.Mutex
-	builders   = map[string]Builder{}
-)
+// Registry names the stages a config file may use. It is a value: each node
+// (or test) has its own; nothing is registered globally.
+type Registry struct {
+	builders map[string]Builder
+}
+
+// NewRegistry returns a registry of the built-in stages: sanitize, filter,
+// enrich.
+func NewRegistry() *Registry {
+	r := &Registry{builders: map[string]Builder{}}
+	r.Register("sanitize", buildSanitize)
+	r.Register("filter", buildFilter)
+	r.Register("enrich", buildEnrich)
+	return r
+}
 
 // Register makes a stage available to config files under name. Library
-// users register their own stages the same way the built-ins do.
-func Register(name string, b Builder) {
-	buildersMu.Lock()
-	defer buildersMu.Unlock()
-	builders[name] = b
-}
+// users register their own stages the same way the built-ins are.
+func (r *Registry) Register(name string, b Builder) { r.builders[name] = b }
 
 // Run applies stages in order.
 func Run(stages []Stage, w Write) (Write, bool, error) {
@@ -73,12 +79,12 @@ type Config struct {
 
 // LoadConfig reads a config file and builds its stages. An error names the
 // file and line.
-func LoadConfig(path string) ([]Stage, error) {
+func (r *Registry) LoadConfig(path string) ([]Stage, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	stages, err := ParseConfig(b)
+	stages, err := r.ParseConfig(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%w", path, err)
 	}
@@ -86,7 +92,7 @@ func LoadConfig(path string) ([]Stage, error) {
 }
 
 // ParseConfig builds the stages of a config file's contents.
-func ParseConfig(b []byte) ([]Stage, error) {
+func (r *Registry) ParseConfig(b []byte) ([]Stage, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, fmt.Errorf("%v", err)
@@ -102,11 +108,9 @@ func ParseConfig(b []byte) ([]Stage, error) {
 			return nil, fmt.Errorf("%d: a pipeline stage is a map of one stage name to its settings", n.Line)
 		}
 		name, settings := n.Content[0].Value, n.Content[1]
-		buildersMu.Lock()
-		build, ok := builders[name]
-		buildersMu.Unlock()
+		build, ok := r.builders[name]
 		if !ok {
-			return nil, fmt.Errorf("%d: unknown stage %q (known: %v)", n.Line, name, known())
+			return nil, fmt.Errorf("%d: unknown stage %q (known: %v)", n.Line, name, r.known())
 		}
 		s, err := build(settings)
 		if err != nil {
@@ -117,11 +121,9 @@ func ParseConfig(b []byte) ([]Stage, error) {
 	return stages, nil
 }
 
-func known() []string {
-	buildersMu.Lock()
-	defer buildersMu.Unlock()
+func (r *Registry) known() []string {
 	var names []string
-	for n := range builders {
+	for n := range r.builders {
 		names = append(names, n)
 	}
 	sort.Strings(names)

@@ -8,15 +8,13 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluicedb/sluice/clock"
+	"github.com/sluicedb/sluice/kv"
 )
 
 // The built-in stages act on values that are JSON objects; other values pass
 // through them unchanged (a filter by key prefix acts on every write).
-func init() {
-	Register("sanitize", buildSanitize)
-	Register("filter", buildFilter)
-	Register("enrich", buildEnrich)
-}
 
 // object decodes a JSON object value, or reports that it is not one.
 func object(v []byte) (map[string]any, bool) {
@@ -151,7 +149,7 @@ func (f Filter) Apply(w Write) (Write, bool, error) {
 		return w, true, nil
 	}
 	if f.Action == "reject" {
-		return w, false, fmt.Errorf("%w: key %.64q refused by a pipeline filter", ErrInvalid, w.Key)
+		return w, false, fmt.Errorf("%w: key %.64q refused by a pipeline filter", kv.ErrInvalid, w.Key)
 	}
 	return w, false, nil
 }
@@ -191,7 +189,7 @@ func (e Enrich) Apply(w Write) (Write, bool, error) {
 		case src == "timestamp":
 			m[name] = w.Timestamp
 		case src == "wall_time":
-			m[name] = WallTime(w.Timestamp).UTC().Format(time.RFC3339Nano)
+			m[name] = clock.Wall(w.Timestamp).UTC().Format(time.RFC3339Nano)
 		case src == "source":
 			m[name] = w.Source
 		default:

@@ -6,10 +6,12 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluicedb/sluice/kv"
 )
 
 func TestBuiltinStages(t *testing.T) {
-	stages, err := ParseConfig([]byte(`
+	stages, err := NewRegistry().ParseConfig([]byte(`
 pipeline:
   - filter: {prefixes: ["tmp/"], action: drop}
   - filter: {field: status, equals: banned, action: reject}
@@ -27,7 +29,7 @@ pipeline:
 	if _, keep, err := run("tmp/x", `{"a":1}`); keep || err != nil {
 		t.Fatalf("a tmp/ key was not dropped: %v %v", keep, err)
 	}
-	if _, _, err := run("u1", `{"status":"banned"}`); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "filter") {
+	if _, _, err := run("u1", `{"status":"banned"}`); !errors.Is(err, kv.ErrInvalid) || !strings.Contains(err.Error(), "filter") {
 		t.Fatalf("a banned value was not rejected: %v", err)
 	}
 	out, keep, err := run("u2", `{"name":"ada","password":"p","secret":"s","card":{"number":"4111","exp":"12/30"},"n":12345678901234567890}`)
@@ -58,7 +60,7 @@ func TestBadConfigNamesTheLine(t *testing.T) {
 		"pipeline: [\n": "yaml",
 	}
 	for in, want := range cases {
-		if _, err := ParseConfig([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := NewRegistry().ParseConfig([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", in, err, want)
 		}
 	}
@@ -72,12 +74,22 @@ func (upper) Apply(w Write) (Write, bool, error) {
 }
 
 func TestCustomStage(t *testing.T) {
-	Register("upper", func(*yaml.Node) (Stage, error) { return upper{}, nil })
-	stages, err := ParseConfig([]byte("pipeline:\n  - upper: {}\n"))
+	reg := NewRegistry()
+	reg.Register("upper", func(*yaml.Node) (Stage, error) { return upper{}, nil })
+	stages, err := reg.ParseConfig([]byte("pipeline:\n  - upper: {}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w, _, _ := Run(stages, Write{Value: []byte("abc")}); string(w.Value) != "ABC" {
 		t.Fatalf("custom stage: %q", w.Value)
+	}
+}
+
+// Each registry is its own: a stage registered in one is unknown to another.
+func TestRegistriesAreValues(t *testing.T) {
+	a, b := NewRegistry(), NewRegistry()
+	a.Register("upper", func(*yaml.Node) (Stage, error) { return upper{}, nil })
+	if _, err := b.ParseConfig([]byte("pipeline:\n  - upper: {}\n")); err == nil || !strings.Contains(err.Error(), `unknown stage "upper"`) {
+		t.Fatalf("a stage registered elsewhere is known: %v", err)
 	}
 }

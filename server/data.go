@@ -8,12 +8,13 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"google.golang.org/grpc/status"
+
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition"
-	"github.com/sluicedb/sluice/pipeline"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/router"
-	"github.com/sluicedb/sluice/store"
 )
 
 // Data is the data-plane gRPC service. It validates a request, routes each
@@ -33,7 +34,7 @@ type Data struct {
 // CommittedReader serves SESSION and EVENTUAL reads: a partition's owner or
 // one of its standbys.
 type CommittedReader interface {
-	ReadCommitted(key []byte) (store.Value, bool, error)
+	ReadCommitted(key []byte) (kv.Read, error)
 	WaitApplied(ctx context.Context, slot int32, offset int64) error
 }
 
@@ -78,18 +79,19 @@ func (d *Data) route(key []byte, hint *uint32) (*partition.Partition, error) {
 }
 
 func (d *Data) Upsert(ctx context.Context, req *sluicev1.UpsertRequest) (*sluicev1.UpsertResponse, error) {
-	entries := make([]pipeline.Entry, len(req.Entries))
+	entries := make([]kv.Entry, len(req.Entries))
 	for i, e := range req.Entries {
-		entries[i] = pipeline.Entry{Key: e.Key, Value: e.Value, TTL: time.Duration(e.TtlSeconds) * time.Second, Expected: e.ExpectedVersion}
+		entries[i] = kv.Entry{Key: e.Key, Value: e.Value, TTL: time.Duration(e.TtlSeconds) * time.Second, Expected: e.ExpectedVersion}
 	}
 	// The whole batch is checked before any of it is applied.
-	if err := pipeline.ValidateBatch(entries); err != nil {
+	if err := kv.ValidateBatch(entries); err != nil {
 		return nil, toStatus(err)
 	}
 	type part struct {
 		p       *partition.Partition
 		index   []int
-		entries []pipeline.Entry
+		entries []kv.Entry
+		err     error
 	}
 	var parts []*part
 	byID := make(map[uint32]*part, 1)
@@ -119,26 +121,48 @@ func (d *Data) Upsert(ctx context.Context, req *sluicev1.UpsertRequest) (*sluice
 		return &sluicev1.UpsertResponse{Results: out, Session: session(out...)}, nil
 	}
 	// Keys in several partitions: each part is atomic, the whole is not.
-	errs := make(chan error, len(parts))
+	done := make(chan struct{}, len(parts))
 	for _, pt := range parts {
 		go func() {
 			res, err := pt.p.Upsert(ctx, pt.entries)
 			for j, r := range res {
 				out[pt.index[j]] = writeResult(r)
 			}
-			errs <- err
+			pt.err = err
+			done <- struct{}{}
 		}()
 	}
-	var first error
 	for range parts {
-		if err := <-errs; err != nil && first == nil {
-			first = err
+		<-done
+	}
+	resp := &sluicev1.UpsertResponse{Results: out, Session: session(out...)}
+	var first error
+	for _, pt := range parts {
+		if pt.err == nil {
+			continue
+		}
+		st := status.Convert(toStatus(pt.err))
+		f := &sluicev1.PartFailure{Code: int32(st.Code()), Message: st.Message(), NotApplied: isNotApplied(st)}
+		for _, i := range pt.index {
+			f.Entries = append(f.Entries, uint32(i))
+		}
+		resp.Failures = append(resp.Failures, f)
+		if first == nil {
+			first = st.Err()
 		}
 	}
-	if first != nil {
-		return nil, toStatus(first)
+	if len(resp.Failures) == len(parts) {
+		// Nothing applied: the first part's error says what happened (with
+		// NotApplied only if that part certainly did not apply; an unknown
+		// outcome elsewhere is in no part's answer, so say UNKNOWN then).
+		for _, f := range resp.Failures {
+			if codes.Code(f.Code) == codes.Unknown {
+				return nil, status.Error(codes.Unknown, f.Message)
+			}
+		}
+		return nil, first
 	}
-	return &sluicev1.UpsertResponse{Results: out, Session: session(out...)}, nil
+	return resp, nil
 }
 
 // session is the token of writes: the next offset each reached, per slot.
@@ -153,48 +177,45 @@ func session(results ...*sluicev1.WriteResult) *sluicev1.Session {
 }
 
 func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.GetResponse, error) {
-	if err := pipeline.ValidateKey(req.Key); err != nil {
+	if err := kv.ValidateKey(req.Key); err != nil {
 		return nil, toStatus(err)
 	}
-	var (
-		v     store.Value
-		found bool
-	)
+	var r kv.Read
 	switch req.Consistency {
 	case sluicev1.Consistency_LINEARIZABLE:
 		p, err := d.route(req.Key, req.Partition)
 		if err != nil {
 			return nil, err
 		}
-		v, found, err = p.Get(ctx, req.Key)
-		if err != nil {
+		if r, err = p.Get(ctx, req.Key); err != nil {
 			return nil, toStatus(err)
 		}
 	case sluicev1.Consistency_SESSION, sluicev1.Consistency_EVENTUAL:
-		r, err := d.routeRead(req.Key, req.Partition)
+		rd, err := d.routeRead(req.Key, req.Partition)
 		if err != nil {
 			return nil, err
 		}
 		if req.Consistency == sluicev1.Consistency_SESSION {
 			slot := keyspace.Slot(req.Key, d.Table().Slots())
-			if err := r.WaitApplied(ctx, slot, req.Session.GetOffsets()[slot]); err != nil {
+			if err := rd.WaitApplied(ctx, slot, req.Session.GetOffsets()[slot]); err != nil {
 				return nil, toStatus(err)
 			}
 		}
-		if v, found, err = r.ReadCommitted(req.Key); err != nil {
+		if r, err = rd.ReadCommitted(req.Key); err != nil {
 			return nil, toStatus(err)
 		}
 	default:
 		return nil, invalid("unknown consistency level %d", req.Consistency)
 	}
-	if !found {
+	if !r.Found {
 		return &sluicev1.GetResponse{}, nil
 	}
+	v := r.Value
 	return &sluicev1.GetResponse{Found: true, Value: v.Data, Version: v.Version, Timestamp: v.Timestamp}, nil
 }
 
 func (d *Data) Remove(ctx context.Context, req *sluicev1.RemoveRequest) (*sluicev1.RemoveResponse, error) {
-	if err := pipeline.ValidateKey(req.Key); err != nil {
+	if err := kv.ValidateKey(req.Key); err != nil {
 		return nil, toStatus(err)
 	}
 	p, err := d.route(req.Key, req.Partition)
@@ -213,14 +234,14 @@ func (d *Data) Remove(ctx context.Context, req *sluicev1.RemoveRequest) (*sluice
 }
 
 func (d *Data) Increment(ctx context.Context, req *sluicev1.IncrementRequest) (*sluicev1.IncrementResponse, error) {
-	if err := pipeline.ValidateKey(req.Key); err != nil {
+	if err := kv.ValidateKey(req.Key); err != nil {
 		return nil, toStatus(err)
 	}
 	p, err := d.route(req.Key, req.Partition)
 	if err != nil {
 		return nil, err
 	}
-	n, res, err := p.Increment(ctx, req.Key, req.Delta)
+	n, res, err := p.Increment(ctx, req.Key, req.Delta, time.Duration(req.TtlSeconds)*time.Second)
 	if err != nil {
 		return nil, toStatus(err)
 	}

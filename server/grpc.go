@@ -15,12 +15,12 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
-	"github.com/sluicedb/sluice/pipeline"
+	"github.com/sluicedb/sluice/kv"
 )
 
 // MaxRecvMsgBytes lets batches somewhat over the 1 MiB limit reach validation,
 // so they get InvalidArgument naming the limit rather than a transport error.
-const MaxRecvMsgBytes = 8 * pipeline.MaxBatchBytes
+const MaxRecvMsgBytes = 8 * kv.MaxBatchBytes
 
 // StreamWorkers is how many goroutines serve calls (each keeps its grown
 // stack); calls beyond them in flight at once run on fresh goroutines.

@@ -8,11 +8,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition"
-	"github.com/sluicedb/sluice/pipeline"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/wal"
 )
 
 // toStatus maps sluice's errors to gRPC codes: the one place that does.
@@ -31,11 +31,11 @@ func toStatus(err error) error {
 		code = codes.Aborted
 	case errors.As(err, &notInt):
 		code = codes.FailedPrecondition
-	case errors.Is(err, changelog.ErrCommitUnknown):
+	case errors.Is(err, wal.ErrCommitUnknown):
 		// Not Unavailable: a client must not blindly retry a write that may
 		// already be applied.
 		return status.Error(codes.Unknown, err.Error()+"; the write may or may not have been applied")
-	case errors.Is(err, pipeline.ErrInvalid):
+	case errors.Is(err, kv.ErrInvalid):
 		code = codes.InvalidArgument
 	case errors.Is(err, partition.ErrInboxFull):
 		code = codes.ResourceExhausted
@@ -52,6 +52,16 @@ func toStatus(err error) error {
 		return notApplied(code, err.Error())
 	}
 	return status.Error(code, err.Error())
+}
+
+// isNotApplied reports a status carrying the NotApplied detail.
+func isNotApplied(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if _, ok := d.(*sluicev1.NotApplied); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // notApplied answers code with a NotApplied detail: the server knows the

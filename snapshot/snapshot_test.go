@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/store"
 )
 
@@ -25,11 +26,11 @@ func filled(t *testing.T, n int, tag string) *store.Badger {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	var cs []store.Change
+	var cs []kv.Change
 	for i := 0; i < n; i++ {
-		cs = append(cs, store.Change{Key: fmt.Append(nil, "k", i), Value: fmt.Append(nil, tag, i), Version: 1})
+		cs = append(cs, kv.Change{Key: fmt.Append(nil, "k", i), Value: fmt.Append(nil, tag, i), Version: 1})
 	}
-	if err := st.Apply(store.Batch{Changes: cs, Offsets: map[int32]int64{0: int64(n), 3: 7}}); err != nil {
+	if err := st.Apply(kv.Batch{Changes: cs, Offsets: map[int32]int64{0: int64(n), 3: 7}}); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -138,8 +139,8 @@ func TestBucketRetentionAndFallback(t *testing.T) {
 	if !strings.Contains(log.String(), "unusable") || !strings.Contains(log.String(), names[2]) {
 		t.Fatalf("the skipped snapshot is not in the log: %s", log.String())
 	}
-	if v, _, _ := dst.Get([]byte("k0")); string(v.Data) != "mid0" {
-		t.Fatalf("k0 = %q, want the previous snapshot's", v.Data)
+	if r, _ := dst.Get([]byte("k0")); string(r.Value.Data) != "mid0" {
+		t.Fatalf("k0 = %q, want the previous snapshot's", r.Value.Data)
 	}
 	// A snapshot of another range is not used.
 	other, err := store.OpenBadger(store.BadgerOptions(t.TempDir()))

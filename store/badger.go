@@ -1,12 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/sluicedb/sluice/clock"
+	"github.com/sluicedb/sluice/kv"
 )
 
 // BadgerOptions are badger's options sized for many small databases on one
@@ -51,20 +56,20 @@ func OpenBadger(opts badger.Options) (*Badger, error) {
 // DB exposes the database for backup and streaming.
 func (s *Badger) DB() *badger.DB { return s.db }
 
-func (s *Badger) Get(key []byte) (Value, bool, error) {
-	var r Read
+func (s *Badger) Get(key []byte) (kv.Read, error) {
+	var r kv.Read
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
 		r, err = get(txn, key)
 		return err
 	})
-	return r.Value, r.Found, err
+	return r, err
 }
 
 // GetMany reads every key in one read transaction: one snapshot, and one
 // transaction's overhead (badger's read watermark) instead of one per key.
-func (s *Badger) GetMany(keys [][]byte) ([]Read, error) {
-	out := make([]Read, len(keys))
+func (s *Badger) GetMany(keys [][]byte) ([]kv.Read, error) {
+	out := make([]kv.Read, len(keys))
 	err := s.db.View(func(txn *badger.Txn) error {
 		for i, k := range keys {
 			var err error
@@ -77,39 +82,42 @@ func (s *Badger) GetMany(keys [][]byte) ([]Read, error) {
 	return out, err
 }
 
-func get(txn *badger.Txn, key []byte) (Read, error) {
+func get(txn *badger.Txn, key []byte) (kv.Read, error) {
 	item, err := txn.Get(dataKey(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return Read{}, nil
+		return kv.Read{}, nil
 	}
 	if err != nil {
-		return Read{}, err
+		return kv.Read{}, err
 	}
-	raw, err := item.ValueCopy(nil)
-	if err != nil {
-		return Read{}, err
-	}
-	v, err := decodeValue(raw)
-	return Read{Value: v, Found: err == nil}, err
+	var r kv.Read
+	err = item.Value(func(raw []byte) error {
+		r, err = decodeRead(raw)
+		r.Value.Data = bytes.Clone(r.Value.Data)
+		return err
+	})
+	return r, err
 }
 
-func (s *Badger) Apply(b Batch) error {
+// retainUntil is when badger may drop a key's entry: a tombstone, or a value
+// past its expiry, keeps its version for kv.TombstoneRetention.
+func retainUntil(c kv.Change) uint64 {
+	switch {
+	case c.Remove:
+		return uint64(clock.Wall(c.Timestamp).Add(kv.TombstoneRetention).Unix()) + 1
+	case c.ExpiresAt != 0:
+		return uint64(time.UnixMilli(int64(c.ExpiresAt)).Add(kv.TombstoneRetention).Unix()) + 1
+	}
+	return 0
+}
+
+func (s *Badger) Apply(b kv.Batch) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, c := range b.Changes {
-		var err error
-		switch {
-		case c.Remove:
-			err = wb.Delete(dataKey(c.Key))
-		case c.ExpiresAt != 0:
-			// Badger hides and, in time, drops the entry once it expires.
-			e := badger.NewEntry(dataKey(c.Key), encodeValue(c.Val()))
-			e.ExpiresAt = c.ExpiresAt/1000 + 1
-			err = wb.SetEntry(e)
-		default:
-			err = wb.Set(dataKey(c.Key), encodeValue(c.Val()))
-		}
-		if err != nil {
+		e := badger.NewEntry(dataKey(c.Key), encodeRead(c.Read()))
+		e.ExpiresAt = retainUntil(c) // badger drops the entry then
+		if err := wb.SetEntry(e); err != nil {
 			return fmt.Errorf("store: apply: %w", err)
 		}
 	}
@@ -191,18 +199,12 @@ func (s *Badger) Clock() (uint64, error) {
 
 func (s *Badger) Len() (int, error) {
 	n := 0
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{dataPrefix}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-		}
-		return nil
-	})
+	err := s.Each(func([]byte, kv.Value) bool { n++; return true })
 	return n, err
 }
 
-func (s *Badger) Each(fn func(key []byte, v Value) bool) error {
+func (s *Badger) Each(fn func(key []byte, v kv.Value) bool) error {
+	now := time.Now()
 	return s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{dataPrefix}, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
@@ -211,11 +213,14 @@ func (s *Badger) Each(fn func(key []byte, v Value) bool) error {
 			if err != nil {
 				return err
 			}
-			v, err := decodeValue(raw)
+			r, err := decodeRead(raw)
 			if err != nil {
 				return err
 			}
-			if !fn(it.Item().KeyCopy(nil)[1:], v) {
+			if r = r.Live(now); !r.Found {
+				continue
+			}
+			if !fn(it.Item().KeyCopy(nil)[1:], r.Value) {
 				return nil
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/sluicedb/sluice/kv"
 )
 
 // Badger's raw rates on this disk, with sluice's options: the ceiling under
@@ -23,11 +25,11 @@ func BenchmarkBadgerBatchWrite(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		cs := make([]Change, 100)
+		cs := make([]kv.Change, 100)
 		for j := range cs {
-			cs[j] = Change{Key: fmt.Appendf(nil, "key-%06d", rng.IntN(100_000)), Value: value, Version: 1}
+			cs[j] = kv.Change{Key: fmt.Appendf(nil, "key-%06d", rng.IntN(100_000)), Value: value, Version: 1}
 		}
-		if err := s.Apply(Batch{Changes: cs, Offsets: map[int32]int64{0: int64(i)}}); err != nil {
+		if err := s.Apply(kv.Batch{Changes: cs, Offsets: map[int32]int64{0: int64(i)}}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -43,11 +45,11 @@ func BenchmarkBadgerGet(b *testing.B) {
 	defer s.Close()
 	value := make([]byte, 100)
 	for i := 0; i < 100_000; i += 1000 {
-		cs := make([]Change, 1000)
+		cs := make([]kv.Change, 1000)
 		for j := range cs {
-			cs[j] = Change{Key: fmt.Appendf(nil, "key-%06d", i+j), Value: value, Version: 1}
+			cs[j] = kv.Change{Key: fmt.Appendf(nil, "key-%06d", i+j), Value: value, Version: 1}
 		}
-		if err := s.Apply(Batch{Changes: cs}); err != nil {
+		if err := s.Apply(kv.Batch{Changes: cs}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -56,8 +58,8 @@ func BenchmarkBadgerGet(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
 		for pb.Next() {
-			if _, ok, err := s.Get(fmt.Appendf(nil, "key-%06d", rng.IntN(100_000))); err != nil || !ok {
-				b.Errorf("get: %v %v", ok, err)
+			if r, err := s.Get(fmt.Appendf(nil, "key-%06d", rng.IntN(100_000))); err != nil || !r.Found {
+				b.Errorf("get: %v %v", r.Found, err)
 				return
 			}
 		}

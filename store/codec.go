@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/sluicedb/sluice/kv"
 )
 
 // Keys in the engine: 'd' + user key for data; 'm' + name for sluice's own
@@ -39,9 +41,35 @@ func slotKey(base []byte, slot int32) []byte {
 	return k
 }
 
-// encodeValue lays a value out as uvarint version, uvarint timestamp, uvarint
-// expiry, data.
-func encodeValue(v Value) []byte {
+// encodeRead lays a key's state out: a live value as uvarint version (never
+// 0), uvarint timestamp, uvarint expiry, data; a tombstone as a 0 byte,
+// uvarint version, uvarint timestamp.
+func encodeRead(r kv.Read) []byte {
+	if !r.Found {
+		b := make([]byte, 1, 1+2*binary.MaxVarintLen64)
+		b = binary.AppendUvarint(b, r.Value.Version)
+		return binary.AppendUvarint(b, r.Value.Timestamp)
+	}
+	return encodeValue(r.Value)
+}
+
+func decodeRead(b []byte) (kv.Read, error) {
+	if len(b) > 0 && b[0] == 0 {
+		ver, n := binary.Uvarint(b[1:])
+		if n <= 0 {
+			return kv.Read{}, errCorrupt
+		}
+		ts, m := binary.Uvarint(b[1+n:])
+		if m <= 0 {
+			return kv.Read{}, errCorrupt
+		}
+		return kv.Read{Value: kv.Value{Version: ver, Timestamp: ts}}, nil
+	}
+	v, err := decodeValue(b)
+	return kv.Read{Value: v, Found: err == nil}, err
+}
+
+func encodeValue(v kv.Value) []byte {
 	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(v.Data))
 	b = binary.AppendUvarint(b, v.Version)
 	b = binary.AppendUvarint(b, v.Timestamp)
@@ -49,22 +77,22 @@ func encodeValue(v Value) []byte {
 	return append(b, v.Data...)
 }
 
-func decodeValue(b []byte) (Value, error) {
+func decodeValue(b []byte) (kv.Value, error) {
 	ver, n := binary.Uvarint(b)
-	if n <= 0 {
-		return Value{}, errCorrupt
+	if n <= 0 || ver == 0 {
+		return kv.Value{}, errCorrupt
 	}
 	b = b[n:]
 	ts, n := binary.Uvarint(b)
 	if n <= 0 {
-		return Value{}, errCorrupt
+		return kv.Value{}, errCorrupt
 	}
 	b = b[n:]
 	exp, n := binary.Uvarint(b)
 	if n <= 0 {
-		return Value{}, errCorrupt
+		return kv.Value{}, errCorrupt
 	}
-	return Value{Version: ver, Timestamp: ts, ExpiresAt: exp, Data: b[n:]}, nil
+	return kv.Value{Version: ver, Timestamp: ts, ExpiresAt: exp, Data: b[n:]}, nil
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

@@ -5,12 +5,15 @@ import (
 	"maps"
 	"sort"
 	"sync"
+	"time"
+
+	"github.com/sluicedb/sluice/kv"
 )
 
 // Memory is a Store in a map, for tests and for state that needs no disk.
 type Memory struct {
 	mu      sync.Mutex
-	data    map[string]Value
+	data    map[string]kv.Read // tombstones too (Found false)
 	offsets map[int32]int64
 	ingest  map[int32]int64
 	clock   uint64
@@ -21,46 +24,41 @@ var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{data: make(map[string]Value), offsets: make(map[int32]int64), ingest: make(map[int32]int64)}
+	return &Memory{data: make(map[string]kv.Read), offsets: make(map[int32]int64), ingest: make(map[int32]int64)}
 }
 
-func (m *Memory) Get(key []byte) (Value, bool, error) {
+func (m *Memory) Get(key []byte) (kv.Read, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return Value{}, false, ErrClosed
+		return kv.Read{}, ErrClosed
 	}
-	v, ok := m.data[string(key)]
-	return v, ok, nil
+	return m.data[string(key)], nil
 }
 
-func (m *Memory) GetMany(keys [][]byte) ([]Read, error) {
+func (m *Memory) GetMany(keys [][]byte) ([]kv.Read, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, ErrClosed
 	}
-	out := make([]Read, len(keys))
+	out := make([]kv.Read, len(keys))
 	for i, k := range keys {
-		out[i].Value, out[i].Found = m.data[string(k)]
+		out[i] = m.data[string(k)]
 	}
 	return out, nil
 }
 
-func (m *Memory) Apply(b Batch) error {
+func (m *Memory) Apply(b kv.Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return ErrClosed
 	}
 	for _, c := range b.Changes {
-		if c.Remove {
-			delete(m.data, string(c.Key))
-			continue
-		}
-		v := c.Val()
-		v.Data = bytes.Clone(v.Data)
-		m.data[string(c.Key)] = v
+		r := c.Read()
+		r.Value.Data = bytes.Clone(r.Value.Data)
+		m.data[string(c.Key)] = r
 	}
 	for s, o := range b.Offsets {
 		m.offsets[s] = o
@@ -91,12 +89,13 @@ func (m *Memory) Clock() (uint64, error) {
 }
 
 func (m *Memory) Len() (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.data), nil
+	n := 0
+	err := m.Each(func([]byte, kv.Value) bool { n++; return true })
+	return n, err
 }
 
-func (m *Memory) Each(fn func(key []byte, v Value) bool) error {
+func (m *Memory) Each(fn func(key []byte, v kv.Value) bool) error {
+	now := time.Now()
 	m.mu.Lock()
 	keys := make([]string, 0, len(m.data))
 	for k := range m.data {
@@ -106,9 +105,9 @@ func (m *Memory) Each(fn func(key []byte, v Value) bool) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		m.mu.Lock()
-		v, ok := m.data[k]
+		r := m.data[k].Live(now)
 		m.mu.Unlock()
-		if ok && !fn([]byte(k), v) {
+		if r.Found && !fn([]byte(k), r.Value) {
 			return nil
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/pb"
@@ -69,7 +70,13 @@ func (s *Badger) Snapshot(w io.Writer) (SnapshotInfo, error) {
 func (i *SnapshotInfo) note(key, val []byte) error {
 	switch {
 	case len(key) > 0 && key[0] == dataPrefix:
-		i.Keys++
+		r, err := decodeRead(val)
+		if err != nil {
+			return fmt.Errorf("store: bad value of %q: %w", key[1:], err)
+		}
+		if r.Live(time.Now()).Found {
+			i.Keys++
+		}
 	case bytes.HasPrefix(key, metaOffsetBase), bytes.HasPrefix(key, metaIngestBase):
 		if len(val) != 8 || len(key) != len(metaOffsetBase)+4 {
 			return fmt.Errorf("store: bad offset entry %q", key)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/sluicedb/sluice/kv"
 )
 
 func TestSnapshotRoundTrip(t *testing.T) {
@@ -13,17 +15,17 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	var cs []Change
+	var cs []kv.Change
 	for i := 0; i < 5000; i++ {
-		cs = append(cs, Change{Key: fmt.Append(nil, "k", i), Value: bytes.Repeat([]byte{byte(i)}, 100), Version: uint64(i%7 + 1), Timestamp: uint64(i)})
+		cs = append(cs, kv.Change{Key: fmt.Append(nil, "k", i), Value: bytes.Repeat([]byte{byte(i)}, 100), Version: uint64(i%7 + 1), Timestamp: uint64(i)})
 	}
 	later := uint64(time.Now().Add(time.Hour).UnixMilli())
-	cs = append(cs, Change{Key: []byte("ttl"), Value: []byte("v"), Version: 1, ExpiresAt: later})
-	if err := src.Apply(Batch{Changes: cs, Offsets: map[int32]int64{1: 10, 2: 20}, Ingest: map[int32]int64{2: 5}, Clock: 99}); err != nil {
+	cs = append(cs, kv.Change{Key: []byte("ttl"), Value: []byte("v"), Version: 1, ExpiresAt: later})
+	if err := src.Apply(kv.Batch{Changes: cs, Offsets: map[int32]int64{1: 10, 2: 20}, Ingest: map[int32]int64{2: 5}, Clock: 99}); err != nil {
 		t.Fatal(err)
 	}
 	// Overwrites and removals: only the newest live version goes in.
-	if err := src.Apply(Batch{Changes: []Change{{Key: []byte("k1"), Value: []byte("new"), Version: 9}, {Key: []byte("k2"), Remove: true}}, Offsets: map[int32]int64{1: 12}}); err != nil {
+	if err := src.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("k1"), Value: []byte("new"), Version: 9}, {Key: []byte("k2"), Remove: true}}, Offsets: map[int32]int64{1: 12}}); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
@@ -51,17 +53,17 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("offsets after load: %v", offs)
 	}
 	// A write after the load is visible (the loaded versions do not shadow it).
-	if err := dst.Apply(Batch{Changes: []Change{{Key: []byte("k1"), Value: []byte("after"), Version: 10}}}); err != nil {
+	if err := dst.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("k1"), Value: []byte("after"), Version: 10}}}); err != nil {
 		t.Fatal(err)
 	}
-	if v, _, _ := dst.Get([]byte("k1")); string(v.Data) != "after" {
-		t.Fatalf("k1 = %q after a post-load write", v.Data)
+	if r, _ := dst.Get([]byte("k1")); string(r.Value.Data) != "after" {
+		t.Fatalf("k1 = %q after a post-load write", r.Value.Data)
 	}
 }
 
 func dumpAll(t *testing.T, s Store) string {
 	var b bytes.Buffer
-	if err := s.Each(func(k []byte, v Value) bool {
+	if err := s.Each(func(k []byte, v kv.Value) bool {
 		fmt.Fprintf(&b, "%s=%x/%d/%d/%d;", k, v.Data, v.Version, v.Timestamp, v.ExpiresAt)
 		return true
 	}); err != nil {

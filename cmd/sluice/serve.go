@@ -40,7 +40,7 @@ func serveCmd() *cobra.Command {
 			}
 			cfg.Log = log
 			if config != "" {
-				if cfg.Stages, err = pipeline.LoadConfig(config); err != nil {
+				if cfg.Stages, err = pipeline.NewRegistry().LoadConfig(config); err != nil {
 					return fmt.Errorf("config %w", err)
 				}
 			}

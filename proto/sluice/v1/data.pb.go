@@ -250,10 +250,14 @@ func (x *UpsertRequest) GetPartition() uint32 {
 
 type UpsertResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One per entry, in request order.
+	// One per entry, in request order; unset for an entry of a failed part.
 	Results []*WriteResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
 	// The offsets this write reached, for SESSION reads.
-	Session       *Session `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	Session *Session `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	// Parts (the entries of one partition) that failed while others applied.
+	// Empty when every entry applied. When no part applied, the call fails
+	// with the first part's error instead.
+	Failures      []*PartFailure `protobuf:"bytes,3,rep,name=failures,proto3" json:"failures,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -302,6 +306,86 @@ func (x *UpsertResponse) GetSession() *Session {
 	return nil
 }
 
+func (x *UpsertResponse) GetFailures() []*PartFailure {
+	if x != nil {
+		return x.Failures
+	}
+	return nil
+}
+
+// PartFailure is a part of a multi-partition Upsert that did not apply (or,
+// with code UNKNOWN, may or may not have).
+type PartFailure struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries of the part, as indexes into the request.
+	Entries []uint32 `protobuf:"varint,1,rep,packed,name=entries,proto3" json:"entries,omitempty"`
+	// The gRPC code and message the part failed with.
+	Code    int32  `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// Set when the part certainly did not apply: it may be sent again.
+	NotApplied    bool `protobuf:"varint,4,opt,name=not_applied,json=notApplied,proto3" json:"not_applied,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartFailure) Reset() {
+	*x = PartFailure{}
+	mi := &file_sluice_v1_data_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartFailure) ProtoMessage() {}
+
+func (x *PartFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartFailure.ProtoReflect.Descriptor instead.
+func (*PartFailure) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PartFailure) GetEntries() []uint32 {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *PartFailure) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *PartFailure) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PartFailure) GetNotApplied() bool {
+	if x != nil {
+		return x.NotApplied
+	}
+	return false
+}
+
 // WriteResult says where a change landed.
 type WriteResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -319,7 +403,7 @@ type WriteResult struct {
 
 func (x *WriteResult) Reset() {
 	*x = WriteResult{}
-	mi := &file_sluice_v1_data_proto_msgTypes[4]
+	mi := &file_sluice_v1_data_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +415,7 @@ func (x *WriteResult) String() string {
 func (*WriteResult) ProtoMessage() {}
 
 func (x *WriteResult) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[4]
+	mi := &file_sluice_v1_data_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +428,7 @@ func (x *WriteResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResult.ProtoReflect.Descriptor instead.
 func (*WriteResult) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{4}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WriteResult) GetVersion() uint64 {
@@ -388,7 +472,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_sluice_v1_data_proto_msgTypes[5]
+	mi := &file_sluice_v1_data_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +484,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[5]
+	mi := &file_sluice_v1_data_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +497,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{5}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -456,7 +540,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_sluice_v1_data_proto_msgTypes[6]
+	mi := &file_sluice_v1_data_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +552,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[6]
+	mi := &file_sluice_v1_data_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +565,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{6}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -522,7 +606,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_sluice_v1_data_proto_msgTypes[7]
+	mi := &file_sluice_v1_data_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +618,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[7]
+	mi := &file_sluice_v1_data_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +631,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{7}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemoveRequest) GetKey() []byte {
@@ -577,7 +661,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_sluice_v1_data_proto_msgTypes[8]
+	mi := &file_sluice_v1_data_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +673,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[8]
+	mi := &file_sluice_v1_data_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +686,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{8}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RemoveResponse) GetExisted() bool {
@@ -627,17 +711,20 @@ func (x *RemoveResponse) GetSession() *Session {
 }
 
 type IncrementRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Delta         int64                  `protobuf:"varint,2,opt,name=delta,proto3" json:"delta,omitempty"`
-	Partition     *uint32                `protobuf:"varint,3,opt,name=partition,proto3,oneof" json:"partition,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Key       []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Delta     int64                  `protobuf:"varint,2,opt,name=delta,proto3" json:"delta,omitempty"`
+	Partition *uint32                `protobuf:"varint,3,opt,name=partition,proto3,oneof" json:"partition,omitempty"`
+	// If set, the value expires this many seconds after the write; if not, the
+	// key keeps the expiry it has.
+	TtlSeconds    uint32 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IncrementRequest) Reset() {
 	*x = IncrementRequest{}
-	mi := &file_sluice_v1_data_proto_msgTypes[9]
+	mi := &file_sluice_v1_data_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +736,7 @@ func (x *IncrementRequest) String() string {
 func (*IncrementRequest) ProtoMessage() {}
 
 func (x *IncrementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[9]
+	mi := &file_sluice_v1_data_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +749,7 @@ func (x *IncrementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncrementRequest.ProtoReflect.Descriptor instead.
 func (*IncrementRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{9}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *IncrementRequest) GetKey() []byte {
@@ -686,6 +773,13 @@ func (x *IncrementRequest) GetPartition() uint32 {
 	return 0
 }
 
+func (x *IncrementRequest) GetTtlSeconds() uint32 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
 type IncrementResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Value         int64                  `protobuf:"varint,1,opt,name=value,proto3" json:"value,omitempty"`
@@ -697,7 +791,7 @@ type IncrementResponse struct {
 
 func (x *IncrementResponse) Reset() {
 	*x = IncrementResponse{}
-	mi := &file_sluice_v1_data_proto_msgTypes[10]
+	mi := &file_sluice_v1_data_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +803,7 @@ func (x *IncrementResponse) String() string {
 func (*IncrementResponse) ProtoMessage() {}
 
 func (x *IncrementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[10]
+	mi := &file_sluice_v1_data_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +816,7 @@ func (x *IncrementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncrementResponse.ProtoReflect.Descriptor instead.
 func (*IncrementResponse) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{10}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IncrementResponse) GetValue() int64 {
@@ -762,7 +856,7 @@ type BadNode struct {
 
 func (x *BadNode) Reset() {
 	*x = BadNode{}
-	mi := &file_sluice_v1_data_proto_msgTypes[11]
+	mi := &file_sluice_v1_data_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +868,7 @@ func (x *BadNode) String() string {
 func (*BadNode) ProtoMessage() {}
 
 func (x *BadNode) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[11]
+	mi := &file_sluice_v1_data_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +881,7 @@ func (x *BadNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BadNode.ProtoReflect.Descriptor instead.
 func (*BadNode) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{11}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BadNode) GetSlot() int32 {
@@ -833,7 +927,7 @@ type GetRoutesRequest struct {
 
 func (x *GetRoutesRequest) Reset() {
 	*x = GetRoutesRequest{}
-	mi := &file_sluice_v1_data_proto_msgTypes[12]
+	mi := &file_sluice_v1_data_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +939,7 @@ func (x *GetRoutesRequest) String() string {
 func (*GetRoutesRequest) ProtoMessage() {}
 
 func (x *GetRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[12]
+	mi := &file_sluice_v1_data_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +952,7 @@ func (x *GetRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutesRequest.ProtoReflect.Descriptor instead.
 func (*GetRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{12}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{13}
 }
 
 type Routes struct {
@@ -871,7 +965,7 @@ type Routes struct {
 
 func (x *Routes) Reset() {
 	*x = Routes{}
-	mi := &file_sluice_v1_data_proto_msgTypes[13]
+	mi := &file_sluice_v1_data_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +977,7 @@ func (x *Routes) String() string {
 func (*Routes) ProtoMessage() {}
 
 func (x *Routes) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[13]
+	mi := &file_sluice_v1_data_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +990,7 @@ func (x *Routes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Routes.ProtoReflect.Descriptor instead.
 func (*Routes) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{13}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Routes) GetSlots() int32 {
@@ -931,7 +1025,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_sluice_v1_data_proto_msgTypes[14]
+	mi := &file_sluice_v1_data_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1037,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[14]
+	mi := &file_sluice_v1_data_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1050,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{14}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Route) GetPartition() uint32 {
@@ -1027,7 +1121,7 @@ type NotApplied struct {
 
 func (x *NotApplied) Reset() {
 	*x = NotApplied{}
-	mi := &file_sluice_v1_data_proto_msgTypes[15]
+	mi := &file_sluice_v1_data_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1133,7 @@ func (x *NotApplied) String() string {
 func (*NotApplied) ProtoMessage() {}
 
 func (x *NotApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_data_proto_msgTypes[15]
+	mi := &file_sluice_v1_data_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1146,7 @@ func (x *NotApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotApplied.ProtoReflect.Descriptor instead.
 func (*NotApplied) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_data_proto_rawDescGZIP(), []int{15}
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{16}
 }
 
 var File_sluice_v1_data_proto protoreflect.FileDescriptor
@@ -1076,10 +1170,17 @@ const file_sluice_v1_data_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x03(\v2\x10.sluice.v1.EntryR\aentries\x12!\n" +
 	"\tpartition\x18\x02 \x01(\rH\x00R\tpartition\x88\x01\x01B\f\n" +
 	"\n" +
-	"_partition\"p\n" +
+	"_partition\"\xa4\x01\n" +
 	"\x0eUpsertResponse\x120\n" +
 	"\aresults\x18\x01 \x03(\v2\x16.sluice.v1.WriteResultR\aresults\x12,\n" +
-	"\asession\x18\x02 \x01(\v2\x12.sluice.v1.SessionR\asession\"q\n" +
+	"\asession\x18\x02 \x01(\v2\x12.sluice.v1.SessionR\asession\x122\n" +
+	"\bfailures\x18\x03 \x03(\v2\x16.sluice.v1.PartFailureR\bfailures\"v\n" +
+	"\vPartFailure\x12\x18\n" +
+	"\aentries\x18\x01 \x03(\rR\aentries\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1f\n" +
+	"\vnot_applied\x18\x04 \x01(\bR\n" +
+	"notApplied\"q\n" +
 	"\vWriteResult\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1c\n" +
 	"\ttimestamp\x18\x02 \x01(\x04R\ttimestamp\x12\x12\n" +
@@ -1106,11 +1207,13 @@ const file_sluice_v1_data_proto_rawDesc = "" +
 	"\x0eRemoveResponse\x12\x18\n" +
 	"\aexisted\x18\x01 \x01(\bR\aexisted\x12.\n" +
 	"\x06result\x18\x02 \x01(\v2\x16.sluice.v1.WriteResultR\x06result\x12,\n" +
-	"\asession\x18\x03 \x01(\v2\x12.sluice.v1.SessionR\asession\"k\n" +
+	"\asession\x18\x03 \x01(\v2\x12.sluice.v1.SessionR\asession\"\x8c\x01\n" +
 	"\x10IncrementRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05delta\x18\x02 \x01(\x03R\x05delta\x12!\n" +
-	"\tpartition\x18\x03 \x01(\rH\x00R\tpartition\x88\x01\x01B\f\n" +
+	"\tpartition\x18\x03 \x01(\rH\x00R\tpartition\x88\x01\x01\x12\x1f\n" +
+	"\vttl_seconds\x18\x04 \x01(\rR\n" +
+	"ttlSecondsB\f\n" +
 	"\n" +
 	"_partition\"\x87\x01\n" +
 	"\x11IncrementResponse\x12\x14\n" +
@@ -1162,54 +1265,56 @@ func file_sluice_v1_data_proto_rawDescGZIP() []byte {
 }
 
 var file_sluice_v1_data_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sluice_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_sluice_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_sluice_v1_data_proto_goTypes = []any{
 	(Consistency)(0),          // 0: sluice.v1.Consistency
 	(*Entry)(nil),             // 1: sluice.v1.Entry
 	(*Session)(nil),           // 2: sluice.v1.Session
 	(*UpsertRequest)(nil),     // 3: sluice.v1.UpsertRequest
 	(*UpsertResponse)(nil),    // 4: sluice.v1.UpsertResponse
-	(*WriteResult)(nil),       // 5: sluice.v1.WriteResult
-	(*GetRequest)(nil),        // 6: sluice.v1.GetRequest
-	(*GetResponse)(nil),       // 7: sluice.v1.GetResponse
-	(*RemoveRequest)(nil),     // 8: sluice.v1.RemoveRequest
-	(*RemoveResponse)(nil),    // 9: sluice.v1.RemoveResponse
-	(*IncrementRequest)(nil),  // 10: sluice.v1.IncrementRequest
-	(*IncrementResponse)(nil), // 11: sluice.v1.IncrementResponse
-	(*BadNode)(nil),           // 12: sluice.v1.BadNode
-	(*GetRoutesRequest)(nil),  // 13: sluice.v1.GetRoutesRequest
-	(*Routes)(nil),            // 14: sluice.v1.Routes
-	(*Route)(nil),             // 15: sluice.v1.Route
-	(*NotApplied)(nil),        // 16: sluice.v1.NotApplied
-	nil,                       // 17: sluice.v1.Session.OffsetsEntry
+	(*PartFailure)(nil),       // 5: sluice.v1.PartFailure
+	(*WriteResult)(nil),       // 6: sluice.v1.WriteResult
+	(*GetRequest)(nil),        // 7: sluice.v1.GetRequest
+	(*GetResponse)(nil),       // 8: sluice.v1.GetResponse
+	(*RemoveRequest)(nil),     // 9: sluice.v1.RemoveRequest
+	(*RemoveResponse)(nil),    // 10: sluice.v1.RemoveResponse
+	(*IncrementRequest)(nil),  // 11: sluice.v1.IncrementRequest
+	(*IncrementResponse)(nil), // 12: sluice.v1.IncrementResponse
+	(*BadNode)(nil),           // 13: sluice.v1.BadNode
+	(*GetRoutesRequest)(nil),  // 14: sluice.v1.GetRoutesRequest
+	(*Routes)(nil),            // 15: sluice.v1.Routes
+	(*Route)(nil),             // 16: sluice.v1.Route
+	(*NotApplied)(nil),        // 17: sluice.v1.NotApplied
+	nil,                       // 18: sluice.v1.Session.OffsetsEntry
 }
 var file_sluice_v1_data_proto_depIdxs = []int32{
-	17, // 0: sluice.v1.Session.offsets:type_name -> sluice.v1.Session.OffsetsEntry
+	18, // 0: sluice.v1.Session.offsets:type_name -> sluice.v1.Session.OffsetsEntry
 	1,  // 1: sluice.v1.UpsertRequest.entries:type_name -> sluice.v1.Entry
-	5,  // 2: sluice.v1.UpsertResponse.results:type_name -> sluice.v1.WriteResult
+	6,  // 2: sluice.v1.UpsertResponse.results:type_name -> sluice.v1.WriteResult
 	2,  // 3: sluice.v1.UpsertResponse.session:type_name -> sluice.v1.Session
-	0,  // 4: sluice.v1.GetRequest.consistency:type_name -> sluice.v1.Consistency
-	2,  // 5: sluice.v1.GetRequest.session:type_name -> sluice.v1.Session
-	5,  // 6: sluice.v1.RemoveResponse.result:type_name -> sluice.v1.WriteResult
-	2,  // 7: sluice.v1.RemoveResponse.session:type_name -> sluice.v1.Session
-	5,  // 8: sluice.v1.IncrementResponse.result:type_name -> sluice.v1.WriteResult
-	2,  // 9: sluice.v1.IncrementResponse.session:type_name -> sluice.v1.Session
-	15, // 10: sluice.v1.Routes.routes:type_name -> sluice.v1.Route
-	3,  // 11: sluice.v1.Data.Upsert:input_type -> sluice.v1.UpsertRequest
-	6,  // 12: sluice.v1.Data.Get:input_type -> sluice.v1.GetRequest
-	8,  // 13: sluice.v1.Data.Remove:input_type -> sluice.v1.RemoveRequest
-	10, // 14: sluice.v1.Data.Increment:input_type -> sluice.v1.IncrementRequest
-	13, // 15: sluice.v1.Data.GetRoutes:input_type -> sluice.v1.GetRoutesRequest
-	4,  // 16: sluice.v1.Data.Upsert:output_type -> sluice.v1.UpsertResponse
-	7,  // 17: sluice.v1.Data.Get:output_type -> sluice.v1.GetResponse
-	9,  // 18: sluice.v1.Data.Remove:output_type -> sluice.v1.RemoveResponse
-	11, // 19: sluice.v1.Data.Increment:output_type -> sluice.v1.IncrementResponse
-	14, // 20: sluice.v1.Data.GetRoutes:output_type -> sluice.v1.Routes
-	16, // [16:21] is the sub-list for method output_type
-	11, // [11:16] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 4: sluice.v1.UpsertResponse.failures:type_name -> sluice.v1.PartFailure
+	0,  // 5: sluice.v1.GetRequest.consistency:type_name -> sluice.v1.Consistency
+	2,  // 6: sluice.v1.GetRequest.session:type_name -> sluice.v1.Session
+	6,  // 7: sluice.v1.RemoveResponse.result:type_name -> sluice.v1.WriteResult
+	2,  // 8: sluice.v1.RemoveResponse.session:type_name -> sluice.v1.Session
+	6,  // 9: sluice.v1.IncrementResponse.result:type_name -> sluice.v1.WriteResult
+	2,  // 10: sluice.v1.IncrementResponse.session:type_name -> sluice.v1.Session
+	16, // 11: sluice.v1.Routes.routes:type_name -> sluice.v1.Route
+	3,  // 12: sluice.v1.Data.Upsert:input_type -> sluice.v1.UpsertRequest
+	7,  // 13: sluice.v1.Data.Get:input_type -> sluice.v1.GetRequest
+	9,  // 14: sluice.v1.Data.Remove:input_type -> sluice.v1.RemoveRequest
+	11, // 15: sluice.v1.Data.Increment:input_type -> sluice.v1.IncrementRequest
+	14, // 16: sluice.v1.Data.GetRoutes:input_type -> sluice.v1.GetRoutesRequest
+	4,  // 17: sluice.v1.Data.Upsert:output_type -> sluice.v1.UpsertResponse
+	8,  // 18: sluice.v1.Data.Get:output_type -> sluice.v1.GetResponse
+	10, // 19: sluice.v1.Data.Remove:output_type -> sluice.v1.RemoveResponse
+	12, // 20: sluice.v1.Data.Increment:output_type -> sluice.v1.IncrementResponse
+	15, // 21: sluice.v1.Data.GetRoutes:output_type -> sluice.v1.Routes
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_data_proto_init() }
@@ -1219,16 +1324,16 @@ func file_sluice_v1_data_proto_init() {
 	}
 	file_sluice_v1_data_proto_msgTypes[0].OneofWrappers = []any{}
 	file_sluice_v1_data_proto_msgTypes[2].OneofWrappers = []any{}
-	file_sluice_v1_data_proto_msgTypes[5].OneofWrappers = []any{}
-	file_sluice_v1_data_proto_msgTypes[7].OneofWrappers = []any{}
-	file_sluice_v1_data_proto_msgTypes[9].OneofWrappers = []any{}
+	file_sluice_v1_data_proto_msgTypes[6].OneofWrappers = []any{}
+	file_sluice_v1_data_proto_msgTypes[8].OneofWrappers = []any{}
+	file_sluice_v1_data_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_data_proto_rawDesc), len(file_sluice_v1_data_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,9 +40,16 @@ const (
 //	FAILED_PRECONDITION  the key is owned by another partition or node; details hold a BadNode
 //	RESOURCE_EXHAUSTED   the partition's inbox is full; retry with backoff
 //	UNAVAILABLE          the partition is restoring or re-syncing after a failed append
+//	UNKNOWN              a write whose commit outcome is unknown: it may or may not be applied
+//
+// A RESOURCE_EXHAUSTED or UNAVAILABLE answer with a NotApplied detail is
+// certain: nothing of the request was applied, and it may be sent again.
 type DataClient interface {
 	// Upsert writes a batch of entries (keys and values, at most 1 MiB in all).
-	// Entries whose keys fall in one partition are applied atomically.
+	// Entries whose keys fall in one partition are applied atomically; a batch
+	// over several partitions is atomic per partition only: if some parts
+	// applied and others failed, the call succeeds with the applied entries'
+	// results and a PartFailure per failed part (see UpsertResponse.failures).
 	Upsert(ctx context.Context, in *UpsertRequest, opts ...grpc.CallOption) (*UpsertResponse, error)
 	// Get reads one key, linearizably.
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
@@ -129,9 +136,16 @@ func (c *dataClient) GetRoutes(ctx context.Context, in *GetRoutesRequest, opts .
 //	FAILED_PRECONDITION  the key is owned by another partition or node; details hold a BadNode
 //	RESOURCE_EXHAUSTED   the partition's inbox is full; retry with backoff
 //	UNAVAILABLE          the partition is restoring or re-syncing after a failed append
+//	UNKNOWN              a write whose commit outcome is unknown: it may or may not be applied
+//
+// A RESOURCE_EXHAUSTED or UNAVAILABLE answer with a NotApplied detail is
+// certain: nothing of the request was applied, and it may be sent again.
 type DataServer interface {
 	// Upsert writes a batch of entries (keys and values, at most 1 MiB in all).
-	// Entries whose keys fall in one partition are applied atomically.
+	// Entries whose keys fall in one partition are applied atomically; a batch
+	// over several partitions is atomic per partition only: if some parts
+	// applied and others failed, the call succeeds with the applied entries'
+	// results and a PartFailure per failed part (see UpsertResponse.failures).
 	Upsert(context.Context, *UpsertRequest) (*UpsertResponse, error)
 	// Get reads one key, linearizably.
 	Get(context.Context, *GetRequest) (*GetResponse, error)

@@ -1,4 +1,4 @@
-package pipeline
+package kv
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 // Limits of one request.
 const (
 	MaxKeyBytes   = 4 << 10 // one key
-	MaxBatchBytes = 1 << 20 // all keys and values of one Upsert
+	MaxBatchBytes = 1 << 20 // all keys and values of one Upsert; key+value+headers of one ingest record
 )
 
 // ErrInvalid wraps every validation failure; it maps to InvalidArgument.
@@ -41,13 +41,14 @@ func ValidateKey(key []byte) error {
 	return nil
 }
 
-// ValidateEntry checks one key and value on their own (an ingest record).
-func ValidateEntry(key, value []byte) error {
-	if err := ValidateKey(key); err != nil {
+// ValidateIngest checks an ingest record on its own: its key, and its key,
+// value and headers together within MaxBatchBytes.
+func ValidateIngest(r IngestRecord) error {
+	if err := ValidateKey(r.Key); err != nil {
 		return err
 	}
-	if n := len(key) + len(value); n > MaxBatchBytes {
-		return fmt.Errorf("%w: key and value of %d bytes are over the limit of %d bytes (1 MiB)", ErrInvalid, n, MaxBatchBytes)
+	if n := r.Size(); n > MaxBatchBytes {
+		return fmt.Errorf("%w: key, value and headers of %d bytes are over the limit of %d bytes (1 MiB)", ErrInvalid, n, MaxBatchBytes)
 	}
 	return nil
 }

@@ -1,0 +1,448 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/sluicedb/sluice/clock"
+	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/pipeline"
+	"github.com/sluicedb/sluice/wal"
+)
+
+// TestScripts runs the scripts in testdata/: one command per input of the
+// core, each printing the Ready it produced. Rewrite the expected output
+// with `go test ./partition/core -run TestScripts -rewrite`.
+func TestScripts(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		h := newHarness()
+		datadriven.RunTest(t, path, h.run)
+	})
+}
+
+// harness plays the loop: it keeps a fake store and log, fills the values a
+// request needs (as the loop does with Stale), and prints Ready.
+type harness struct {
+	c   *Core
+	cfg Config
+	now time.Time
+	// store is the committed state the harness applied; offsets per slot.
+	store   map[string]kv.Read
+	offsets map[int32]int64
+	// log is the next offset per slot of the fake log.
+	log        map[int32]int64
+	applies    []*Group // handed out by Ready, not yet applied
+	manual     bool     // apply only on the apply command
+	inflight   *Group
+	orphan     *Group // in flight when a restore began
+	pre        map[string]Read
+	nextID     int
+	ingestGen  uint64
+	restoreAsk bool
+}
+
+func newHarness() *harness {
+	return &harness{
+		cfg:     Config{ID: 1, Range: keyspace.Range{From: 0, To: 8}, Slots: 8, Epoch: 1, Lease: time.Second, WindowSize: 16},
+		now:     time.UnixMilli(1_700_000_000_000),
+		store:   map[string]kv.Read{},
+		offsets: map[int32]int64{},
+		log:     map[int32]int64{},
+	}
+}
+
+func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+	var out strings.Builder
+	switch d.Cmd {
+	case "config":
+		*h = *newHarness()
+		for _, a := range d.CmdArgs {
+			v := ""
+			if len(a.Vals) > 0 {
+				v = a.Vals[0]
+			}
+			switch a.Key {
+			case "lease":
+				h.cfg.Lease = dur(t, v)
+			case "window":
+				h.cfg.WindowSize = atoi(t, v)
+			case "max-group-bytes":
+				h.cfg.MaxGroupBytes = atoi(t, v)
+			case "range":
+				from, to, _ := strings.Cut(v, "-")
+				h.cfg.Range = keyspace.Range{From: int32(atoi(t, from)), To: int32(atoi(t, to))}
+			case "manual-apply":
+				h.manual = true
+			case "stages":
+				stages, err := pipeline.NewRegistry().ParseConfig([]byte(d.Input))
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.cfg.Stages = stages
+			default:
+				t.Fatalf("config: unknown %s", a.Key)
+			}
+		}
+		h.c = New(h.cfg)
+	case "store":
+		// store k=v@version ...: the committed state before the partition starts.
+		for _, f := range strings.Fields(d.Input) {
+			k, rest, _ := strings.Cut(f, "=")
+			v, ver, _ := strings.Cut(rest, "@")
+			h.store[k] = kv.Read{Value: kv.Value{Data: []byte(v), Version: uint64(atoi(t, ver))}, Found: v != "~"}
+		}
+	case "restored":
+		r := Restore{FencedAt: h.now, Ingest: map[int32]int64{}}
+		for _, a := range d.CmdArgs {
+			switch a.Key {
+			case "fenced-ago":
+				r.FencedAt = h.now.Add(-dur(t, a.Vals[0]))
+			case "skip-lease-wait":
+				r.SkipLeaseWait = true
+			case "deposed":
+				r.Err = fmt.Errorf("%w: a newer epoch wrote the log", ErrDeposed)
+			case "ingest":
+				for _, v := range a.Vals {
+					s, o, _ := strings.Cut(v, "/")
+					r.Ingest[int32(atoi(t, s))] = int64(atoi(t, o))
+				}
+			}
+		}
+		h.c.Restored(h.now, r)
+	case "tick":
+		h.now = h.now.Add(dur(t, d.CmdArgs[0].Key))
+		h.c.Tick(h.now)
+	case "upsert", "cas":
+		req := &Request{Op: OpUpsert}
+		for _, a := range d.CmdArgs {
+			switch a.Key {
+			case "ttl":
+				for i := range req.Entries {
+					req.Entries[i].TTL = dur(t, a.Vals[0])
+				}
+			default:
+				e := kv.Entry{Key: []byte(a.Key)}
+				if len(a.Vals) > 0 {
+					val, expect, hasExpect := strings.Cut(a.Vals[0], "@")
+					e.Value = []byte(val)
+					if hasExpect {
+						x := uint64(atoi(t, expect))
+						e.Expected = &x
+					}
+				}
+				req.Entries = append(req.Entries, e)
+			}
+		}
+		h.request(req, &out)
+	case "get":
+		h.request(&Request{Op: OpGet, Key: []byte(d.CmdArgs[0].Key)}, &out)
+	case "get-many":
+		req := &Request{Op: OpGetMany}
+		for _, a := range d.CmdArgs {
+			req.Keys = append(req.Keys, []byte(a.Key))
+		}
+		h.request(req, &out)
+	case "rm":
+		h.request(&Request{Op: OpRemove, Key: []byte(d.CmdArgs[0].Key)}, &out)
+	case "incr":
+		req := &Request{Op: OpIncrement, Key: []byte(d.CmdArgs[0].Key), Delta: int64(atoi(t, d.CmdArgs[1].Key))}
+		for _, a := range d.CmdArgs[2:] {
+			if a.Key == "ttl" {
+				req.TTL = dur(t, a.Vals[0])
+			}
+		}
+		h.request(req, &out)
+	case "ingest":
+		// ingest [gen=N]: one record a line: slot/offset key=value | key=~ (remove) | key!err
+		req := &Request{Op: OpIngest, Gen: h.ingestGen}
+		for _, a := range d.CmdArgs {
+			if a.Key == "gen" {
+				req.Gen = uint64(atoi(t, a.Vals[0]))
+			}
+		}
+		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+			pos, rec, _ := strings.Cut(line, " ")
+			s, o, _ := strings.Cut(pos, "/")
+			r := kv.IngestRecord{Slot: int32(atoi(t, s)), Offset: int64(atoi(t, o))}
+			switch {
+			case strings.Contains(rec, "!"):
+				k, why, _ := strings.Cut(rec, "!")
+				r.Key, r.Err = []byte(k), fmt.Errorf("%w: %s", kv.ErrInvalid, why)
+			default:
+				k, v, _ := strings.Cut(rec, "=")
+				r.Key = []byte(k)
+				if v == "~" {
+					r.Remove = true
+				} else if strings.HasPrefix(v, "big:") {
+					r.Value = make([]byte, atoi(t, v[4:]))
+				} else {
+					r.Value = []byte(v)
+				}
+			}
+			req.Ingest = append(req.Ingest, r)
+		}
+		h.request(req, &out)
+	case "append-ok":
+		g := h.take(t)
+		offs := make([]int64, len(g.Records))
+		for i, r := range g.Records {
+			offs[i] = h.log[r.Slot]
+			h.log[r.Slot]++
+		}
+		h.c.Appended(h.now, g.N, offs, nil)
+	case "append-fail":
+		g := h.take(t)
+		err := fmt.Errorf("%w: refused", wal.ErrNotCommitted)
+		if d.HasArg("permanent") {
+			err = fmt.Errorf("%w (%w): MESSAGE_TOO_LARGE", wal.ErrNotCommitted, wal.ErrPermanent)
+		}
+		h.c.Appended(h.now, g.N, nil, err)
+	case "append-unknown":
+		g := h.take(t)
+		h.c.Appended(h.now, g.N, nil, fmt.Errorf("%w: the broker went silent", wal.ErrCommitUnknown))
+	case "apply":
+		var err error
+		if d.HasArg("fail") {
+			err = errors.New("disk full")
+		}
+		h.apply(t, err)
+	case "prefetch":
+		// prefetch k...: a caller reads keys from the store now, for the next request.
+		h.pre = map[string]Read{}
+		for _, a := range d.CmdArgs {
+			h.pre[a.Key] = Read{Read: h.store[a.Key], OK: true, Seen: h.c.Applies()}
+		}
+		return ""
+	case "close":
+		h.c.Close(h.now)
+	case "kill":
+		h.c.Kill(h.now)
+	case "state":
+		fmt.Fprintf(&out, "state %s held %d busy %v applies %d\n", h.c.State(), h.c.Held(), h.c.Busy(), h.c.Applies())
+		keys := make([]string, 0, len(h.store))
+		for k := range h.store {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&out, "store %s\n", readString(k, h.store[k]))
+		}
+		return out.String()
+	default:
+		t.Fatalf("unknown command %s", d.Cmd)
+	}
+	h.print(t, &out)
+	return out.String()
+}
+
+// request completes the request's reads as the loop does and steps it: the
+// values prefetched (by the prefetch command) first, then the store for what
+// Stale names.
+func (h *harness) request(req *Request, out *strings.Builder) {
+	h.nextID++
+	req.Handle = "r" + strconv.Itoa(h.nextID)
+	req.Reads = make([]Read, req.NumKeys())
+	for i := range req.Reads {
+		if r, ok := h.pre[string(req.KeyAt(i))]; ok {
+			req.Reads[i] = r
+		}
+	}
+	h.pre = nil
+	for _, i := range h.c.Stale(req) {
+		if req.Reads[i].OK {
+			fmt.Fprintf(out, "read %s again\n", req.KeyAt(i))
+		}
+		req.Reads[i] = Read{Read: h.store[string(req.KeyAt(i))], OK: true, Seen: h.c.Applies()}
+	}
+	h.c.Request(h.now, req)
+}
+
+func (h *harness) take(t *testing.T) *Group {
+	g := h.inflight
+	if g == nil {
+		g, h.orphan = h.orphan, nil
+	}
+	if g == nil {
+		t.Fatal("no group in flight")
+	}
+	h.inflight = nil
+	return g
+}
+
+func (h *harness) apply(t *testing.T, err error) {
+	if len(h.applies) == 0 {
+		t.Fatal("nothing to apply")
+	}
+	g := h.applies[0]
+	h.applies = h.applies[1:]
+	if err == nil {
+		b := g.Batch()
+		for _, c := range b.Changes {
+			h.store[string(c.Key)] = c.Read()
+		}
+		for s, o := range b.Offsets {
+			h.offsets[s] = o
+		}
+	}
+	h.c.Applied(h.now, g.N, err)
+}
+
+// print carries out and prints the core's Ready until it has nothing more.
+func (h *harness) print(t *testing.T, out *strings.Builder) {
+	for {
+		rd := h.c.Ready()
+		if rd.StopIngest {
+			fmt.Fprintln(out, "stop-ingest")
+		}
+		for _, r := range rd.Replies {
+			fmt.Fprintf(out, "reply %s\n", replyString(r))
+		}
+		if g := rd.Append; g != nil {
+			if h.inflight != nil {
+				t.Fatal("a second group in flight")
+			}
+			h.inflight = g
+			fmt.Fprintf(out, "append %s\n", groupString(g))
+		}
+		for _, g := range rd.Apply {
+			fmt.Fprintf(out, "apply g%d\n", g.N)
+			h.applies = append(h.applies, g)
+		}
+		if rd.Restore {
+			fmt.Fprintln(out, "restore")
+			// The flusher of a group in flight stops; its result may still come.
+			h.orphan, h.inflight = h.inflight, nil
+		}
+		if s := rd.StartIngest; s != nil {
+			h.ingestGen = s.Gen
+			fmt.Fprintf(out, "start-ingest gen %d from %s\n", s.Gen, offsetsString(s.From))
+		}
+		if !rd.WakeAt.IsZero() {
+			fmt.Fprintf(out, "wake in %s\n", rd.WakeAt.Sub(h.now))
+		}
+		if rd.Stop {
+			fmt.Fprintln(out, "stop")
+		}
+		if len(rd.Apply) == 0 || h.manual {
+			break
+		}
+		for range rd.Apply {
+			h.apply(t, nil)
+		}
+	}
+}
+
+func replyString(r Reply) string {
+	id := r.Handle.(string)
+	if r.Err != nil {
+		return id + ": error: " + r.Err.Error()
+	}
+	var parts []string
+	for _, w := range r.Results {
+		if w.Offset < 0 {
+			parts = append(parts, "dropped")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("v%d@%d/%d", w.Version, w.Slot, w.Offset))
+	}
+	for _, rd := range r.Reads {
+		parts = append(parts, readString("", rd))
+	}
+	if r.Counter != 0 {
+		parts = append(parts, fmt.Sprintf("counter=%d", r.Counter))
+	}
+	switch {
+	case len(r.Results) == 0 && r.Reads == nil:
+		parts = append(parts, readString("", r.Read))
+	case r.Read.Found:
+		parts = append(parts, "existed")
+	}
+	return id + ": ok " + strings.Join(parts, " ")
+}
+
+func readString(k string, r kv.Read) string {
+	if k != "" {
+		k += "="
+	}
+	if !r.Found {
+		if r.Value.Version > 0 {
+			return fmt.Sprintf("%s(absent v%d)", k, r.Value.Version)
+		}
+		return k + "(absent)"
+	}
+	s := fmt.Sprintf("%s%s v%d", k, r.Value.Data, r.Value.Version)
+	if r.Value.ExpiresAt != 0 {
+		s += " ttl"
+	}
+	return s
+}
+
+func groupString(g *Group) string {
+	var parts []string
+	for _, r := range g.Records {
+		switch r.Kind {
+		case kv.KindMark:
+			parts = append(parts, fmt.Sprintf("mark %d/%d", r.Ingest.Slot, r.Ingest.Offset))
+		case kv.KindHeartbeat:
+			parts = append(parts, "heartbeat")
+		default:
+			c := r.Change
+			s := fmt.Sprintf("%s=%s v%d", c.Key, c.Value, c.Version)
+			if c.Remove {
+				s = fmt.Sprintf("%s removed v%d", c.Key, c.Version)
+			}
+			if c.ExpiresAt != 0 {
+				s += " ttl=" + time.UnixMilli(int64(c.ExpiresAt)).Sub(clock.Wall(c.Timestamp)).String()
+			}
+			if r.Ingest != nil {
+				s += fmt.Sprintf(" from %d/%d", r.Ingest.Slot, r.Ingest.Offset)
+			}
+			parts = append(parts, s)
+		}
+	}
+	for _, d := range g.DeadLetters {
+		parts = append(parts, fmt.Sprintf("dlq %d/%d (%s)", d.Record.Slot, d.Record.Offset, d.Reason))
+	}
+	for _, f := range g.Forwards {
+		parts = append(parts, fmt.Sprintf("forward %d/%d to slot %d", f.Record.Slot, f.Record.Offset, f.Slot))
+	}
+	return fmt.Sprintf("g%d: %s", g.N, strings.Join(parts, "; "))
+}
+
+func offsetsString(m map[int32]int64) string {
+	slots := make([]int32, 0, len(m))
+	for s := range m {
+		slots = append(slots, s)
+	}
+	slices.Sort(slots)
+	var parts []string
+	for _, s := range slots {
+		parts = append(parts, fmt.Sprintf("%d/%d", s, m[s]))
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func dur(t *testing.T, s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func atoi(t *testing.T, s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -1,0 +1,91 @@
+// Package wal is the write-ahead log as a partition's loop sees it: append
+// a group of records atomically, learn its outcome, replay from offsets. The
+// Kafka changelog (package changelog) is one implementation; the partition
+// core and loop know only this package.
+//
+//	app, err := newAppender(ctx)        // fences every older writer of the partition's slots
+//	offsets, err := app.Append(ctx, g)  // offsets[i] is g.Records[i]'s; err wraps ErrNotCommitted or ErrCommitUnknown
+package wal
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sluicedb/sluice/kv"
+)
+
+// Outcomes of a failed Append. Every error Append returns wraps exactly one
+// of ErrNotCommitted and ErrCommitUnknown.
+var (
+	// ErrNotCommitted: nothing of the group is or can become part of the log
+	// (it was never sent for commit, or the log refused it for certain).
+	ErrNotCommitted = errors.New("wal: not committed")
+	// ErrCommitUnknown: the commit was sent and its outcome is unknown; the
+	// group may or may not be in the log. Only a replay after fencing tells.
+	ErrCommitUnknown = errors.New("wal: commit outcome unknown")
+	// ErrPermanent wraps (beside ErrNotCommitted) an error that appending the
+	// same records again would meet again: a record too large for the log, a
+	// record the log refuses as invalid. Retrying is pointless.
+	ErrPermanent = errors.New("wal: permanent error")
+)
+
+// Group is one append: the records of many requests, appended atomically (one
+// Kafka transaction). Groups of one partition are appended one at a time, in
+// order.
+type Group struct {
+	// Records go to the partition's log: changes, ingest marks, heartbeats.
+	Records []kv.Record
+	// DeadLetters are ingest records that cannot be applied, with the reason;
+	// they go to the dead-letter topic in the same transaction.
+	DeadLetters []DeadLetter
+	// Forwards are ingest records produced to a slot that does not own their
+	// key, moved in the same transaction to the slot that does.
+	Forwards []Forward
+}
+
+// DeadLetter is an ingest record that cannot be applied, and why.
+type DeadLetter struct {
+	Record kv.IngestRecord
+	Reason string
+}
+
+// Forward moves an ingest record to the ingest slot that owns its key.
+type Forward struct {
+	Slot   int32
+	Record kv.IngestRecord
+}
+
+// Appender appends one partition owner's groups. Creating it fences every
+// older writer of the partition's slots: once it exists, no zombie can
+// commit to them. Used by one goroutine at a time.
+type Appender interface {
+	// Append appends g atomically and returns the offset of each of
+	// g.Records in its slot. An error wraps ErrNotCommitted or ErrCommitUnknown.
+	Append(ctx context.Context, g *Group) ([]int64, error)
+	Close()
+}
+
+// Batch is one read's worth of a replay: the records in offset order per
+// slot, and the next offset of every slot the read advanced.
+type Batch struct {
+	Records []Positioned
+	Reached map[int32]int64
+	Bytes   int64
+	// Lag is how many offsets are left to replay after this batch.
+	Lag int64
+}
+
+// Positioned is a record read back from the log, with its offset.
+type Positioned struct {
+	kv.Record
+	Offset int64
+}
+
+// ReplayFunc reads the log's committed records from the given next offset of
+// each slot up to its end at the time of the call, handing each read to fn in
+// order, and returns the offsets reached.
+type ReplayFunc func(ctx context.Context, from map[int32]int64, fn func(Batch) error) (map[int32]int64, error)
+
+// TailFunc reads the log's committed records from the given next offsets and
+// hands each read to fn, without end, until ctx ends (a standby).
+type TailFunc func(ctx context.Context, from map[int32]int64, fn func(Batch) error) error
