@@ -103,8 +103,14 @@ func (l *loop) carry(rd core.Ready) {
 		if rd.Append != nil {
 			l.toFlush <- rd.Append // buffered 1 and the flusher is idle: never blocks
 		}
+		var failed error
 		for _, g := range rd.Apply {
-			l.core.Applied(time.Now(), g.N, l.apply(g))
+			// After a failed store write the later groups are not written:
+			// the store's offsets would claim the failed one.
+			if failed == nil {
+				failed = l.apply(g)
+			}
+			l.core.Applied(time.Now(), g.N, failed)
 		}
 		if rd.Restore {
 			l.startRestore()

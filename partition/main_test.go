@@ -6,6 +6,4 @@ import (
 	"go.uber.org/goleak"
 )
 
-// Every goroutine a partition starts (loop, flusher, restore, ingest
-// consumer) ends when it is closed.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func goleakMain(m *testing.M) { goleak.VerifyTestMain(m) }

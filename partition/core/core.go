@@ -56,7 +56,9 @@ type Ready struct {
 	Append *Group
 	// Apply are committed groups to write to the store, in order, after the
 	// Append above was handed out (the next transaction does not wait for the
-	// store). Report each with Applied.
+	// store). Report each with Applied. Once one fails, do not write the
+	// ones after it (the store's offsets would claim the failed one): report
+	// them failed too.
 	Apply []*Group
 	// Restore asks for a restore: fence, then replay the log into the store,
 	// then report Restored. The core asks only once no store write it asked

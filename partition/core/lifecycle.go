@@ -111,7 +111,6 @@ func (c *Core) Applied(now time.Time, n uint64, err error) {
 	}
 	if err != nil {
 		c.breakdown(now, fmt.Errorf("applying to the store: %w", err))
-		return
 	}
 	c.maybeRestore()
 	c.maybeStop()

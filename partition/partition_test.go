@@ -1,0 +1,227 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/partition/core"
+	"github.com/sluicedb/sluice/store"
+	"github.com/sluicedb/sluice/wal"
+)
+
+// The loop's own duties, with real goroutines; the core's rules are in
+// core/testdata and the simulator.
+
+func TestMain(m *testing.M) { goleakMain(m) }
+
+// Restart: a partition on the old store replays only what the store had not
+// applied; one on an empty store replays everything.
+func TestRestartRecovers(t *testing.T) {
+	l := newFakeLog()
+	st := store.NewMemory()
+	p := startServing(t, testConfig(l, st))
+	ctx := context.Background()
+	for i := range 20 {
+		if _, err := p.Upsert(ctx, entries(fmt.Sprint("k", i), "v", "same", fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Kill()
+	for _, st := range []store.Store{reopen(t, st), store.NewMemory()} {
+		p := startServing(t, testConfig(l, st))
+		r, err := p.Get(ctx, []byte("same"))
+		if err != nil || !r.Found || string(r.Value.Data) != "19" || r.Value.Version != 20 {
+			t.Fatalf("after restart Get(same) = %+v %v, want 19 at version 20", r, err)
+		}
+		if n, _ := p.Len(); n != 21 {
+			t.Fatalf("%d keys after restart, want 21", n)
+		}
+		p.Close()
+	}
+}
+
+// reopen is the same memory store as a new process would find it on disk.
+func reopen(t *testing.T, st *store.Memory) *store.Memory {
+	t.Helper()
+	out := store.NewMemory()
+	var changes []kv.Change
+	if err := st.Each(func(k []byte, v kv.Value) bool {
+		changes = append(changes, kv.Change{Key: k, Value: v.Data, Version: v.Version, Timestamp: v.Timestamp, ExpiresAt: v.ExpiresAt})
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	offs, _ := st.Offsets()
+	in, _ := st.IngestOffsets()
+	clock, _ := st.Clock()
+	if err := out.Apply(kv.Batch{Changes: changes, Offsets: offs, Ingest: in, Clock: clock}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Many writers on few keys, with a version cache of two keys: prefetched
+// values go stale between the caller's read and the loop all the time, and
+// cached versions are evicted all the time. Every key's versions must still
+// come out gapless and unique: no write built on a stale version.
+func TestVersionsStayExactUnderStalePrefetchesAndEviction(t *testing.T) {
+	for _, cacheKeys := range []int{-1, 2, 1 << 16} {
+		t.Run(fmt.Sprint("cache=", cacheKeys), func(t *testing.T) {
+			cfg := testConfig(newFakeLog(), store.NewMemory())
+			cfg.VersionCacheKeys = cacheKeys
+			p := startServing(t, cfg)
+			const writers, writes, keys = 8, 150, 5
+			var (
+				mu  sync.Mutex
+				got = map[string][]uint64{}
+				wg  sync.WaitGroup
+			)
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range writes {
+						k := fmt.Sprint("k", (w+i)%keys)
+						es := []kv.Entry{{Key: []byte(k), Value: []byte("v")}}
+						if i%3 == 0 { // two entries of one key in one batch
+							es = append(es, es[0])
+						}
+						res, err := p.Upsert(context.Background(), es)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						for _, r := range res {
+							got[k] = append(got[k], r.Version)
+						}
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			for k, vs := range got {
+				slices.Sort(vs)
+				for i, v := range vs {
+					if v != uint64(i+1) {
+						t.Fatalf("%s: versions %v…: not 1..%d", k, vs[:min(len(vs), i+3)], len(vs))
+					}
+				}
+				r, err := p.Get(context.Background(), []byte(k))
+				if err != nil || !r.Found || r.Value.Version != uint64(len(vs)) {
+					t.Fatalf("Get(%s) = %+v %v, want v%d", k, r, err, len(vs))
+				}
+			}
+		})
+	}
+}
+
+// A graceful close fails what was never appended and waits for the group in
+// flight, whose request gets its true outcome.
+func TestCloseWaitsForTheGroupInFlight(t *testing.T) {
+	l := newFakeLog()
+	p := startServing(t, testConfig(l, store.NewMemory()))
+	gate := make(chan appendCall)
+	l.setGate(gate)
+	ctx := context.Background()
+	first := make(chan error, 1)
+	go func() { _, err := p.Upsert(ctx, entries("a", "1")); first <- err }()
+	call := <-gate // group 1 is in flight
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a group was in flight")
+	case err := <-first:
+		t.Fatalf("the in-flight write was answered before its append: %v", err)
+	default:
+	}
+	call.answer <- nil
+	if err := <-first; err != nil {
+		t.Fatalf("the write in flight at Close: %v, want its commit", err)
+	}
+	<-closed
+	if _, err := p.Upsert(ctx, entries("b", "2")); !errors.Is(err, ErrStopped) {
+		t.Fatalf("a write after Close: %v, want ErrStopped", err)
+	}
+}
+
+// A reply that is there wins over the partition's end: when the loop
+// answered and stopped, the caller gets the answer (it may say the write
+// committed), never a plain "stopped", which says it did not.
+func TestCallPrefersAReplyOverStop(t *testing.T) {
+	for range 2000 {
+		p := &Partition{inbox: make(chan *request, 1), done: make(chan struct{}), closing: make(chan struct{})}
+		p.serving.Store(true)
+		p.versions = newVersions(-1)
+		p.cfg.Store = store.NewMemory()
+		go func() {
+			req := <-p.inbox
+			req.reply <- core.Reply{Handle: req, Err: fmt.Errorf("%w: %w", ErrStopped, wal.ErrCommitUnknown)}
+			close(p.done)
+		}()
+		_, err := p.call(context.Background(), &request{Request: core.Request{Op: core.OpGet, Key: []byte("k")}})
+		if !errors.Is(err, wal.ErrCommitUnknown) {
+			t.Fatalf("call = %v: the reply (outcome unknown) was lost to the partition's end", err)
+		}
+	}
+}
+
+// Reads that skip the inbox see only committed state, and a session read
+// waits for the offsets a write returned.
+func TestReadCommittedNeverSeesUncommitted(t *testing.T) {
+	l := newFakeLog()
+	p := startServing(t, testConfig(l, store.NewMemory()))
+	gate := make(chan appendCall)
+	l.setGate(gate)
+	ctx := context.Background()
+	done := make(chan []WriteResult, 1)
+	go func() {
+		res, err := p.Upsert(ctx, entries("a", "1"))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	call := <-gate
+	if r, err := p.ReadCommitted([]byte("a")); err != nil || r.Found {
+		t.Fatalf("ReadCommitted of a write in flight = %+v %v", r, err)
+	}
+	call.answer <- nil
+	res := <-done
+	if err := p.WaitApplied(ctx, res[0].Slot, res[0].Offset+1); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := p.ReadCommitted([]byte("a")); err != nil || !r.Found || string(r.Value.Data) != "1" {
+		t.Fatalf("ReadCommitted after the session's offsets were applied = %+v %v", r, err)
+	}
+}
+
+// While restoring, requests get Unavailable with the restore's progress.
+func TestRestoringAnswersUnavailable(t *testing.T) {
+	l := newFakeLog()
+	cfg := testConfig(l, store.NewMemory())
+	release := make(chan struct{})
+	cfg.Owns = func(ctx context.Context) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p := Start(cfg)
+	defer p.Close()
+	_, err := p.Upsert(context.Background(), entries("a", "1"))
+	var re *RestoringError
+	if !errors.As(err, &re) || !IsUnavailable(err) {
+		t.Fatalf("Upsert while restoring = %v, want a RestoringError", err)
+	}
+	close(release)
+	waitFor(t, "the partition serves", p.Serving)
+}

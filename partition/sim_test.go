@@ -1,0 +1,427 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/sluicedb/sluice/internal/kvmodel"
+	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/partition/core"
+	"github.com/sluicedb/sluice/wal"
+)
+
+// TestSimulation drives the partition core from many seeds through the
+// simulated world (sim_world_test.go): clients, faults, owner changes and
+// time, all from one seed. Every run is checked: the linearizable history
+// with porcupine, the final state against a replay of the log, every
+// "not applied" answer against the log, committed reads, exactly-once
+// ingest. A failing seed replays exactly:
+//
+//	SLUICE_SEED=123 go test ./partition -run TestSimulation -v
+//
+// SLUICE_SIM=10m runs seeds for that long (make sim) and prints a summary.
+func TestSimulation(t *testing.T) {
+	if s := os.Getenv("SLUICE_SEED"); s != "" {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		simTrace = testing.Verbose()
+		if r := simulate(seed); r.violation != "" {
+			t.Fatalf("seed %d: %s", seed, r.violation)
+		}
+		return
+	}
+	seeds, until := 2000, time.Time{}
+	if testing.Short() {
+		seeds = 200
+	}
+	if d, err := time.ParseDuration(os.Getenv("SLUICE_SIM")); err == nil {
+		seeds, until = 1<<62, time.Now().Add(d)
+	}
+	var sum simResult
+	start := time.Now()
+	base := uint64(time.Now().UnixNano())
+	runs := 0
+	for i := 0; i < seeds && (until.IsZero() || time.Now().Before(until)); i++ {
+		seed := base + uint64(i)
+		r := simulate(seed)
+		runs++
+		sum.ops += r.ops
+		for k, v := range r.faults {
+			if sum.faults == nil {
+				sum.faults = map[string]int{}
+			}
+			sum.faults[k] += v
+		}
+		if r.violation != "" {
+			t.Errorf("seed %d: %s (replay: SLUICE_SEED=%d go test ./partition -run TestSimulation)", seed, r.violation, seed)
+			sum.violations++
+			if sum.violations >= 3 || os.Getenv("SLUICE_SIM_FIRST") != "" {
+				break
+			}
+		}
+	}
+	t.Logf("simulation: %d seeds, %d operations checked, faults injected %v, %d violations, in %s", runs, sum.ops, sum.faults, sum.violations, time.Since(start).Round(time.Millisecond))
+	if !until.IsZero() {
+		fmt.Printf("sim summary: seeds=%d operations=%d faults=%v violations=%d\n", runs, sum.ops, sum.faults, sum.violations)
+	}
+}
+
+type simResult struct {
+	ops        int
+	faults     map[string]int
+	violations int
+	violation  string
+}
+
+// simClient runs operations one after another against whoever the registry
+// says owns the partition.
+type simClient struct {
+	w       *world
+	id      int
+	n       int
+	h       *kvmodel.History
+	session map[int32]int64
+	acked   map[string]uint64 // the newest version this client's writes made, per key
+	checks  *simChecks
+	stop    bool
+}
+
+// simChecks collects what the end of a run checks beside the history.
+type simChecks struct {
+	notApplied map[string]bool // values of writes answered "not applied"
+	observed   []kv.Read       // with keys: committed reads that skipped the inbox
+	keys       []string
+	ops        int
+}
+
+// simCall is one request in flight and what its reply does.
+type simCall struct {
+	done func(core.Reply)
+}
+
+var (
+	simKeys     = []string{"k0", "k1", "k2", "k3", "k4"}
+	simCounters = []string{"n0", "n1"}
+)
+
+func (c *simClient) next() {
+	w := c.w
+	if c.stop {
+		return
+	}
+	c.n++
+	value := fmt.Sprintf("c%d-%d", c.id, c.n)
+	key := simKeys[w.rng.IntN(len(simKeys))]
+	in := kvmodel.Input{Key: key, Value: value}
+	req := &core.Request{}
+	switch r := w.rng.IntN(100); {
+	case r < 30:
+		in.Op, req.Op, req.Key = "get", core.OpGet, []byte(key)
+	case r < 50:
+		in.Op, req.Op = "put", core.OpUpsert
+		req.Entries = []kv.Entry{{Key: []byte(key), Value: []byte(value)}}
+		if w.chance(0.3) { // a batch: another key in the same request
+			other := simKeys[w.rng.IntN(len(simKeys))]
+			req.Entries = append(req.Entries, kv.Entry{Key: []byte(other), Value: []byte(value + "b")})
+		}
+	case r < 65:
+		in.Op, req.Op, in.Expect = "cas", core.OpUpsert, c.acked[key]
+		expect := in.Expect
+		req.Entries = []kv.Entry{{Key: []byte(key), Value: []byte(value), Expected: &expect}}
+	case r < 75:
+		in.Op, req.Op, req.Key = "rm", core.OpRemove, []byte(key)
+	case r < 88:
+		key = simCounters[w.rng.IntN(len(simCounters))]
+		in = kvmodel.Input{Op: "incr", Key: key, Delta: int64(w.rng.IntN(5) - 1)}
+		req.Op, req.Key, req.Delta = core.OpIncrement, []byte(key), in.Delta
+	default:
+		c.committedRead(key)
+		return
+	}
+	if w.chance(w.faults.move) {
+		w.move()
+	}
+	if w.chance(w.faults.crash) {
+		w.crash()
+	}
+	if w.chance(w.faults.pause) {
+		w.injected["pause"]++
+		o := w.insts[w.rng.IntN(len(w.insts))]
+		o.paused = maxTime(o.paused, w.now.Add(w.dur(100*time.Millisecond, 2*time.Second)))
+	}
+	call := w.now
+	target := w.owner
+	req.Handle = &simCall{done: func(r core.Reply) {
+		w.trace("client %d %s %s %q at i%d -> %s", c.id, in.Op, in.Key, in.Value, target.id, replySummary(r))
+		c.finish(in, req, call, r)
+	}}
+	w.after(w.dur(0, 3*time.Millisecond), func() {
+		target.prefetch(req)
+		w.after(w.dur(0, 3*time.Millisecond), func() { target.step(req) })
+	})
+}
+
+// finish records a reply in the history (or, for a certain failure, among
+// the answers the log must bear out) and starts the next operation.
+func (c *simClient) finish(in kvmodel.Input, req *core.Request, call time.Time, r core.Reply) {
+	w := c.w
+	c.checks.ops++
+	out := kvmodel.Output{}
+	var refused *core.VersionMismatchError
+	switch {
+	case r.Err == nil:
+		switch in.Op {
+		case "get":
+			out.OK, out.Value, out.Version = r.Read.Found, string(r.Read.Value.Data), r.Read.Value.Version
+		case "rm":
+			out.OK = r.Read.Found
+		case "incr":
+			out.OK, out.Counter = true, r.Counter
+		default:
+			out.OK = true
+		}
+		for i, res := range r.Results {
+			if i == 0 {
+				out.Version = res.Version
+			}
+			c.session[res.Slot] = max(c.session[res.Slot], res.Offset+1)
+			c.acked[string(req.KeyAt(i))] = max(c.acked[string(req.KeyAt(i))], res.Version)
+		}
+		if len(req.Entries) > 1 { // the batch's second entry, as a put of its own
+			b := req.Entries[1]
+			c.h.Add(c.id, kvmodel.Input{Op: "put", Key: string(b.Key), Value: string(b.Value)}, call, kvmodel.Output{Version: r.Results[1].Version}, w.now)
+		}
+	case errors.As(r.Err, &refused) && in.Op == "cas":
+		out.OK = false
+		c.checks.notApplied[in.Value] = true
+	case in.Op == "get":
+		w.after(w.dur(10*time.Millisecond, 50*time.Millisecond), c.next)
+		return
+	case errors.Is(r.Err, wal.ErrCommitUnknown):
+		out.Unknown = true
+		if len(req.Entries) > 1 {
+			b := req.Entries[1]
+			c.h.Add(c.id, kvmodel.Input{Op: "put", Key: string(b.Key), Value: string(b.Value)}, call, kvmodel.Output{Unknown: true}, w.now)
+		}
+	default:
+		// Any other failure says the request was not applied. The client
+		// backs off before its next try, as the Go client does.
+		for _, e := range req.Entries {
+			c.checks.notApplied[string(e.Value)] = true
+		}
+		w.after(w.dur(10*time.Millisecond, 50*time.Millisecond), c.next)
+		return
+	}
+	c.h.Add(c.id, in, call, out, w.now)
+	c.afterThink()
+}
+
+func (c *simClient) afterThink() {
+	c.w.after(c.w.dur(0, 5*time.Millisecond), c.next)
+}
+
+// committedRead is an EVENTUAL or SESSION read at the owner's store, not
+// through the inbox: it must see only committed state, and a SESSION read at
+// least this client's own writes.
+func (c *simClient) committedRead(key string) {
+	w := c.w
+	target := w.owner
+	session := w.chance(0.5)
+	deadline := w.now.Add(2 * time.Second)
+	var poll func()
+	poll = func() {
+		if session {
+			offs, _ := target.st.Offsets()
+			for s, o := range c.session {
+				if offs[s] < o {
+					if w.now.After(deadline) {
+						c.afterThink()
+						return
+					}
+					w.after(time.Millisecond, poll)
+					return
+				}
+			}
+		}
+		r, _ := target.st.Get([]byte(key))
+		c.checks.observed = append(c.checks.observed, kv.Read{Value: kv.Value{Data: []byte(key + "=" + string(r.Value.Data)), Version: r.Value.Version}, Found: r.Found})
+		if session && r.Value.Version < c.acked[key] {
+			c.checks.keys = append(c.checks.keys, fmt.Sprintf("session read of %s saw version %d before this client's write of version %d", key, r.Value.Version, c.acked[key]))
+		}
+		c.afterThink()
+	}
+	w.after(w.dur(0, 3*time.Millisecond), poll)
+}
+
+// simulate runs one seed: clients and faults for a while, then a quiet
+// period, final reads, and the checks.
+func simulate(seed uint64) simResult {
+	f := simFaults{appendFail: 0.02, appendUnknown: 0.02, applyFail: 0.005, move: 0.003, pause: 0.003, closeOld: 0.5, crash: 0.002}
+	w := newWorld(seed, f)
+	h := &kvmodel.History{}
+	checks := &simChecks{notApplied: map[string]bool{}}
+	var clients []*simClient
+	for i := range 4 {
+		c := &simClient{w: w, id: i, h: h, session: map[int32]int64{}, acked: map[string]uint64{}, checks: checks}
+		clients = append(clients, c)
+		w.after(w.dur(0, 10*time.Millisecond), c.next)
+	}
+	produced := simIngest(w, h)
+	w.run(w.now.Add(3 * time.Second))
+	// Quiet: no more faults, no more operations; let everything settle.
+	w.faults = simFaults{}
+	for _, c := range clients {
+		c.stop = true
+	}
+	w.run(w.now.Add(30 * time.Second))
+	final := simFinalReads(w, h)
+	w.run(w.now.Add(30 * time.Second))
+	if !final() {
+		o := w.owner
+		return simResult{violation: fmt.Sprintf("the final reads never completed: the owner i%d is %s, %d replies held, %d restores", o.id, o.core.State(), o.core.Held(), o.restores), faults: w.injected}
+	}
+	res := simResult{ops: len(h.Operations()), faults: w.injected}
+	res.violation = simCheck(w, h, checks, produced)
+	return res
+}
+
+// simIngest produces ingest records at random times: upserts with unique
+// values and, now and then, one that cannot be read (for the DLQ).
+func simIngest(w *world, h *kvmodel.History) map[kv.Source]string {
+	produced := map[kv.Source]string{}
+	for i := range 20 {
+		at := w.dur(0, 2500*time.Millisecond)
+		w.after(at, func() {
+			slot := int32(w.rng.IntN(simSlots))
+			key := simKeys[w.rng.IntN(len(simKeys))]
+			r := kv.IngestRecord{Slot: slot, Offset: int64(len(w.ingest[slot])), Key: []byte(key), Value: []byte(fmt.Sprintf("ingest-%d", i))}
+			if w.chance(0.1) {
+				r.Err = fmt.Errorf("%w: header ttl=x", kv.ErrInvalid)
+			} else {
+				h.Add(100+i, kvmodel.Input{Op: "put", Key: key, Value: string(r.Value)}, w.now, kvmodel.Output{Unknown: true}, w.now)
+			}
+			// Any partitioner: the sim's partition owns every slot, so the
+			// record applies where it lands.
+			w.ingest[slot] = append(w.ingest[slot], r)
+			produced[kv.Source{Slot: slot, Offset: r.Offset}] = string(r.Value)
+		})
+	}
+	return produced
+}
+
+// simFinalReads reads every key linearizably through the owner once it
+// serves; the returned func says whether all were read.
+func simFinalReads(w *world, h *kvmodel.History) func() bool {
+	keys := append(append([]string{}, simKeys...), simCounters...)
+	left := len(keys)
+	for i, k := range keys {
+		var try func()
+		try = func() {
+			o := w.owner
+			call := w.now
+			req := &core.Request{Op: core.OpGet, Key: []byte(k)}
+			req.Handle = &simCall{done: func(r core.Reply) {
+				if r.Err != nil {
+					w.after(10*time.Millisecond, try)
+					return
+				}
+				h.Add(200+i, kvmodel.Input{Op: "get", Key: k}, call, kvmodel.Output{OK: r.Read.Found, Value: string(r.Read.Value.Data), Version: r.Read.Value.Version}, w.now)
+				left--
+			}}
+			o.prefetch(req)
+			o.step(req)
+		}
+		w.after(0, try)
+	}
+	return func() bool { return left == 0 }
+}
+
+// simCheck checks a finished run.
+func simCheck(w *world, h *kvmodel.History, checks *simChecks, produced map[kv.Source]string) string {
+	ops := h.Operations()
+	if res := porcupine.CheckOperations(kvmodel.Model, ops); !res {
+		msg := fmt.Sprintf("the history of %d operations is not linearizable", len(ops))
+		if simTrace {
+			msg += "\n" + explain(ops, w.start)
+		}
+		return msg
+	}
+	// The log, replayed: every key's final state, every value ever committed.
+	replayed := map[string]kvmodel.State{}
+	committed := map[string]bool{}
+	applied := map[kv.Source]int{}
+	for s := range int32(simSlots) {
+		for _, p := range w.log.slots[s] {
+			if p.Kind != kv.KindChange {
+				continue
+			}
+			c := p.Change
+			replayed[string(c.Key)] = kvmodel.State{Value: string(c.Value), Version: c.Version, Present: !c.Remove}
+			committed[fmt.Sprintf("%s=%s/%d", c.Key, c.Value, c.Version)] = true
+			if !c.Remove {
+				committed[string(c.Value)] = true
+			}
+			if p.Ingest != nil {
+				applied[*p.Ingest]++
+			}
+		}
+	}
+	for _, op := range ops {
+		in, out := op.Input.(kvmodel.Input), op.Output.(kvmodel.Output)
+		if op.ClientId < 200 || in.Op != "get" {
+			continue
+		}
+		want := replayed[in.Key]
+		if want.Present != out.OK || (out.OK && (want.Value != out.Value || want.Version != out.Version)) {
+			return fmt.Sprintf("key %s: the owner says %+v, a replay of the log says %+v", in.Key, out, want)
+		}
+	}
+	for v := range checks.notApplied {
+		if committed[v] {
+			return fmt.Sprintf("a write of %q was answered \"not applied\", but the log holds it", v)
+		}
+	}
+	for _, r := range checks.observed {
+		if r.Found && !committed[fmt.Sprintf("%s/%d", r.Value.Data, r.Value.Version)] {
+			return fmt.Sprintf("a read that skips the inbox saw %s at version %d, which never committed", r.Value.Data, r.Value.Version)
+		}
+	}
+	if len(checks.keys) > 0 {
+		return checks.keys[0]
+	}
+	dead := map[kv.Source]int{}
+	for _, d := range w.log.deadLetters {
+		dead[kv.Source{Slot: d.Record.Slot, Offset: d.Record.Offset}]++
+	}
+	for src := range produced {
+		if n := applied[src] + dead[src]; n != 1 {
+			return fmt.Sprintf("ingest record %d/%d was applied %d times and dead-lettered %d times, want once in all", src.Slot, src.Offset, applied[src], dead[src])
+		}
+	}
+	return ""
+}
+
+func replySummary(r core.Reply) string {
+	switch {
+	case r.Err != nil:
+		return "error: " + r.Err.Error()
+	case len(r.Results) > 0:
+		return fmt.Sprintf("v%d counter=%d", r.Results[0].Version, r.Counter)
+	}
+	return fmt.Sprintf("found=%v %q v%d", r.Read.Found, r.Read.Value.Data, r.Read.Value.Version)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,495 @@
+package partition
+
+import (
+	"container/heap"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/partition/core"
+	"github.com/sluicedb/sluice/store"
+	"github.com/sluicedb/sluice/wal"
+)
+
+// The simulator's world: one partition's owners (core instances, each with
+// its own store and a loop played by events) against a fake log with
+// faults, a fake ingest topic, a registry, and a fake clock. Everything runs
+// on one goroutine from one seed, so a run replays exactly.
+
+const simSlots = 4
+
+// event is something that happens at a time; seq orders events of one time.
+type event struct {
+	at  time.Time
+	seq uint64
+	fn  func()
+}
+
+type events []*event
+
+func (q events) Len() int { return len(q) }
+func (q events) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q events) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *events) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *events) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+// simFaults are the probabilities of the faults a run injects.
+type simFaults struct {
+	appendFail    float64 // an append fails before its commit (not committed)
+	appendUnknown float64 // a commit's answer is lost: it may or may not have committed
+	applyFail     float64 // a store write fails (a full disk)
+	move          float64 // per client op: the partition gets a new owner
+	pause         float64 // per client op: an owner pauses (a GC pause, SIGSTOP)
+	closeOld      float64 // a deposed owner is closed gracefully (the manager's release)
+	crash         float64 // per client op: the owner's process is killed and restarts on its disk
+}
+
+// simTrace prints what happens in a run (SLUICE_SEED=... go test -v).
+var simTrace bool
+
+type world struct {
+	rng    *rand.Rand
+	start  time.Time
+	now    time.Time
+	seq    uint64
+	queue  events
+	faults simFaults
+	lease  time.Duration
+
+	log      *simLog
+	ingest   map[int32][]kv.IngestRecord // the ingest topic
+	epoch    uint64                      // the registry's epoch of the partition
+	owner    *inst                       // the registry's owner
+	insts    []*inst
+	injected map[string]int
+	steps    int
+}
+
+func newWorld(seed uint64, f simFaults) *world {
+	w := &world{
+		rng:      rand.New(rand.NewPCG(seed, seed^0x5eed)),
+		now:      time.UnixMilli(1_700_000_000_000),
+		faults:   f,
+		lease:    time.Second,
+		log:      newSimLog(),
+		ingest:   map[int32][]kv.IngestRecord{},
+		injected: map[string]int{},
+	}
+	w.start = w.now
+	w.move()
+	return w
+}
+
+// trace prints one line of a run when tracing.
+func (w *world) trace(format string, args ...any) {
+	if simTrace {
+		fmt.Printf("%10s  %s\n", w.now.Sub(w.start), fmt.Sprintf(format, args...))
+	}
+}
+
+func (w *world) after(d time.Duration, fn func()) {
+	w.seq++
+	heap.Push(&w.queue, &event{at: w.now.Add(d), seq: w.seq, fn: fn})
+}
+
+// run processes events until the queue is empty or until.
+func (w *world) run(until time.Time) {
+	for len(w.queue) > 0 && !w.queue[0].at.After(until) {
+		e := heap.Pop(&w.queue).(*event)
+		if e.at.After(w.now) {
+			w.now = e.at
+		}
+		w.steps++
+		e.fn()
+	}
+	if w.now.Before(until) {
+		w.now = until
+	}
+}
+
+// dur is a random duration in [lo, hi).
+func (w *world) dur(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(w.rng.Int64N(int64(hi-lo)))
+}
+
+func (w *world) chance(p float64) bool { return p > 0 && w.rng.Float64() < p }
+
+// move gives the partition to a new owner: a new epoch in the registry, a
+// new instance with an empty store that restores from the log. The old one
+// runs on until it learns it was deposed (or is closed).
+func (w *world) move() {
+	w.epoch++
+	in := newInst(w, len(w.insts), w.epoch)
+	if old := w.owner; old != nil {
+		w.injected["move"]++
+		if w.chance(w.faults.closeOld) {
+			w.after(w.dur(0, 50*time.Millisecond), func() { old.do(func() { old.core.Close(w.now) }) })
+		}
+	}
+	w.owner = in
+	w.insts = append(w.insts, in)
+	w.trace("move: owner i%d at epoch %d", in.id, in.epoch)
+	in.carry(in.core.Ready())
+}
+
+// crash kills the owner's process (kill -9) and starts it again on the same
+// store at the same epoch: it holds its directory's lock, so no other
+// process can have served this epoch, and it skips the lease wait.
+func (w *world) crash() {
+	old := w.owner
+	w.injected["crash"]++
+	old.core.Kill(w.now)
+	old.carry(old.core.Ready())
+	in := newInst(w, len(w.insts), old.epoch)
+	in.st, in.restarted = old.st, true
+	w.owner = in
+	w.insts = append(w.insts, in)
+	w.trace("crash: i%d restarts as i%d", old.id, in.id)
+	in.carry(in.core.Ready())
+}
+
+// simLog is the fake write-ahead log: committed records per slot. Fencing is
+// by producer epoch over all the partition's slots, as slot-based fencing
+// makes it: a fence takes effect some time after it is asked for, and the
+// old producer may commit until then.
+type simLog struct {
+	slots       map[int32][]wal.Positioned
+	deadLetters []wal.DeadLetter
+	forwards    []wal.Forward
+	fenced      uint64 // producers below this epoch cannot commit
+	producers   uint64 // producer epochs given out
+}
+
+func newSimLog() *simLog { return &simLog{slots: map[int32][]wal.Positioned{}} }
+
+// commit appends g atomically and returns its records' offsets.
+func (l *simLog) commit(g *core.Group) []int64 {
+	offs := make([]int64, len(g.Records))
+	for i, r := range g.Records {
+		offs[i] = int64(len(l.slots[r.Slot]))
+		l.slots[r.Slot] = append(l.slots[r.Slot], wal.Positioned{Record: r, Offset: offs[i]})
+	}
+	l.deadLetters = append(l.deadLetters, g.DeadLetters...)
+	l.forwards = append(l.forwards, g.Forwards...)
+	return offs
+}
+
+// replay is the log's committed records from the given next offsets.
+func (l *simLog) replay(from map[int32]int64) wal.Batch {
+	b := wal.Batch{Reached: map[int32]int64{}}
+	for slot := range int32(simSlots) {
+		recs := l.slots[slot]
+		if off := from[slot]; off < int64(len(recs)) {
+			b.Records = append(b.Records, recs[off:]...)
+			b.Reached[slot] = int64(len(recs))
+		}
+	}
+	return b
+}
+
+// inst is one owner of the partition: a core and the loop around it, played
+// by events.
+type inst struct {
+	w        *world
+	id       int
+	epoch    uint64
+	core     *core.Core
+	st       *store.Memory
+	vers     *versions
+	producer uint64 // the producer epoch its fence obtained; 0 before
+	applying bool
+	applyQ   []*core.Group
+	paused   time.Time // events for it wait until then
+	gen      uint64    // the ingest consumer's generation; 0 when stopped
+	restores int
+	// restarted: a process restarted on its own disk at the same epoch.
+	restarted bool
+	deferred  []func() // inputs waiting, in order, while paused
+}
+
+func newInst(w *world, id int, epoch uint64) *inst {
+	in := &inst{w: w, id: id, epoch: epoch, st: store.NewMemory(), vers: newVersions(8)}
+	in.core = core.New(core.Config{ID: 1, Range: keyspace.Range{From: 0, To: simSlots}, Slots: simSlots, Epoch: epoch, Lease: w.lease, WindowSize: 64})
+	return in
+}
+
+// do runs fn as the instance's loop would, after any pause, in the order
+// the instance received its inputs, and carries out the Ready that follows.
+func (in *inst) do(fn func()) {
+	in.deferred = append(in.deferred, fn)
+	if len(in.deferred) == 1 {
+		in.drain()
+	}
+}
+
+// drain runs the deferred inputs unless the instance is paused; then it
+// tries again when the pause ends.
+func (in *inst) drain() {
+	w := in.w
+	if w.now.Before(in.paused) {
+		w.seq++
+		heap.Push(&w.queue, &event{at: in.paused, seq: w.seq, fn: in.drain})
+		return
+	}
+	for len(in.deferred) > 0 {
+		fn := in.deferred[0]
+		if in.core.State() != core.Stopped {
+			fn()
+			in.carry(in.core.Ready())
+		}
+		in.deferred = in.deferred[1:]
+	}
+}
+
+// carry carries out a Ready the way loop.carry does, with delays.
+func (in *inst) carry(rd core.Ready) {
+	w := in.w
+	if rd.StopIngest {
+		in.gen = 0
+	}
+	for _, r := range rd.Replies {
+		r := r
+		w.after(w.dur(0, 2*time.Millisecond), func() { r.Handle.(*simCall).done(r) })
+	}
+	if g := rd.Append; g != nil {
+		in.append(g)
+	}
+	in.applyQ = append(in.applyQ, rd.Apply...)
+	in.nextApply()
+	if rd.Restore {
+		in.restore()
+	}
+	if s := rd.StartIngest; s != nil {
+		in.gen = s.Gen
+		in.consume(s.Gen, s.From)
+	}
+	if !rd.WakeAt.IsZero() {
+		w.after(rd.WakeAt.Sub(w.now), func() { in.do(func() { in.core.Tick(w.now) }) })
+	}
+}
+
+// append plays the flusher and the log: the commit lands after a delay,
+// unless a fault or a fence stops it; the answer comes back after another.
+func (in *inst) append(g *core.Group) {
+	w := in.w
+	producer := in.producer
+	slow := w.dur(time.Millisecond, 8*time.Millisecond)
+	if w.chance(0.05) {
+		slow = w.dur(50*time.Millisecond, 1500*time.Millisecond) // a slow append
+	}
+	w.after(slow, func() {
+		var offs []int64
+		var err error
+		defer func() { w.trace("i%d g%d %s: %v", in.id, g.N, groupSummary(g), err) }()
+		switch {
+		case w.chance(w.faults.appendFail):
+			w.injected["append-fail"]++
+			err = fmt.Errorf("%w: produce failed", wal.ErrNotCommitted)
+		case producer < w.log.fenced:
+			err = fmt.Errorf("%w: PRODUCER_FENCED", wal.ErrNotCommitted)
+		case w.chance(w.faults.appendUnknown):
+			w.injected["append-unknown"]++
+			if w.chance(0.5) {
+				w.log.commit(g)
+			}
+			err = fmt.Errorf("%w: the broker went silent", wal.ErrCommitUnknown)
+		default:
+			offs = w.log.commit(g)
+		}
+		w.after(w.dur(0, 2*time.Millisecond), func() { in.do(func() { in.core.Appended(w.now, g.N, offs, err) }) })
+	})
+}
+
+// nextApply writes the oldest committed group to the store after a delay:
+// store writes finish late relative to other events, in order. After a
+// failed one, the groups behind it are not written (the store's offsets
+// would claim the failed one): they fail too.
+func (in *inst) nextApply() {
+	w := in.w
+	if in.applying || len(in.applyQ) == 0 {
+		return
+	}
+	in.applying = true
+	g := in.applyQ[0]
+	in.applyQ = in.applyQ[1:]
+	w.after(w.dur(0, 5*time.Millisecond), func() {
+		in.do(func() {
+			in.applying = false
+			var err error
+			if w.chance(w.faults.applyFail) {
+				w.injected["apply-fail"]++
+				err = fmt.Errorf("disk full")
+			} else {
+				b := g.Batch()
+				err = in.st.Apply(b)
+				in.vers.applied(b.Changes)
+			}
+			in.core.Applied(w.now, g.N, err)
+			if err != nil {
+				for _, later := range in.applyQ {
+					in.core.Applied(w.now, later.N, err)
+				}
+				in.applyQ = nil
+			}
+		})
+		in.nextApply()
+	})
+}
+
+// restore plays restore.go: the registry says whether this instance still
+// owns the partition; fencing takes effect some time after it is asked for
+// and returns after that; then the log replays into the store.
+func (in *inst) restore() {
+	w := in.w
+	in.restores++
+	in.vers.reset()
+	w.after(w.dur(0, 5*time.Millisecond), func() {
+		if w.epoch != in.epoch {
+			w.trace("i%d restore: deposed", in.id)
+			in.do(func() {
+				in.core.Restored(w.now, core.Restore{Err: fmt.Errorf("%w: the registry has epoch %d", ErrDeposed, w.epoch)})
+			})
+			return
+		}
+		// InitProducerID: it bumps the producer epoch when it takes effect,
+		// fencing every earlier producer; it returns some time after.
+		var producer uint64
+		effect := w.dur(0, 300*time.Millisecond)
+		w.after(effect, func() {
+			w.log.producers++
+			producer = w.log.producers
+			w.log.fenced = producer
+			w.trace("i%d fence takes effect: producer %d", in.id, producer)
+		})
+		w.after(effect+w.dur(0, 50*time.Millisecond), func() {
+			fencedAt := w.now
+			in.producer = producer
+			offs, _ := in.st.Offsets()
+			from := map[int32]int64{}
+			for s := range int32(simSlots) {
+				from[s] = offs[s]
+			}
+			r := core.Restore{FencedAt: fencedAt, SkipLeaseWait: in.restores == 1 && (in.epoch == 1 || in.restarted)}
+			var err error
+			if r.Clock, err = in.st.Clock(); err != nil {
+				panic(err)
+			}
+			if r.Ingest, err = in.st.IngestOffsets(); err != nil {
+				panic(err)
+			}
+			for s := range int32(simSlots) {
+				r.Ingest[s] = max(r.Ingest[s], 0)
+			}
+			b := w.log.replay(from)
+			r.Err = applyBatch(in.st, b, in.epoch, &r.Clock, r.Ingest)
+			w.trace("i%d restored: fence returned, %d records replayed, err %v", in.id, len(b.Records), r.Err)
+			in.do(func() { in.core.Restored(w.now, r) })
+		})
+	})
+}
+
+// consume plays the ingest consumer of generation gen: it delivers the
+// records of the ingest topic from its positions, in small batches, while it
+// is current.
+func (in *inst) consume(gen uint64, from map[int32]int64) {
+	w := in.w
+	pos := map[int32]int64{}
+	for s, o := range from {
+		pos[s] = o
+	}
+	var poll func()
+	poll = func() {
+		if in.gen != gen || in.core.State() == core.Stopped {
+			return
+		}
+		var recs []kv.IngestRecord
+		for s := range int32(simSlots) {
+			for off := pos[s]; off < int64(len(w.ingest[s])) && len(recs) < 4; off++ {
+				recs = append(recs, w.ingest[s][off])
+				pos[s] = off + 1
+			}
+		}
+		if len(recs) > 0 {
+			w.trace("i%d ingest gen %d delivers %v", in.id, gen, ingestSummary(recs))
+			req := &core.Request{Op: core.OpIngest, Ingest: recs, Gen: gen}
+			in.step(req)
+		}
+		w.after(w.dur(time.Millisecond, 10*time.Millisecond), poll)
+	}
+	w.after(0, poll)
+}
+
+// step plays loop.step: fill reads (the version cache, then the store for
+// what the core says it lacks) and hand the request to the core.
+func (in *inst) step(req *core.Request) {
+	in.do(func() {
+		if in.core.State() == core.Serving {
+			if req.Reads == nil {
+				req.Reads = make([]core.Read, req.NumKeys())
+			}
+			seen := in.core.Applies()
+			if !req.NeedsData() {
+				in.vers.fill(req, seen)
+			}
+			for _, i := range in.core.Stale(req) {
+				r, _ := in.st.Get(req.KeyAt(i))
+				req.Reads[i] = core.Read{Read: r, OK: true, Seen: seen}
+				if !req.NeedsData() {
+					in.vers.read(req.KeyAt(i), r)
+				}
+			}
+		}
+		in.core.Request(in.w.now, req)
+	})
+}
+
+// prefetch plays the caller's read before it queues the request.
+func (in *inst) prefetch(req *core.Request) {
+	seen := in.core.Applies()
+	req.Reads = make([]core.Read, req.NumKeys())
+	for i := range req.Reads {
+		r, _ := in.st.Get(req.KeyAt(i))
+		req.Reads[i] = core.Read{Read: r, OK: true, Seen: seen}
+	}
+}
+
+func groupSummary(g *core.Group) string {
+	var parts []string
+	for _, r := range g.Records {
+		switch r.Kind {
+		case kv.KindChange:
+			parts = append(parts, fmt.Sprintf("%s=%s/v%d", r.Change.Key, r.Change.Value, r.Change.Version))
+		default:
+			if r.Ingest != nil {
+				parts = append(parts, r.Kind.String()+fmt.Sprint(*r.Ingest))
+			} else {
+				parts = append(parts, r.Kind.String())
+			}
+		}
+	}
+	for _, d := range g.DeadLetters {
+		parts = append(parts, fmt.Sprintf("dlq%d/%d", d.Record.Slot, d.Record.Offset))
+	}
+	return strings.Join(parts, " ")
+}
+
+func ingestSummary(recs []kv.IngestRecord) string {
+	var parts []string
+	for _, r := range recs {
+		parts = append(parts, fmt.Sprintf("%d/%d:%s=%s", r.Slot, r.Offset, r.Key, r.Value))
+	}
+	return strings.Join(parts, " ")
+}
