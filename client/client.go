@@ -9,7 +9,14 @@
 // each key to its owner, splits a multi-key Upsert by partition, and on
 // BadNode or Unavailable refreshes the table and retries with backoff until
 // the context ends. A write whose outcome is unknown (code Unknown) is not
-// retried: it is returned to the caller.
+// retried: it is returned to the caller. Neither is an answer that would be
+// the same on every try: InvalidArgument, Unauthenticated, a ResourceExhausted
+// without the server's NotApplied detail (a request over the node's size
+// limit, which the client refuses before sending anyway).
+//
+// Nodes that require a data token or client certificates:
+//
+//	c, err := client.Dial([]string{"node1:7400"}, client.WithToken(token), client.WithTLS(tc))
 package client
 
 import (
@@ -17,6 +24,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +33,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicedb/sluice/keyspace"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
@@ -51,6 +60,7 @@ type Value struct {
 type Client struct {
 	entries []string
 	creds   credentials.TransportCredentials
+	token   bearer // sent on every call when set
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn
 	routes  *sluicev1.Routes
@@ -59,23 +69,70 @@ type Client struct {
 	MaxAttempts int
 }
 
-// New returns a client that learns the cluster through addrs (any nodes).
-func New(addrs ...string) (*Client, error) {
+// MaxRequestBytes is the largest request a node's data port takes (its
+// gRPC receive limit). The client refuses a larger one itself, with
+// InvalidArgument: the node's own answer, ResourceExhausted "received message
+// larger than max", would never change on a retry.
+const MaxRequestBytes = 8 << 20
+
+// Option configures a Client (Dial).
+type Option func(*Client)
+
+// WithTLS connects over TLS: tc verifies the nodes (RootCAs) and may present
+// a client certificate (nodes started with --data-client-ca require one).
+func WithTLS(tc *tls.Config) Option {
+	return func(c *Client) { c.creds = credentials.NewTLS(tc) }
+}
+
+// WithToken sends "authorization: Bearer <token>" on every call: the data
+// token of nodes started with --data-token-file.
+func WithToken(token string) Option {
+	return func(c *Client) { c.token = bearer(token) }
+}
+
+// Dial returns a client that learns the cluster through addrs (any nodes).
+// It connects lazily: no call is made before the first request.
+func Dial(addrs []string, opts ...Option) (*Client, error) {
 	if len(addrs) == 0 || addrs[0] == "" {
 		return nil, fmt.Errorf("client: no address")
 	}
-	return &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), session: map[int32]int64{}, MaxAttempts: 30}, nil
+	c := &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), session: map[int32]int64{}, MaxAttempts: 30}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
+
+// New returns a client that learns the cluster through addrs (any nodes),
+// over plaintext without a token.
+func New(addrs ...string) (*Client, error) { return Dial(addrs) }
 
 // NewTLS is New over TLS: tc verifies the nodes (RootCAs) and may present a
 // client certificate.
-func NewTLS(tc *tls.Config, addrs ...string) (*Client, error) {
-	c, err := New(addrs...)
-	if err != nil {
-		return nil, err
+func NewTLS(tc *tls.Config, addrs ...string) (*Client, error) { return Dial(addrs, WithTLS(tc)) }
+
+// bearer is a per-call credential; it works over plaintext connections too
+// (a node's TLS is optional). Its String keeps the token out of logs.
+type bearer string
+
+func (t bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
+
+func (t bearer) String() string { return fmt.Sprintf("token(%d bytes)", len(t)) }
+
+// refuseOversized answers a request over MaxRequestBytes with InvalidArgument
+// before it is sent.
+func refuseOversized(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if m, ok := req.(proto.Message); ok {
+		if size := proto.Size(m); size > MaxRequestBytes {
+			return status.Errorf(codes.InvalidArgument, "client: a %s request of %d bytes is over a node's limit of %d bytes (an Upsert carries at most 1 MiB of keys and values)",
+				method[strings.LastIndexByte(method, '/')+1:], size, MaxRequestBytes)
+		}
 	}
-	c.creds = credentials.NewTLS(tc)
-	return c, nil
+	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
 func (c *Client) data(addr string) (sluicev1.DataClient, error) {
@@ -83,9 +140,13 @@ func (c *Client) data(addr string) (sluicev1.DataClient, error) {
 	defer c.mu.Unlock()
 	cc, ok := c.conns[addr]
 	if !ok {
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(c.creds), grpc.WithUnaryInterceptor(refuseOversized),
+			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(MaxRequestBytes), grpc.MaxCallRecvMsgSize(8<<20))}
+		if c.token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(c.token))
+		}
 		var err error
-		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(c.creds),
-			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(8<<20), grpc.MaxCallRecvMsgSize(8<<20)))
+		cc, err = grpc.NewClient(addr, opts...)
 		if err != nil {
 			return nil, err
 		}

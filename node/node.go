@@ -95,7 +95,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if n.slots, err = n.ensureTopics(ctx); err != nil {
-		return nil, err
+		return nil, cfg.Kafka.explain(n.brokers, err)
 	}
 	if n.dataLn, err = net.Listen("tcp", cfg.DataAddr); err != nil {
 		return nil, fmt.Errorf("node: data port: %w", err)
@@ -103,8 +103,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.controlLn, err = net.Listen("tcp", cfg.ControlAddr); err != nil {
 		return nil, fmt.Errorf("node: control port: %w", err)
 	}
+	n.warnExposure()
 	if err := n.joinRegistry(ctx); err != nil {
-		return nil, err
+		return nil, cfg.Kafka.explain(n.brokers, err)
 	}
 	if cfg.SnapshotURL != "" {
 		if n.bucket, err = snapshot.OpenBucket(ctx, cfg.SnapshotURL, cfg.Cluster, cfg.SnapshotKeep); err != nil {
@@ -122,7 +123,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.ingestLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_ingest_lag_records", Help: "Records of the ingest topic not yet consumed, per slot."}, []string{"slot"})
 	reg.MustRegister(n.ingestLag)
 
-	n.dataSrv, n.health = server.NewGRPCServer(cfg.Log, reg, serverCreds(tr.data)...)
+	var dataUnary []grpc.UnaryServerInterceptor
+	var dataStream []grpc.StreamServerInterceptor
+	if cfg.DataToken != "" {
+		u, s := server.RequireToken("data plane", cfg.DataToken, server.HealthService)
+		dataUnary, dataStream = append(dataUnary, u), append(dataStream, s)
+	}
+	n.dataSrv, n.health = server.NewGRPCServer(server.Port{Log: cfg.Log, Metrics: reg, MaxConcurrentStreams: cfg.DataMaxStreams,
+		Unary: dataUnary, Stream: dataStream, Options: serverCreds(tr.data)})
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	server.RegisterData(n.dataSrv, &server.Data{Node: cfg.NodeID, Table: n.table.Load, Local: n.local,
 		Standby: func(id uint32) (server.CommittedReader, bool) {
@@ -131,8 +139,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			}
 			return nil, false
 		}})
-	n.controlSrv, _ = server.NewGRPCServer(cfg.Log, prometheus.NewRegistry(), append(serverCreds(tr.control),
-		grpc.ChainUnaryInterceptor(server.RequireToken(cfg.ControlToken), server.RateLimit(cfg.ControlRate, max(1, int(cfg.ControlRate)))))...)
+	// Streams (reflection, health watches) authenticate like unary calls;
+	// the token is checked before the rate limit, so that callers without
+	// it cannot use up the budget.
+	tokenU, tokenS := server.RequireToken("control plane", cfg.ControlToken)
+	rateU, rateS := server.RateLimit(cfg.ControlRate, max(1, int(cfg.ControlRate)))
+	n.controlSrv, _ = server.NewGRPCServer(server.Port{Log: cfg.Log, Metrics: prometheus.NewRegistry(),
+		MaxRecvMsgBytes: server.ControlMaxRecvMsgBytes, MaxConcurrentStreams: cfg.ControlMaxStreams,
+		Unary: []grpc.UnaryServerInterceptor{tokenU, rateU}, Stream: []grpc.StreamServerInterceptor{tokenS, rateS},
+		Options: serverCreds(tr.control)})
 	server.RegisterControl(n.controlSrv, &server.Control{Node: cfg.NodeID, Cluster: n, Token: cfg.ControlToken, PeerCreds: tr.peer})
 	for _, s := range []struct {
 		srv *grpc.Server
@@ -191,12 +206,15 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 	})
 }
 
+// kafkaOpts are the options of every Kafka client the node makes (changelog
+// appenders, replay and tails, ingest consumers, the registry, topic admin):
+// the one place where the brokers and their TLS and SASL settings go.
 func (n *Node) kafkaOpts() []kgo.Opt {
-	return []kgo.Opt{
+	return append([]kgo.Opt{
 		kgo.SeedBrokers(n.brokers...),
 		kgo.ClientID("sluice-" + n.cfg.NodeID),
 		kgo.WithLogger(kafkaLogger{n.kafkaLog}),
-	}
+	}, n.cfg.Kafka.Opts()...)
 }
 
 func (n *Node) startKafka() error {
@@ -328,8 +346,10 @@ func (n *Node) Ready() bool {
 // DataAddr is the data port's advertised address.
 func (n *Node) DataAddr() string { return advertise(n.dataLn.Addr(), n.cfg.AdvertiseAddr) }
 
-// ControlAddr is the control port's address.
-func (n *Node) ControlAddr() string { return advertise(n.controlLn.Addr(), "") }
+// ControlAddr is the control port's advertised address.
+func (n *Node) ControlAddr() string {
+	return advertise(n.controlLn.Addr(), n.cfg.AdvertiseControlAddr)
+}
 
 // HTTPAddr is the address of the metrics port, or "" when disabled.
 func (n *Node) HTTPAddr() string {
