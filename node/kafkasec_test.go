@@ -107,7 +107,7 @@ func grantSluice(t *testing.T, adm *kadm.Client, principal, cluster string) {
 			Topics(topics.Changelog(), topics.Ingest(), topics.DLQ(), topics.Registry()).ResourcePatternType(kadm.ACLPatternLiteral).
 			Operations(kadm.OpCreate, kadm.OpRead, kadm.OpWrite),
 		kadm.NewACLs().Allow(principal).AllowHosts().
-			TransactionalIDs(cluster+".").ResourcePatternType(kadm.ACLPatternPrefixed).
+			TransactionalIDs(cluster + ".").ResourcePatternType(kadm.ACLPatternPrefixed).
 			Operations(kadm.OpWrite),
 	} {
 		res, err := adm.CreateACLs(ctx, b)
