@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -29,7 +26,6 @@ import (
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/router"
-	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/snapshot"
 	"github.com/sluicedb/sluice/store"
 )
@@ -123,44 +119,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.ingestLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_ingest_lag_records", Help: "Records of the ingest topic not yet consumed, per slot."}, []string{"slot"})
 	reg.MustRegister(n.ingestLag)
 
-	var dataUnary []grpc.UnaryServerInterceptor
-	var dataStream []grpc.StreamServerInterceptor
-	if cfg.DataToken != "" {
-		u, s := server.RequireToken("data plane", cfg.DataToken, server.HealthService)
-		dataUnary, dataStream = append(dataUnary, u), append(dataStream, s)
-	}
-	n.dataSrv, n.health = server.NewGRPCServer(server.Port{Log: cfg.Log, Metrics: reg, MaxConcurrentStreams: cfg.DataMaxStreams,
-		Unary: dataUnary, Stream: dataStream, Options: serverCreds(tr.data)})
-	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	server.RegisterData(n.dataSrv, &server.Data{Node: cfg.NodeID, Table: n.table.Load, Local: n.local,
-		Standby: func(id uint32) (server.CommittedReader, bool) {
-			if sb, ok := n.standby(id); ok {
-				return sb, true
-			}
-			return nil, false
-		}})
-	// Streams (reflection, health watches) authenticate like unary calls;
-	// the token is checked before the rate limit, so that callers without
-	// it cannot use up the budget.
-	tokenU, tokenS := server.RequireToken("control plane", cfg.ControlToken)
-	rateU, rateS := server.RateLimit(cfg.ControlRate, max(1, int(cfg.ControlRate)))
-	n.controlSrv, _ = server.NewGRPCServer(server.Port{Log: cfg.Log, Metrics: prometheus.NewRegistry(),
-		MaxRecvMsgBytes: server.ControlMaxRecvMsgBytes, MaxConcurrentStreams: cfg.ControlMaxStreams,
-		Unary: []grpc.UnaryServerInterceptor{tokenU, rateU}, Stream: []grpc.StreamServerInterceptor{tokenS, rateS},
-		Options: serverCreds(tr.control)})
-	server.RegisterControl(n.controlSrv, &server.Control{Node: cfg.NodeID, Cluster: n, Token: cfg.ControlToken, PeerCreds: tr.peer})
-	for _, s := range []struct {
-		srv *grpc.Server
-		ln  net.Listener
-	}{{n.dataSrv, n.dataLn}, {n.controlSrv, n.controlLn}} {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				cfg.Log.Error().Err(err).Msg("gRPC port stopped")
-			}
-		}()
-	}
+	n.startGRPC(reg, tr)
 	if err := n.startHTTP(reg); err != nil {
 		return nil, err
 	}
@@ -172,13 +131,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Strs("brokers", n.brokers).Int32("slots", n.slots).Msg("sluice node started")
 	started = true
 	return n, nil
-}
-
-func serverCreds(c *tls.Config) []grpc.ServerOption {
-	if c == nil {
-		return nil
-	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(c))}
 }
 
 // joinRegistry opens the registry, announces the node and, in a cluster with
