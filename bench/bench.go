@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedb/sluice/client"
 )
 
 // Config describes a run. Zero values take the defaults written on each field.
@@ -47,6 +50,11 @@ type Config struct {
 	// Brokers and Cluster are needed by the ingest workload.
 	Brokers []string `json:"brokers,omitempty"`
 	Cluster string
+	// Kafka are extra options of the ingest workload's producer: TLS and
+	// SASL (node.KafkaSecurity.Opts).
+	Kafka []kgo.Opt `json:"-"`
+	// Client are the options of the data-plane clients (a data token, TLS).
+	Client []client.Option `json:"-"`
 }
 
 // Workloads are the operations a run can make, and what one operation is.

@@ -21,8 +21,8 @@ func newWorkload(cfg Config) (op, func(), error) {
 		value[i] = byte('a' + i%26)
 	}
 	if cfg.Workload == "ingest" {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(changelog.Topics{Cluster: cfg.Cluster}.Ingest()),
-			kgo.ProducerLinger(2*time.Millisecond))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(changelog.Topics{Cluster: cfg.Cluster}.Ingest()),
+			kgo.ProducerLinger(2 * time.Millisecond)}, cfg.Kafka...)...)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -41,7 +41,7 @@ func newWorkload(cfg Config) (op, func(), error) {
 			return err
 		}, func() { conn.Close() }, nil
 	}
-	c, err := client.New(cfg.Addrs...)
+	c, err := client.Dial(cfg.Addrs, cfg.Client...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -9,13 +9,18 @@
 // each key to its owner, splits a multi-key Upsert by partition, and on
 // BadNode or Unavailable refreshes the table and retries with backoff until
 // the context ends. A write whose outcome is unknown (code Unknown) is not
-// retried: it is returned to the caller.
+// retried: it is returned to the caller. Neither is an answer that would be
+// the same on every try: InvalidArgument, Unauthenticated, a ResourceExhausted
+// without the server's NotApplied detail (a request over the node's size
+// limit, which the client refuses before sending anyway).
+//
+// Nodes that require a data token or client certificates:
+//
+//	c, err := client.Dial([]string{"node1:7400"}, client.WithToken(token), client.WithTLS(tc))
 package client
 
 import (
 	"context"
-	"crypto/tls"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -23,7 +28,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/sluicedb/sluice/keyspace"
@@ -51,6 +55,7 @@ type Value struct {
 type Client struct {
 	entries []string
 	creds   credentials.TransportCredentials
+	token   bearer // sent on every call when set
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn
 	routes  *sluicev1.Routes
@@ -59,33 +64,18 @@ type Client struct {
 	MaxAttempts int
 }
 
-// New returns a client that learns the cluster through addrs (any nodes).
-func New(addrs ...string) (*Client, error) {
-	if len(addrs) == 0 || addrs[0] == "" {
-		return nil, fmt.Errorf("client: no address")
-	}
-	return &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), session: map[int32]int64{}, MaxAttempts: 30}, nil
-}
-
-// NewTLS is New over TLS: tc verifies the nodes (RootCAs) and may present a
-// client certificate.
-func NewTLS(tc *tls.Config, addrs ...string) (*Client, error) {
-	c, err := New(addrs...)
-	if err != nil {
-		return nil, err
-	}
-	c.creds = credentials.NewTLS(tc)
-	return c, nil
-}
-
 func (c *Client) data(addr string) (sluicev1.DataClient, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cc, ok := c.conns[addr]
 	if !ok {
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(c.creds), grpc.WithUnaryInterceptor(refuseOversized),
+			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(MaxRequestBytes), grpc.MaxCallRecvMsgSize(8<<20))}
+		if c.token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(c.token))
+		}
 		var err error
-		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(c.creds),
-			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(8<<20), grpc.MaxCallRecvMsgSize(8<<20)))
+		cc, err = grpc.NewClient(addr, opts...)
 		if err != nil {
 			return nil, err
 		}

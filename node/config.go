@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/pipeline"
+	"github.com/sluicedb/sluice/server"
 )
 
 // Config configures a node. Zero values take the defaults written on each field.
@@ -27,16 +28,40 @@ type Config struct {
 	// EmbeddedKafkaAddr is where the embedded broker listens, 127.0.0.1:PORT.
 	// Default 127.0.0.1:7403; port 0 picks a free one.
 	EmbeddedKafkaAddr string
-	// DataAddr is the data-plane gRPC listen address. Default ":7400".
+	// Kafka secures the connections to Brokers (TLS, SASL) of every Kafka
+	// client the node makes. Default: plaintext, no authentication.
+	Kafka KafkaSecurity
+	// DataAddr is the data-plane gRPC listen address. Default
+	// "127.0.0.1:7400": like Redis's protected mode, a node listens on
+	// loopback only unless the operator names another address.
 	DataAddr string
 	// AdvertiseAddr is the data-plane address other nodes and clients are told
-	// (in BadNode and routes). Default: DataAddr with 127.0.0.1 for an empty host.
+	// (in BadNode and routes). Default: DataAddr with 127.0.0.1 for an empty
+	// or unspecified host.
 	AdvertiseAddr string
-	// ControlAddr is the control-plane gRPC listen address. Default ":7401".
+	// DataToken, if set, is the bearer token every data-plane call but gRPC
+	// health must carry.
+	DataToken string
+	// DataClientCA (PEM), if set, makes the data port require client
+	// certificates it signed (needs TLSCert).
+	DataClientCA string
+	// DataMaxStreams bounds the data-plane calls in flight on one connection
+	// (more wait). Default server.DefaultMaxConcurrentStreams.
+	DataMaxStreams uint32
+	// ControlAddr is the control-plane gRPC listen address. Default "127.0.0.1:7401".
 	ControlAddr string
-	// ControlToken is the bearer token every control call must carry.
+	// AdvertiseControlAddr is the control address other nodes are told, to
+	// forward control calls (snapshots, operations, partition state) to this
+	// node. Default: ControlAddr with 127.0.0.1 for an empty or unspecified
+	// host, which other hosts cannot reach.
+	AdvertiseControlAddr string
+	// ControlToken is the bearer token every control call must carry. Every
+	// node of a cluster needs the same one: nodes call each other with it.
 	// Required: cmd/sluice reads it from --control-token-file or makes one.
 	ControlToken string
+	// ControlMaxStreams bounds the control calls in flight on one
+	// connection. Default server.DefaultControlMaxConcurrentStreams.
+	ControlMaxStreams uint32
 	// ControlRate is the control plane's calls a second. Default 5.
 	ControlRate float64
 	// Stages run on every upsert, gRPC and ingest alike (from --config).
@@ -59,9 +84,13 @@ type Config struct {
 	// ControlClientCA (PEM), if set, makes the control port require client
 	// certificates it signed: mutual TLS.
 	ControlClientCA string
-	// HTTPAddr serves /metrics, /healthz and /debug/pprof. Default ":7402";
-	// "-" disables it.
+	// HTTPAddr serves /metrics and /healthz (and /debug/pprof with Pprof).
+	// Default "127.0.0.1:7402"; "-" disables it.
 	HTTPAddr string
+	// Pprof serves /debug/pprof on the HTTP port: PprofOff (the default),
+	// PprofLocal (to loopback clients only) or PprofAll (to every client of
+	// the HTTP port).
+	Pprof PprofAccess
 	// Slots is the slot count of a new cluster (an existing cluster keeps its
 	// own). Default 16.
 	Slots int32
@@ -87,10 +116,10 @@ func (c *Config) setDefaults() error {
 		c.EmbeddedKafkaAddr = "127.0.0.1:7403"
 	}
 	if c.DataAddr == "" {
-		c.DataAddr = ":7400"
+		c.DataAddr = "127.0.0.1:7400"
 	}
 	if c.ControlAddr == "" {
-		c.ControlAddr = ":7401"
+		c.ControlAddr = "127.0.0.1:7401"
 	}
 	if c.Lease == 0 {
 		c.Lease = time.Second
@@ -99,7 +128,7 @@ func (c *Config) setDefaults() error {
 		c.ControlRate = 5
 	}
 	if c.HTTPAddr == "" {
-		c.HTTPAddr = ":7402"
+		c.HTTPAddr = "127.0.0.1:7402"
 	}
 	if c.Slots == 0 {
 		c.Slots = keyspace.DefaultSlots
@@ -109,6 +138,20 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = 1
+	}
+	if c.DataMaxStreams == 0 {
+		c.DataMaxStreams = server.DefaultMaxConcurrentStreams
+	}
+	if c.ControlMaxStreams == 0 {
+		c.ControlMaxStreams = server.DefaultControlMaxConcurrentStreams
+	}
+	switch c.Pprof {
+	case PprofOff, PprofLocal, PprofAll:
+	default:
+		return fmt.Errorf("node: pprof access %q is none of off, local, all", c.Pprof)
+	}
+	if err := c.Kafka.check(len(c.Brokers) > 0); err != nil {
+		return err
 	}
 	if c.ControlToken == "" {
 		return errors.New("node: a control-plane token is required")
@@ -120,6 +163,16 @@ func (c *Config) setDefaults() error {
 		return errors.New("node: cluster name must be 1 to 100 characters")
 	}
 	return os.MkdirAll(c.DataDir, 0o755)
+}
+
+// isLoopback reports whether a listener only takes connections from this host.
+func isLoopback(a net.Addr) bool {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // advertise turns a listen address into one others can dial.
@@ -135,4 +188,32 @@ func advertise(listen net.Addr, configured string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// unspecified reports whether a listener takes connections on every address
+// (":7401", "0.0.0.0:7401", "[::]:7401").
+func unspecified(a net.Addr) bool {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
+}
+
+// warnExposure says what an operator who named non-loopback addresses may
+// not have meant: a data plane anyone on the network can use, and addresses
+// advertised as 127.0.0.1 that other hosts cannot reach.
+func (n *Node) warnExposure() {
+	log := n.cfg.Log
+	if n.cfg.DataToken == "" && n.cfg.DataClientCA == "" && !isLoopback(n.dataLn.Addr()) {
+		log.Warn().Str("data_addr", n.dataLn.Addr().String()).
+			Msg("the data plane listens beyond this host without authentication: anyone who reaches it can read and write every key (set --data-token-file or --data-client-ca)")
+	}
+	if unspecified(n.dataLn.Addr()) && n.cfg.AdvertiseAddr == "" {
+		log.Warn().Str("advertised", n.DataAddr()).Msg("the data address told to clients and other nodes is on 127.0.0.1, which other hosts cannot reach: set --advertise-addr")
+	}
+	if unspecified(n.controlLn.Addr()) && n.cfg.AdvertiseControlAddr == "" {
+		log.Warn().Str("advertised", n.ControlAddr()).Msg("the control address told to other nodes is on 127.0.0.1, which other hosts cannot reach: set --advertise-control-addr")
+	}
 }

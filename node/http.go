@@ -6,12 +6,42 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// startHTTP serves /metrics, /healthz and /debug/pprof.
+// PprofAccess says who may read /debug/pprof on the HTTP port.
+type PprofAccess string
+
+const (
+	// PprofOff serves no /debug/pprof (the default): it shows the command
+	// line and lets a caller keep the node busy profiling.
+	PprofOff PprofAccess = ""
+	// PprofLocal serves it to clients on this host (loopback) only.
+	PprofLocal PprofAccess = "local"
+	// PprofAll serves it to every client of the HTTP port.
+	PprofAll PprofAccess = "all"
+)
+
+// MaxProfileSeconds bounds the seconds of /debug/pprof/profile, /trace and
+// delta profiles: a longer one is refused with 400.
+const MaxProfileSeconds = 60
+
+// The HTTP port's timeouts. A scrape of /metrics reads a small request and
+// writes a few hundred KiB at most; a slow or idle client must not hold a
+// connection (and its goroutine) for ever.
+const (
+	httpReadHeaderTimeout = 5 * time.Second
+	httpReadTimeout       = 10 * time.Second
+	httpWriteTimeout      = 30 * time.Second
+	httpIdleTimeout       = 2 * time.Minute
+)
+
+// startHTTP serves /metrics, /healthz and, if enabled, /debug/pprof.
 func (n *Node) startHTTP(reg *prometheus.Registry) error {
 	if n.cfg.HTTPAddr == "-" {
 		return nil
@@ -30,12 +60,20 @@ func (n *Node) startHTTP(reg *prometheus.Registry) error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	n.httpSrv = &http.Server{Handler: mux}
+	writeTimeout := httpWriteTimeout
+	if n.cfg.Pprof != PprofOff {
+		mux.Handle("/debug/pprof/", guardPprof(n.cfg.Pprof, pprofMux()))
+		// pprof refuses a profile at least as long as the write timeout.
+		writeTimeout = MaxProfileSeconds*time.Second + httpWriteTimeout
+	}
+	n.httpSrv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -44,4 +82,41 @@ func (n *Node) startHTTP(reg *prometheus.Registry) error {
 		}
 	}()
 	return nil
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// guardPprof serves pprof to the clients access allows, with seconds bounded.
+func guardPprof(access PprofAccess, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if access != PprofAll && !loopbackClient(r.RemoteAddr) {
+			http.Error(w, "pprof is served to clients on the node's host only (--pprof=all serves every client)", http.StatusForbidden)
+			return
+		}
+		if s := r.FormValue("seconds"); s != "" {
+			sec, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+			if err != nil || sec < 0 || sec > MaxProfileSeconds {
+				http.Error(w, fmt.Sprintf("seconds=%q: want 0 to %d", s, MaxProfileSeconds), http.StatusBadRequest)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func loopbackClient(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -39,7 +39,14 @@ func (l kafkaLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		ev = l.log.Debug()
 	}
 	for i := 0; i+1 < len(keyvals); i += 2 {
-		ev = ev.Interface(fmt.Sprint(keyvals[i]), keyvals[i+1])
+		key := fmt.Sprint(keyvals[i])
+		// An error as its message: as JSON, most errors are {} (a failed
+		// SASL login) or kilobytes of fields (a certificate chain).
+		if err, ok := keyvals[i+1].(error); ok {
+			ev = ev.AnErr(key, err)
+			continue
+		}
+		ev = ev.Interface(key, keyvals[i+1])
 	}
 	ev.Msg(msg)
 }

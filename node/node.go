@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -29,7 +26,6 @@ import (
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/router"
-	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/snapshot"
 	"github.com/sluicedb/sluice/store"
 )
@@ -95,7 +91,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if n.slots, err = n.ensureTopics(ctx); err != nil {
-		return nil, err
+		return nil, cfg.Kafka.explain(n.brokers, err)
 	}
 	if n.dataLn, err = net.Listen("tcp", cfg.DataAddr); err != nil {
 		return nil, fmt.Errorf("node: data port: %w", err)
@@ -103,8 +99,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.controlLn, err = net.Listen("tcp", cfg.ControlAddr); err != nil {
 		return nil, fmt.Errorf("node: control port: %w", err)
 	}
+	n.warnExposure()
 	if err := n.joinRegistry(ctx); err != nil {
-		return nil, err
+		return nil, cfg.Kafka.explain(n.brokers, err)
 	}
 	if cfg.SnapshotURL != "" {
 		if n.bucket, err = snapshot.OpenBucket(ctx, cfg.SnapshotURL, cfg.Cluster, cfg.SnapshotKeep); err != nil {
@@ -122,30 +119,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.ingestLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_ingest_lag_records", Help: "Records of the ingest topic not yet consumed, per slot."}, []string{"slot"})
 	reg.MustRegister(n.ingestLag)
 
-	n.dataSrv, n.health = server.NewGRPCServer(cfg.Log, reg, serverCreds(tr.data)...)
-	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	server.RegisterData(n.dataSrv, &server.Data{Node: cfg.NodeID, Table: n.table.Load, Local: n.local,
-		Standby: func(id uint32) (server.CommittedReader, bool) {
-			if sb, ok := n.standby(id); ok {
-				return sb, true
-			}
-			return nil, false
-		}})
-	n.controlSrv, _ = server.NewGRPCServer(cfg.Log, prometheus.NewRegistry(), append(serverCreds(tr.control),
-		grpc.ChainUnaryInterceptor(server.RequireToken(cfg.ControlToken), server.RateLimit(cfg.ControlRate, max(1, int(cfg.ControlRate)))))...)
-	server.RegisterControl(n.controlSrv, &server.Control{Node: cfg.NodeID, Cluster: n, Token: cfg.ControlToken, PeerCreds: tr.peer})
-	for _, s := range []struct {
-		srv *grpc.Server
-		ln  net.Listener
-	}{{n.dataSrv, n.dataLn}, {n.controlSrv, n.controlLn}} {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				cfg.Log.Error().Err(err).Msg("gRPC port stopped")
-			}
-		}()
-	}
+	n.startGRPC(reg, tr)
 	if err := n.startHTTP(reg); err != nil {
 		return nil, err
 	}
@@ -157,13 +131,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Strs("brokers", n.brokers).Int32("slots", n.slots).Msg("sluice node started")
 	started = true
 	return n, nil
-}
-
-func serverCreds(c *tls.Config) []grpc.ServerOption {
-	if c == nil {
-		return nil
-	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(c))}
 }
 
 // joinRegistry opens the registry, announces the node and, in a cluster with
@@ -191,12 +158,15 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 	})
 }
 
+// kafkaOpts are the options of every Kafka client the node makes (changelog
+// appenders, replay and tails, ingest consumers, the registry, topic admin):
+// the one place where the brokers and their TLS and SASL settings go.
 func (n *Node) kafkaOpts() []kgo.Opt {
-	return []kgo.Opt{
+	return append([]kgo.Opt{
 		kgo.SeedBrokers(n.brokers...),
 		kgo.ClientID("sluice-" + n.cfg.NodeID),
 		kgo.WithLogger(kafkaLogger{n.kafkaLog}),
-	}
+	}, n.cfg.Kafka.Opts()...)
 }
 
 func (n *Node) startKafka() error {
@@ -328,8 +298,10 @@ func (n *Node) Ready() bool {
 // DataAddr is the data port's advertised address.
 func (n *Node) DataAddr() string { return advertise(n.dataLn.Addr(), n.cfg.AdvertiseAddr) }
 
-// ControlAddr is the control port's address.
-func (n *Node) ControlAddr() string { return advertise(n.controlLn.Addr(), "") }
+// ControlAddr is the control port's advertised address.
+func (n *Node) ControlAddr() string {
+	return advertise(n.controlLn.Addr(), n.cfg.AdvertiseControlAddr)
+}
 
 // HTTPAddr is the address of the metrics port, or "" when disabled.
 func (n *Node) HTTPAddr() string {

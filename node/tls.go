@@ -18,13 +18,17 @@ type transport struct {
 }
 
 // transport builds the TLS configs from the files named in the config. With
-// no certificate both ports are plaintext. With ControlClientCA the control
-// port requires client certificates it signed (mutual TLS); the node presents
-// its own certificate when it calls a peer.
+// no certificate both ports are plaintext. With ControlClientCA (or
+// DataClientCA) the control (or data) port requires client certificates it
+// signed (mutual TLS); the node presents its own certificate when it calls a
+// peer.
 func (c *Config) transport() (transport, error) {
 	if c.TLSCert == "" && c.TLSKey == "" {
 		if c.ControlClientCA != "" {
 			return transport{}, fmt.Errorf("node: --control-client-ca needs --tls-cert and --tls-key")
+		}
+		if c.DataClientCA != "" {
+			return transport{}, fmt.Errorf("node: --data-client-ca needs --tls-cert and --tls-key")
 		}
 		return transport{peer: insecure.NewCredentials()}, nil
 	}
@@ -42,6 +46,13 @@ func (c *Config) transport() (transport, error) {
 			return transport{}, err
 		}
 		t.control.ClientCAs, t.control.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	if c.DataClientCA != "" {
+		pool, err := certPool(c.DataClientCA)
+		if err != nil {
+			return transport{}, err
+		}
+		t.data.ClientCAs, t.data.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	peer := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if c.TLSCA != "" {

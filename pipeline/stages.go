@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -44,12 +45,22 @@ func walk(m map[string]any, path string) (map[string]any, string) {
 	return m, parts[len(parts)-1]
 }
 
-// Sanitize removes named fields of JSON values, or masks them.
+// Sanitize removes named fields of JSON values, or masks them. A value that
+// starts like a JSON object must be exactly one valid object: trailing data
+// (`{"user":"ada"} {"password":"x"}`) or a malformed object is refused, since a
+// reader that parses it differently would see what the stage was there to
+// remove.
 type Sanitize struct {
 	// Fields are dotted paths: "password", "card.number".
 	Fields []string `yaml:"fields"`
 	// Mask replaces each field's value; empty removes the field.
 	Mask string `yaml:"mask"`
+	// CaseInsensitive matches every part of a path regardless of case
+	// ("Password" and "PASSWORD" are "password"), removing or masking every
+	// field that matches. Default true: JSON readers that bind fields
+	// case-insensitively (Go's encoding/json among them) would otherwise read a
+	// field the stage let through.
+	CaseInsensitive *bool `yaml:"case_insensitive"`
 }
 
 func buildSanitize(n *yaml.Node) (Stage, error) {
@@ -63,26 +74,21 @@ func buildSanitize(n *yaml.Node) (Stage, error) {
 	return s, nil
 }
 
+func (s Sanitize) foldCase() bool { return s.CaseInsensitive == nil || *s.CaseInsensitive }
+
 func (s Sanitize) Apply(w Write) (Write, bool, error) {
-	m, ok := object(w.Value)
+	m, ok, err := exactlyOneObject(w.Value)
+	if err != nil {
+		return w, false, fmt.Errorf("%w: key %.64q: sanitize: %v", kv.ErrInvalid, w.Key, err)
+	}
 	if !ok {
 		return w, true, nil
 	}
 	changed := false
 	for _, f := range s.Fields {
-		holder, last := walk(m, f)
-		if holder == nil {
-			continue
+		if s.sanitize(m, strings.Split(f, ".")) {
+			changed = true
 		}
-		if _, ok := holder[last]; !ok {
-			continue
-		}
-		if s.Mask == "" {
-			delete(holder, last)
-		} else {
-			holder[last] = s.Mask
-		}
-		changed = true
 	}
 	if changed {
 		b, err := json.Marshal(m)
@@ -92,6 +98,51 @@ func (s Sanitize) Apply(w Write) (Write, bool, error) {
 		w.Value = b
 	}
 	return w, true, nil
+}
+
+// sanitize removes or masks every field of m under path; it reports whether
+// it changed anything.
+func (s Sanitize) sanitize(m map[string]any, path []string) bool {
+	changed := false
+	for name, v := range m {
+		if name != path[0] && !(s.foldCase() && strings.EqualFold(name, path[0])) {
+			continue
+		}
+		if len(path) > 1 {
+			if child, ok := v.(map[string]any); ok && s.sanitize(child, path[1:]) {
+				changed = true
+			}
+			continue
+		}
+		if s.Mask == "" {
+			delete(m, name) // deleting the current key of a range is allowed
+		} else {
+			m[name] = s.Mask
+		}
+		changed = true
+	}
+	return changed
+}
+
+// exactlyOneObject decodes a value that starts like a JSON object (ok=false
+// for any other value); err says why one that starts like an object is not
+// exactly one valid object.
+func exactlyOneObject(v []byte) (map[string]any, bool, error) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || v[0] != '{' {
+		return nil, false, nil
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber() // keep numbers exactly as they were
+	if err := dec.Decode(&m); err != nil {
+		return nil, false, fmt.Errorf("the value starts like a JSON object but is not one: %v", err)
+	}
+	end := dec.InputOffset()
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false, fmt.Errorf("trailing data after the JSON object (it ends at byte %d of %d)", end, len(v))
+	}
+	return m, true, nil
 }
 
 // Filter drops or rejects writes whose key has one of Prefixes, or whose JSON

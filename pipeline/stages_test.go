@@ -93,3 +93,42 @@ func TestRegistriesAreValues(t *testing.T) {
 		t.Fatalf("a stage registered elsewhere is known: %v", err)
 	}
 }
+
+// The sanitize stage cannot be bypassed: a second JSON value after the first
+// is refused rather than passed through, and field names match regardless
+// of case unless the config asks for exact names.
+func TestSanitizeCannotBeBypassed(t *testing.T) {
+	stages, err := NewRegistry().ParseConfig([]byte("pipeline:\n  - sanitize: {fields: [password, card.number]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(value string) (string, error) {
+		w, _, err := Run(stages, Write{Key: []byte("k"), Value: []byte(value)})
+		return string(w.Value), err
+	}
+	for _, bad := range []string{
+		`{"user":"ada"} {"password":"hunter2"}`,
+		`{"user":"ada"}{"password":"hunter2"}`,
+		`{"user":"ada"} trailing`,
+		`{"user":"ada", "password":"hunter2"`,
+	} {
+		if out, err := run(bad); !errors.Is(err, kv.ErrInvalid) {
+			t.Errorf("%s: passed as %q, %v; want ErrInvalid", bad, out, err)
+		}
+	}
+	out, err := run(` {"user":"ada","Password":"a","PASSWORD":"b","Card":{"NUMBER":"4111","exp":"12/30"}} ` + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.ToLower(out), "password") || strings.Contains(out, "4111") || !strings.Contains(out, `"exp":"12/30"`) {
+		t.Errorf("case-insensitive sanitize left %s", out)
+	}
+	exact, err := NewRegistry().ParseConfig([]byte("pipeline:\n  - sanitize: {fields: [password], case_insensitive: false}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _, err := Run(exact, Write{Key: []byte("k"), Value: []byte(`{"password":"a","Password":"b"}`)})
+	if err != nil || string(w.Value) != `{"Password":"b"}` {
+		t.Errorf("case_insensitive: false: %s %v", w.Value, err)
+	}
+}

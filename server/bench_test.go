@@ -18,7 +18,7 @@ import (
 //
 //	go test -run '^$' -bench GRPCEmptyCall -benchtime 5s -count 3 ./server
 func BenchmarkGRPCEmptyCall(b *testing.B) {
-	s, _ := NewGRPCServer(zerolog.Nop(), prometheus.NewRegistry())
+	s, _ := NewGRPCServer(Port{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/sluicedb/sluice/keyspace"
@@ -277,11 +278,23 @@ func (c *Control) peerStatus(ctx context.Context, n registry.Node) []*sluicev1.P
 	return resp.Partitions
 }
 
-// peer calls another node's control plane with this cluster's token.
+// forwardedTo is the metadata a control call forwarded to a peer carries:
+// the id of the node it was meant for. See checkForwarded.
+const forwardedTo = "sluice-forwarded-to"
+
+// peer calls another node's control plane with this cluster's token (every
+// node shares one). The call names the node it is meant for, so that an
+// address reaching the wrong node is refused there rather than served or
+// forwarded again.
 func (c *Control) peer(ctx context.Context, node string, call func(context.Context, sluicev1.ControlClient) error) error {
-	n, ok := c.Cluster.Registry().View().Nodes[node]
+	v := c.Cluster.Registry().View()
+	n, ok := v.Nodes[node]
 	if !ok {
 		return status.Errorf(codes.Unavailable, "node %q has not announced itself", node)
+	}
+	if self, ok := v.Nodes[c.Node]; ok && node != c.Node && n.ControlAddr == self.ControlAddr {
+		return status.Errorf(codes.FailedPrecondition, "node %s advertises control address %s, which is this node's (%s) own: "+
+			"give every node its own reachable address with --advertise-control-addr", node, n.ControlAddr, c.Node)
 	}
 	creds := c.PeerCreds
 	if creds == nil {
@@ -294,7 +307,25 @@ func (c *Control) peer(ctx context.Context, node string, call func(context.Conte
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return call(ctx, sluicev1.NewControlClient(cc))
+	return call(metadata.AppendToOutgoingContext(ctx, forwardedTo, node), sluicev1.NewControlClient(cc))
+}
+
+// checkForwarded refuses a call forwarded by a peer for another node: the
+// address the registry holds for that node reaches this one (say two hosts
+// both advertising 127.0.0.1:7401). Serving it would answer for the wrong
+// node, and forwarding it again could go round in circles. It reports
+// whether the call was forwarded, so the handler does not forward it again.
+func (c *Control) checkForwarded(ctx context.Context) (bool, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	to := md.Get(forwardedTo)
+	if len(to) == 0 {
+		return false, nil
+	}
+	if len(to) != 1 || to[0] != c.Node {
+		return true, status.Errorf(codes.FailedPrecondition, "this is node %s, but a peer forwarded a call meant for node %v here: "+
+			"that node's advertised control address reaches this one; set --advertise-control-addr", c.Node, to)
+	}
+	return true, nil
 }
 
 func (c *Control) Snapshot(ctx context.Context, req *sluicev1.SnapshotRequest) (*sluicev1.Operation, error) {
@@ -305,11 +336,18 @@ func (c *Control) Snapshot(ctx context.Context, req *sluicev1.SnapshotRequest) (
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "unknown partition %d", req.Partition)
 	}
+	forwarded, err := c.checkForwarded(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if p.Owner == c.Node {
 		return c.Cluster.StartSnapshot(req.Partition, req.Path)
 	}
+	if forwarded {
+		return nil, notApplied(codes.Unavailable, fmt.Sprintf("partition %d moved to node %s while the call was forwarded; retry", req.Partition, p.Owner))
+	}
 	var op *sluicev1.Operation
-	err := c.peer(ctx, p.Owner, func(ctx context.Context, pc sluicev1.ControlClient) (err error) {
+	err = c.peer(ctx, p.Owner, func(ctx context.Context, pc sluicev1.ControlClient) (err error) {
 		op, err = pc.Snapshot(ctx, req)
 		return err
 	})
@@ -321,6 +359,10 @@ func (c *Control) GetOperation(ctx context.Context, req *sluicev1.GetOperationRe
 	if !ok {
 		return nil, invalid("operation id %q is not NODE/N", req.Id)
 	}
+	forwarded, err := c.checkForwarded(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if node == c.Node {
 		op, ok := c.Cluster.Operation(req.Id)
 		if !ok {
@@ -328,15 +370,21 @@ func (c *Control) GetOperation(ctx context.Context, req *sluicev1.GetOperationRe
 		}
 		return op, nil
 	}
+	if forwarded {
+		return nil, status.Errorf(codes.FailedPrecondition, "operation %q belongs to node %s, not to this node %s", req.Id, node, c.Node)
+	}
 	var op *sluicev1.Operation
-	err := c.peer(ctx, node, func(ctx context.Context, pc sluicev1.ControlClient) (err error) {
+	err = c.peer(ctx, node, func(ctx context.Context, pc sluicev1.ControlClient) (err error) {
 		op, err = pc.GetOperation(ctx, req)
 		return err
 	})
 	return op, err
 }
 
-func (c *Control) NodeStatus(context.Context, *sluicev1.NodeStatusRequest) (*sluicev1.NodeStatusResponse, error) {
+func (c *Control) NodeStatus(ctx context.Context, _ *sluicev1.NodeStatusRequest) (*sluicev1.NodeStatusResponse, error) {
+	if _, err := c.checkForwarded(ctx); err != nil {
+		return nil, err
+	}
 	return &sluicev1.NodeStatusResponse{Partitions: c.Cluster.LocalStatus()}, nil
 }
 

@@ -3,7 +3,7 @@
 // interceptors (bearer token, rate limit, metrics, failure logs) and the one
 // place where sluice's errors become gRPC codes (status.go).
 //
-//	s, health := server.NewGRPCServer(log, registry)
+//	s, health := server.NewGRPCServer(server.Port{Log: log, Metrics: registry})
 //	server.RegisterData(s, &server.Data{Node: "n1", Table: table.Load, Local: local})
 //	server.RegisterControl(s, &server.Control{Node: "n1", Cluster: node, Token: token})
 package server

@@ -21,6 +21,8 @@ func benchCmd() *cobra.Command {
 		addrs, brokers   string
 		jsonOut, plotOut string
 		cpuProfile       string
+		kafka            kafkaSecurity
+		data             clientFlags
 	)
 	var names []string
 	for n, what := range bench.Workloads {
@@ -36,6 +38,14 @@ func benchCmd() *cobra.Command {
 			cfg.Addrs = strings.Split(addrs, ",")
 			if brokers != "" {
 				cfg.Brokers = strings.Split(brokers, ",")
+			}
+			sec, err := kafka.build()
+			if err != nil {
+				return err
+			}
+			cfg.Kafka = sec.Opts()
+			if cfg.Client, err = data.options(); err != nil {
+				return err
 			}
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
@@ -87,6 +97,9 @@ func benchCmd() *cobra.Command {
 	f.Int64Var(&cfg.Ops, "ops", 0, "stop after this many operations (shows a progress bar)")
 	f.Float64Var(&cfg.Rate, "rate", 0, "pace all clients together to this many ops/s; latency counts from when each op was due (0: as fast as they go)")
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers (ingest workload)")
+	kafka.register(f)
+	f.StringVar(&data.tokenFile, "data-token-file", "", "file holding the data plane's bearer token ($SLUICE_DATA_TOKEN also works)")
+	data.tls.register(f)
 	f.StringVar(&cfg.Cluster, "cluster", "sluice", "cluster name (ingest workload)")
 	f.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile to this file")

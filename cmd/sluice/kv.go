@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,26 +13,47 @@ import (
 
 // clientFlags are the flags every client command takes.
 type clientFlags struct {
-	addr    string
-	timeout time.Duration
-	tls     tlsFlags
+	addr      string
+	timeout   time.Duration
+	tls       tlsFlags
+	tokenFile string
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.addr, "addr", "127.0.0.1:7400", "data-plane address of a node")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to try")
+	cmd.Flags().StringVar(&f.tokenFile, "data-token-file", "", "file holding the data plane's bearer token ($SLUICE_DATA_TOKEN also works)")
 	f.tls.register(cmd.Flags())
 }
 
-func (f *clientFlags) run(fn func(ctx context.Context, c *client.Client) error) error {
+// options are the client options the flags (and $SLUICE_DATA_TOKEN) ask for.
+func (f *clientFlags) options() ([]client.Option, error) {
+	var opts []client.Option
 	tc, err := f.tls.config()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		opts = append(opts, client.WithTLS(tc))
+	}
+	token := os.Getenv("SLUICE_DATA_TOKEN")
+	if f.tokenFile != "" {
+		if token, err = readSecret(f.tokenFile); err != nil {
+			return nil, fmt.Errorf("data token: %w", err)
+		}
+	}
+	if token != "" {
+		opts = append(opts, client.WithToken(token))
+	}
+	return opts, nil
+}
+
+func (f *clientFlags) run(fn func(ctx context.Context, c *client.Client) error) error {
+	opts, err := f.options()
 	if err != nil {
 		return err
 	}
-	c, err := client.New(f.addr)
-	if tc != nil {
-		c, err = client.NewTLS(tc, f.addr)
-	}
+	c, err := client.Dial([]string{f.addr}, opts...)
 	if err != nil {
 		return err
 	}

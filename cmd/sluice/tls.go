@@ -17,7 +17,7 @@ type tlsFlags struct{ ca, cert, key string }
 
 func (f *tlsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.ca, "tls-ca", "", "PEM CA that signed the nodes' certificates: connect over TLS")
-	fs.StringVar(&f.cert, "tls-cert", "", "PEM client certificate (mutual TLS on the control plane)")
+	fs.StringVar(&f.cert, "tls-cert", "", "PEM client certificate (nodes with --control-client-ca or --data-client-ca require one)")
 	fs.StringVar(&f.key, "tls-key", "", "PEM key of --tls-cert")
 }
 

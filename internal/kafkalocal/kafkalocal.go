@@ -45,12 +45,48 @@ type Config struct {
 	JarDir string
 	// Set overrides or adds broker properties (server.properties lines).
 	Set map[string]string
+	// Security, if set, adds listeners that require TLS or SASL.
+	Security *Security
+}
+
+// Security adds listeners to a broker that require authentication or TLS.
+// The PLAINTEXT listener on Port stays: the broker talks to itself through
+// it, and its principal (ANONYMOUS) is a super user, so a test can use it to
+// set things up (ACLs, records) whatever it grants others.
+type Security struct {
+	// SASLPort, if set, is a SASL_PLAINTEXT listener (Broker.SASLAddr)
+	// offering PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER. OAUTHBEARER
+	// takes Kafka's default validator of unsecured (unsigned) JWTs: for tests only.
+	SASLPort int
+	// TLSPort, if set, is an SSL listener (Broker.TLSAddr).
+	TLSPort int
+	// SASLTLSPort, if set, is a SASL_SSL listener (Broker.SASLTLSAddr): the
+	// SASL mechanisms above over TLS.
+	SASLTLSPort int
+	// Users are SASL logins: each gets SCRAM-SHA-256 and SCRAM-SHA-512
+	// credentials (created when the storage is formatted) and a PLAIN login.
+	Users map[string]string
+	// CertPEM (the broker's certificate, then its chain) and KeyPEM (its
+	// unencrypted PKCS#8 private key) are the TLS listeners' identity.
+	// Required with a TLS port.
+	CertPEM, KeyPEM []byte
+	// ClientCAPEM, if set, makes the TLS listeners require client
+	// certificates it signed. A certificate's principal is its CN
+	// (User:alice for CN=alice).
+	ClientCAPEM []byte
+	// Authorizer turns on Kafka's StandardAuthorizer: every principal but
+	// ANONYMOUS (the PLAINTEXT and controller listeners) needs ACLs.
+	Authorizer bool
 }
 
 // Broker is a running broker process.
 type Broker struct {
-	// Addr is host:port of the client listener.
+	// Addr is host:port of the PLAINTEXT client listener.
 	Addr string
+	// SASLAddr, TLSAddr and SASLTLSAddr are the listeners Config.Security
+	// asked for ("" if not).
+	SASLAddr, TLSAddr, SASLTLSAddr string
+
 	cmd  *exec.Cmd
 	done chan error
 	log  string
@@ -123,8 +159,18 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return nil, err
 	}
+	set := cfg.Set
+	var formatArgs []string
+	if cfg.Security != nil {
+		var secured map[string]string
+		if secured, formatArgs, err = cfg.Security.properties(dir, cfg.Port, cfg.ControllerPort); err != nil {
+			return nil, err
+		}
+		maps.Copy(secured, cfg.Set) // the caller's properties win
+		set = secured
+	}
 	props := filepath.Join(dir, "server.properties")
-	if err := os.WriteFile(props, []byte(serverProperties(dir, cfg.Port, cfg.ControllerPort, cfg.Set)), 0o644); err != nil {
+	if err := os.WriteFile(props, []byte(serverProperties(dir, cfg.Port, cfg.ControllerPort, set)), 0o644); err != nil {
 		return nil, err
 	}
 	log4j := filepath.Join(dir, "log4j2.properties")
@@ -136,8 +182,8 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	classpath := filepath.Join(cfg.JarDir, "*")
-	format := exec.CommandContext(ctx, "java", "-cp", classpath, "kafka.tools.StorageTool",
-		"format", "-t", id, "-c", props, "--ignore-formatted")
+	format := exec.CommandContext(ctx, "java", append([]string{"-cp", classpath, "kafka.tools.StorageTool",
+		"format", "-t", id, "-c", props, "--ignore-formatted"}, formatArgs...)...)
 	if out, err := format.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("kafkalocal: formatting storage: %w\n%s", err, out)
 	}
@@ -161,6 +207,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("kafkalocal: starting java: %w", err)
 	}
 	b := &Broker{Addr: fmt.Sprintf("127.0.0.1:%d", cfg.Port), cmd: cmd, done: make(chan error, 1), log: logPath}
+	if sec := cfg.Security; sec != nil {
+		b.SASLAddr, b.TLSAddr, b.SASLTLSAddr = hostPort(sec.SASLPort), hostPort(sec.TLSPort), hostPort(sec.SASLTLSPort)
+	}
 	go func() { b.done <- cmd.Wait(); logFile.Close() }()
 	if err := b.waitReady(ctx, 90*time.Second); err != nil {
 		b.Stop()

@@ -1,0 +1,65 @@
+package node
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/sluicedb/sluice/server"
+)
+
+// startGRPC serves the data and control ports on their listeners: the data
+// port open or behind a token and client certificates as configured, the
+// control port behind its token and rate limit, with small messages only.
+func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
+	var dataUnary []grpc.UnaryServerInterceptor
+	var dataStream []grpc.StreamServerInterceptor
+	if n.cfg.DataToken != "" {
+		u, s := server.RequireToken("data plane", n.cfg.DataToken, server.HealthService)
+		dataUnary, dataStream = append(dataUnary, u), append(dataStream, s)
+	}
+	n.dataSrv, n.health = server.NewGRPCServer(server.Port{Log: n.cfg.Log, Metrics: reg, MaxConcurrentStreams: n.cfg.DataMaxStreams,
+		Unary: dataUnary, Stream: dataStream, Options: serverCreds(tr.data)})
+	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	server.RegisterData(n.dataSrv, &server.Data{Node: n.cfg.NodeID, Table: n.table.Load, Local: n.local,
+		Standby: func(id uint32) (server.CommittedReader, bool) {
+			if sb, ok := n.standby(id); ok {
+				return sb, true
+			}
+			return nil, false
+		}})
+	// Streams (reflection, health watches) authenticate like unary calls;
+	// the token is checked before the rate limit, so that callers without
+	// it cannot use up the budget.
+	tokenU, tokenS := server.RequireToken("control plane", n.cfg.ControlToken)
+	rateU, rateS := server.RateLimit(n.cfg.ControlRate, max(1, int(n.cfg.ControlRate)))
+	n.controlSrv, _ = server.NewGRPCServer(server.Port{Log: n.cfg.Log, Metrics: prometheus.NewRegistry(),
+		MaxRecvMsgBytes: server.ControlMaxRecvMsgBytes, MaxConcurrentStreams: n.cfg.ControlMaxStreams,
+		Unary: []grpc.UnaryServerInterceptor{tokenU, rateU}, Stream: []grpc.StreamServerInterceptor{tokenS, rateS},
+		Options: serverCreds(tr.control)})
+	server.RegisterControl(n.controlSrv, &server.Control{Node: n.cfg.NodeID, Cluster: n, Token: n.cfg.ControlToken, PeerCreds: tr.peer})
+	for _, s := range []struct {
+		srv *grpc.Server
+		ln  net.Listener
+	}{{n.dataSrv, n.dataLn}, {n.controlSrv, n.controlLn}} {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				n.cfg.Log.Error().Err(err).Msg("gRPC port stopped")
+			}
+		}()
+	}
+}
+
+func serverCreds(c *tls.Config) []grpc.ServerOption {
+	if c == nil {
+		return nil
+	}
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(c))}
+}
