@@ -47,6 +47,7 @@ type Node struct {
 
 	mu    sync.RWMutex
 	parts map[uint32]*held // the partitions this node holds
+	mgr   *manager         // the partition manager
 
 	metrics   *partition.Metrics
 	ingestLag *prometheus.GaugeVec
@@ -70,6 +71,9 @@ type held struct {
 	spec  registry.Partition
 	store *store.Badger
 	busy  sync.WaitGroup // snapshots reading the store: release waits for them
+	// ctx is cancelled when the partition is released: it ends its snapshots.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Start brings a node up: Kafka, topics, the registry (announcing the node,
@@ -149,7 +153,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.startHTTP(reg); err != nil {
 		return nil, err
 	}
-	n.reconcile(true)
+	n.mgr = newManager(cfg.NodeID, n.registry, n, n.updateTable, cfg.Log, n.stop)
+	n.mgr.reconcile(n.removeStaleDirs)
 	n.wg.Add(2)
 	go n.manage()
 	go n.watchHealth()
@@ -383,6 +388,7 @@ func (n *Node) Close() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			h.stopSnapshots()
 			h.busy.Wait()
 			if h.sb != nil {
 				h.sb.Close()
