@@ -35,13 +35,18 @@ type manager struct {
 	log   zerolog.Logger
 	stop  <-chan struct{}
 
-	mu      sync.Mutex
-	target  map[uint32]want // what the node holds once every queued op has run
+	mu     sync.Mutex
+	target map[uint32]want // what the node holds once every queued op has run
+	// queues holds each partition's ops not yet begun. A partition with a
+	// queue (even an empty one) has a worker running its ops one at a time:
+	// a slow op (a release draining a transaction) delays only later ops of
+	// the same partition.
+	queues  map[uint32][]op
 	workers sync.WaitGroup
 }
 
 func newManager(node string, src source, exec executor, route func(*registry.View), log zerolog.Logger, stop <-chan struct{}) *manager {
-	return &manager{node: node, src: src, exec: exec, route: route, log: log, stop: stop, target: map[uint32]want{}}
+	return &manager{node: node, src: src, exec: exec, route: route, log: log, stop: stop, target: map[uint32]want{}, queues: map[uint32][]op{}}
 }
 
 // manage runs the node's partition manager until the node stops.
@@ -50,17 +55,22 @@ func (n *Node) manage() {
 	n.mgr.run()
 }
 
-// run reconciles on every registry change until stop.
+// run reconciles on every registry change until stop, then waits for the
+// ops already begun.
 func (m *manager) run() {
 	defer m.workers.Wait()
 	for {
+		// The signal is taken before reconcile reads the view: a change that
+		// lands after the read closes this channel, so it is never lost. (It
+		// was once taken after the reconcile, which waited for releases; a
+		// partition moved back meanwhile stayed unserved.)
 		changed := m.src.Changed()
+		m.reconcile(nil)
 		select {
 		case <-m.stop:
 			return
 		case <-changed:
 		}
-		m.reconcile(nil)
 	}
 }
 
@@ -118,8 +128,9 @@ func delta(current, desired map[uint32]want) []op {
 	return ops
 }
 
-// reconcile brings the routing table and the held partitions in line with the
-// registry. onStart, if set, sees what is desired before any op runs.
+// reconcile brings the routing table in line with the registry and queues
+// the ops that bring the held partitions in line; it never waits for an op.
+// onStart, if set, sees what is desired before any op is queued.
 func (m *manager) reconcile(onStart func(desired map[uint32]want)) {
 	v := m.src.View()
 	m.route(v)
@@ -144,17 +155,57 @@ func (m *manager) reconcile(onStart func(desired map[uint32]want)) {
 		}
 	}
 	m.target = desired
-	m.mu.Unlock()
 	for _, o := range ops {
-		m.log.Info().Str("op", o.kind).Uint32("partition", o.spec.ID).Uint64("epoch", o.spec.Epoch).Stringer("range", o.spec.Range).Msg("partition manager")
+		m.log.Info().Str("op", o.kind).Uint32("partition", o.spec.ID).Uint64("epoch", o.spec.Epoch).Stringer("range", o.spec.Range).Int("waiting", len(m.queues[o.spec.ID])).Msg("partition manager")
+		m.enqueue(o)
+	}
+	m.mu.Unlock()
+}
+
+// enqueue adds o to its partition's queue, starting the partition's worker if
+// none runs. m.mu is held.
+func (m *manager) enqueue(o op) {
+	id := o.spec.ID
+	q, running := m.queues[id]
+	m.queues[id] = append(q, o)
+	if !running {
+		m.workers.Add(1)
+		go m.work(id)
+	}
+}
+
+// work runs partition id's ops in order until its queue is empty (or the
+// node stops: ops not begun are dropped, the node closes what it holds).
+func (m *manager) work(id uint32) {
+	defer m.workers.Done()
+	for {
+		m.mu.Lock()
+		q := m.queues[id]
+		if len(q) == 0 || m.stopped() {
+			delete(m.queues, id)
+			m.mu.Unlock()
+			return
+		}
+		o := q[0]
+		m.queues[id] = q[1:]
+		m.mu.Unlock()
 		if err := m.do(o); err != nil {
-			m.log.Error().Err(err).Str("op", o.kind).Uint32("partition", o.spec.ID).Uint64("epoch", o.spec.Epoch).Msg("partition manager: op failed; the partition is not held")
+			m.log.Error().Err(err).Str("op", o.kind).Uint32("partition", id).Uint64("epoch", o.spec.Epoch).Msg("partition manager: op failed; the partition is not held")
 			m.mu.Lock()
-			if t, ok := m.target[o.spec.ID]; ok && t.spec.Equal(o.spec) {
-				delete(m.target, o.spec.ID) // the next reconcile adds it again
+			if t, ok := m.target[id]; ok && t.spec.Equal(o.spec) && len(m.queues[id]) == 0 {
+				delete(m.target, id) // the next reconcile adds it again
 			}
 			m.mu.Unlock()
 		}
+	}
+}
+
+func (m *manager) stopped() bool {
+	select {
+	case <-m.stop:
+		return true
+	default:
+		return false
 	}
 }
 
