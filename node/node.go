@@ -73,7 +73,7 @@ type held struct {
 	busy  sync.WaitGroup // snapshots reading the store: release waits for them
 	// ctx is cancelled when the partition is released: it ends its snapshots.
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 }
 
 // Start brings a node up: Kafka, topics, the registry (announcing the node,
@@ -111,7 +111,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if cfg.SnapshotURL != "" {
-		if n.bucket, err = snapshot.OpenBucket(ctx, cfg.SnapshotURL, cfg.Cluster, cfg.SnapshotKeep); err != nil {
+		if n.bucket, err = snapshot.OpenBucket(ctx, cfg.SnapshotURL, cfg.Cluster, snapshot.BucketOptions{Keep: cfg.SnapshotKeep, Timeout: cfg.BlobTimeout}); err != nil {
 			return nil, err
 		}
 	}
@@ -388,7 +388,7 @@ func (n *Node) Close() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h.stopSnapshots()
+			h.stopSnapshots(fmt.Errorf("%w: the node is closing", snapshot.ErrCancelled))
 			h.busy.Wait()
 			if h.sb != nil {
 				h.sb.Close()

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/sluicedb/sluice/partition"
 	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/snapshot"
 	"github.com/sluicedb/sluice/store"
 )
 
@@ -36,7 +38,7 @@ func (n *Node) release(id uint32, wipe bool) {
 	if !ok {
 		return
 	}
-	h.stopSnapshots()
+	h.stopSnapshots(fmt.Errorf("%w: partition %d was released", snapshot.ErrCancelled, id))
 	h.busy.Wait()
 	if h.sb != nil {
 		h.sb.Close()
@@ -52,9 +54,9 @@ func (n *Node) release(id uint32, wipe bool) {
 }
 
 // stopSnapshots cancels the snapshots (and their uploads) of h.
-func (h *held) stopSnapshots() {
+func (h *held) stopSnapshots(cause error) {
 	if h.cancel != nil {
-		h.cancel()
+		h.cancel(cause)
 	}
 }
 
@@ -175,13 +177,19 @@ func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
 		Log:         n.cfg.Log,
 		Metrics:     n.metrics,
 	})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	n.mu.Lock()
 	n.parts[spec.ID] = &held{p: p, spec: spec, store: st, ctx: ctx, cancel: cancel}
 	n.mu.Unlock()
 }
 
 // seed restores an empty store from the newest valid snapshot in the bucket.
+// A bucket that fails (it does not answer within BlobTimeout, or errs) is
+// logged and skipped: the partition then replays the whole changelog, which
+// is slower but complete (the changelog is compacted, and a replay that
+// needs an offset no longer there stops with an error naming it). Only a
+// store left holding part of a snapshot fails the seed, and the restore is
+// tried again.
 func (n *Node) seed(spec registry.Partition, st *store.Badger) func(context.Context) error {
 	if n.bucket == nil {
 		return nil
@@ -189,8 +197,16 @@ func (n *Node) seed(spec registry.Partition, st *store.Badger) func(context.Cont
 	return func(ctx context.Context) error {
 		work := filepath.Join(n.cfg.DataDir, "restore", fmt.Sprintf("p%d", spec.ID))
 		defer os.RemoveAll(work)
-		_, _, err := n.bucket.Restore(ctx, spec.ID, spec.Range, st, work, n.cfg.Log.With().Uint32("partition", spec.ID).Logger())
-		return err
+		log := n.cfg.Log.With().Uint32("partition", spec.ID).Uint64("epoch", spec.Epoch).Logger()
+		_, _, err := n.bucket.Restore(ctx, spec.ID, spec.Range, st, work, log)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil, errors.Is(err, snapshot.ErrStoreDirty):
+			return err
+		}
+		log.Warn().Err(err).Str("fallback", "changelog").Msg("the snapshot bucket failed: restoring from the whole changelog instead")
+		return nil
 	}
 }
 
