@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -76,6 +77,14 @@ type Config struct {
 	SnapshotURL string
 	// SnapshotKeep is how many snapshots per partition the bucket keeps. Default 3.
 	SnapshotKeep int
+	// SnapshotRoot is the only folder snapshots may be written under: a
+	// Snapshot call's path is taken relative to it, and one that leaves it is
+	// refused. Default DataDir/snapshots.
+	SnapshotRoot string
+	// BlobTimeout bounds every call to the snapshot bucket: one that makes no
+	// progress for this long is cancelled (an upload fails; a restore falls
+	// back to replaying the whole changelog). Default 1 minute.
+	BlobTimeout time.Duration
 	// TLSCert and TLSKey (PEM files), if set, put both gRPC ports on TLS.
 	TLSCert, TLSKey string
 	// TLSCA (PEM) verifies the peers' certificates when this node calls
@@ -111,6 +120,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Cluster == "" {
 		c.Cluster = "sluice"
+	}
+	if c.SnapshotRoot == "" {
+		c.SnapshotRoot = filepath.Join(c.DataDir, "snapshots")
+	}
+	if c.BlobTimeout == 0 {
+		c.BlobTimeout = time.Minute
 	}
 	if c.EmbeddedKafkaAddr == "" {
 		c.EmbeddedKafkaAddr = "127.0.0.1:7403"

@@ -1,32 +1,76 @@
 package node
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
+	"sync"
 
-	"github.com/sluicedb/sluice/partition"
+	"github.com/rs/zerolog"
+
 	"github.com/sluicedb/sluice/registry"
-	"github.com/sluicedb/sluice/router"
-	"github.com/sluicedb/sluice/store"
 )
 
-// manage is the partition manager: on every registry change it reconciles
+// source is the registry as the partition manager reads it.
+type source interface {
+	View() *registry.View
+	// Changed returns a channel closed at the next change of the view.
+	Changed() <-chan struct{}
+}
+
+// executor carries out the manager's ops on the node's partitions. The node
+// is the one in use (partitions.go); tests hold one whose calls block.
+type executor interface {
+	open(spec registry.Partition, asStandby bool) error
+	release(id uint32, wipe bool)
+	promote(spec registry.Partition) error
+	// respec records a standby's new registry entry that needs no op.
+	respec(spec registry.Partition)
+}
+
+// manager is the partition manager: on every registry change it reconciles
 // what the node holds with what the registry assigns it.
+type manager struct {
+	node  string
+	src   source
+	exec  executor
+	route func(*registry.View) // updates the routing table
+	log   zerolog.Logger
+	stop  <-chan struct{}
+
+	mu     sync.Mutex
+	target map[uint32]want // what the node holds once every queued op has run
+	// queues holds each partition's ops not yet begun. A partition with a
+	// queue (even an empty one) has a worker running its ops one at a time:
+	// a slow op (a release draining a transaction) delays only later ops of
+	// the same partition.
+	queues  map[uint32][]op
+	workers sync.WaitGroup
+}
+
+func newManager(node string, src source, exec executor, route func(*registry.View), log zerolog.Logger, stop <-chan struct{}) *manager {
+	return &manager{node: node, src: src, exec: exec, route: route, log: log, stop: stop, target: map[uint32]want{}, queues: map[uint32][]op{}}
+}
+
+// manage runs the node's partition manager until the node stops.
 func (n *Node) manage() {
 	defer n.wg.Done()
+	n.mgr.run()
+}
+
+// run reconciles on every registry change until stop, then waits for the
+// ops already begun.
+func (m *manager) run() {
+	defer m.workers.Wait()
 	for {
-		changed := n.registry.Changed()
+		// The signal is taken before reconcile reads the view: a change that
+		// lands after the read closes this channel, so it is never lost. (It
+		// was once taken after the reconcile, which waited for releases; a
+		// partition moved back meanwhile stayed unserved.)
+		changed := m.src.Changed()
+		m.reconcile(nil)
 		select {
-		case <-n.stop:
+		case <-m.stop:
 			return
 		case <-changed:
 		}
-		n.reconcile(false)
 	}
 }
 
@@ -46,7 +90,7 @@ type want struct {
 
 // op is one step of a reconcile.
 type op struct {
-	kind string // add, del, update, promote, demote, standby
+	kind string // add, del, update, promote, demote, standby (and respec, which delta never returns)
 	spec registry.Partition
 }
 
@@ -84,208 +128,103 @@ func delta(current, desired map[uint32]want) []op {
 	return ops
 }
 
-// reconcile brings the routing table and the held partitions in line with the
-// registry. At start it also removes partition directories no longer assigned.
-func (n *Node) reconcile(starting bool) {
-	v := n.registry.View()
-	n.updateTable(v)
+// reconcile brings the routing table in line with the registry and queues
+// the ops that bring the held partitions in line; it never waits for an op.
+// onStart, if set, sees what is desired before any op is queued.
+func (m *manager) reconcile(onStart func(desired map[uint32]want)) {
+	v := m.src.View()
+	m.route(v)
 	desired := map[uint32]want{}
 	for _, p := range v.Partitions {
 		switch {
-		case p.Owner == n.cfg.NodeID:
+		case p.Owner == m.node:
 			desired[p.ID] = want{p, owner}
-		case p.HasStandby(n.cfg.NodeID):
+		case p.HasStandby(m.node):
 			desired[p.ID] = want{p, standby}
 		}
 	}
-	if starting {
-		n.removeStaleDirs(desired)
+	if onStart != nil {
+		onStart(desired)
 	}
-	n.mu.RLock()
-	current := make(map[uint32]want, len(n.parts))
-	for id, h := range n.parts {
-		r := owner
-		if h.sb != nil {
-			r = standby
-		}
-		current[id] = want{h.spec, r}
-	}
-	n.mu.RUnlock()
-	for _, o := range delta(current, desired) {
-		n.cfg.Log.Info().Str("op", o.kind).Uint32("partition", o.spec.ID).Uint64("epoch", o.spec.Epoch).Stringer("range", o.spec.Range).Msg("partition manager")
-		switch o.kind {
-		case "del":
-			n.release(o.spec.ID, true)
-		case "update", "demote":
-			n.release(o.spec.ID, false)
-			n.open(o.spec, o.kind == "demote")
-		case "promote":
-			n.promote(o.spec)
-		case "add":
-			n.open(o.spec, false)
-		case "standby":
-			n.open(o.spec, true)
-		}
-	}
+	m.mu.Lock()
+	ops := delta(m.target, desired)
 	// A standby's entry may change (a new epoch, other standbys) without any op.
-	n.mu.Lock()
-	for id, h := range n.parts {
-		if d, ok := desired[id]; ok && h.sb != nil {
-			h.spec = d.spec
+	for id, d := range desired {
+		if c, ok := m.target[id]; ok && c.role == standby && d.role == standby && d.spec.Range == c.spec.Range && !d.spec.Equal(c.spec) {
+			ops = append(ops, op{"respec", d.spec})
 		}
 	}
-	n.mu.Unlock()
+	m.target = desired
+	for _, o := range ops {
+		m.log.Info().Str("op", o.kind).Uint32("partition", o.spec.ID).Uint64("epoch", o.spec.Epoch).Stringer("range", o.spec.Range).Int("waiting", len(m.queues[o.spec.ID])).Msg("partition manager")
+		m.enqueue(o)
+	}
+	m.mu.Unlock()
 }
 
-func (n *Node) updateTable(v *registry.View) {
-	routes := make([]router.Partition, 0, len(v.Partitions))
-	for _, p := range v.Partitions {
-		r := router.Partition{ID: p.ID, Range: p.Range, Epoch: p.Epoch, Node: p.Owner, Addr: v.Nodes[p.Owner].DataAddr, Standbys: p.Standbys}
-		for _, s := range p.Standbys {
-			r.StandbyAddrs = append(r.StandbyAddrs, v.Nodes[s].DataAddr)
+// enqueue adds o to its partition's queue, starting the partition's worker if
+// none runs. m.mu is held.
+func (m *manager) enqueue(o op) {
+	id := o.spec.ID
+	q, running := m.queues[id]
+	m.queues[id] = append(q, o)
+	if !running {
+		m.workers.Add(1)
+		go m.work(id)
+	}
+}
+
+// work runs partition id's ops in order until its queue is empty (or the
+// node stops: ops not begun are dropped, the node closes what it holds).
+func (m *manager) work(id uint32) {
+	defer m.workers.Done()
+	for {
+		m.mu.Lock()
+		q := m.queues[id]
+		if len(q) == 0 || m.stopped() {
+			delete(m.queues, id)
+			m.mu.Unlock()
+			return
 		}
-		routes = append(routes, r)
-	}
-	t, err := router.NewTable(n.slots, routes)
-	if err != nil {
-		n.cfg.Log.Error().Err(err).Msg("registry view does not make a routing table; keeping the old one")
-		return
-	}
-	n.table.Store(t)
-}
-
-func (n *Node) partitionDir(id uint32) string {
-	return filepath.Join(n.cfg.DataDir, "partitions", "p"+strconv.FormatUint(uint64(id), 10))
-}
-
-// release stops a held partition (gracefully: what is in flight finishes) or
-// standby and, when it moved away or was removed, deletes its directory.
-func (n *Node) release(id uint32, wipe bool) {
-	n.mu.Lock()
-	h, ok := n.parts[id]
-	delete(n.parts, id)
-	n.mu.Unlock()
-	if !ok {
-		return
-	}
-	h.busy.Wait()
-	if h.sb != nil {
-		h.sb.Close()
-		h.store.Close()
-	} else {
-		h.p.Close() // closes the store
-	}
-	if wipe {
-		if err := os.RemoveAll(n.partitionDir(id)); err != nil {
-			n.cfg.Log.Error().Err(err).Uint32("partition", id).Msg("removing a released partition's directory")
-		}
-	}
-}
-
-// dirMeta is kept in a partition's directory: what its data was opened for.
-type dirMeta struct {
-	Spec registry.Partition `json:"partition"`
-}
-
-// removeStaleDirs deletes partition directories the registry no longer assigns
-// to this node (CurrentState on disk minus NewState).
-func (n *Node) removeStaleDirs(desired map[uint32]want) {
-	entries, _ := os.ReadDir(filepath.Join(n.cfg.DataDir, "partitions"))
-	for _, e := range entries {
-		id, err := strconv.ParseUint(strings.TrimPrefix(e.Name(), "p"), 10, 32)
-		if err != nil || !strings.HasPrefix(e.Name(), "p") {
-			continue
-		}
-		if _, ok := desired[uint32(id)]; !ok {
-			n.cfg.Log.Info().Uint32("partition", uint32(id)).Msg("partition manager: removing a partition no longer assigned here")
-			os.RemoveAll(n.partitionDir(uint32(id)))
-		}
-	}
-}
-
-// open opens spec's store (wiping one written for another range) and starts
-// the partition, which restores and then serves, or a standby of it.
-func (n *Node) open(spec registry.Partition, asStandby bool) {
-	dir := n.partitionDir(spec.ID)
-	metaPath := filepath.Join(dir, "partition.json")
-	var meta dirMeta
-	if b, err := os.ReadFile(metaPath); err == nil && json.Unmarshal(b, &meta) == nil && meta.Spec.Range != spec.Range {
-		os.RemoveAll(dir)
-	}
-	if err := os.MkdirAll(dir, 0o755); err == nil {
-		b, _ := json.Marshal(dirMeta{Spec: spec})
-		_ = os.WriteFile(metaPath, b, 0o644)
-	}
-	st, err := store.OpenBadger(store.BadgerOptions(filepath.Join(dir, "badger")))
-	if err != nil {
-		n.cfg.Log.Error().Err(err).Uint32("partition", spec.ID).Msg("opening the partition's store")
-		return
-	}
-	if asStandby {
-		n.startStandby(spec, st)
-		return
-	}
-	n.startPartition(spec, st)
-}
-
-// startStandby tails spec's changelog into st.
-func (n *Node) startStandby(spec registry.Partition, st *store.Badger) {
-	sb := partition.StartStandby(partition.StandbyConfig{ID: spec.ID, Range: spec.Range, Store: st, Log: n.cfg.Log, Tail: n.tail()})
-	n.mu.Lock()
-	n.parts[spec.ID] = &held{sb: sb, spec: spec, store: st}
-	n.mu.Unlock()
-}
-
-// promote turns the standby of spec into its owner on the same store: the
-// restore replays only the tail the standby had not yet applied.
-func (n *Node) promote(spec registry.Partition) {
-	n.mu.Lock()
-	h, ok := n.parts[spec.ID]
-	delete(n.parts, spec.ID)
-	n.mu.Unlock()
-	if !ok || h.sb == nil {
-		n.open(spec, false)
-		return
-	}
-	h.busy.Wait()
-	h.sb.Close()
-	n.startPartition(spec, h.store)
-}
-
-// startPartition starts the owner's partition on st.
-func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
-	p := partition.Start(partition.Config{
-		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Store: st, Lease: n.cfg.Lease, Stages: n.cfg.Stages,
-		NewAppender: n.newAppender(spec.ID),
-		Replay:      n.replay(),
-		Ingest:      n.consumeIngest(),
-		Owns: func(ctx context.Context) error {
-			if err := n.registry.CatchUp(ctx); err != nil {
-				return err
+		o := q[0]
+		m.queues[id] = q[1:]
+		m.mu.Unlock()
+		if err := m.do(o); err != nil {
+			m.log.Error().Err(err).Str("op", o.kind).Uint32("partition", id).Uint64("epoch", o.spec.Epoch).Msg("partition manager: op failed; the partition is not held")
+			m.mu.Lock()
+			if t, ok := m.target[id]; ok && t.spec.Equal(o.spec) && len(m.queues[id]) == 0 {
+				delete(m.target, id) // the next reconcile adds it again
 			}
-			if now := n.registry.View().Partitions[spec.ID]; now.Owner != spec.Owner || now.Epoch != spec.Epoch {
-				return fmt.Errorf("%w: the registry gives partition %d to %q at epoch %d", partition.ErrDeposed, spec.ID, now.Owner, now.Epoch)
-			}
-			return nil
-		},
-		Seed:    n.seed(spec, st),
-		Log:     n.cfg.Log,
-		Metrics: n.metrics,
-	})
-	n.mu.Lock()
-	n.parts[spec.ID] = &held{p: p, spec: spec, store: st}
-	n.mu.Unlock()
+			m.mu.Unlock()
+		}
+	}
 }
 
-// seed restores an empty store from the newest valid snapshot in the bucket.
-func (n *Node) seed(spec registry.Partition, st *store.Badger) func(context.Context) error {
-	if n.bucket == nil {
-		return nil
+func (m *manager) stopped() bool {
+	select {
+	case <-m.stop:
+		return true
+	default:
+		return false
 	}
-	return func(ctx context.Context) error {
-		work := filepath.Join(n.cfg.DataDir, "restore", fmt.Sprintf("p%d", spec.ID))
-		defer os.RemoveAll(work)
-		_, _, err := n.bucket.Restore(ctx, spec.ID, spec.Range, st, work, n.cfg.Log.With().Uint32("partition", spec.ID).Logger())
-		return err
+}
+
+// do carries out one op.
+func (m *manager) do(o op) error {
+	switch o.kind {
+	case "del":
+		m.exec.release(o.spec.ID, true)
+	case "update", "demote":
+		m.exec.release(o.spec.ID, false)
+		return m.exec.open(o.spec, o.kind == "demote")
+	case "promote":
+		return m.exec.promote(o.spec)
+	case "add":
+		return m.exec.open(o.spec, false)
+	case "standby":
+		return m.exec.open(o.spec, true)
+	case "respec":
+		m.exec.respec(o.spec)
 	}
+	return nil
 }

@@ -43,6 +43,7 @@ type Node struct {
 
 	mu    sync.RWMutex
 	parts map[uint32]*held // the partitions this node holds
+	mgr   *manager         // the partition manager
 
 	metrics   *partition.Metrics
 	ingestLag *prometheus.GaugeVec
@@ -66,6 +67,9 @@ type held struct {
 	spec  registry.Partition
 	store *store.Badger
 	busy  sync.WaitGroup // snapshots reading the store: release waits for them
+	// ctx is cancelled when the partition is released: it ends its snapshots.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
 
 // Start brings a node up: Kafka, topics, the registry (announcing the node,
@@ -104,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, cfg.Kafka.explain(n.brokers, err)
 	}
 	if cfg.SnapshotURL != "" {
-		if n.bucket, err = snapshot.OpenBucket(ctx, cfg.SnapshotURL, cfg.Cluster, cfg.SnapshotKeep); err != nil {
+		if n.bucket, err = snapshot.OpenBucket(ctx, cfg.SnapshotURL, cfg.Cluster, snapshot.BucketOptions{Keep: cfg.SnapshotKeep, Timeout: cfg.BlobTimeout}); err != nil {
 			return nil, err
 		}
 	}
@@ -123,7 +127,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.startHTTP(reg); err != nil {
 		return nil, err
 	}
-	n.reconcile(true)
+	n.mgr = newManager(cfg.NodeID, n.registry, n, n.updateTable, cfg.Log, n.stop)
+	n.mgr.reconcile(n.removeStaleDirs)
 	n.wg.Add(2)
 	go n.manage()
 	go n.watchHealth()
@@ -355,6 +360,7 @@ func (n *Node) Close() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			h.stopSnapshots(fmt.Errorf("%w: the node is closing", snapshot.ErrCancelled))
 			h.busy.Wait()
 			if h.sb != nil {
 				h.sb.Close()

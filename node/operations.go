@@ -1,8 +1,8 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -56,10 +56,18 @@ func (n *Node) Operation(id string) (*sluicev1.Operation, bool) {
 }
 
 // StartSnapshot snapshots a partition this node holds into
-// path/p<id>/<name>, then uploads it to the snapshot bucket if there is one
-// (server.Cluster). The partition keeps serving; it is not released until the
-// snapshot ends.
+// path/p<id>/<name>, path taken under the snapshot root (SnapshotRoot), then
+// uploads it to the snapshot bucket if there is one (server.Cluster). The
+// partition keeps serving. Releasing the partition cancels the snapshot and
+// its upload: a hung blob store never holds a partition (server.Cluster).
 func (n *Node) StartSnapshot(id uint32, path string) (*sluicev1.Operation, error) {
+	parent, err := snapshot.Confine(n.cfg.SnapshotRoot, path)
+	if errors.Is(err, snapshot.ErrOutsideRoot) {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
 	n.mu.Lock()
 	h, ok := n.parts[id]
 	ok = ok && h.p != nil
@@ -73,11 +81,12 @@ func (n *Node) StartSnapshot(id uint32, path string) (*sluicev1.Operation, error
 	op := n.ops.start(n.cfg.NodeID)
 	go func() {
 		defer h.busy.Done()
-		m, dir, err := snapshot.Write(h.store, filepath.Join(path, fmt.Sprintf("p%d", id)), snapshot.Manifest{
+		ctx := h.ctx
+		m, dir, err := snapshot.Write(ctx, h.store, filepath.Join(parent, fmt.Sprintf("p%d", id)), snapshot.Manifest{
 			Cluster: n.cfg.Cluster, Partition: id, Range: h.spec.Range, Epoch: h.spec.Epoch,
 		})
 		if err == nil && n.bucket != nil {
-			err = n.bucket.Upload(context.Background(), dir, m)
+			err = n.bucket.Upload(ctx, dir, m)
 		}
 		b, _ := json.Marshal(struct {
 			Dir      string            `json:"dir"`

@@ -78,7 +78,7 @@ func BenchmarkRestore(b *testing.B) {
 	b.ReportMetric(float64(bytes)/1e6/took.Seconds(), "replay-MB/s")
 
 	t0 := time.Now()
-	op, err := n.StartSnapshot(1, b.TempDir())
+	op, err := n.StartSnapshot(1, "bench") // under DATA-DIR/snapshots
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -28,19 +29,48 @@ type Bucket struct {
 	b       *blob.Bucket
 	cluster string
 	keep    int
+	timeout time.Duration
 }
 
-// OpenBucket opens the blob URL (file://, s3://, … through gocloud.dev/blob);
-// keep is how many snapshots per partition Upload leaves (default 3).
-func OpenBucket(ctx context.Context, url, cluster string, keep int) (*Bucket, error) {
-	b, err := blob.OpenBucket(ctx, url)
+// BucketOptions tune a Bucket. Zero values take the defaults written on
+// each field.
+type BucketOptions struct {
+	// Keep is how many snapshots per partition Upload leaves. Default 3.
+	Keep int
+	// Timeout bounds every call to the blob store: a call that makes no
+	// progress (no byte moved, no listing page, no answer) for this long is
+	// cancelled with ErrStalled. Default DefaultTimeout.
+	Timeout time.Duration
+}
+
+// DefaultTimeout is a blob call's default Timeout: long enough for a slow
+// store to move the next part of an upload (8 MiB), short enough that a
+// hung one is noticed.
+const DefaultTimeout = time.Minute
+
+// OpenBucket opens the blob URL (file://, s3://, … through gocloud.dev/blob).
+// A file:// bucket makes its folders 0700 unless the URL sets dir_file_mode:
+// snapshots are full copies of the data.
+func OpenBucket(ctx context.Context, rawURL, cluster string, opts BucketOptions) (*Bucket, error) {
+	if u, err := url.Parse(rawURL); err == nil && u.Scheme == "file" {
+		q := u.Query()
+		if !q.Has("dir_file_mode") {
+			q.Set("dir_file_mode", fmt.Sprintf("%#o", DirMode))
+			u.RawQuery = q.Encode()
+			rawURL = u.String()
+		}
+	}
+	b, err := blob.OpenBucket(ctx, rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: opening %s: %w", url, err)
+		return nil, fmt.Errorf("snapshot: opening %s: %w", rawURL, err)
 	}
-	if keep <= 0 {
-		keep = 3
+	if opts.Keep <= 0 {
+		opts.Keep = 3
 	}
-	return &Bucket{b: b, cluster: cluster, keep: keep}, nil
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	return &Bucket{b: b, cluster: cluster, keep: opts.Keep, timeout: opts.Timeout}, nil
 }
 
 // Close releases the bucket.
@@ -48,9 +78,11 @@ func (b *Bucket) Close() error { return b.b.Close() }
 
 func (b *Bucket) dir(partition uint32) string { return fmt.Sprintf("%s/p%d/", b.cluster, partition) }
 
+func (b *Bucket) watch(ctx context.Context) *watchdog { return newWatchdog(ctx, b.timeout) }
+
 // Upload copies a snapshot folder into the bucket, the data first and the
 // manifest last (a snapshot without a manifest is never chosen), then deletes
-// all but the newest keep snapshots of the partition.
+// all but the newest keep snapshots of the partition. Cancelling ctx stops it.
 func (b *Bucket) Upload(ctx context.Context, dir string, m Manifest) error {
 	prefix := b.dir(m.Partition) + m.Name() + "/"
 	for _, name := range []string{DataFile, ManifestFile} {
@@ -64,10 +96,19 @@ func (b *Bucket) Upload(ctx context.Context, dir string, m Manifest) error {
 	}
 	for _, old := range names[min(len(names), b.keep):] {
 		for _, name := range []string{ManifestFile, DataFile} { // manifest first: never half a snapshot that looks whole
-			if err := b.b.Delete(ctx, b.dir(m.Partition)+old+"/"+name); err != nil && !isNotFound(err) {
+			if err := b.delete(ctx, b.dir(m.Partition)+old+"/"+name); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+func (b *Bucket) delete(ctx context.Context, key string) error {
+	w := b.watch(ctx)
+	defer w.done()
+	if err := b.b.Delete(w.ctx, key); err != nil && !isNotFound(err) {
+		return w.explain(fmt.Errorf("snapshot: deleting %s: %w", key, err))
 	}
 	return nil
 }
@@ -78,30 +119,38 @@ func (b *Bucket) put(ctx context.Context, key, file string) error {
 		return err
 	}
 	defer f.Close()
-	w, err := b.b.NewWriter(ctx, key, nil)
+	w := b.watch(ctx)
+	defer w.done()
+	bw, err := b.b.NewWriter(w.ctx, key, nil)
 	if err != nil {
-		return err
+		return w.explain(err)
 	}
-	if _, err := io.Copy(w, f); err != nil {
-		w.Close()
-		return fmt.Errorf("snapshot: uploading %s: %w", key, err)
+	if _, err := io.Copy(bw, progressReader{f, w}); err != nil {
+		bw.Close()
+		return w.explain(fmt.Errorf("snapshot: uploading %s: %w", key, err))
 	}
-	return w.Close()
+	if err := bw.Close(); err != nil {
+		return w.explain(fmt.Errorf("snapshot: uploading %s: %w", key, err))
+	}
+	return nil
 }
 
 // List returns the names of the partition's complete snapshots (those with a
 // manifest), newest first.
 func (b *Bucket) List(ctx context.Context, partition uint32) ([]string, error) {
+	w := b.watch(ctx)
+	defer w.done()
 	it := b.b.List(&blob.ListOptions{Prefix: b.dir(partition)})
 	var names []string
 	for {
-		obj, err := it.Next(ctx)
+		obj, err := it.Next(w.ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, w.explain(fmt.Errorf("snapshot: listing %s: %w", b.dir(partition), err))
 		}
+		w.feed()
 		rest := strings.TrimPrefix(obj.Key, b.dir(partition))
 		if name, file := path.Split(rest); file == ManifestFile && strings.Count(name, "/") == 1 {
 			names = append(names, strings.TrimSuffix(name, "/"))
@@ -113,27 +162,35 @@ func (b *Bucket) List(ctx context.Context, partition uint32) ([]string, error) {
 
 // download copies one snapshot into dir.
 func (b *Bucket) download(ctx context.Context, partition uint32, name, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, DirMode); err != nil {
 		return err
 	}
 	for _, file := range []string{ManifestFile, DataFile} {
-		r, err := b.b.NewReader(ctx, b.dir(partition)+name+"/"+file, nil)
-		if err != nil {
+		if err := b.get(ctx, b.dir(partition)+name+"/"+file, filepath.Join(dir, file)); err != nil {
 			return err
 		}
-		f, err := os.Create(filepath.Join(dir, file))
-		if err != nil {
-			r.Close()
-			return err
-		}
-		_, err = io.Copy(f, r)
-		r.Close()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
+	}
+	return nil
+}
+
+func (b *Bucket) get(ctx context.Context, key, file string) error {
+	w := b.watch(ctx)
+	defer w.done()
+	r, err := b.b.NewReader(w.ctx, key, nil)
+	if err != nil {
+		return w.explain(fmt.Errorf("snapshot: downloading %s: %w", key, err))
+	}
+	defer r.Close()
+	f, err := create(file)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, progressReader{r, w})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return w.explain(fmt.Errorf("snapshot: downloading %s: %w", key, err))
 	}
 	return nil
 }
@@ -141,6 +198,7 @@ func (b *Bucket) download(ctx context.Context, partition uint32, name, dir strin
 // Restore loads into st (empty) the newest snapshot of the partition that
 // covers rng and passes its checksum; a corrupt one is logged and skipped for
 // the one before it. ok is false when there is none: replay from the start.
+// On an error st is empty again, unless the error wraps ErrStoreDirty.
 func (b *Bucket) Restore(ctx context.Context, partition uint32, rng keyspace.Range, st *store.Badger, work string, log zerolog.Logger) (Manifest, bool, error) {
 	names, err := b.List(ctx, partition)
 	if err != nil {
@@ -150,6 +208,10 @@ func (b *Bucket) Restore(ctx context.Context, partition uint32, rng keyspace.Ran
 		dir := filepath.Join(work, name)
 		start := time.Now()
 		err := b.download(ctx, partition, name, dir)
+		if err != nil && (errors.Is(err, ErrStalled) || ctx.Err() != nil) {
+			os.RemoveAll(dir)
+			return Manifest{}, false, err // the store, not the snapshot, failed: the one before it would fail too
+		}
 		var m Manifest
 		if err == nil {
 			m, err = Verify(dir)
@@ -165,7 +227,10 @@ func (b *Bucket) Restore(ctx context.Context, partition uint32, rng keyspace.Ran
 		if _, err := Load(dir, st); err != nil {
 			os.RemoveAll(dir)
 			// A half-loaded store must not be taken for a whole one.
-			return m, false, errors.Join(err, st.DB().DropAll())
+			if derr := st.DB().DropAll(); derr != nil {
+				return m, false, fmt.Errorf("%w: loading %s: %w; emptying the store again: %w", ErrStoreDirty, name, err, derr)
+			}
+			return m, false, fmt.Errorf("snapshot: loading %s: %w", name, err)
 		}
 		os.RemoveAll(dir)
 		took := time.Since(start)

@@ -6,17 +6,18 @@
 // newest snapshot that passes its checksum + replay of the changelog from the
 // offsets it holds.
 //
-//	m, dir, err := snapshot.Write(st, "/backups", snapshot.Manifest{Cluster: "sluice", Partition: 1, ...})
-//	b, _ := snapshot.OpenBucket(ctx, "file:///mnt/snapshots", "sluice", 3)
+//	parent, err := snapshot.Confine("/backups", "nightly") // /backups/nightly; "../x" or "/etc" are refused
+//	m, dir, err := snapshot.Write(ctx, st, parent, snapshot.Manifest{Cluster: "sluice", Partition: 1, ...})
+//	b, _ := snapshot.OpenBucket(ctx, "file:///mnt/snapshots", "sluice", snapshot.BucketOptions{Keep: 3})
 //	err = b.Upload(ctx, dir, m) // data first, manifest last; keeps the newest 3
 //	m, ok, err := b.Restore(ctx, 1, rng, freshStore, log)
 package snapshot
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,9 +36,6 @@ const (
 	DataFile     = "data.backup"
 	ManifestFile = "manifest.json"
 )
-
-// ErrCorrupt wraps a snapshot that fails verification.
-var ErrCorrupt = errors.New("snapshot: corrupt")
 
 // Manifest describes a snapshot.
 type Manifest struct {
@@ -63,22 +61,30 @@ func (m Manifest) Name() string {
 	return fmt.Sprintf("%s-e%d", m.Created.UTC().Format("20060102T150405.000000000Z"), m.Epoch)
 }
 
+// Modes of what Write and a restore's download create: a snapshot is a full
+// copy of a partition's data, readable by the node's user only.
+const (
+	DirMode  os.FileMode = 0o700
+	FileMode os.FileMode = 0o600
+)
+
 // Write snapshots st into parent/<name>, filling in m's offsets, counts,
 // size, time and checksum. It writes into <name>.tmp and renames it when
 // both files are complete, so a crash leaves no folder that looks whole.
-func Write(st *store.Badger, parent string, m Manifest) (Manifest, string, error) {
+// Cancelling ctx stops the write and removes what it wrote.
+func Write(ctx context.Context, st *store.Badger, parent string, m Manifest) (Manifest, string, error) {
 	m.Format, m.Created = Format, time.Now().UTC()
 	final := filepath.Join(parent, m.Name())
 	tmp := final + ".tmp"
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := os.MkdirAll(tmp, DirMode); err != nil {
 		return m, "", err
 	}
-	f, err := os.Create(filepath.Join(tmp, DataFile))
+	f, err := create(filepath.Join(tmp, DataFile))
 	if err != nil {
 		return m, "", err
 	}
 	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(f, h)}
+	cw := &countWriter{ctx: ctx, w: io.MultiWriter(f, h)}
 	info, err := st.Snapshot(cw)
 	if err == nil {
 		err = f.Sync()
@@ -106,7 +112,7 @@ func writeManifest(path string, m Manifest) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(path)
+	f, err := create(path)
 	if err != nil {
 		return err
 	}
@@ -178,12 +184,23 @@ func Load(dir string, st *store.Badger) (Manifest, error) {
 	return m, st.LoadSnapshot(f)
 }
 
+// create makes a new file readable by the node's user only.
+func create(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
+}
+
+// countWriter counts what it writes and fails once ctx is done, which
+// stops the store's backup stream.
 type countWriter struct {
-	w io.Writer
-	n int64
+	ctx context.Context
+	w   io.Writer
+	n   int64
 }
 
 func (c *countWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, context.Cause(c.ctx)
+	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err

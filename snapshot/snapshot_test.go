@@ -38,7 +38,7 @@ func filled(t *testing.T, n int, tag string) *store.Badger {
 
 func TestWriteVerifyLoad(t *testing.T) {
 	st := filled(t, 1000, "a")
-	m, dir, err := Write(st, t.TempDir(), Manifest{Cluster: "c", Partition: 1, Range: rng4, Epoch: 2})
+	m, dir, err := Write(context.Background(), st, t.TempDir(), Manifest{Cluster: "c", Partition: 1, Range: rng4, Epoch: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestReadManifestRejects(t *testing.T) {
 func TestBucketRetentionAndFallback(t *testing.T) {
 	ctx := context.Background()
 	bdir := t.TempDir()
-	b, err := OpenBucket(ctx, "file://"+bdir, "c", 2)
+	b, err := OpenBucket(ctx, "file://"+bdir, "c", BucketOptions{Keep: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestBucketRetentionAndFallback(t *testing.T) {
 	var names []string
 	for i, tag := range []string{"old", "mid", "new"} {
 		st := filled(t, 100+i, tag)
-		m, dir, err := Write(st, t.TempDir(), Manifest{Cluster: "c", Partition: 1, Range: rng4, Epoch: 1})
+		m, dir, err := Write(ctx, st, t.TempDir(), Manifest{Cluster: "c", Partition: 1, Range: rng4, Epoch: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

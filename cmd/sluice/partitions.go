@@ -179,7 +179,7 @@ func snapshotCmd() *cobra.Command {
 	var f controlFlags
 	cmd := &cobra.Command{
 		Use:   "snapshot PARTITION PATH",
-		Short: "Start a snapshot of a partition into PATH on its owner's disk; prints the operation",
+		Short: "Start a snapshot of a partition into PATH (relative to its owner's --snapshot-root) on its owner's disk; prints the operation",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var id uint32

@@ -99,6 +99,8 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&cfg.Lease, "lease", time.Second, "read lease: how long a commit lets a partition answer committed reads; a new owner waits it out")
 	f.StringVar(&cfg.SnapshotURL, "snapshot-url", "", "blob URL for snapshots (file:///dir, s3://bucket/prefix?region=...): uploads, and restores of partitions with no local state")
 	f.IntVar(&cfg.SnapshotKeep, "snapshot-keep", 3, "snapshots kept per partition in --snapshot-url")
+	f.StringVar(&cfg.SnapshotRoot, "snapshot-root", "", "the only folder snapshots are written under; a snapshot's path is taken relative to it (default DATA-DIR/snapshots)")
+	f.DurationVar(&cfg.BlobTimeout, "blob-timeout", time.Minute, "cancel a call to --snapshot-url that makes no progress for this long (a restore then replays the whole changelog)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate: serve both gRPC ports over TLS")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM key of --tls-cert")
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "PEM CA to verify other nodes' certificates (default: system roots)")
