@@ -1,5 +1,5 @@
 # Shortcuts; each target is one command you can also run by hand.
-.PHONY: test chaos bench run
+.PHONY: test chaos sim bench run
 
 # The whole test suite against a real Kafka broker it starts (what .ci/run runs).
 test:
@@ -12,6 +12,13 @@ CHAOS_RUN ?= 60s
 chaos:
 	go run ./internal/kafkalocal/cmd/kafkalocal -- env SLUICE_CHAOS=$(CHAOS) SLUICE_CHAOS_RUN=$(CHAOS_RUN) \
 		go test -count=1 -v -timeout 0 -run 'TestLinearizableUnderFaults' ./integration
+
+# The partition simulator for SIM in all: seeds one after another, then a
+# summary line (seeds, operations checked, faults injected, violations). A
+# failing seed prints itself; SLUICE_SEED=<seed> replays it exactly.
+SIM ?= 10m
+sim:
+	SLUICE_SIM=$(SIM) go test -count=1 -v -timeout 0 -run 'TestSimulation' ./partition
 
 # The sluice bench figures of BENCHMARKS.md.
 bench:

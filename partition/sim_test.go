@@ -92,6 +92,9 @@ type simClient struct {
 	acked   map[string]uint64 // the newest version this client's writes made, per key
 	checks  *simChecks
 	stop    bool
+	// route is the owner this client believes in: a cached routing table
+	// learns of a move late, or on an error.
+	route *inst
 }
 
 // simChecks collects what the end of a run checks beside the history.
@@ -148,9 +151,16 @@ func (c *simClient) next() {
 	}
 	if w.chance(w.faults.move) {
 		w.move()
+		for _, o := range w.clients {
+			owner := w.owner
+			w.after(w.dur(0, 2*time.Second), func() { o.route = owner })
+		}
 	}
 	if w.chance(w.faults.crash) {
 		w.crash()
+		for _, o := range w.clients {
+			o.route = w.owner // the restarted process has the old one's address
+		}
 	}
 	if w.chance(w.faults.pause) {
 		w.injected["pause"]++
@@ -158,7 +168,7 @@ func (c *simClient) next() {
 		o.paused = maxTime(o.paused, w.now.Add(w.dur(100*time.Millisecond, 2*time.Second)))
 	}
 	call := w.now
-	target := w.owner
+	target := c.route
 	req.Handle = &simCall{done: func(r core.Reply) {
 		w.trace("client %d %s %s %q at i%d -> %s", c.id, in.Op, in.Key, in.Value, target.id, replySummary(r))
 		c.finish(in, req, call, r)
@@ -203,6 +213,7 @@ func (c *simClient) finish(in kvmodel.Input, req *core.Request, call time.Time, 
 		out.OK = false
 		c.checks.notApplied[in.Value] = true
 	case in.Op == "get":
+		c.route = w.owner
 		w.after(w.dur(10*time.Millisecond, 50*time.Millisecond), c.next)
 		return
 	case errors.Is(r.Err, wal.ErrCommitUnknown):
@@ -213,7 +224,9 @@ func (c *simClient) finish(in kvmodel.Input, req *core.Request, call time.Time, 
 		}
 	default:
 		// Any other failure says the request was not applied. The client
-		// backs off before its next try, as the Go client does.
+		// refreshes its routes and backs off before its next try, as the Go
+		// client does.
+		c.route = w.owner
 		for _, e := range req.Entries {
 			c.checks.notApplied[string(e.Value)] = true
 		}
@@ -270,8 +283,9 @@ func simulate(seed uint64) simResult {
 	checks := &simChecks{notApplied: map[string]bool{}}
 	var clients []*simClient
 	for i := range 4 {
-		c := &simClient{w: w, id: i, h: h, session: map[int32]int64{}, acked: map[string]uint64{}, checks: checks}
+		c := &simClient{w: w, id: i, h: h, session: map[int32]int64{}, acked: map[string]uint64{}, checks: checks, route: w.owner}
 		clients = append(clients, c)
+		w.clients = append(w.clients, c)
 		w.after(w.dur(0, 10*time.Millisecond), c.next)
 	}
 	produced := simIngest(w, h)

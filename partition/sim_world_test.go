@@ -74,6 +74,7 @@ type world struct {
 	epoch    uint64                      // the registry's epoch of the partition
 	owner    *inst                       // the registry's owner
 	insts    []*inst
+	clients  []*simClient
 	injected map[string]int
 	steps    int
 }
@@ -83,7 +84,7 @@ func newWorld(seed uint64, f simFaults) *world {
 		rng:      rand.New(rand.NewPCG(seed, seed^0x5eed)),
 		now:      time.UnixMilli(1_700_000_000_000),
 		faults:   f,
-		lease:    time.Second,
+		lease:    300 * time.Millisecond,
 		log:      newSimLog(),
 		ingest:   map[int32][]kv.IngestRecord{},
 		injected: map[string]int{},
