@@ -47,6 +47,7 @@ type proc struct {
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan struct{}
+	bin     string // the binary to run; default sluiceBin (built with -race)
 }
 
 // newProc prepares a node of cluster on dataDir, against the test broker.
@@ -89,7 +90,11 @@ func (p *proc) startNoWait() {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	p.cmd = exec.Command(sluiceBin, p.args...)
+	bin := sluiceBin
+	if p.bin != "" {
+		bin = p.bin
+	}
+	p.cmd = exec.Command(bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)

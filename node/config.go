@@ -71,6 +71,12 @@ type Config struct {
 	// committed values without a new commit; a new owner waits it out after
 	// fencing. Default 1s.
 	Lease time.Duration
+	// PartitionBudget bounds the bytes of requests one partition holds
+	// (queued or waiting for their reply); NodeBudget bounds them across the
+	// node's partitions. Beyond either, writes get RESOURCE_EXHAUSTED with a
+	// NotApplied detail. Defaults 64 MiB and 256 MiB.
+	PartitionBudget int64
+	NodeBudget      int64
 	// SnapshotURL, if set, is a blob URL (file:///…, s3://bucket/prefix?region=…)
 	// where snapshots are uploaded and from which a partition with no local
 	// state is restored.
@@ -138,6 +144,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Lease == 0 {
 		c.Lease = time.Second
+	}
+	if c.PartitionBudget == 0 {
+		c.PartitionBudget = 64 << 20
+	}
+	if c.NodeBudget == 0 {
+		c.NodeBudget = 256 << 20
 	}
 	if c.ControlRate == 0 {
 		c.ControlRate = 5

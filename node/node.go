@@ -46,6 +46,7 @@ type Node struct {
 	mgr   *manager         // the partition manager
 
 	metrics   *partition.Metrics
+	budget    *partition.Budget // bytes of requests all partitions hold
 	ingestLag *prometheus.GaugeVec
 	bucket    *snapshot.Bucket // where snapshots are uploaded and restored from; nil without --snapshot-url
 	ops       operations
@@ -81,7 +82,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	var err error
-	n := &Node{cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, parts: make(map[uint32]*held), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, parts: make(map[uint32]*held), stop: make(chan struct{}), budget: partition.NewBudget(cfg.NodeBudget)}
 	// franz-go logs through zerolog, one level quieter than sluice: its info
 	// lines are per-connection chatter.
 	n.kafkaLog = cfg.Log.With().Str("component", "kafka").Logger().Level(max(cfg.Log.GetLevel(), zerolog.WarnLevel))

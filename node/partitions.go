@@ -142,6 +142,7 @@ func (n *Node) promote(spec registry.Partition) error {
 func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
 	p := partition.Start(partition.Config{
 		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Store: st, Lease: n.cfg.Lease, Stages: n.cfg.Stages,
+		MaxQueuedBytes: n.cfg.PartitionBudget, NodeBudget: n.budget,
 		NewAppender: n.newAppender(spec.ID),
 		Replay:      n.replay(),
 		Ingest:      n.consumeIngest(),

@@ -52,13 +52,18 @@ func (l *loop) stopIngesting() {
 // and memory stays bounded however fast the producers are.
 func (p *Partition) deliver(ctx context.Context, gen uint64, recs []kv.IngestRecord) error {
 	req := &request{Request: core.Request{Op: core.OpIngest, Ingest: recs, Gen: gen}}
+	if err := p.admitWait(ctx, req); err != nil {
+		return err
+	}
 	p.prefetch(&req.Request)
 	select {
 	case p.inbox <- req:
 		return nil
 	case <-ctx.Done():
+		p.release(req)
 		return ctx.Err()
 	case <-p.done:
+		p.release(req)
 		return ErrStopped
 	}
 }

@@ -98,7 +98,9 @@ func (l *loop) carry(rd core.Ready) {
 			l.stopIngesting()
 		}
 		for _, r := range rd.Replies {
-			r.Handle.(*request).reply <- r
+			req := r.Handle.(*request)
+			l.p.release(req)
+			req.reply <- r
 		}
 		if rd.Append != nil {
 			l.toFlush <- rd.Append // buffered 1 and the flusher is idle: never blocks
@@ -211,6 +213,7 @@ func (l *loop) shutdown() {
 	for {
 		select {
 		case req := <-p.inbox:
+			p.release(req)
 			if req.reply != nil {
 				req.reply <- core.Reply{Handle: req, Err: ErrStopped}
 			}

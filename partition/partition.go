@@ -39,6 +39,12 @@ type Config struct {
 	Log    zerolog.Logger
 	// InboxSize bounds queued requests; beyond it callers get ErrInboxFull. Default 1024.
 	InboxSize int
+	// MaxQueuedBytes bounds the bytes of the requests the partition holds
+	// (queued or waiting for their reply); beyond it callers get
+	// ErrOverBudget. Default 64 MiB.
+	MaxQueuedBytes int64
+	// NodeBudget, if set, bounds the same bytes across the node's partitions.
+	NodeBudget *Budget
 	// WindowSize bounds replies held by the line monitor. Default 8192.
 	WindowSize int
 	// MaxGroupBytes bounds one append group (one transaction). Default 16 MiB.
@@ -120,6 +126,7 @@ type Partition struct {
 	lag      atomic.Int64          // log offsets left to replay while restoring
 	applies  atomic.Uint64         // the core's store writes so far (reads.go)
 	versions *versions             // committed keys' versions; the loop writes it
+	budget   *Budget               // bytes of requests held (budget.go)
 	metrics  *partitionMetrics
 	loop     loop // owned by the loop goroutine
 }
@@ -128,6 +135,7 @@ type Partition struct {
 type request struct {
 	core.Request
 	reply chan core.Reply // buffered 1: the loop never blocks on a reply
+	cost  int64           // bytes taken from the budgets until the reply
 }
 
 // Start starts the partition: it restores (replays the log into the store)
@@ -139,6 +147,9 @@ func Start(cfg Config) *Partition {
 	if cfg.VersionCacheKeys == 0 {
 		cfg.VersionCacheKeys = 1 << 16
 	}
+	if cfg.MaxQueuedBytes == 0 {
+		cfg.MaxQueuedBytes = 64 << 20
+	}
 	cfg.Log = cfg.Log.With().Uint32("partition", cfg.ID).Uint64("epoch", cfg.Epoch).Logger()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Partition{
@@ -149,6 +160,7 @@ func Start(cfg Config) *Partition {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		versions: newVersions(cfg.VersionCacheKeys),
+		budget:   NewBudget(cfg.MaxQueuedBytes),
 	}
 	p.metrics = cfg.Metrics.forPartition(cfg.ID)
 	p.view = view{st: cfg.Store, done: p.done}
@@ -232,14 +244,19 @@ func (p *Partition) call(ctx context.Context, req *request) (core.Reply, error) 
 	if !p.serving.Load() {
 		return core.Reply{}, p.unavailable()
 	}
+	if err := p.admit(req); err != nil {
+		return core.Reply{}, err
+	}
 	p.prefetch(&req.Request)
 	req.reply = make(chan core.Reply, 1)
 	req.Handle = req
 	select {
 	case p.inbox <- req:
 	case <-p.done:
+		p.release(req)
 		return core.Reply{}, ErrStopped
 	default:
+		p.release(req)
 		return core.Reply{}, ErrInboxFull
 	}
 	select {

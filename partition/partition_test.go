@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -224,4 +225,48 @@ func TestRestoringAnswersUnavailable(t *testing.T) {
 	}
 	close(release)
 	waitFor(t, "the partition serves", p.Serving)
+}
+
+// The bytes of requests a partition (and a node's partitions together)
+// hold are bounded: beyond the budget a write is refused at once, not
+// applied, and the bytes come back when replies leave.
+func TestBudgetBoundsHeldBytes(t *testing.T) {
+	node := NewBudget(5000)
+	l1, l2 := newFakeLog(), newFakeLog()
+	cfg := testConfig(l1, store.NewMemory())
+	cfg.MaxQueuedBytes, cfg.NodeBudget = 3000, node
+	p1 := startServing(t, cfg)
+	cfg = testConfig(l2, store.NewMemory())
+	cfg.ID, cfg.NodeBudget = 2, node
+	p2 := startServing(t, cfg)
+	g1, g2 := make(chan appendCall), make(chan appendCall)
+	l1.setGate(g1)
+	l2.setGate(g2)
+	ctx := context.Background()
+	big := string(make([]byte, 2000)) // costs 2000 + the key + 128
+	held := make(chan error, 2)
+	go func() { _, err := p1.Upsert(ctx, entries("a", big)); held <- err }()
+	c1 := <-g1
+	if _, err := p1.Upsert(ctx, entries("b", big)); !errors.Is(err, ErrOverBudget) || !strings.Contains(err.Error(), "partition 1 holds up to 3000 bytes") {
+		t.Fatalf("a write over the partition's budget: %v, want ErrOverBudget naming it", err)
+	}
+	go func() { _, err := p2.Upsert(ctx, entries("c", big)); held <- err }()
+	c2 := <-g2
+	if _, err := p2.Upsert(ctx, entries("d", big)); !errors.Is(err, ErrOverBudget) || !strings.Contains(err.Error(), "node's partitions hold up to 5000 bytes") {
+		t.Fatalf("a write over the node's budget: %v, want ErrOverBudget naming it", err)
+	}
+	c1.answer <- nil
+	c2.answer <- nil
+	for range 2 {
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+	}
+	l1.setGate(nil)
+	l2.setGate(nil)
+	for _, p := range []*Partition{p1, p2} {
+		if _, err := p.Upsert(ctx, entries("e", big)); err != nil {
+			t.Fatalf("partition %d after replies freed the bytes: %v", p.ID(), err)
+		}
+	}
 }

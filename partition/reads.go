@@ -58,6 +58,11 @@ func (p *Partition) prefetch(req *core.Request) {
 func (l *loop) step(req *request) {
 	p := l.p
 	now := time.Now()
+	if req.Handle == nil {
+		// An ingest delivery has no reply: its bytes move into the core's
+		// groups, bounded by the window and the group size.
+		defer p.release(req)
+	}
 	if l.core.State() != core.Serving {
 		l.core.Request(now, &req.Request) // answered at once
 		return

@@ -37,7 +37,7 @@ func toStatus(err error) error {
 		return status.Error(codes.Unknown, err.Error()+"; the write may or may not have been applied")
 	case errors.Is(err, kv.ErrInvalid):
 		code = codes.InvalidArgument
-	case errors.Is(err, partition.ErrInboxFull):
+	case errors.Is(err, partition.ErrInboxFull), errors.Is(err, partition.ErrOverBudget):
 		code = codes.ResourceExhausted
 	case partition.IsUnavailable(err):
 		code = codes.Unavailable

@@ -33,6 +33,7 @@ func BadgerOptions(dir string) badger.Options {
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(0).
 		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(64 << 10).
 		WithNumCompactors(2).
 		WithDetectConflicts(false)
 }

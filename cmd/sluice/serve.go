@@ -97,6 +97,8 @@ func serveCmd() *cobra.Command {
 	f.Uint32Var(&cfg.ControlMaxStreams, "control-max-streams", server.DefaultControlMaxConcurrentStreams, "control-plane calls in flight per client connection (more wait)")
 	f.Float64Var(&cfg.ControlRate, "control-rate", 5, "control-plane calls a second")
 	f.DurationVar(&cfg.Lease, "lease", time.Second, "read lease: how long a commit lets a partition answer committed reads; a new owner waits it out")
+	bytesVar(f, &cfg.PartitionBudget, "partition-budget", 64<<20, "bytes of requests one partition holds (queued or awaiting their reply); more get RESOURCE_EXHAUSTED")
+	bytesVar(f, &cfg.NodeBudget, "node-budget", 256<<20, "bytes of requests all of the node's partitions hold; more get RESOURCE_EXHAUSTED")
 	f.StringVar(&cfg.SnapshotURL, "snapshot-url", "", "blob URL for snapshots (file:///dir, s3://bucket/prefix?region=...): uploads, and restores of partitions with no local state")
 	f.IntVar(&cfg.SnapshotKeep, "snapshot-keep", 3, "snapshots kept per partition in --snapshot-url")
 	f.StringVar(&cfg.SnapshotRoot, "snapshot-root", "", "the only folder snapshots are written under; a snapshot's path is taken relative to it (default DATA-DIR/snapshots)")
