@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition/core"
@@ -269,4 +270,37 @@ func TestBudgetBoundsHeldBytes(t *testing.T) {
 			t.Fatalf("partition %d after replies freed the bytes: %v", p.ID(), err)
 		}
 	}
+}
+
+// A new owner serves a lease after its fencing *returned*: an older owner
+// may commit (and so renew its lease) until the fence takes effect, which
+// may be long after it was asked for. Fencing here takes 1.5 s; serving
+// before fencing returned + Lease would let the old owner's last lease and
+// the new owner's writes overlap.
+func TestLeaseWaitCountsFromWhenFencingReturned(t *testing.T) {
+	l := newFakeLog()
+	cfg := testConfig(l, store.NewMemory())
+	cfg.Lease = 2 * time.Second
+	returned := make(chan time.Time, 1)
+	cfg.NewAppender = func(ctx context.Context) (wal.Appender, error) {
+		select { // fencing takes 1.5 s to take effect and return
+		case <-time.After(1500 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		returned <- time.Now()
+		return fakeAppender{l}, nil
+	}
+	p := Start(cfg)
+	defer p.Close()
+	fenced := <-returned
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(fenced.Add(cfg.Lease - 20*time.Millisecond)) {
+		if p.Serving() {
+			t.Fatalf("served %s after fencing returned, before the lease of %s", time.Since(fenced), cfg.Lease)
+		}
+		<-tick.C
+	}
+	waitFor(t, "the partition serves", p.Serving)
 }

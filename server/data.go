@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/sluicedb/sluice/partition"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/wal"
 )
 
 // Data is the data-plane gRPC service. It validates a request, routes each
@@ -135,27 +137,29 @@ func (d *Data) Upsert(ctx context.Context, req *sluicev1.UpsertRequest) (*sluice
 	for range parts {
 		<-done
 	}
-	resp := &sluicev1.UpsertResponse{Results: out, Session: session(out...)}
+	var failures []*sluicev1.PartFailure
 	var first error
 	for _, pt := range parts {
 		if pt.err == nil {
 			continue
 		}
 		st := status.Convert(toStatus(pt.err))
-		f := &sluicev1.PartFailure{Code: int32(st.Code()), Message: st.Message(), NotApplied: isNotApplied(st)}
+		f := &sluicev1.PartFailure{Code: int32(st.Code()), Message: st.Message(), NotApplied: certainlyNotApplied(pt.err)}
 		for _, i := range pt.index {
 			f.Entries = append(f.Entries, uint32(i))
+			out[i] = &sluicev1.WriteResult{}
 		}
-		resp.Failures = append(resp.Failures, f)
+		failures = append(failures, f)
 		if first == nil {
 			first = st.Err()
 		}
 	}
-	if len(resp.Failures) == len(parts) {
+	resp := &sluicev1.UpsertResponse{Results: out, Session: session(out...), Failures: failures}
+	if len(failures) == len(parts) {
 		// Nothing applied: the first part's error says what happened (with
 		// NotApplied only if that part certainly did not apply; an unknown
 		// outcome elsewhere is in no part's answer, so say UNKNOWN then).
-		for _, f := range resp.Failures {
+		for _, f := range failures {
 			if codes.Code(f.Code) == codes.Unknown {
 				return nil, status.Error(codes.Unknown, f.Message)
 			}
@@ -163,6 +167,13 @@ func (d *Data) Upsert(ctx context.Context, req *sluicev1.UpsertRequest) (*sluice
 		return nil, first
 	}
 	return resp, nil
+}
+
+// certainlyNotApplied says a write's error proves it was not applied: it is
+// not an unknown commit outcome, and the caller did not stop waiting while
+// the write may still have been on its way.
+func certainlyNotApplied(err error) bool {
+	return !errors.Is(err, wal.ErrCommitUnknown) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
 }
 
 // session is the token of writes: the next offset each reached, per slot.

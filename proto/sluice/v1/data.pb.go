@@ -250,7 +250,8 @@ func (x *UpsertRequest) GetPartition() uint32 {
 
 type UpsertResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One per entry, in request order; unset for an entry of a failed part.
+	// One per entry, in request order; empty (all zero) for an entry of a
+	// failed part (see failures).
 	Results []*WriteResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
 	// The offsets this write reached, for SESSION reads.
 	Session *Session `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
