@@ -54,16 +54,6 @@ func toStatus(err error) error {
 	return status.Error(code, err.Error())
 }
 
-// isNotApplied reports a status carrying the NotApplied detail.
-func isNotApplied(st *status.Status) bool {
-	for _, d := range st.Details() {
-		if _, ok := d.(*sluicev1.NotApplied); ok {
-			return true
-		}
-	}
-	return false
-}
-
 // notApplied answers code with a NotApplied detail: the server knows the
 // request was not applied, so a client may send it again.
 func notApplied(code codes.Code, msg string) error {
