@@ -109,12 +109,6 @@ func newFakeExec() *fakeExec {
 	return &fakeExec{opened: map[uint32]registry.Partition{}, releasing: map[uint32]bool{}, held: make(chan struct{}), unblock: make(chan struct{})}
 }
 
-func (e *fakeExec) record(format string, args ...any) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.log = append(e.log, fmt.Sprintf(format, args...))
-}
-
 func (e *fakeExec) open(spec registry.Partition, asStandby bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()

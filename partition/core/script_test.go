@@ -39,15 +39,14 @@ type harness struct {
 	store   map[string]kv.Read
 	offsets map[int32]int64
 	// log is the next offset per slot of the fake log.
-	log        map[int32]int64
-	applies    []*Group // handed out by Ready, not yet applied
-	manual     bool     // apply only on the apply command
-	inflight   *Group
-	orphan     *Group // in flight when a restore began
-	pre        map[string]Read
-	nextID     int
-	ingestGen  uint64
-	restoreAsk bool
+	log       map[int32]int64
+	applies   []*Group // handed out by Ready, not yet applied
+	manual    bool     // apply only on the apply command
+	inflight  *Group
+	orphan    *Group // in flight when a restore began
+	pre       map[string]Read
+	nextID    int
+	ingestGen uint64
 }
 
 func newHarness() *harness {
