@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
@@ -89,19 +87,8 @@ func benchNode(b *testing.B) *testNode {
 			b.Fatal(err)
 		}
 		parts, _ := strconv.Atoi(os.Getenv("SLUICE_BENCH_PARTITIONS")) // 0: the default
-		n, err := Start(context.Background(), Config{Brokers: kafkatest.Brokers(b), Cluster: "bench-" + fmt.Sprint(time.Now().UnixNano()), Partitions: parts,
-			DataDir: dir, DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "bench", HTTPAddr: "-", Log: zerolog.Nop()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for !n.Ready() {
-			time.Sleep(10 * time.Millisecond)
-		}
-		conn, err := grpc.NewClient(n.DataAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		bench = &testNode{Node: n, data: sluicev1.NewDataClient(conn), conn: conn}
+		bench = openNode(b, Config{Brokers: kafkatest.Brokers(b), Cluster: "bench-" + fmt.Sprint(time.Now().UnixNano()), Partitions: parts,
+			DataDir: dir, Log: zerolog.Nop()})
 		value := benchValue()
 		for i := 0; i < 2000; i++ {
 			req := &sluicev1.UpsertRequest{}

@@ -31,6 +31,8 @@ type testNode struct {
 	conn *grpc.ClientConn
 }
 
+// startNode starts a node for one test (closed when it ends) and waits,
+// with a generous deadline, until it serves.
 func startNode(t testing.TB, cfg Config) *testNode {
 	t.Helper()
 	if cfg.Brokers == nil {
@@ -42,19 +44,30 @@ func startNode(t testing.TB, cfg Config) *testNode {
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
+	if cfg.Log.GetLevel() == zerolog.DebugLevel { // the zero logger: log through the test
+		cfg.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	}
+	n := openNode(t, cfg)
+	t.Cleanup(func() { n.conn.Close(); n.Close() })
+	return n
+}
+
+// openNode starts a node on local ports, waits until it serves (60 s at
+// most) and dials its data port. The caller closes it.
+func openNode(t testing.TB, cfg Config) *testNode {
+	t.Helper()
 	cfg.DataAddr, cfg.ControlAddr, cfg.ControlToken = "127.0.0.1:0", "127.0.0.1:0", "test-token"
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "-"
 	}
-	cfg.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close() })
 	deadline := time.Now().Add(60 * time.Second)
 	for !n.Ready() {
 		if time.Now().After(deadline) {
+			n.Close()
 			t.Fatal("node not ready in 60s")
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -62,9 +75,9 @@ func startNode(t testing.TB, cfg Config) *testNode {
 	conn, err := grpc.NewClient(n.DataAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
 	if err != nil {
+		n.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
 	return &testNode{Node: n, data: sluicev1.NewDataClient(conn), conn: conn}
 }
 
