@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/sluicedb/sluice/internal/retry"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition/core"
 )
@@ -22,21 +23,13 @@ func (l *loop) startIngest(s *core.IngestStart) {
 	go func() {
 		defer p.wg.Done()
 		deliver := func(recs []kv.IngestRecord) error { return p.deliver(ctx, s.Gen, recs) }
-		for attempt := 0; ; attempt++ {
-			err := p.cfg.Ingest(ctx, s.From, deliver)
-			if ctx.Err() != nil {
-				return
-			}
-			// Restarting from the same offsets is safe: the core skips what it
-			// already took.
-			wait := backoff(attempt)
+		// Restarting from the same offsets is safe: the core skips what it
+		// already took. The consumer ends only with ctx.
+		_, _ = retry.Forever(ctx, func() (struct{}, error) {
+			return struct{}{}, p.cfg.Ingest(ctx, s.From, deliver)
+		}, func(err error, wait time.Duration) {
 			p.cfg.Log.Error().Err(err).Dur("retry_in", wait).Msg("ingest consumer stopped")
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				return
-			}
-		}
+		})
 	}()
 }
 

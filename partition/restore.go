@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sluicedb/sluice/internal/retry"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition/core"
 	"github.com/sluicedb/sluice/store"
@@ -29,30 +30,20 @@ func (l *loop) startRestore() {
 		if old != nil {
 			old.Close()
 		}
-		for attempt := 0; ; attempt++ {
+		res, err := retry.Forever(p.ctx, func() (restoreResult, error) {
 			app, r, err := p.restore(p.ctx, first)
-			if err == nil || errors.Is(err, ErrDeposed) {
+			if errors.Is(err, ErrDeposed) {
 				r.Err = err
-				l.restored <- restoreResult{app: app, r: r}
-				return
+				return restoreResult{r: r}, nil
 			}
-			if p.ctx.Err() != nil {
-				return
-			}
-			wait := backoff(attempt)
+			return restoreResult{app: app, r: r}, err
+		}, func(err error, wait time.Duration) {
 			p.cfg.Log.Error().Err(err).Dur("retry_in", wait).Msg("restore failed")
-			select {
-			case <-time.After(wait):
-			case <-p.ctx.Done():
-				return
-			}
+		})
+		if err == nil {
+			l.restored <- res
 		}
 	}()
-}
-
-// backoff is the wait before retry attempt+1: 200 ms doubling to 5 s.
-func backoff(attempt int) time.Duration {
-	return min(time.Duration(1<<min(attempt, 5))*200*time.Millisecond, 5*time.Second)
 }
 
 // restore fences every older writer of the partition's slots, then its own

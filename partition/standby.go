@@ -6,6 +6,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sluicedb/sluice/internal/retry"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
@@ -45,19 +46,10 @@ func StartStandby(cfg StandbyConfig) *Standby {
 
 func (s *Standby) run(ctx context.Context) {
 	defer close(s.done)
-	for attempt := 0; ; attempt++ {
-		err := s.follow(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		wait := backoff(attempt)
+	// Tailing ends only with ctx; any other end is retried.
+	_, _ = retry.Forever(ctx, func() (struct{}, error) { return struct{}{}, s.follow(ctx) }, func(err error, wait time.Duration) {
 		s.cfg.Log.Error().Err(err).Dur("retry_in", wait).Msg("standby stopped tailing")
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return
-		}
-	}
+	})
 }
 
 func (s *Standby) follow(ctx context.Context) error {
