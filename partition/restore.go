@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition/core"
 	"github.com/sluicedb/sluice/store"
@@ -70,11 +72,27 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	if err != nil {
 		return nil, core.Restore{}, err
 	}
+	if len(stored) > 0 && cfg.Retention > 0 {
+		cleared, err := clearIfStale(cfg.Store, cfg.Retention, cfg.Log)
+		if err != nil {
+			return nil, core.Restore{}, err
+		}
+		if cleared {
+			stored = nil
+		}
+	}
 	if len(stored) == 0 && cfg.Seed != nil {
 		if err := cfg.Seed(ctx); err != nil {
 			return nil, core.Restore{}, fmt.Errorf("loading a snapshot: %w", err)
 		}
 		if stored, err = cfg.Store.Offsets(); err != nil {
+			return nil, core.Restore{}, err
+		}
+	}
+	if len(stored) == 0 {
+		// A replay from the log's start sees every tombstone younger than
+		// the retention: the store is as fresh as now.
+		if err := cfg.Store.Apply(kv.Batch{SyncedAt: time.Now().UnixMilli()}); err != nil {
 			return nil, core.Restore{}, err
 		}
 	}
@@ -106,6 +124,9 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 		r.Ingest[slot] = max(r.Ingest[slot], 0) // a slot never consumed starts at 0
 	}
 	prog := newProgress(p)
+	// Fenced: the log's end no longer moves but by this partition, so once
+	// the replay ends the store is in sync with the log as of now.
+	replayed := time.Now()
 	_, err = cfg.Replay(ctx, from, func(b wal.Batch) error {
 		if err := applyBatch(cfg.Store, b, cfg.Epoch, &r.Clock, r.Ingest); err != nil {
 			return err
@@ -116,8 +137,46 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	if err != nil {
 		return fail(err)
 	}
+	if err := cfg.Store.Apply(kv.Batch{SyncedAt: replayed.UnixMilli()}); err != nil {
+		return fail(err)
+	}
 	prog.done()
 	return app, r, nil
+}
+
+// clearIfStale empties st if it was last known in sync with the log longer
+// than retention (the log's delete.retention.ms) ago: compaction may since
+// have dropped tombstones a replay from st's offsets would need, so replaying
+// onto it could bring removed keys back. A store that never recorded when
+// it was in sync counts as stale. It reports whether it cleared st.
+func clearIfStale(st store.Store, retention time.Duration, log zerolog.Logger) (bool, error) {
+	at, err := st.SyncedAt()
+	if err != nil {
+		return false, err
+	}
+	age := time.Since(time.UnixMilli(at))
+	if at != 0 && age <= retention {
+		return false, nil
+	}
+	ev := log.Warn().Dur("retention", retention).Int64("delete_retention_ms", retention.Milliseconds())
+	if at == 0 {
+		ev = ev.Str("synced_at", "unknown")
+	} else {
+		ev = ev.Time("synced_at", time.UnixMilli(at)).Dur("out_of_sync_for", age)
+	}
+	ev.Msgf("the store was last in sync with the changelog %s ago, longer than the changelog's delete.retention.ms (%s): "+
+		"removals may have been compacted away, so it is emptied and restored afresh instead of replayed onto", ageText(at, age), retention)
+	if err := st.Clear(); err != nil {
+		return false, fmt.Errorf("emptying a stale store: %w", err)
+	}
+	return true, nil
+}
+
+func ageText(at int64, age time.Duration) string {
+	if at == 0 {
+		return "an unknown time"
+	}
+	return age.Round(time.Second).String()
 }
 
 // applyBatch applies a read of the log to st, with the offsets it reaches,
@@ -125,7 +184,13 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 // record of an epoch above maxEpoch (0: no limit) is ErrDeposed: a newer owner
 // wrote it. clock is raised to the highest stamp seen.
 func applyBatch(st store.Store, b wal.Batch, maxEpoch uint64, clock *uint64, ingest map[int32]int64) error {
-	sb := kv.Batch{Changes: make([]kv.Change, 0, len(b.Records)), Offsets: b.Reached, Ingest: make(map[int32]int64)}
+	return applySynced(st, b, maxEpoch, clock, ingest, 0)
+}
+
+// applySynced is applyBatch that also stores syncedAt, if not 0, as the
+// store's kv.Batch.SyncedAt.
+func applySynced(st store.Store, b wal.Batch, maxEpoch uint64, clock *uint64, ingest map[int32]int64, syncedAt int64) error {
+	sb := kv.Batch{Changes: make([]kv.Change, 0, len(b.Records)), Offsets: b.Reached, Ingest: make(map[int32]int64), SyncedAt: syncedAt}
 	for _, r := range b.Records {
 		if maxEpoch != 0 && r.Epoch > maxEpoch {
 			return fmt.Errorf("%w: slot %d offset %d was written at epoch %d, this owner has epoch %d", ErrDeposed, r.Slot, r.Offset, r.Epoch, maxEpoch)
