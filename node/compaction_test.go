@@ -20,7 +20,7 @@ import (
 // stays removed once compaction has dropped its tombstone: a store out of
 // sync for longer than the changelog's delete.retention.ms is not replayed
 // onto, nor is such a snapshot loaded (issue 13 §5). The changelog is
-// created with a one-second tombstone retention and aggressive compaction
+// created with a five-second tombstone retention and aggressive compaction
 // so that Kafka's log cleaner drops the tombstone within the test.
 func TestRemovedKeyStaysRemovedAfterCompaction(t *testing.T) {
 	ctx := context.Background()
@@ -34,7 +34,7 @@ func TestRemovedKeyStaysRemovedAfterCompaction(t *testing.T) {
 	_, err = kadm.NewClient(admin).CreateTopic(ctx, 1, 1, map[string]*string{
 		"cleanup.policy":            kadm.StringPtr("compact"),
 		"max.message.bytes":         kadm.StringPtr("4259840"),
-		"delete.retention.ms":       kadm.StringPtr("1000"),
+		"delete.retention.ms":       kadm.StringPtr("5000"),
 		"segment.ms":                kadm.StringPtr("200"),
 		"segment.bytes":             kadm.StringPtr("1048576"), // Kafka 4.1's least
 		"min.cleanable.dirty.ratio": kadm.StringPtr("0.01"),
@@ -116,7 +116,7 @@ func TestRemovedKeyStaysRemovedAfterCompaction(t *testing.T) {
 	if v, found := get(c, "other"); !found || v != "o" {
 		t.Fatalf("other = %q %v after the store was restored afresh", v, found)
 	}
-	if !strings.Contains(logs.String(), "longer than the changelog's delete.retention.ms (1s)") {
+	if !strings.Contains(logs.String(), "longer than the changelog's delete.retention.ms (5s)") {
 		t.Fatalf("no warning names the store's age and the retention: %s", logs.String())
 	}
 	c.Close()
@@ -126,7 +126,7 @@ func TestRemovedKeyStaysRemovedAfterCompaction(t *testing.T) {
 	if v, found := get(d, "doomed"); found {
 		t.Fatalf("a key removed after the snapshot came back from it: %q", v)
 	}
-	if !strings.Contains(logs.String(), "longer than the changelog's delete.retention.ms of 1s (1000 ms)") {
+	if !strings.Contains(logs.String(), "longer than the changelog's delete.retention.ms of 5s (5000 ms)") {
 		t.Fatalf("no warning names the snapshot's age and the retention: %s", logs.String())
 	}
 }

@@ -68,33 +68,9 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 			return nil, core.Restore{}, err
 		}
 	}
-	stored, err := cfg.Store.Offsets()
+	stored, err := p.startingPoint(ctx)
 	if err != nil {
 		return nil, core.Restore{}, err
-	}
-	if len(stored) > 0 && cfg.Retention > 0 {
-		cleared, err := clearIfStale(cfg.Store, cfg.Retention, cfg.Log)
-		if err != nil {
-			return nil, core.Restore{}, err
-		}
-		if cleared {
-			stored = nil
-		}
-	}
-	if len(stored) == 0 && cfg.Seed != nil {
-		if err := cfg.Seed(ctx); err != nil {
-			return nil, core.Restore{}, fmt.Errorf("loading a snapshot: %w", err)
-		}
-		if stored, err = cfg.Store.Offsets(); err != nil {
-			return nil, core.Restore{}, err
-		}
-	}
-	if len(stored) == 0 {
-		// A replay from the log's start sees every tombstone younger than
-		// the retention: the store is as fresh as now.
-		if err := cfg.Store.Apply(kv.Batch{SyncedAt: time.Now().UnixMilli()}); err != nil {
-			return nil, core.Restore{}, err
-		}
 	}
 	if cfg.FenceOthers != nil {
 		if err := cfg.FenceOthers(ctx); err != nil {
@@ -123,6 +99,10 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 		from[slot] = stored[slot]
 		r.Ingest[slot] = max(r.Ingest[slot], 0) // a slot never consumed starts at 0
 	}
+	synced, err := p.syncedBefore(len(stored) == 0)
+	if err != nil {
+		return fail(err)
+	}
 	prog := newProgress(p)
 	// Fenced: the log's end no longer moves but by this partition, so once
 	// the replay ends the store is in sync with the log as of now.
@@ -137,11 +117,70 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	if err != nil {
 		return fail(err)
 	}
+	if err := p.replayedInTime(synced); err != nil {
+		return fail(err)
+	}
 	if err := cfg.Store.Apply(kv.Batch{SyncedAt: replayed.UnixMilli()}); err != nil {
 		return fail(err)
 	}
 	prog.done()
 	return app, r, nil
+}
+
+// startingPoint returns the offsets the replay starts from: the store's,
+// unless it is too stale to replay onto (then it is emptied); an empty store
+// is first filled from a snapshot if there is a Seed.
+func (p *Partition) startingPoint(ctx context.Context) (map[int32]int64, error) {
+	cfg := &p.cfg
+	stored, err := cfg.Store.Offsets()
+	if err != nil {
+		return nil, err
+	}
+	if len(stored) > 0 && cfg.Retention > 0 {
+		cleared, err := clearIfStale(cfg.Store, cfg.Retention, cfg.Log)
+		if err != nil {
+			return nil, err
+		}
+		if cleared {
+			stored = nil
+		}
+	}
+	if len(stored) == 0 && cfg.Seed != nil {
+		if err := cfg.Seed(ctx); err != nil {
+			return nil, fmt.Errorf("loading a snapshot: %w", err)
+		}
+		if stored, err = cfg.Store.Offsets(); err != nil {
+			return nil, err
+		}
+	}
+	return stored, nil
+}
+
+// syncedBefore returns when the store, about to be replayed onto, was last
+// in sync with the log. An empty store is in sync now: Kafka keeps a
+// tombstone for the retention after the cleaning that dropped the value it
+// removed, so a replay from the log's start that ends within the retention
+// either never reads that value or meets the tombstone.
+func (p *Partition) syncedBefore(empty bool) (time.Time, error) {
+	if empty {
+		now := time.Now()
+		return now, p.cfg.Store.Apply(kv.Batch{SyncedAt: now.UnixMilli()})
+	}
+	at, err := p.cfg.Store.SyncedAt()
+	return time.UnixMilli(at), err
+}
+
+// replayedInTime fails a replay that ended longer than the retention after
+// the store was last in sync: tombstones written after that point may have
+// been compacted away before the replay reached them. The store keeps its
+// SyncedAt, so the restore tried again empties it first.
+func (p *Partition) replayedInTime(synced time.Time) error {
+	if r := p.cfg.Retention; r > 0 && time.Since(synced) > r {
+		return fmt.Errorf("the replay ended %s after the store was last in sync with the changelog, longer than its delete.retention.ms (%s): "+
+			"removals may have been compacted away before the replay reached them; restoring afresh (raise delete.retention.ms if restores take this long)",
+			time.Since(synced).Round(time.Second), r)
+	}
+	return nil
 }
 
 // clearIfStale empties st if it was last known in sync with the log longer

@@ -115,3 +115,31 @@ func TestStandbyEmptiesAStoreOutOfSyncLongerThanRetention(t *testing.T) {
 		t.Fatalf("after promotion Get(gone) = %+v %v, want absent", r, err)
 	}
 }
+
+// A replay that ends longer than the retention after the store was last in
+// sync may have missed tombstones compacted away meanwhile: it fails, and the
+// restore tried again empties the store and replays from the log's start.
+func TestReplayEndingPastTheRetentionRestoresAfresh(t *testing.T) {
+	const retention = 2 * time.Second
+	l, st, slot := compacted(t, 0) // in sync just now
+	synced, _ := st.SyncedAt()
+	var froms []int64
+	cfg := testConfig(l, st)
+	cfg.Retention = retention
+	cfg.Replay = func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error) (map[int32]int64, error) {
+		froms = append(froms, from[slot])
+		if len(froms) == 1 { // the first replay is slow: it ends past the retention
+			for time.Since(time.UnixMilli(synced)) <= retention {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		return l.replay(ctx, from, fn)
+	}
+	p := startServing(t, cfg)
+	if r, err := p.Get(context.Background(), []byte("gone")); err != nil || r.Found {
+		t.Fatalf("Get(gone) = %+v %v, want absent", r, err)
+	}
+	if len(froms) != 2 || froms[0] != 1 || froms[1] != 0 {
+		t.Fatalf("replays started at %v, want at the store's offset 1, then (emptied) at 0", froms)
+	}
+}
