@@ -23,8 +23,12 @@ type Batch struct {
 // offset of each slot up to the slots' last stable offset at the time of the
 // call, handing each fetch to fn in order. It returns the offsets reached.
 // A slot whose log starts after the offset asked for is an *OffsetGoneError:
-// Replay never silently starts later.
+// Replay never silently starts later; one whose log ends before it, an
+// *OffsetPastEndError (CheckOffsets).
 func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Batch) error) (map[int32]int64, error) {
+	if err := CheckOffsets(ctx, client, topic, from); err != nil {
+		return nil, err
+	}
 	admCl, err := kgo.NewClient(client...)
 	if err != nil {
 		return nil, err
@@ -136,6 +140,9 @@ func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]
 // each fetch to fn, without end, until ctx ends: how a standby follows a
 // partition. Like Replay it never starts later than asked.
 func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Batch) error) error {
+	if err := CheckOffsets(ctx, client, topic, from); err != nil {
+		return err
+	}
 	consume := make(map[int32]kgo.Offset, len(from))
 	for slot, off := range from {
 		consume[slot] = kgo.NewOffset().At(off)
@@ -144,6 +151,7 @@ func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]in
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: consume}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()), // out of range is an error, never a silent jump
 		kgo.FetchMaxWait(100 * time.Millisecond),
 		kgo.FetchMaxBytes(64 << 20),
 		kgo.FetchMaxPartitionBytes(16 << 20),

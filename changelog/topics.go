@@ -35,40 +35,61 @@ func (t Topics) TransactionalID(partition uint32) string {
 
 // EnsureTopics creates the cluster's topics that are missing, with slots
 // partitions each, and returns the slot count of the changelog as it exists
-// (it wins over slots when the cluster was created before).
+// (it wins over slots when the cluster was created before). Ensure tells more.
 func EnsureTopics(ctx context.Context, cl *kgo.Client, t Topics, slots int32, replication int16) (int32, error) {
+	st, err := Ensure(ctx, cl, t, slots, replication)
+	return st.Slots, err
+}
+
+// Ensure describes the cluster's topics, creates only the missing ones (so an
+// operator who created them needs no Create ACL; DescribeConfigs is needed)
+// and reports the settings sluice depends on as the broker has them.
+func Ensure(ctx context.Context, cl *kgo.Client, t Topics, slots int32, replication int16) (TopicsState, error) {
 	adm := kadm.NewClient(cl)
-	maxBytes := strconv.Itoa(MaxRecordBytes + 64<<10)
-	specs := []struct {
-		name       string
-		partitions int32
-		configs    map[string]*string
-	}{
-		{t.Changelog(), slots, map[string]*string{
-			"cleanup.policy":    kadm.StringPtr("compact"),
-			"max.message.bytes": kadm.StringPtr(maxBytes),
-			// Tombstones must outlive any snapshot a restore may start from.
-			"delete.retention.ms": kadm.StringPtr(strconv.Itoa(7 * 24 * 3600 * 1000)),
-		}},
-		{t.Ingest(), slots, map[string]*string{
-			"cleanup.policy":    kadm.StringPtr("delete"),
-			"max.message.bytes": kadm.StringPtr(maxBytes),
-		}},
-		{t.DLQ(), 1, map[string]*string{
-			"cleanup.policy":    kadm.StringPtr("delete"),
-			"max.message.bytes": kadm.StringPtr(maxBytes),
-		}},
-		{t.Registry(), 1, map[string]*string{
-			"cleanup.policy": kadm.StringPtr("compact"),
-		}},
+	specs := topicSpecs(t, slots)
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.name
 	}
+	found, err := describeTopics(ctx, adm, names, false)
+	if err != nil {
+		return TopicsState{}, err
+	}
+	var st TopicsState
 	for _, s := range specs {
-		_, err := adm.CreateTopic(ctx, s.partitions, replication, s.configs, s.name)
+		if _, ok := found[s.name]; ok {
+			continue
+		}
+		configs := make(map[string]*string, len(s.needs))
+		for _, n := range s.needs {
+			configs[n.key] = kadm.StringPtr(n.want)
+		}
+		_, err := adm.CreateTopic(ctx, s.partitions, replication, configs, s.name)
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return 0, fmt.Errorf("changelog: creating topic %s: %w", s.name, err)
+			return TopicsState{}, fmt.Errorf("changelog: creating topic %s: %w", s.name, err)
+		}
+		if err == nil {
+			st.Created = append(st.Created, s.name)
 		}
 	}
-	return partitionCount(ctx, cl, t.Changelog())
+	if len(found) < len(specs) { // read what was just created (by us or a peer)
+		if found, err = describeTopics(ctx, adm, names, true); err != nil {
+			return TopicsState{}, err
+		}
+	}
+	for _, s := range specs {
+		st.Mismatches = append(st.Mismatches, s.check(found[s.name])...)
+	}
+	st.Retention = defaultDeleteRetention
+	if v, ok := found[t.Changelog()]["delete.retention.ms"]; ok {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 {
+			return TopicsState{}, fmt.Errorf("changelog: %s has delete.retention.ms %q, not a duration in ms", t.Changelog(), v)
+		}
+		st.Retention = time.Duration(ms) * time.Millisecond
+	}
+	st.Slots, err = partitionCount(ctx, cl, t.Changelog())
+	return st, err
 }
 
 // partitionCount is topic's partition count, from a broker's metadata. A

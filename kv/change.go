@@ -87,4 +87,9 @@ type Batch struct {
 	// Clock, if non-zero, is the highest clock stamp applied so far; a
 	// restarted partition's clock starts above it.
 	Clock uint64
+	// SyncedAt, if non-zero, is when (unix milliseconds, the writer's wall
+	// clock) the store was last known to hold every record of its slots
+	// before the log's end: a restore refuses to replay onto a store whose
+	// SyncedAt is older than the log's tombstone retention.
+	SyncedAt int64
 }

@@ -96,16 +96,22 @@ func freePorts(t *testing.T, n int) []int {
 
 // grantSluice creates the ACLs the README's "Kafka ACLs" section tells an
 // operator to grant a sluice node's principal for one cluster, and no more
-// (Read and Write imply Describe; none of Describe, DescribeConfigs,
-// IdempotentWrite or a group is needed).
+// (Read and Write imply Describe; none of Describe, IdempotentWrite or a
+// group is needed).
 func grantSluice(t *testing.T, adm *kadm.Client, principal, cluster string) {
+	t.Helper()
+	grantSluiceTopics(t, adm, principal, cluster, kadm.OpCreate, kadm.OpRead, kadm.OpWrite, kadm.OpDescribeConfigs)
+}
+
+// grantSluiceTopics is grantSluice with topicOps on the cluster's topics.
+func grantSluiceTopics(t *testing.T, adm *kadm.Client, principal, cluster string, topicOps ...kadm.ACLOperation) {
 	t.Helper()
 	topics := changelog.Topics{Cluster: cluster}
 	ctx := context.Background()
 	for _, b := range []*kadm.ACLBuilder{
 		kadm.NewACLs().Allow(principal).AllowHosts().
 			Topics(topics.Changelog(), topics.Ingest(), topics.DLQ(), topics.Registry()).ResourcePatternType(kadm.ACLPatternLiteral).
-			Operations(kadm.OpCreate, kadm.OpRead, kadm.OpWrite),
+			Operations(topicOps...),
 		kadm.NewACLs().Allow(principal).AllowHosts().
 			TransactionalIDs(cluster + ".").ResourcePatternType(kadm.ACLPatternPrefixed).
 			Operations(kadm.OpWrite),
@@ -189,6 +195,14 @@ func TestKafkaSecurity(t *testing.T) {
 		}
 	}
 	t.Run("SCRAM-SHA-256", func(t *testing.T) { serves(t, b.SASLAddr, KafkaSecurity{SASL: scram256}, granted) })
+	// Topics an operator created beforehand: sluice describes them and
+	// creates nothing, so it needs no Create ACL.
+	precreated := granted + "-pre"
+	if _, err := changelog.EnsureTopics(context.Background(), admin, changelog.Topics{Cluster: precreated}, 16, 1); err != nil {
+		t.Fatal(err)
+	}
+	grantSluiceTopics(t, adm, "User:alice", precreated, kadm.OpRead, kadm.OpWrite, kadm.OpDescribeConfigs)
+	t.Run("topics created beforehand, no Create ACL", func(t *testing.T) { serves(t, b.SASLAddr, KafkaSecurity{SASL: scram256}, precreated) })
 	t.Run("TLS with a client certificate", func(t *testing.T) { serves(t, b.TLSAddr, KafkaSecurity{TLS: mutualTLS}, granted+"-tls") })
 
 	// Every mechanism authenticates as alice over SASL_SSL.

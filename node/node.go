@@ -38,6 +38,10 @@ type Node struct {
 	brokers  []string
 	topics   changelog.Topics
 	slots    int32
+	// retention is the changelog's delete.retention.ms as the broker has it:
+	// no store or snapshot out of sync for longer is replayed onto.
+	retention time.Duration
+
 	registry *registry.Registry
 	table    atomic.Pointer[router.Table]
 
@@ -95,7 +99,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.startKafka(); err != nil {
 		return nil, err
 	}
-	if n.slots, err = n.ensureTopics(ctx); err != nil {
+	if err = n.ensureTopics(ctx); err != nil {
 		return nil, cfg.Kafka.explain(n.brokers, err)
 	}
 	if n.dataLn, err = net.Listen("tcp", cfg.DataAddr); err != nil {
@@ -197,15 +201,29 @@ func (n *Node) startKafka() error {
 	return nil
 }
 
-func (n *Node) ensureTopics(ctx context.Context) (int32, error) {
+// ensureTopics creates the topics that are missing, learns the slot count
+// and the changelog's tombstone retention, and warns of every existing
+// topic's setting that is not what sluice needs.
+func (n *Node) ensureTopics(ctx context.Context) error {
 	cl, err := kgo.NewClient(n.kafkaOpts()...)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	return changelog.EnsureTopics(ctx, cl, n.topics, n.cfg.Slots, n.cfg.ReplicationFactor)
+	st, err := changelog.Ensure(ctx, cl, n.topics, n.cfg.Slots, n.cfg.ReplicationFactor)
+	if err != nil {
+		return err
+	}
+	for _, t := range st.Created {
+		n.cfg.Log.Info().Str("topic", t).Msg("created topic")
+	}
+	for _, m := range st.Mismatches {
+		n.cfg.Log.Warn().Str("topic", m.Topic).Str("setting", m.Setting).Str("found", m.Found).Str("needed", m.Want).Msg(m.String())
+	}
+	n.slots, n.retention = st.Slots, st.Retention
+	return nil
 }
 
 // local returns the partition with id if this node holds it.

@@ -83,7 +83,7 @@ func (n *Node) StartSnapshot(id uint32, path string) (*sluicev1.Operation, error
 		defer h.busy.Done()
 		ctx := h.ctx
 		m, dir, err := snapshot.Write(ctx, h.store, filepath.Join(parent, fmt.Sprintf("p%d", id)), snapshot.Manifest{
-			Cluster: n.cfg.Cluster, Partition: id, Range: h.spec.Range, Epoch: h.spec.Epoch,
+			Cluster: n.cfg.Cluster, Partition: id, Range: h.spec.Range, Slots: n.slots, Epoch: h.spec.Epoch,
 		})
 		if err == nil && n.bucket != nil {
 			err = n.bucket.Upload(ctx, dir, m)

@@ -116,7 +116,7 @@ func (n *Node) open(spec registry.Partition, asStandby bool) error {
 
 // startStandby tails spec's changelog into st.
 func (n *Node) startStandby(spec registry.Partition, st *store.Badger) {
-	sb := partition.StartStandby(partition.StandbyConfig{ID: spec.ID, Range: spec.Range, Store: st, Log: n.cfg.Log, Tail: n.tail()})
+	sb := partition.StartStandby(partition.StandbyConfig{ID: spec.ID, Range: spec.Range, Store: st, Log: n.cfg.Log, Tail: n.tail(), Retention: n.retention})
 	n.mu.Lock()
 	n.parts[spec.ID] = &held{sb: sb, spec: spec, store: st}
 	n.mu.Unlock()
@@ -155,9 +155,10 @@ func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
 			}
 			return nil
 		},
-		Seed:    n.seed(spec, st),
-		Log:     n.cfg.Log,
-		Metrics: n.metrics,
+		Seed:      n.seed(spec, st),
+		Retention: n.retention,
+		Log:       n.cfg.Log,
+		Metrics:   n.metrics,
 	})
 	ctx, cancel := context.WithCancelCause(context.Background())
 	n.mu.Lock()
@@ -165,7 +166,9 @@ func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
 	n.mu.Unlock()
 }
 
-// seed restores an empty store from the newest valid snapshot in the bucket.
+// seed restores an empty store from the newest valid snapshot in the bucket
+// (of this partition's range and slot count, younger than the changelog's
+// delete.retention.ms).
 // A bucket that fails (it does not answer within BlobTimeout, or errs) is
 // logged and skipped: the partition then replays the whole changelog, which
 // is slower but complete (the changelog is compacted, and a replay that
@@ -180,7 +183,8 @@ func (n *Node) seed(spec registry.Partition, st *store.Badger) func(context.Cont
 		work := filepath.Join(n.cfg.DataDir, "restore", fmt.Sprintf("p%d", spec.ID))
 		defer os.RemoveAll(work)
 		log := n.cfg.Log.With().Uint32("partition", spec.ID).Uint64("epoch", spec.Epoch).Logger()
-		_, _, err := n.bucket.Restore(ctx, spec.ID, spec.Range, st, work, log)
+		want := snapshot.Want{Partition: spec.ID, Range: spec.Range, Slots: n.slots, MaxAge: n.retention}
+		_, _, err := n.bucket.Restore(ctx, want, st, work, log)
 		switch {
 		case err == nil:
 			return nil

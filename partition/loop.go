@@ -162,6 +162,7 @@ func (l *loop) apply(g *core.Group) error {
 	p := l.p
 	b := g.Batch()
 	start := time.Now()
+	b.SyncedAt = start.UnixMilli() // the slots' only writer: behind the log by its groups in flight only
 	err := p.cfg.Store.Apply(b)
 	p.metrics.applied(time.Since(start))
 	p.versions.applied(b.Changes)

@@ -78,6 +78,11 @@ type Config struct {
 	// Seed, if set, fills an empty store before its first restore (from the
 	// newest snapshot); the replay then starts at the offsets it loaded.
 	Seed func(ctx context.Context) error
+	// Retention is the log's tombstone retention (the changelog's
+	// delete.retention.ms). A store last in sync with the log longer ago is
+	// not replayed onto (removals may be compacted away): it is emptied and
+	// restored afresh (Seed, then the log). 0 disables the check.
+	Retention time.Duration
 	// Owns, if set, is asked before every restore (which fences all other
 	// producers of the partition) whether this node still owns the partition at
 	// this epoch, from a fresh read of the registry; an error wrapping

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sluicedb/sluice/internal/retry"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition/core"
@@ -57,17 +59,9 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 			return nil, core.Restore{}, err
 		}
 	}
-	stored, err := cfg.Store.Offsets()
+	stored, err := p.startingPoint(ctx)
 	if err != nil {
 		return nil, core.Restore{}, err
-	}
-	if len(stored) == 0 && cfg.Seed != nil {
-		if err := cfg.Seed(ctx); err != nil {
-			return nil, core.Restore{}, fmt.Errorf("loading a snapshot: %w", err)
-		}
-		if stored, err = cfg.Store.Offsets(); err != nil {
-			return nil, core.Restore{}, err
-		}
 	}
 	if cfg.FenceOthers != nil {
 		if err := cfg.FenceOthers(ctx); err != nil {
@@ -96,7 +90,14 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 		from[slot] = stored[slot]
 		r.Ingest[slot] = max(r.Ingest[slot], 0) // a slot never consumed starts at 0
 	}
+	synced, err := p.syncedBefore(len(stored) == 0)
+	if err != nil {
+		return fail(err)
+	}
 	prog := newProgress(p)
+	// Fenced: the log's end no longer moves but by this partition, so once
+	// the replay ends the store is in sync with the log as of now.
+	replayed := time.Now()
 	_, err = cfg.Replay(ctx, from, func(b wal.Batch) error {
 		if err := applyBatch(cfg.Store, b, cfg.Epoch, &r.Clock, r.Ingest); err != nil {
 			return err
@@ -107,8 +108,105 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	if err != nil {
 		return fail(err)
 	}
+	if err := p.replayedInTime(synced); err != nil {
+		return fail(err)
+	}
+	if err := cfg.Store.Apply(kv.Batch{SyncedAt: replayed.UnixMilli()}); err != nil {
+		return fail(err)
+	}
 	prog.done()
 	return app, r, nil
+}
+
+// startingPoint returns the offsets the replay starts from: the store's,
+// unless it is too stale to replay onto (then it is emptied); an empty store
+// is first filled from a snapshot if there is a Seed.
+func (p *Partition) startingPoint(ctx context.Context) (map[int32]int64, error) {
+	cfg := &p.cfg
+	stored, err := cfg.Store.Offsets()
+	if err != nil {
+		return nil, err
+	}
+	if len(stored) > 0 && cfg.Retention > 0 {
+		cleared, err := clearIfStale(cfg.Store, cfg.Retention, cfg.Log)
+		if err != nil {
+			return nil, err
+		}
+		if cleared {
+			stored = nil
+		}
+	}
+	if len(stored) == 0 && cfg.Seed != nil {
+		if err := cfg.Seed(ctx); err != nil {
+			return nil, fmt.Errorf("loading a snapshot: %w", err)
+		}
+		if stored, err = cfg.Store.Offsets(); err != nil {
+			return nil, err
+		}
+	}
+	return stored, nil
+}
+
+// syncedBefore returns when the store, about to be replayed onto, was last
+// in sync with the log. An empty store is in sync now: Kafka keeps a
+// tombstone for the retention after the cleaning that dropped the value it
+// removed, so a replay from the log's start that ends within the retention
+// either never reads that value or meets the tombstone.
+func (p *Partition) syncedBefore(empty bool) (time.Time, error) {
+	if empty {
+		now := time.Now()
+		return now, p.cfg.Store.Apply(kv.Batch{SyncedAt: now.UnixMilli()})
+	}
+	at, err := p.cfg.Store.SyncedAt()
+	return time.UnixMilli(at), err
+}
+
+// replayedInTime fails a replay that ended longer than the retention after
+// the store was last in sync: tombstones written after that point may have
+// been compacted away before the replay reached them. The store keeps its
+// SyncedAt, so the restore tried again empties it first.
+func (p *Partition) replayedInTime(synced time.Time) error {
+	if r := p.cfg.Retention; r > 0 && time.Since(synced) > r {
+		return fmt.Errorf("the replay ended %s after the store was last in sync with the changelog, longer than its delete.retention.ms (%s): "+
+			"removals may have been compacted away before the replay reached them; restoring afresh (raise delete.retention.ms if restores take this long)",
+			time.Since(synced).Round(time.Second), r)
+	}
+	return nil
+}
+
+// clearIfStale empties st if it was last known in sync with the log longer
+// than retention (the log's delete.retention.ms) ago: compaction may since
+// have dropped tombstones a replay from st's offsets would need, so replaying
+// onto it could bring removed keys back. A store that never recorded when
+// it was in sync counts as stale. It reports whether it cleared st.
+func clearIfStale(st store.Store, retention time.Duration, log zerolog.Logger) (bool, error) {
+	at, err := st.SyncedAt()
+	if err != nil {
+		return false, err
+	}
+	age := time.Since(time.UnixMilli(at))
+	if at != 0 && age <= retention {
+		return false, nil
+	}
+	ev := log.Warn().Dur("retention", retention).Int64("delete_retention_ms", retention.Milliseconds())
+	if at == 0 {
+		ev = ev.Str("synced_at", "unknown")
+	} else {
+		ev = ev.Time("synced_at", time.UnixMilli(at)).Dur("out_of_sync_for", age)
+	}
+	ev.Msgf("the store was last in sync with the changelog %s ago, longer than the changelog's delete.retention.ms (%s): "+
+		"removals may have been compacted away, so it is emptied and restored afresh instead of replayed onto", ageText(at, age), retention)
+	if err := st.Clear(); err != nil {
+		return false, fmt.Errorf("emptying a stale store: %w", err)
+	}
+	return true, nil
+}
+
+func ageText(at int64, age time.Duration) string {
+	if at == 0 {
+		return "an unknown time"
+	}
+	return age.Round(time.Second).String()
 }
 
 // applyBatch applies a read of the log to st, with the offsets it reaches,
@@ -116,7 +214,13 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 // record of an epoch above maxEpoch (0: no limit) is ErrDeposed: a newer owner
 // wrote it. clock is raised to the highest stamp seen.
 func applyBatch(st store.Store, b wal.Batch, maxEpoch uint64, clock *uint64, ingest map[int32]int64) error {
-	sb := kv.Batch{Changes: make([]kv.Change, 0, len(b.Records)), Offsets: b.Reached, Ingest: make(map[int32]int64)}
+	return applySynced(st, b, maxEpoch, clock, ingest, 0)
+}
+
+// applySynced is applyBatch that also stores syncedAt, if not 0, as the
+// store's kv.Batch.SyncedAt.
+func applySynced(st store.Store, b wal.Batch, maxEpoch uint64, clock *uint64, ingest map[int32]int64, syncedAt int64) error {
+	sb := kv.Batch{Changes: make([]kv.Change, 0, len(b.Records)), Offsets: b.Reached, Ingest: make(map[int32]int64), SyncedAt: syncedAt}
 	for _, r := range b.Records {
 		if maxEpoch != 0 && r.Epoch > maxEpoch {
 			return fmt.Errorf("%w: slot %d offset %d was written at epoch %d, this owner has epoch %d", ErrDeposed, r.Slot, r.Offset, r.Epoch, maxEpoch)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicedb/sluice/internal/retry"
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -22,6 +23,9 @@ type StandbyConfig struct {
 	// Tail follows the log from the given next offsets until ctx ends.
 	Tail wal.TailFunc
 	Log  zerolog.Logger
+	// Retention is the log's tombstone retention: a store last in sync
+	// longer ago is emptied and tailed from the start (Config.Retention).
+	Retention time.Duration
 }
 
 // Standby tails a partition's changelog into its own store and serves
@@ -57,6 +61,21 @@ func (s *Standby) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(stored) > 0 && s.cfg.Retention > 0 {
+		cleared, err := clearIfStale(s.cfg.Store, s.cfg.Retention, s.cfg.Log)
+		if err != nil {
+			return err
+		}
+		if cleared {
+			stored = nil
+			s.applied.Store(nil) // what it published is gone: SESSION reads wait again
+		}
+	}
+	if len(stored) == 0 { // a tail from the log's start sees every live tombstone
+		if err := s.cfg.Store.Apply(kv.Batch{SyncedAt: time.Now().UnixMilli()}); err != nil {
+			return err
+		}
+	}
 	from := make(map[int32]int64, s.cfg.Range.Len())
 	for _, slot := range s.cfg.Range.Slots() {
 		from[slot] = stored[slot]
@@ -67,7 +86,11 @@ func (s *Standby) follow(ctx context.Context) error {
 		return err
 	}
 	return s.cfg.Tail(ctx, from, func(b wal.Batch) error {
-		if err := applyBatch(s.cfg.Store, b, 0, &clock, nil); err != nil {
+		var synced int64
+		if b.Lag == 0 { // caught up with the log (a tail that reports no lag: always)
+			synced = time.Now().UnixMilli()
+		}
+		if err := applySynced(s.cfg.Store, b, 0, &clock, nil, synced); err != nil {
 			return err
 		}
 		s.publish(b.Reached)

@@ -13,14 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:///path
 	_ "gocloud.dev/blob/s3blob"   // s3://bucket?region=...
 	"gocloud.dev/gcerrors"
-
-	"github.com/sluicedb/sluice/keyspace"
-	"github.com/sluicedb/sluice/store"
 )
 
 // Bucket keeps a cluster's snapshots in blob storage under
@@ -82,7 +78,8 @@ func (b *Bucket) watch(ctx context.Context) *watchdog { return newWatchdog(ctx, 
 
 // Upload copies a snapshot folder into the bucket, the data first and the
 // manifest last (a snapshot without a manifest is never chosen), then deletes
-// all but the newest keep snapshots of the partition. Cancelling ctx stops it.
+// all but the newest keep snapshots of the partition (newest by offsets, as
+// Restore chooses). Cancelling ctx stops it.
 func (b *Bucket) Upload(ctx context.Context, dir string, m Manifest) error {
 	prefix := b.dir(m.Partition) + m.Name() + "/"
 	for _, name := range []string{DataFile, ManifestFile} {
@@ -92,6 +89,9 @@ func (b *Bucket) Upload(ctx context.Context, dir string, m Manifest) error {
 	}
 	names, err := b.List(ctx, m.Partition)
 	if err != nil {
+		return err
+	}
+	if names, err = b.newestFirst(ctx, m, names); err != nil {
 		return err
 	}
 	for _, old := range names[min(len(names), b.keep):] {
@@ -136,7 +136,8 @@ func (b *Bucket) put(ctx context.Context, key, file string) error {
 }
 
 // List returns the names of the partition's complete snapshots (those with a
-// manifest), newest first.
+// manifest), by name (the writer's clock), newest first. Restore and Upload
+// order them by their manifests' offsets instead.
 func (b *Bucket) List(ctx context.Context, partition uint32) ([]string, error) {
 	w := b.watch(ctx)
 	defer w.done()
@@ -193,52 +194,6 @@ func (b *Bucket) get(ctx context.Context, key, file string) error {
 		return w.explain(fmt.Errorf("snapshot: downloading %s: %w", key, err))
 	}
 	return nil
-}
-
-// Restore loads into st (empty) the newest snapshot of the partition that
-// covers rng and passes its checksum; a corrupt one is logged and skipped for
-// the one before it. ok is false when there is none: replay from the start.
-// On an error st is empty again, unless the error wraps ErrStoreDirty.
-func (b *Bucket) Restore(ctx context.Context, partition uint32, rng keyspace.Range, st *store.Badger, work string, log zerolog.Logger) (Manifest, bool, error) {
-	names, err := b.List(ctx, partition)
-	if err != nil {
-		return Manifest{}, false, err
-	}
-	for _, name := range names {
-		dir := filepath.Join(work, name)
-		start := time.Now()
-		err := b.download(ctx, partition, name, dir)
-		if err != nil && (errors.Is(err, ErrStalled) || ctx.Err() != nil) {
-			os.RemoveAll(dir)
-			return Manifest{}, false, err // the store, not the snapshot, failed: the one before it would fail too
-		}
-		var m Manifest
-		if err == nil {
-			m, err = Verify(dir)
-		}
-		if err == nil && m.Range != rng {
-			err = fmt.Errorf("snapshot %s covers %s, the partition %s", name, m.Range, rng)
-		}
-		if err != nil {
-			os.RemoveAll(dir)
-			log.Warn().Err(err).Str("snapshot", name).Msg("snapshot unusable; trying the one before it")
-			continue
-		}
-		if _, err := Load(dir, st); err != nil {
-			os.RemoveAll(dir)
-			// A half-loaded store must not be taken for a whole one.
-			if derr := st.DB().DropAll(); derr != nil {
-				return m, false, fmt.Errorf("%w: loading %s: %w; emptying the store again: %w", ErrStoreDirty, name, err, derr)
-			}
-			return m, false, fmt.Errorf("snapshot: loading %s: %w", name, err)
-		}
-		os.RemoveAll(dir)
-		took := time.Since(start)
-		log.Info().Str("snapshot", name).Int64("keys", m.Keys).Int64("bytes", m.Bytes).Dur("took", took).
-			Float64("mb_per_sec", float64(m.Bytes)/1e6/took.Seconds()).Msg("restored from snapshot; replaying the changelog from its offsets")
-		return m, true, nil
-	}
-	return Manifest{}, false, nil
 }
 
 func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }

@@ -44,7 +44,7 @@ func TestHungBlobStoreStallsOut(t *testing.T) {
 	ctx := context.Background()
 	rng := keyspace.Range{From: 0, To: 4}
 	st := openStore(t)
-	m, dir, err := snapshot.Write(ctx, st, t.TempDir(), snapshot.Manifest{Cluster: "c", Partition: 1, Range: rng, Epoch: 1})
+	m, dir, err := snapshot.Write(ctx, st, t.TempDir(), snapshot.Manifest{Cluster: "c", Partition: 1, Range: rng, Slots: 16, Epoch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestHungBlobStoreStallsOut(t *testing.T) {
 	}
 	var ok bool
 	err = within(t, "Restore from a hung store", func() (err error) {
-		_, ok, err = b.Restore(ctx, 1, rng, openStore(t), t.TempDir(), zerolog.Nop())
+		_, ok, err = b.Restore(ctx, snapshot.Want{Partition: 1, Range: rng, Slots: 16}, openStore(t), t.TempDir(), zerolog.Nop())
 		return err
 	})
 	if !errors.Is(err, snapshot.ErrStalled) || ok {

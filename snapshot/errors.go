@@ -18,4 +18,10 @@ var (
 	// snapshot and could not empty the store again: the store must not be
 	// replayed onto as it is.
 	ErrStoreDirty = errors.New("snapshot: store holds part of a snapshot")
+	// ErrMismatch wraps a snapshot of another cluster, partition, range or
+	// slot count than the restore's: never loaded.
+	ErrMismatch = errors.New("snapshot: not of this partition")
+	// ErrTooOld wraps a snapshot older than the changelog keeps tombstones
+	// (delete.retention.ms): never loaded, removals since may be lost.
+	ErrTooOld = errors.New("snapshot: older than the changelog's tombstone retention")
 )

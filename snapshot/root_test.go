@@ -89,7 +89,7 @@ func TestSnapshotModes(t *testing.T) {
 	ctx := context.Background()
 	st := filled(t, 10, "m")
 	parent := filepath.Join(t.TempDir(), "nightly", "p1")
-	m, dir, err := Write(ctx, st, parent, Manifest{Cluster: "c", Partition: 1, Range: rng4, Epoch: 1})
+	m, dir, err := Write(ctx, st, parent, Manifest{Cluster: "c", Partition: 1, Range: rng4, Slots: 16, Epoch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,14 +3,15 @@
 // A snapshot is a folder: data.backup (the partition's Badger state as of one
 // read transaction, in badger's backup format) and manifest.json (written
 // last; a folder without one is incomplete and never chosen). Restore = the
-// newest snapshot that passes its checksum + replay of the changelog from the
-// offsets it holds.
+// newest snapshot (by its offsets) of this cluster, partition, range and slot
+// count, younger than the changelog keeps tombstones, that passes its
+// checksum + replay of the changelog from the offsets it holds.
 //
 //	parent, err := snapshot.Confine("/backups", "nightly") // /backups/nightly; "../x" or "/etc" are refused
 //	m, dir, err := snapshot.Write(ctx, st, parent, snapshot.Manifest{Cluster: "sluice", Partition: 1, ...})
 //	b, _ := snapshot.OpenBucket(ctx, "file:///mnt/snapshots", "sluice", snapshot.BucketOptions{Keep: 3})
 //	err = b.Upload(ctx, dir, m) // data first, manifest last; keeps the newest 3
-//	m, ok, err := b.Restore(ctx, 1, rng, freshStore, log)
+//	m, ok, err := b.Restore(ctx, snapshot.Want{Partition: 1, Range: rng, Slots: 16, MaxAge: 7 * 24 * time.Hour}, freshStore, work, log)
 package snapshot
 
 import (
@@ -43,7 +44,9 @@ type Manifest struct {
 	Cluster   string         `json:"cluster"`
 	Partition uint32         `json:"partition"`
 	Range     keyspace.Range `json:"range"`
-	Epoch     uint64         `json:"epoch"`
+	// Slots is the cluster's slot count when the snapshot was taken.
+	Slots int32  `json:"slots"`
+	Epoch uint64 `json:"epoch"`
 	// Offsets is the next changelog offset of every slot the data reaches:
 	// restore replays from here.
 	Offsets map[int32]int64 `json:"offsets"`
@@ -74,6 +77,9 @@ const (
 // Cancelling ctx stops the write and removes what it wrote.
 func Write(ctx context.Context, st *store.Badger, parent string, m Manifest) (Manifest, string, error) {
 	m.Format, m.Created = Format, time.Now().UTC()
+	if err := m.Range.Validate(m.Slots); err != nil {
+		return m, "", fmt.Errorf("snapshot: the manifest's slot count (Slots %d) must cover its range: %w", m.Slots, err)
+	}
 	final := filepath.Join(parent, m.Name())
 	tmp := final + ".tmp"
 	if err := os.MkdirAll(tmp, DirMode); err != nil {
@@ -136,7 +142,7 @@ func ReadManifest(r io.Reader) (Manifest, error) {
 	if m.Format != Format {
 		return m, fmt.Errorf("%w: manifest format %d, this sluice reads %d", ErrCorrupt, m.Format, Format)
 	}
-	if len(m.SHA256) != 64 || m.Range.From >= m.Range.To || m.Bytes < 0 {
+	if len(m.SHA256) != 64 || m.Range.From >= m.Range.To || m.Bytes < 0 || m.Slots < 0 || m.Created.IsZero() {
 		return m, fmt.Errorf("%w: manifest fields out of range", ErrCorrupt)
 	}
 	return m, nil

@@ -38,7 +38,7 @@ func filled(t *testing.T, n int, tag string) *store.Badger {
 
 func TestWriteVerifyLoad(t *testing.T) {
 	st := filled(t, 1000, "a")
-	m, dir, err := Write(context.Background(), st, t.TempDir(), Manifest{Cluster: "c", Partition: 1, Range: rng4, Epoch: 2})
+	m, dir, err := Write(context.Background(), st, t.TempDir(), Manifest{Cluster: "c", Partition: 1, Range: rng4, Slots: 16, Epoch: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestBucketRetentionAndFallback(t *testing.T) {
 	var names []string
 	for i, tag := range []string{"old", "mid", "new"} {
 		st := filled(t, 100+i, tag)
-		m, dir, err := Write(ctx, st, t.TempDir(), Manifest{Cluster: "c", Partition: 1, Range: rng4, Epoch: 1})
+		m, dir, err := Write(ctx, st, t.TempDir(), Manifest{Cluster: "c", Partition: 1, Range: rng4, Slots: 16, Epoch: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func TestBucketRetentionAndFallback(t *testing.T) {
 	}
 	defer dst.Close()
 	var log strings.Builder
-	m, ok, err := b.Restore(ctx, 1, rng4, dst, t.TempDir(), zerolog.New(&log))
+	m, ok, err := b.Restore(ctx, Want{Partition: 1, Range: rng4, Slots: 16}, dst, t.TempDir(), zerolog.New(&log))
 	if err != nil || !ok || m.Name() != names[1] {
 		t.Fatalf("Restore = %v %v %v, want %s", m.Name(), ok, err, names[1])
 	}
@@ -148,7 +148,7 @@ func TestBucketRetentionAndFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if _, ok, err := b.Restore(ctx, 1, keyspace.Range{From: 0, To: 8}, other, t.TempDir(), zerolog.Nop()); ok || err != nil {
+	if _, ok, err := b.Restore(ctx, Want{Partition: 1, Range: keyspace.Range{From: 0, To: 8}, Slots: 16}, other, t.TempDir(), zerolog.Nop()); ok || err != nil {
 		t.Fatalf("a snapshot of another range was used: %v %v", ok, err)
 	}
 }

@@ -140,6 +140,11 @@ func (s *Badger) Apply(b kv.Batch) error {
 			return fmt.Errorf("store: apply: %w", err)
 		}
 	}
+	if b.SyncedAt != 0 {
+		if err := wb.Set(metaSyncedAt, u64(uint64(b.SyncedAt))); err != nil {
+			return fmt.Errorf("store: apply: %w", err)
+		}
+	}
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("store: apply: %w", err)
 	}
@@ -177,10 +182,18 @@ func (s *Badger) slotOffsets(base []byte) (map[int32]int64, error) {
 	return out, err
 }
 
-func (s *Badger) Clock() (uint64, error) {
+func (s *Badger) Clock() (uint64, error) { return s.meta(metaClock) }
+
+func (s *Badger) SyncedAt() (int64, error) {
+	v, err := s.meta(metaSyncedAt)
+	return int64(v), err
+}
+
+// meta reads one of sluice's 8-byte metadata values; 0 when absent.
+func (s *Badger) meta(key []byte) (uint64, error) {
 	var c uint64
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(metaClock)
+		item, err := txn.Get(key)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
@@ -196,6 +209,14 @@ func (s *Badger) Clock() (uint64, error) {
 		})
 	})
 	return c, err
+}
+
+// Clear drops every key and offset and SyncedAt, but not the clock.
+func (s *Badger) Clear() error {
+	if err := s.db.DropPrefix([]byte{dataPrefix}, metaOffsetBase, metaIngestBase, metaSyncedAt); err != nil {
+		return fmt.Errorf("store: clearing: %w", err)
+	}
+	return nil
 }
 
 func (s *Badger) Len() (int, error) {

@@ -17,6 +17,7 @@ const (
 
 var (
 	metaClock      = []byte("mclock")
+	metaSyncedAt   = []byte("msynced")
 	metaOffsetBase = []byte("moffset/") // + 4-byte big-endian slot
 	metaIngestBase = []byte("mingest/") // + 4-byte big-endian slot
 )

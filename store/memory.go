@@ -17,6 +17,7 @@ type Memory struct {
 	offsets map[int32]int64
 	ingest  map[int32]int64
 	clock   uint64
+	synced  int64
 	closed  bool
 }
 
@@ -69,6 +70,25 @@ func (m *Memory) Apply(b kv.Batch) error {
 	if b.Clock != 0 {
 		m.clock = b.Clock
 	}
+	if b.SyncedAt != 0 {
+		m.synced = b.SyncedAt
+	}
+	return nil
+}
+
+func (m *Memory) SyncedAt() (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.synced, nil
+}
+
+func (m *Memory) Clear() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.data, m.offsets, m.ingest, m.synced = make(map[string]kv.Read), make(map[int32]int64), make(map[int32]int64), 0
 	return nil
 }
 

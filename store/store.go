@@ -30,6 +30,14 @@ type Store interface {
 	IngestOffsets() (map[int32]int64, error)
 	// Clock returns the highest clock stamp stored by Apply.
 	Clock() (uint64, error)
+	// SyncedAt returns the last kv.Batch.SyncedAt stored by Apply (unix
+	// milliseconds), 0 if none was: when the store was last known to hold
+	// its slots' log up to the log's end.
+	SyncedAt() (int64, error)
+	// Clear empties the store: keys, tombstones, offsets and SyncedAt. The
+	// clock stays, so stamps never go back. For a store too stale to replay
+	// onto; the partition's goroutine (or its restore) must be its only writer.
+	Clear() error
 	// Len counts the live keys (not removed, not expired).
 	Len() (int, error)
 	// Each calls fn for every live key in key order until fn returns false.
