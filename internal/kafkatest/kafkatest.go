@@ -21,7 +21,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
 	"github.com/sluicedb/sluice/internal/kafkalocal"
@@ -81,8 +84,45 @@ func Brokers(t testing.TB) []string {
 	return addrs
 }
 
-// ClusterName returns a cluster name (topic prefix) no other test uses.
+// ClusterName returns a cluster name (topic prefix) no other test uses. Its
+// topics are deleted when the test ends: a broker holds files open for every
+// partition, and a whole suite's clusters would otherwise run it out of file
+// descriptors.
 func ClusterName(t testing.TB) string {
+	name := clusterName(t)
+	t.Cleanup(func() { deleteTopics(t, name) })
+	return name
+}
+
+// deleteTopics deletes the topics of cluster, as far as the broker lets it.
+func deleteTopics(t testing.TB, cluster string) {
+	if len(addrs) == 0 {
+		return
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return
+	}
+	var mine []string
+	for _, name := range topics.Names() {
+		if strings.HasPrefix(name, cluster+".") {
+			mine = append(mine, name)
+		}
+	}
+	if len(mine) > 0 {
+		_, _ = adm.DeleteTopics(ctx, mine...)
+	}
+}
+
+func clusterName(t testing.TB) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	// Kafka topic names allow only [a-zA-Z0-9._-]; subtest names may hold more.
