@@ -138,7 +138,7 @@ func newHeldCollector(n *Node) *heldCollector {
 			"1 for the state each partition this node owns is in (restoring, serving, closing, deposed; stopped: assigned here but not running), 0 for the others.",
 			[]string{"partition", "state"}, nil),
 		waiting: prometheus.NewDesc("sluice_partition_restore_waiting",
-			"1 while a restoring partition waits for what waiting_for names (a slot, an offset), when known.",
+			"1 while a restoring partition waits for what waiting_for names (a slot, an offset), when known; 0 (waiting_for empty) otherwise.",
 			[]string{"partition", "waiting_for"}, nil),
 		inbox:           prometheus.NewDesc("sluice_partition_inbox_depth", "Requests queued in the partition's inbox.", p, nil),
 		inboxCap:        prometheus.NewDesc("sluice_partition_inbox_capacity", "The partition's inbox bound; a full inbox answers RESOURCE_EXHAUSTED.", p, nil),
@@ -184,6 +184,8 @@ func (c *heldCollector) Collect(ch chan<- prometheus.Metric) {
 			states[id] = g.State
 			if g.Waiting != "" {
 				gauge(c.waiting, 1, label, g.Waiting)
+			} else {
+				gauge(c.waiting, 0, label, "")
 			}
 			gauge(c.inbox, float64(g.Inbox), label)
 			gauge(c.inboxCap, float64(g.InboxCap), label)

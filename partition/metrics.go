@@ -19,8 +19,8 @@ type Metrics struct {
 	txnRecords     *prometheus.HistogramVec
 	restoreRecords *prometheus.CounterVec
 	restoreLag     *prometheus.GaugeVec
-	restoreTime    *prometheus.HistogramVec
-	fenceTime      *prometheus.HistogramVec
+	restoreTime    prometheus.Histogram // node-wide: restores are rare, per-partition buckets would be most of a scrape
+	fenceTime      prometheus.Histogram
 	dlq            *prometheus.CounterVec
 }
 
@@ -37,12 +37,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, l),
 		restoreRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_restore_records_total", Help: "Changelog records replayed while restoring."}, l),
 		restoreLag:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_restore_lag_records", Help: "Changelog offsets left to replay before the partition serves."}, l),
-		restoreTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_restore_seconds",
-			Help:    "Time from the start of a restore until the partition serves: fencing, snapshot load, replay and lease wait. A partition's first restore is its restart-to-serve.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)}, l),
-		fenceTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_fence_seconds",
-			Help:    "Time to fence every older writer of the partition's slots and its own transactional id, per restore.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, l),
+		restoreTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_restore_seconds",
+			Help:    "Time from the start of a partition's restore until it serves: fencing, snapshot load, replay and lease wait. A partition's first restore is its restart-to-serve. Per partition: the \"serving\" log line.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)}),
+		fenceTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_fence_seconds",
+			Help:    "Time a restore took to fence every older writer of the partition's slots and its own transactional id. Per partition: the \"fenced\" log line.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_ingest_dlq_total", Help: "Ingest records sent to the dead-letter topic."}, l),
 	}
 	reg.MustRegister(m.window, m.appendLatency, m.applyLatency, m.txnRecords, m.restoreRecords, m.restoreLag, m.restoreTime, m.fenceTime, m.dlq)
@@ -70,7 +70,7 @@ func (m *Metrics) forPartition(id uint32) *partitionMetrics {
 	return &partitionMetrics{
 		window: m.window.WithLabelValues(l), restoreLag: m.restoreLag.WithLabelValues(l),
 		appendLatency: m.appendLatency.WithLabelValues(l), applyLatency: m.applyLatency.WithLabelValues(l), txnRecords: m.txnRecords.WithLabelValues(l),
-		restoreTime: m.restoreTime.WithLabelValues(l), fenceTime: m.fenceTime.WithLabelValues(l),
+		restoreTime: m.restoreTime, fenceTime: m.fenceTime,
 		restoreRecords: m.restoreRecords.WithLabelValues(l), dlq: m.dlq.WithLabelValues(l),
 	}
 }
