@@ -187,8 +187,8 @@ func dashboardMetrics(t *testing.T) []string {
 var (
 	promqlStrip = []*regexp.Regexp{
 		regexp.MustCompile(`"(?:[^"\\]|\\.)*"`), // label values
-		regexp.MustCompile(`\{[^}]*\}`),          // label matchers
-		regexp.MustCompile(`\[[^\]]*\]`),         // ranges
+		regexp.MustCompile(`\{[^}]*\}`),         // label matchers
+		regexp.MustCompile(`\[[^\]]*\]`),        // ranges
 		regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`),
 	}
 	promqlIdent    = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
