@@ -7,8 +7,11 @@
 // own pipeline (partition.Config.Ingest):
 //
 //	cfg.Ingest = func(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
-//		return ingest.Consume(ctx, ingest.Config{Client: opts, Topic: topics.Ingest(), Lag: lagGauge}, from, deliver)
+//		return ingest.Consume(ctx, ingest.Config{Client: opts, Topic: topics.Ingest(), Lag: lag}, from, deliver)
 //	}
+//
+// where lag (a *Lag, one per node) reports how far behind the topic's end
+// the node's consumers and its partitions' applied state are.
 package ingest
 
 import (
@@ -18,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/kv"
@@ -35,8 +37,9 @@ type Config struct {
 	// Client holds the connection options.
 	Client []kgo.Opt
 	Topic  string
-	// Lag, if set, is labelled by slot and set to the records left per slot.
-	Lag *prometheus.GaugeVec
+	// Lag, if set, learns the consumer's position and the topic's end from
+	// every fetch.
+	Lag *Lag
 	// MaxBatch bounds the records handed over at once. Default 1000.
 	MaxBatch int
 }
@@ -73,6 +76,11 @@ func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func
 		return err
 	}
 	defer cl.Close()
+	var session uint64
+	if cfg.Lag != nil {
+		session = cfg.Lag.started(from)
+		defer cfg.Lag.stopped(session, from)
+	}
 	for {
 		fetches := cl.PollRecords(ctx, cfg.MaxBatch)
 		if ctx.Err() != nil {
@@ -87,14 +95,19 @@ func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func
 		}
 		batch := make([]kv.IngestRecord, 0, fetches.NumRecords())
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			data := int64(-1)
 			for _, r := range p.Records {
 				if !r.Attrs.IsControl() {
 					batch = append(batch, Parse(r))
+					data = r.Offset + 1
 				}
 			}
 			if cfg.Lag != nil && len(p.Records) > 0 {
-				last := p.Records[len(p.Records)-1].Offset
-				cfg.Lag.WithLabelValues(strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
+				end := p.LastStableOffset // read_committed: the end a consumer can reach
+				if end < 0 {
+					end = p.HighWatermark
+				}
+				cfg.Lag.fetch(session, p.Partition, p.Records[len(p.Records)-1].Offset+1, data, end)
 			}
 		})
 		if len(batch) == 0 {

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -21,6 +19,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/ingest"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/partition"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
@@ -32,6 +31,7 @@ import (
 
 // Node is one running sluice process.
 type Node struct {
+	began    time.Time // Start was called: restart-to-serve counts from here
 	cfg      Config
 	kafkaLog zerolog.Logger
 	embedded *kfake.Cluster
@@ -51,9 +51,12 @@ type Node struct {
 
 	metrics   *partition.Metrics
 	budget    *partition.Budget // bytes of requests all partitions hold
-	ingestLag *prometheus.GaugeVec
-	bucket    *snapshot.Bucket // where snapshots are uploaded and restored from; nil without --snapshot-url
-	ops       operations
+	ingestLag *ingest.Lag
+	// changelogEnds are the changelog's committed ends, listed every
+	// logEndsEvery: the standbys' lag counts from them (metrics.go).
+	changelogEnds atomic.Pointer[logEnds]
+	bucket        *snapshot.Bucket // where snapshots are uploaded and restored from; nil without --snapshot-url
+	ops           operations
 
 	dataSrv, controlSrv *grpc.Server
 	health              *health.Server
@@ -86,7 +89,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	var err error
-	n := &Node{cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, parts: make(map[uint32]*held), stop: make(chan struct{}), budget: partition.NewBudget(cfg.NodeBudget)}
+	began := time.Now()
+	n := &Node{began: began, cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, parts: make(map[uint32]*held), stop: make(chan struct{}), budget: partition.NewBudget(cfg.NodeBudget)}
 	// franz-go logs through zerolog, one level quieter than sluice: its info
 	// lines are per-connection chatter.
 	n.kafkaLog = cfg.Log.With().Str("component", "kafka").Logger().Level(max(cfg.Log.GetLevel(), zerolog.WarnLevel))
@@ -122,11 +126,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n.metrics = partition.NewMetrics(reg)
-	n.ingestLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_ingest_lag_records", Help: "Records of the ingest topic not yet consumed, per slot."}, []string{"slot"})
-	reg.MustRegister(n.ingestLag)
+	reg := n.registerMetrics()
 
 	n.startGRPC(reg, tr)
 	if err := n.startHTTP(reg); err != nil {
@@ -134,9 +134,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.mgr = newManager(cfg.NodeID, n.registry, n, n.updateTable, cfg.Log, n.stop)
 	n.mgr.reconcile(n.removeStaleDirs)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.manage()
 	go n.watchHealth()
+	go n.watchLogEnds()
 	cfg.Log.Info().Str("node", cfg.NodeID).Str("data_addr", n.DataAddr()).Str("control_addr", n.ControlAddr()).
 		Strs("brokers", n.brokers).Int32("slots", n.slots).Msg("sluice node started")
 	started = true
@@ -286,6 +287,7 @@ func (n *Node) watchHealth() {
 	defer n.wg.Done()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
+	served := false
 	for {
 		select {
 		case <-n.stop:
@@ -295,6 +297,10 @@ func (n *Node) watchHealth() {
 		st := healthpb.HealthCheckResponse_SERVING
 		if !n.Ready() {
 			st = healthpb.HealthCheckResponse_NOT_SERVING
+		} else if !served {
+			served = true
+			n.cfg.Log.Info().Str("phase", "serving").Dur("took", time.Since(n.began)).
+				Msg("node serving: every partition assigned here serves (restart-to-serve, checked every 100 ms)")
 		}
 		n.health.SetServingStatus("", st)
 		n.health.SetServingStatus(sluicev1.Data_ServiceDesc.ServiceName, st)

@@ -92,7 +92,7 @@ func (n *Node) StartSnapshot(id uint32, path string) (*sluicev1.Operation, error
 			Dir      string            `json:"dir"`
 			Manifest snapshot.Manifest `json:"manifest"`
 		}{dir, m})
-		n.cfg.Log.Info().Uint32("partition", id).Str("dir", dir).Int64("keys", m.Keys).Int64("bytes", m.Bytes).AnErr("error", err).Msg("snapshot finished")
+		n.cfg.Log.Info().Uint32("partition", id).Uint64("epoch", h.spec.Epoch).Str("dir", dir).Int64("keys", m.Keys).Int64("bytes", m.Bytes).AnErr("error", err).Msg("snapshot finished")
 		n.ops.finish(op.Id, string(b), err)
 	}()
 	return op, nil

@@ -46,7 +46,7 @@ func (n *Node) release(id uint32, wipe bool) {
 	}
 	if wipe {
 		if err := os.RemoveAll(n.partitionDir(id)); err != nil {
-			n.cfg.Log.Error().Err(err).Uint32("partition", id).Msg("removing a released partition's directory")
+			n.cfg.Log.Error().Err(err).Uint32("partition", id).Uint64("epoch", h.spec.Epoch).Msg("removing a released partition's directory")
 		}
 	}
 }
@@ -83,7 +83,11 @@ func (n *Node) removeStaleDirs(desired map[uint32]want) {
 			continue
 		}
 		if _, ok := desired[uint32(id)]; !ok {
-			n.cfg.Log.Info().Uint32("partition", uint32(id)).Msg("partition manager: removing a partition no longer assigned here")
+			var meta dirMeta // the epoch its data was last opened for, if it says
+			if b, err := os.ReadFile(filepath.Join(n.partitionDir(uint32(id)), "partition.json")); err == nil {
+				_ = json.Unmarshal(b, &meta)
+			}
+			n.cfg.Log.Info().Uint32("partition", uint32(id)).Uint64("epoch", meta.Spec.Epoch).Msg("partition manager: removing a partition no longer assigned here")
 			os.RemoveAll(n.partitionDir(uint32(id)))
 		}
 	}
@@ -116,7 +120,7 @@ func (n *Node) open(spec registry.Partition, asStandby bool) error {
 
 // startStandby tails spec's changelog into st.
 func (n *Node) startStandby(spec registry.Partition, st *store.Badger) {
-	sb := partition.StartStandby(partition.StandbyConfig{ID: spec.ID, Range: spec.Range, Store: st, Log: n.cfg.Log, Tail: n.tail(), Retention: n.retention})
+	sb := partition.StartStandby(partition.StandbyConfig{ID: spec.ID, Range: spec.Range, Epoch: spec.Epoch, Store: st, Log: n.cfg.Log, Tail: n.tail(), Retention: n.retention})
 	n.mu.Lock()
 	n.parts[spec.ID] = &held{sb: sb, spec: spec, store: st}
 	n.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
 
@@ -21,6 +22,7 @@ var ErrOverBudget = errors.New("partition: queued request bytes at the budget, r
 type Budget struct {
 	limit int64
 	sem   *semaphore.Weighted
+	used  atomic.Int64 // what the semaphore holds, for metrics (it does not tell)
 }
 
 // NewBudget returns a budget of limit bytes.
@@ -31,21 +33,43 @@ func NewBudget(limit int64) *Budget {
 // Limit is the budget's size in bytes.
 func (b *Budget) Limit() int64 { return b.limit }
 
+// Used is the bytes held now; a nil Budget holds none.
+func (b *Budget) Used() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.used.Load()
+}
+
 // clamp caps n at the limit, so one request larger than the whole budget is
 // still taken when nothing else is.
 func (b *Budget) clamp(n int64) int64 { return min(n, b.limit) }
 
-func (b *Budget) tryTake(n int64) bool { return b == nil || b.sem.TryAcquire(b.clamp(n)) }
+func (b *Budget) tryTake(n int64) bool {
+	if b == nil {
+		return true
+	}
+	if !b.sem.TryAcquire(b.clamp(n)) {
+		return false
+	}
+	b.used.Add(b.clamp(n))
+	return true
+}
 
 func (b *Budget) take(ctx context.Context, n int64) error {
 	if b == nil {
 		return nil
 	}
-	return b.sem.Acquire(ctx, b.clamp(n))
+	if err := b.sem.Acquire(ctx, b.clamp(n)); err != nil {
+		return err
+	}
+	b.used.Add(b.clamp(n))
+	return nil
 }
 
 func (b *Budget) give(n int64) {
 	if b != nil {
+		b.used.Add(-b.clamp(n))
 		b.sem.Release(b.clamp(n))
 	}
 }

@@ -22,6 +22,7 @@ type loop struct {
 	stopIngest context.CancelFunc
 	// restores counts the restores started: the first may skip the lease wait.
 	restores int
+	phases   phases // the restore's timing, for its log lines (phases.go)
 }
 
 // appendResult is the flusher's answer for one group.
@@ -72,6 +73,7 @@ func (p *Partition) run() {
 			p.metrics.appended(res)
 			l.core.Appended(time.Now(), res.n, res.offsets, res.err)
 		case r := <-l.restored:
+			l.phases.restored = time.Now()
 			l.app = r.app
 			if r.app != nil {
 				l.startFlusher()
@@ -139,7 +141,7 @@ func (l *loop) publish() {
 		if !p.serving.Load() {
 			p.progress.Store(100)
 			p.serving.Store(true)
-			p.cfg.Log.Info().Msg("serving")
+			l.servingNow()
 		}
 	case core.Deposed:
 		if p.deposed.Load() == nil {
@@ -167,7 +169,7 @@ func (l *loop) apply(g *core.Group) error {
 	p.metrics.applied(time.Since(start))
 	p.versions.applied(b.Changes)
 	if err == nil {
-		p.view.publish(b.Offsets)
+		p.view.publish(b.Offsets, b.Ingest)
 	}
 	return err
 }

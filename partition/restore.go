@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -25,6 +26,7 @@ func (l *loop) startRestore() {
 	l.app = nil
 	l.restores++
 	first := l.restores == 1
+	l.phases.begin(l.restores)
 	p.versions.reset()
 	p.wg.Add(1)
 	go func() {
@@ -55,14 +57,17 @@ func (l *loop) startRestore() {
 func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core.Restore, error) {
 	cfg := &p.cfg
 	if cfg.Owns != nil {
+		start := time.Now()
 		if err := cfg.Owns(ctx); err != nil {
 			return nil, core.Restore{}, err
 		}
+		cfg.Log.Info().Str("phase", "registry").Dur("took", time.Since(start)).Msg("ownership confirmed in the registry")
 	}
 	stored, err := p.startingPoint(ctx)
 	if err != nil {
 		return nil, core.Restore{}, err
 	}
+	fenceStart := time.Now()
 	if cfg.FenceOthers != nil {
 		if err := cfg.FenceOthers(ctx); err != nil {
 			return nil, core.Restore{}, fmt.Errorf("fencing older writers of the slots: %w", err)
@@ -72,6 +77,9 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	if err != nil {
 		return nil, core.Restore{}, fmt.Errorf("fencing: %w", err)
 	}
+	fenced := time.Since(fenceStart)
+	p.metrics.fenced(fenced)
+	cfg.Log.Info().Str("phase", "fence").Dur("took", fenced).Msg("fenced")
 	// From here no older writer can commit: a deposed owner's lease ran from
 	// its last commit, which was before now.
 	r := core.Restore{FencedAt: time.Now(), SkipLeaseWait: first && cfg.SkipLeaseWait}
@@ -98,7 +106,7 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	// Fenced: the log's end no longer moves but by this partition, so once
 	// the replay ends the store is in sync with the log as of now.
 	replayed := time.Now()
-	_, err = cfg.Replay(ctx, from, func(b wal.Batch) error {
+	reached, err := cfg.Replay(ctx, from, func(b wal.Batch) error {
 		if err := applyBatch(cfg.Store, b, cfg.Epoch, &r.Clock, r.Ingest); err != nil {
 			return err
 		}
@@ -115,6 +123,10 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 		return fail(err)
 	}
 	prog.done()
+	// The store now holds the log and the ingest topic this far: reads that
+	// wait for an offset, and the ingest lag, need not wait for a first write.
+	p.view.publish(from, maps.Clone(r.Ingest))
+	p.view.publish(reached, nil)
 	return app, r, nil
 }
 
@@ -137,12 +149,14 @@ func (p *Partition) startingPoint(ctx context.Context) (map[int32]int64, error) 
 		}
 	}
 	if len(stored) == 0 && cfg.Seed != nil {
+		start := time.Now()
 		if err := cfg.Seed(ctx); err != nil {
 			return nil, fmt.Errorf("loading a snapshot: %w", err)
 		}
 		if stored, err = cfg.Store.Offsets(); err != nil {
 			return nil, err
 		}
+		cfg.Log.Info().Str("phase", "snapshot").Bool("loaded", len(stored) > 0).Dur("took", time.Since(start)).Msg("snapshot phase done")
 	}
 	return stored, nil
 }
@@ -279,5 +293,5 @@ func (g *progress) add(records int, bytes, lag int64) {
 func (g *progress) done() {
 	g.p.lag.Store(0)
 	elapsed := time.Since(g.start)
-	g.p.cfg.Log.Info().Int64("records", g.records).Int64("bytes", g.bytes).Dur("took", elapsed).Msg("restored")
+	g.p.cfg.Log.Info().Str("phase", "replay").Int64("records", g.records).Int64("bytes", g.bytes).Dur("took", elapsed).Msg("restored")
 }

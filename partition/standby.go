@@ -17,6 +17,8 @@ import (
 type StandbyConfig struct {
 	ID    uint32
 	Range keyspace.Range
+	// Epoch is the partition's epoch when the standby started (for its log).
+	Epoch uint64
 	// Store is the standby's own copy; the standby does not close it (on a
 	// handover the new owner's partition opens on it and replays only the tail).
 	Store store.Store
@@ -41,9 +43,9 @@ type Standby struct {
 // StartStandby starts tailing from the offsets the store holds.
 func StartStandby(cfg StandbyConfig) *Standby {
 	ctx, cancel := context.WithCancel(context.Background())
+	cfg.Log = cfg.Log.With().Uint32("partition", cfg.ID).Uint64("epoch", cfg.Epoch).Str("role", "standby").Logger()
 	s := &Standby{cfg: cfg, stop: cancel, done: make(chan struct{})}
 	s.view = view{st: cfg.Store, done: s.done}
-	cfg.Log = cfg.Log.With().Uint32("partition", cfg.ID).Str("role", "standby").Logger()
 	go s.run(ctx)
 	return s
 }
@@ -80,7 +82,7 @@ func (s *Standby) follow(ctx context.Context) error {
 	for _, slot := range s.cfg.Range.Slots() {
 		from[slot] = stored[slot]
 	}
-	s.publish(from)
+	s.publish(from, nil)
 	clock, err := s.cfg.Store.Clock()
 	if err != nil {
 		return err
@@ -93,9 +95,24 @@ func (s *Standby) follow(ctx context.Context) error {
 		if err := applySynced(s.cfg.Store, b, 0, &clock, nil, synced); err != nil {
 			return err
 		}
-		s.publish(b.Reached)
+		s.publish(b.Reached, nil)
 		return nil
 	})
+}
+
+// Behind is how many changelog offsets (commit markers included) the
+// standby has not applied yet, given the log's committed end per slot: how
+// far behind the owner a SESSION or EVENTUAL read from it may be. Safe from
+// any goroutine.
+func (s *Standby) Behind(ends map[int32]int64) int64 {
+	applied := s.Applied()
+	var n int64
+	for _, slot := range s.cfg.Range.Slots() {
+		if end, ok := ends[slot]; ok {
+			n += max(end-applied[slot], 0)
+		}
+	}
+	return n
 }
 
 // Close stops tailing (the store stays open: see StandbyConfig.Store).

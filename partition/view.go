@@ -23,6 +23,9 @@ type view struct {
 // when a newer one is published.
 type appliedOffsets struct {
 	offsets map[int32]int64
+	// ingest is the next ingest offset per slot whose changes the store
+	// holds (a partition's; a standby does not track it).
+	ingest  map[int32]int64
 	changed chan struct{}
 }
 
@@ -58,6 +61,16 @@ func (v *view) Applied() map[int32]int64 {
 	return nil
 }
 
+// AppliedIngest returns the next ingest offset per slot whose changes are
+// committed to the changelog and applied to the store: how far ingest is
+// readable (the ingest lag to applied state counts from here).
+func (v *view) AppliedIngest() map[int32]int64 {
+	if a := v.applied.Load(); a != nil {
+		return a.ingest
+	}
+	return nil
+}
+
 // WaitApplied waits until the store holds slot's changelog up to offset (a
 // write's session token), or ctx ends.
 func (v *view) WaitApplied(ctx context.Context, slot int32, offset int64) error {
@@ -81,15 +94,27 @@ func (v *view) WaitApplied(ctx context.Context, slot int32, offset int64) error 
 	}
 }
 
-// publish records that the store now holds the changelog up to update.
-func (v *view) publish(update map[int32]int64) {
+// publish records that the store now holds the changelog up to update and
+// the ingest topic up to ingest (either may be nil). Published maps are
+// never changed: readers keep them without copying.
+func (v *view) publish(update, ingest map[int32]int64) {
 	old := v.applied.Load()
 	next := &appliedOffsets{offsets: map[int32]int64{}, changed: make(chan struct{})}
 	if old != nil {
 		next.offsets = maps.Clone(old.offsets)
+		next.ingest = old.ingest
 	}
 	for s, o := range update {
 		next.offsets[s] = max(next.offsets[s], o)
+	}
+	if len(ingest) > 0 {
+		next.ingest = maps.Clone(next.ingest)
+		if next.ingest == nil {
+			next.ingest = make(map[int32]int64, len(ingest))
+		}
+		for s, o := range ingest {
+			next.ingest[s] = max(next.ingest[s], o)
+		}
 	}
 	v.applied.Store(next)
 	if old != nil {

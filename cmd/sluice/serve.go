@@ -14,7 +14,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/sluicedb/sluice/node"
 	"github.com/sluicedb/sluice/pipeline"
@@ -38,7 +37,7 @@ func serveCmd() *cobra.Command {
 		Short: "Run a node (with an embedded Kafka-protocol broker unless --brokers is given)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel, logFormat)
+			log, err := newLogger(os.Stderr, logLevel, logFormat)
 			if err != nil {
 				return err
 			}
@@ -150,16 +149,4 @@ func controlToken(file, dataDir string, log zerolog.Logger) (string, error) {
 	}
 	log.Info().Str("file", path).Msg("made a control-plane token")
 	return tok, nil
-}
-
-func newLogger(level, format string) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil {
-		return zerolog.Logger{}, err
-	}
-	w := zerolog.Logger{}.Output(os.Stderr)
-	if format == "console" || (format == "auto" && term.IsTerminal(int(os.Stderr.Fd()))) {
-		w = w.Output(zerolog.ConsoleWriter{Out: os.Stderr})
-	}
-	return w.Level(lvl).With().Timestamp().Logger(), nil
 }
