@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/partition"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/server"
 )
@@ -226,4 +228,31 @@ func ingestApplications(t *testing.T, topics changelog.Topics, slots int32) map[
 		t.Fatal(err)
 	}
 	return applied
+}
+
+// A partition removed from the registry is deposed at either ownership check
+// of its restore, and in particular after its own producer fenced older
+// ones: a deposed owner that passed the first check just before its removal
+// never keeps a live producer (fencing.go: the second check).
+func TestRemovedPartitionIsDeposedAfterItsOwnFence(t *testing.T) {
+	n := startNode(t, Config{Partitions: 2})
+	ctx := context.Background()
+	spec := n.registry.View().Partitions[1]
+	if err := n.owns(spec)(ctx); err != nil {
+		t.Fatalf("partition 1 before its removal: %v", err)
+	}
+	if _, err := controlOf(t, n.Node).RemovePartition(ctx, &sluicev1.RemovePartitionRequest{Id: ptr(uint32(1))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.owns(spec)(ctx); !errors.Is(err, partition.ErrDeposed) {
+		t.Fatalf("the first check of a removed partition: %v, want ErrDeposed", err)
+	}
+	app, err := n.ownAppender(spec)(ctx)
+	if !errors.Is(err, partition.ErrDeposed) || app != nil {
+		t.Fatalf("the appender of a removed partition: %v, %v; want none, ErrDeposed", app, err)
+	}
+	// Its writer record stays: whoever takes the slots next fences it.
+	if got := n.registry.View().Fences(spec.Range, n.registry.View().MaxEpoch+1, "other"); len(got) != 1 || got[0] != n.TransactionalID(1) {
+		t.Fatalf("a new owner of %s would fence %v, want [%s]", spec.Range, got, n.TransactionalID(1))
+	}
 }
