@@ -88,16 +88,24 @@ func (n *Node) fenceOthers(spec registry.Partition) func(context.Context) error 
 func (n *Node) ownAppender(spec registry.Partition) func(context.Context) (wal.Appender, error) {
 	newAppender, owns := n.newAppender(spec.ID), n.owns(spec)
 	return func(ctx context.Context) (wal.Appender, error) {
-		var app wal.Appender
-		err := slowFencing(ctx, func() (err error) { app, err = newAppender(ctx); return err })
+		var app wal.Appender // set only when made: the error path returns a typed nil
+		err := slowFencing(ctx, func() error {
+			a, err := newAppender(ctx)
+			if err == nil {
+				app = a
+			}
+			return err
+		})
 		if err == nil {
 			err = owns(ctx)
 		}
-		if err != nil && app != nil {
-			app.Close()
+		if err != nil {
+			if app != nil {
+				app.Close()
+			}
 			return nil, err
 		}
-		return app, err
+		return app, nil
 	}
 }
 

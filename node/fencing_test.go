@@ -85,12 +85,25 @@ func testRemoveAndAdd(t *testing.T, adds []add) {
 	if !p1.Serving() {
 		t.Fatal("the old partition stopped: the test no longer keeps it running past its removal")
 	}
+	nodes := map[string]*testNode{"n1": n1, "n2": n2}
 	for _, a := range adds {
-		if _, err := ctl.AddPartition(ctx, &sluicev1.AddPartitionRequest{Range: &sluicev1.SlotRange{From: a.r.From, To: a.r.To}, Node: a.node}); err != nil {
+		added, err := ctl.AddPartition(ctx, &sluicev1.AddPartitionRequest{Range: &sluicev1.SlotRange{From: a.r.From, To: a.r.To}, Node: a.node})
+		if err != nil {
 			t.Fatal(err)
 		}
+		eventually(t, fmt.Sprintf("partition %d serves on %s", added.Id, a.node), func() bool {
+			p, ok := nodes[a.node].local(added.Id)
+			return ok && p.Serving()
+		})
 	}
-	eventually(t, "the new partitions serve", func() bool { return n1.Ready() && n2.Ready() })
+	eventually(t, "both nodes route the slots to the new partitions", func() bool {
+		for _, n := range nodes {
+			if _, p, ok := n.table.Load().Lookup([]byte(key)); !ok || p.ID == 1 {
+				return false
+			}
+		}
+		return true
+	})
 
 	// Ingest records to slots 0-3, and a gRPC write through the new owner.
 	ingested := produceIngest(t, topics, slots, 40)
