@@ -136,13 +136,16 @@ func TestLinearizableUnderFaults(t *testing.T) {
 			if r.violation {
 				sum.violations++
 			}
+			if r.undecided {
+				sum.undecided++
+			}
 			for f, n := range r.faults {
 				faults[f] += n
 			}
 		})
 	}
-	t.Logf("campaign: %d runs of %v, %d operations checked (%d with a known outcome), faults %v, violations %d, failed runs %d",
-		sum.runs, runLength, sum.ops, sum.acked, faults, sum.violations, sum.failed)
+	t.Logf("campaign: %d runs of %v, %d operations checked (%d with a known outcome), faults %v, violations %d, failed runs %d, runs porcupine could not decide in time %d",
+		sum.runs, runLength, sum.ops, sum.acked, faults, sum.violations, sum.failed, sum.undecided)
 }
 
 // explain writes, for a history that is not linearizable, porcupine's
@@ -194,13 +197,14 @@ func explain(t *testing.T, seed uint64, ops []porcupine.Operation) {
 }
 
 // campaign sums the runs of TestLinearizableUnderFaults.
-type campaign struct{ runs, ops, acked, violations, failed int }
+type campaign struct{ runs, ops, acked, violations, failed, undecided int }
 
 // runResult is what one run checked.
 type runResult struct {
 	ops, acked int
 	faults     map[string]int
 	violation  bool // not linearizable, or the nodes' state is not the changelog's
+	undecided  bool // porcupine ran out of time: the history was not checked
 }
 
 // linearizabilityRun runs one seeded run on a fresh cluster over broker.
@@ -214,14 +218,14 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 		t.Setenv(node.SlowFencingEnv, "1500ms") // the nodes, and their restarts, inherit it
 	}
 	c := startClusterOn(t, broker.b.Addr, "--lease", "300ms")
-	nem, err := newNemesis(c, broker, seed)
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	ctx := context.Background()
+	h := &kvmodel.History{}
+	nem, err := newNemesis(c, broker, seed, keys, h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nem.close()
-	keys := []string{"a", "b", "c", "d", "e", "f"}
-	ctx := context.Background()
-	h := &kvmodel.History{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for id := 0; id < 6; id++ {
@@ -328,7 +332,7 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 	if acked < 50 {
 		t.Errorf("only %d operations completed: the run tested too little", acked)
 	}
-	return runResult{ops: len(ops), acked: acked, faults: faults, violation: res == porcupine.Illegal || diverged}
+	return runResult{ops: len(ops), acked: acked, faults: faults, violation: res == porcupine.Illegal || diverged, undecided: res == porcupine.Unknown}
 }
 
 // restartable is a broker of this test's own (the suite's shared broker serves

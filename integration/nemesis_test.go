@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/client"
+	"github.com/sluicedb/sluice/internal/kvmodel"
 	"github.com/sluicedb/sluice/keyspace"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/registry"
@@ -32,18 +35,24 @@ type nemesis struct {
 	ctl    map[string]sluicev1.ControlClient
 	rng    *rand.Rand
 	faults map[string]int
+	// keys and h are the clients' keys and history: the nemesis probes a
+	// paused old owner with operations of its own (probe).
+	keys  []string
+	h     *kvmodel.History
+	probe int // the next probe's client id
 }
 
 var nodeIDs = []string{"n1", "n2", "n3"}
 
-func newNemesis(c *cluster, broker *restartable, seed uint64) (*nemesis, error) {
+func newNemesis(c *cluster, broker *restartable, seed uint64, keys []string, h *kvmodel.History) (*nemesis, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reg, err := registry.Open(ctx, registry.Config{Client: []kgo.Opt{kgo.SeedBrokers(c.brokers)}, Topic: changelog.Topics{Cluster: c.name}.Registry()})
 	if err != nil {
 		return nil, err
 	}
-	n := &nemesis{c: c, broker: broker, reg: reg, ctl: map[string]sluicev1.ControlClient{}, rng: rand.New(rand.NewPCG(seed, 99)), faults: map[string]int{}}
+	n := &nemesis{c: c, broker: broker, reg: reg, ctl: map[string]sluicev1.ControlClient{}, rng: rand.New(rand.NewPCG(seed, 99)), faults: map[string]int{},
+		keys: keys, h: h, probe: 1000}
 	for _, id := range nodeIDs {
 		n.ctl[id] = c.control(id)
 	}
@@ -192,7 +201,8 @@ func (n *nemesis) replace(zombie bool) error {
 		skip = removed[0].Owner
 		old := n.c.nodes[skip]
 		old.cmd.Process.Signal(syscall.SIGSTOP)
-		defer old.cmd.Process.Signal(syscall.SIGCONT)
+		defer old.cmd.Process.Signal(syscall.SIGCONT) // if probe did not
+		defer func() { n.probeZombie(old, span) }()
 	}
 	for _, p := range removed {
 		if err := n.control(skip, func(ctx context.Context, cc sluicev1.ControlClient) error {
@@ -215,6 +225,78 @@ func (n *nemesis) replace(zombie bool) error {
 		time.Sleep(time.Duration(1000+n.rng.IntN(1500)) * time.Millisecond)
 	}
 	return errors.Join(errs...)
+}
+
+// probeZombie writes a key of span through its new owner, then, once that
+// is acknowledged, sends reads and a write of the key straight to old, the
+// paused owner of the removed partition, resumes it and records everything
+// in the history. The paused node answers them before it learns of its
+// partition's removal: a read it answers from its own state, or a write it
+// commits, is not linearizable, since the new owner's write came before.
+func (n *nemesis) probeZombie(old *proc, span keyspace.Range) {
+	key := ""
+	for _, k := range n.keys {
+		if span.Contains(keyspace.Slot([]byte(k), 16)) {
+			key = k
+		}
+	}
+	if key == "" {
+		return
+	}
+	var others []string
+	for _, id := range nodeIDs {
+		if p := n.c.nodes[id]; p != old {
+			others = append(others, p.addr)
+		}
+	}
+	ctx := context.Background()
+	if cl, err := client.New(others...); err == nil { // a client routed afresh, away from old
+		n.probe++
+		in := kvmodel.Input{Op: "put", Key: key, Value: fmt.Sprintf("probe-%d", n.probe)}
+		callCtx, cancel := context.WithTimeout(ctx, 4*time.Second)
+		start := time.Now()
+		res, err := cl.Upsert(callCtx, client.Entry{Key: []byte(key), Value: []byte(in.Value)})
+		cancel()
+		cl.Close()
+		switch {
+		case err == nil:
+			n.h.Add(n.probe, in, start, kvmodel.Output{Version: res[0].Version}, time.Now())
+		case !certainlyNotApplied(err):
+			n.h.Add(n.probe, in, start, kvmodel.Output{Unknown: true}, time.Now())
+		}
+	}
+	dc := dataClient(n.c.t, old.addr)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		n.probe++
+		id := n.probe
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			if i == 0 {
+				in := kvmodel.Input{Op: "put", Key: key, Value: fmt.Sprintf("zombie-%d", id)}
+				resp, err := dc.Upsert(callCtx, &sluicev1.UpsertRequest{Entries: []*sluicev1.Entry{{Key: []byte(key), Value: []byte(in.Value)}}})
+				switch {
+				case err == nil:
+					n.h.Add(id, in, start, kvmodel.Output{Version: resp.Results[0].Version}, time.Now())
+				case !certainlyNotApplied(err):
+					n.h.Add(id, in, start, kvmodel.Output{Unknown: true}, time.Now())
+				}
+				return
+			}
+			resp, err := dc.Get(callCtx, &sluicev1.GetRequest{Key: []byte(key)})
+			if err == nil {
+				n.h.Add(id, kvmodel.Input{Op: "get", Key: key}, start, kvmodel.Output{OK: resp.Found, Value: string(resp.Value), Version: resp.Version}, time.Now())
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // the calls wait in the paused node's socket
+	old.cmd.Process.Signal(syscall.SIGCONT)
+	wg.Wait()
+	n.faults["zombie probes"]++
 }
 
 func (n *nemesis) add(skip string, r keyspace.Range, node string) error {
