@@ -234,14 +234,11 @@ func (n *nemesis) replace(zombie bool) error {
 // partition's removal: a read it answers from its own state, or a write it
 // commits, is not linearizable, since the new owner's write came before.
 func (n *nemesis) probeZombie(old *proc, span keyspace.Range) {
-	key := ""
+	key := string(keyIn(span.From, span.To, 16)) // a key of its own if no client's key is in span
 	for _, k := range n.keys {
 		if span.Contains(keyspace.Slot([]byte(k), 16)) {
 			key = k
 		}
-	}
-	if key == "" {
-		return
 	}
 	var others []string
 	for _, id := range nodeIDs {
