@@ -79,14 +79,18 @@ type View struct {
 	Next int64
 }
 
-// Overlapping returns a partition whose range overlaps r, other than skip.
+// Overlapping returns the partition, other than skip, with the lowest slots
+// among those whose range overlaps r (the same one every time: an error
+// naming it is stable).
 func (v *View) Overlapping(r keyspace.Range, skip uint32) (Partition, bool) {
+	var found Partition
+	ok := false
 	for _, p := range v.Partitions {
-		if p.ID != skip && p.Range.Overlaps(r) {
-			return p, true
+		if p.ID != skip && p.Range.Overlaps(r) && (!ok || p.Range.From < found.Range.From) {
+			found, ok = p, true
 		}
 	}
-	return Partition{}, false
+	return found, ok
 }
 
 // Mutation is one registry record to write: a value, or a removal.
