@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -145,7 +147,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 // joinRegistry opens the registry, announces the node and, in a cluster with
-// no partitions yet, creates the first ones on this node.
+// no partitions yet, creates the first ones on this node. Every partition's
+// producer is recorded as a writer of its slots (fencing follows slots): a
+// new one in the same transaction as the partition, and one of a registry
+// written before writers were recorded, here, once.
 func (n *Node) joinRegistry(ctx context.Context) error {
 	var err error
 	n.registry, err = registry.Open(ctx, registry.Config{Client: n.kafkaOpts(), Topic: n.topics.Registry()})
@@ -158,11 +163,19 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 		if v.Nodes[me.ID] != me {
 			muts = append(muts, registry.PutNode(me))
 		}
+		parts := slices.Collect(maps.Values(v.Partitions))
 		if len(v.Partitions) == 0 && v.MaxEpoch == 0 { // a new cluster
 			epoch, bump := v.NextEpoch()
 			muts = append(muts, bump)
 			for i, r := range keyspace.Split(n.slots, n.cfg.Partitions) {
-				muts = append(muts, registry.PutPartition(registry.Partition{ID: uint32(i + 1), Range: r, Owner: me.ID, Epoch: epoch}))
+				p := registry.Partition{ID: uint32(i + 1), Range: r, Owner: me.ID, Epoch: epoch}
+				muts = append(muts, registry.PutPartition(p))
+				parts = append(parts, p)
+			}
+		}
+		for _, p := range parts {
+			if w, ok := v.RecordWriter(n.topics.TransactionalID(p.ID), p.Range, p.Epoch); ok {
+				muts = append(muts, w)
 			}
 		}
 		return muts, nil
@@ -253,6 +266,8 @@ func (n *Node) standby(id uint32) (*partition.Standby, bool) {
 func (n *Node) Registry() *registry.Registry { return n.registry }
 
 func (n *Node) Slots() int32 { return n.slots }
+
+func (n *Node) TransactionalID(partition uint32) string { return n.topics.TransactionalID(partition) }
 
 func (n *Node) LocalStatus() []*sluicev1.PartitionInfo {
 	n.mu.RLock()

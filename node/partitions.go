@@ -147,22 +147,16 @@ func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
 	p := partition.Start(partition.Config{
 		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Store: st, Lease: n.cfg.Lease, Stages: n.cfg.Stages,
 		MaxQueuedBytes: n.cfg.PartitionBudget, NodeBudget: n.budget,
-		NewAppender: n.newAppender(spec.ID),
+		// Ownership and fencing, in the order fencing.go explains.
+		Owns:        n.owns(spec),
+		FenceOthers: n.fenceOthers(spec),
+		NewAppender: n.ownAppender(spec),
 		Replay:      n.replay(),
 		Ingest:      n.consumeIngest(),
-		Owns: func(ctx context.Context) error {
-			if err := n.registry.CatchUp(ctx); err != nil {
-				return err
-			}
-			if now := n.registry.View().Partitions[spec.ID]; now.Owner != spec.Owner || now.Epoch != spec.Epoch {
-				return fmt.Errorf("%w: the registry gives partition %d to %q at epoch %d", partition.ErrDeposed, spec.ID, now.Owner, now.Epoch)
-			}
-			return nil
-		},
-		Seed:      n.seed(spec, st),
-		Retention: n.retention,
-		Log:       n.cfg.Log,
-		Metrics:   n.metrics,
+		Seed:        n.seed(spec, st),
+		Retention:   n.retention,
+		Log:         n.cfg.Log,
+		Metrics:     n.metrics,
 	})
 	ctx, cancel := context.WithCancelCause(context.Background())
 	n.mu.Lock()

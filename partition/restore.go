@@ -77,6 +77,16 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	if err != nil {
 		return nil, core.Restore{}, fmt.Errorf("fencing: %w", err)
 	}
+	// Ownership again, now that this producer is fenced in: a partition
+	// removed between the first check and its own fence (whose new owner
+	// fenced it before that fence made it a fresh producer) learns it here;
+	// any newer owner's fence comes after this one and fences it.
+	if cfg.Owns != nil {
+		if err := cfg.Owns(ctx); err != nil {
+			app.Close()
+			return nil, core.Restore{}, err
+		}
+	}
 	fenced := time.Since(fenceStart)
 	p.metrics.fenced(fenced)
 	cfg.Log.Info().Str("phase", "fence").Dur("took", fenced).Msg("fenced")

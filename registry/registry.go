@@ -1,6 +1,7 @@
 // Package registry is the cluster's desired state, kept in the compacted
 // <cluster>.registry topic: which partitions exist (id → slot range, owner,
-// epoch) and which nodes have announced themselves (id → addresses).
+// epoch), which nodes have announced themselves (id → addresses), and which
+// changelog producers were ever given which slots (writers.go).
 //
 //	r, _ := registry.Open(ctx, registry.Config{Client: opts, Topic: topics.Registry()})
 //	v := r.View()                       // immutable; a change makes a new one
@@ -66,6 +67,10 @@ type Node struct {
 type View struct {
 	Partitions map[uint32]Partition
 	Nodes      map[string]Node
+	// Writers are the changelog producers, by transactional id, that were
+	// ever given a slot range, with those ranges (writers.go): kept after
+	// their partitions are removed, so a new owner can fence them.
+	Writers map[string]Writer
 	// MaxEpoch is the highest epoch ever given, also to partitions since
 	// removed: a new epoch is always above it, so a restore can tell an older
 	// owner's records (of any partition over the same slots) from a newer one's.
@@ -74,14 +79,18 @@ type View struct {
 	Next int64
 }
 
-// Overlapping returns a partition whose range overlaps r, other than skip.
+// Overlapping returns the partition, other than skip, with the lowest slots
+// among those whose range overlaps r (the same one every time: an error
+// naming it is stable).
 func (v *View) Overlapping(r keyspace.Range, skip uint32) (Partition, bool) {
+	var found Partition
+	ok := false
 	for _, p := range v.Partitions {
-		if p.ID != skip && p.Range.Overlaps(r) {
-			return p, true
+		if p.ID != skip && p.Range.Overlaps(r) && (!ok || p.Range.From < found.Range.From) {
+			found, ok = p, true
 		}
 	}
-	return Partition{}, false
+	return found, ok
 }
 
 // Mutation is one registry record to write: a value, or a removal.
@@ -154,7 +163,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	tailCtx, cancel := context.WithCancel(context.Background())
 	r := &Registry{
 		cfg: cfg, cl: cl, stop: cancel, done: make(chan struct{}), changed: make(chan struct{}),
-		view: &View{Partitions: map[uint32]Partition{}, Nodes: map[string]Node{}},
+		view: &View{Partitions: map[uint32]Partition{}, Nodes: map[string]Node{}, Writers: map[string]Writer{}},
 	}
 	go r.tail(tailCtx)
 	if err := r.CatchUp(ctx); err != nil {
@@ -177,7 +186,7 @@ func (r *Registry) tail(ctx context.Context) {
 			continue
 		}
 		r.mu.Lock()
-		v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch}
+		v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch}
 		for _, rec := range recs {
 			v.Next = rec.Offset + 1
 			if rec.Attrs.IsControl() {
@@ -230,6 +239,8 @@ func apply(v *View, rec *kgo.Record) error {
 			return fmt.Errorf("registry: %s holds node %q", key, n.ID)
 		}
 		v.Nodes[id] = n
+	case strings.HasPrefix(key, writerPrefix):
+		return applyWriter(v, key, rec.Value)
 	case key == maxEpochKey:
 		e, err := strconv.ParseUint(string(rec.Value), 10, 64)
 		if err != nil {

@@ -30,6 +30,9 @@ type Cluster interface {
 	StartSnapshot(partition uint32, path string) (*sluicev1.Operation, error)
 	// Operation reports an operation this node runs.
 	Operation(id string) (*sluicev1.Operation, bool)
+	// TransactionalID is the transactional id of partition's changelog
+	// producer: the registry records which slots it was given.
+	TransactionalID(partition uint32) string
 }
 
 // Control is the control-plane gRPC service. It only writes desired state
@@ -108,7 +111,14 @@ func (c *Control) AddPartition(ctx context.Context, req *sluicev1.AddPartitionRe
 		}
 		p.Standbys = pickStandbys(v, p.Owner, int(req.Standbys))
 		added = p
-		return []registry.Mutation{bump, registry.PutPartition(p)}, nil
+		muts := []registry.Mutation{bump, registry.PutPartition(p)}
+		// In the same transaction: the new partition's producer is recorded
+		// as a writer of its slots before anyone can act on the partition,
+		// so whoever owns these slots later fences it.
+		if w, ok := v.RecordWriter(c.Cluster.TransactionalID(p.ID), r, epoch); ok {
+			muts = append(muts, w)
+		}
+		return muts, nil
 	})
 	if err != nil {
 		return nil, err
@@ -174,6 +184,9 @@ func (c *Control) RemovePartition(ctx context.Context, req *sluicev1.RemoveParti
 			return nil, err
 		}
 		removed = p
+		// The partition's writer record stays: a partition added later over
+		// any of these slots fences its producer, which may still be running
+		// (draining, paused, or behind on the registry).
 		return []registry.Mutation{registry.DeletePartition(p.ID)}, nil
 	})
 	if err != nil {
