@@ -83,9 +83,10 @@ type Config struct {
 	// not replayed onto (removals may be compacted away): it is emptied and
 	// restored afresh (Seed, then the log). 0 disables the check.
 	Retention time.Duration
-	// Owns, if set, is asked before every restore (which fences all other
-	// producers of the partition) whether this node still owns the partition at
-	// this epoch, from a fresh read of the registry; an error wrapping
+	// Owns, if set, is asked twice in every restore, from a fresh read of the
+	// registry, whether this node still owns the partition at this epoch:
+	// before fencing, and again once its own producer is fenced in (which
+	// closes the race of a partition removed meanwhile). An error wrapping
 	// ErrDeposed stops the partition for good.
 	Owns func(ctx context.Context) error
 }
