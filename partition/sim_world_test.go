@@ -378,6 +378,13 @@ func (in *inst) restore() {
 		w.after(effect+w.dur(0, 50*time.Millisecond), func() {
 			fencedAt := w.now
 			in.producer = producer
+			if w.epoch != in.epoch { // ownership again, after its own fence
+				w.trace("i%d restore: deposed after its fence", in.id)
+				in.do(func() {
+					in.core.Restored(w.now, core.Restore{Err: fmt.Errorf("%w: the registry has epoch %d", ErrDeposed, w.epoch)})
+				})
+				return
+			}
 			offs, _ := in.st.Offsets()
 			from := map[int32]int64{}
 			for s := range int32(simSlots) {
