@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,3 +305,41 @@ func TestLeaseWaitCountsFromWhenFencingReturned(t *testing.T) {
 	}
 	waitFor(t, "the partition serves", p.Serving)
 }
+
+// A restore asks again whether the partition is still its node's once its own
+// producer is fenced in: a partition removed between the first check and its
+// own fence is deposed, and its fresh producer closed, so it can never hold a
+// live producer over slots a new owner fenced it from.
+func TestOwnershipIsCheckedAgainAfterItsOwnFence(t *testing.T) {
+	l := newFakeLog()
+	cfg := testConfig(l, store.NewMemory())
+	var asked atomic.Int32
+	cfg.Owns = func(context.Context) error {
+		if asked.Add(1) == 1 {
+			return nil // before fencing: still the owner
+		}
+		return fmt.Errorf("%w: removed from the registry", ErrDeposed)
+	}
+	closed := make(chan struct{})
+	cfg.NewAppender = func(context.Context) (wal.Appender, error) {
+		return closeNotifier{fakeAppender{l}, closed}, nil
+	}
+	p := Start(cfg)
+	defer p.Close()
+	waitFor(t, "the partition is deposed", func() bool { return p.Status().Deposed })
+	select {
+	case <-closed:
+	default:
+		t.Fatal("the deposed partition kept its producer")
+	}
+	if _, err := p.Upsert(context.Background(), entries("a", "1")); !errors.Is(err, ErrDeposed) {
+		t.Fatalf("a write to a deposed partition: %v, want ErrDeposed", err)
+	}
+}
+
+type closeNotifier struct {
+	fakeAppender
+	closed chan struct{}
+}
+
+func (c closeNotifier) Close() { close(c.closed) }
