@@ -2,16 +2,14 @@ package node
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/snapshot"
 )
 
@@ -62,11 +60,8 @@ func (n *Node) Operation(id string) (*sluicev1.Operation, bool) {
 // its upload: a hung blob store never holds a partition (server.Cluster).
 func (n *Node) StartSnapshot(id uint32, path string) (*sluicev1.Operation, error) {
 	parent, err := snapshot.Confine(n.cfg.SnapshotRoot, path)
-	if errors.Is(err, snapshot.ErrOutsideRoot) {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
 	if err != nil {
-		return nil, status.Error(codes.FailedPrecondition, err.Error())
+		return nil, err
 	}
 	n.mu.Lock()
 	h, ok := n.parts[id]
@@ -76,7 +71,7 @@ func (n *Node) StartSnapshot(id uint32, path string) (*sluicev1.Operation, error
 	}
 	n.mu.Unlock()
 	if !ok {
-		return nil, status.Errorf(codes.FailedPrecondition, "partition %d is not held by node %s", id, n.cfg.NodeID)
+		return nil, fmt.Errorf("%w: partition %d is not held by node %s", server.ErrNotHeld, id, n.cfg.NodeID)
 	}
 	op := n.ops.start(n.cfg.NodeID)
 	go func() {

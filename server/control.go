@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,7 +25,8 @@ type Cluster interface {
 	Slots() int32
 	// LocalStatus describes the partitions this node holds.
 	LocalStatus() []*sluicev1.PartitionInfo
-	// StartSnapshot starts a snapshot of a partition this node holds.
+	// StartSnapshot starts a snapshot of a partition this node holds; an
+	// error wraps ErrNotHeld, snapshot.ErrOutsideRoot, or is the node's own.
 	StartSnapshot(partition uint32, path string) (*sluicev1.Operation, error)
 	// Operation reports an operation this node runs.
 	Operation(id string) (*sluicev1.Operation, bool)
@@ -63,11 +63,21 @@ func info(p registry.Partition) *sluicev1.PartitionInfo {
 	return &sluicev1.PartitionInfo{Id: p.ID, Range: fromRange(p.Range), Owner: p.Owner, Epoch: p.Epoch, State: "unknown", Standbys: p.Standbys}
 }
 
-// update runs fn through the registry's serialised writer and maps its errors.
+// update runs fn through the registry's serialised writer. An error of fn's
+// (a rule of placement.go) keeps its code; the registry failing to write is
+// Unavailable.
 func (c *Control) update(ctx context.Context, fn func(v *registry.View) ([]registry.Mutation, error)) error {
-	err := c.Cluster.Registry().Update(ctx, fn)
-	if _, ok := status.FromError(err); ok || err == nil {
-		return err
+	var refused error
+	err := c.Cluster.Registry().Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
+		muts, err := fn(v)
+		refused = err
+		return muts, err
+	})
+	switch {
+	case err == nil:
+		return nil
+	case refused != nil:
+		return toStatus(refused)
 	}
 	return status.Error(codes.Unavailable, err.Error())
 }
@@ -79,98 +89,14 @@ func (c *Control) AddPartition(ctx context.Context, req *sluicev1.AddPartitionRe
 	}
 	var added registry.Partition
 	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
-		if o, ok := v.Overlapping(r, 0); ok {
-			return nil, invalid("slot range %s overlaps partition %d %s", r, o.ID, o.Range)
-		}
-		epoch, bump := v.NextEpoch()
-		p := registry.Partition{Range: r, Epoch: epoch, Owner: req.Node}
-		if req.Id != nil {
-			if *req.Id == 0 {
-				return nil, invalid("partition id 0 is reserved")
-			}
-			if _, dup := v.Partitions[*req.Id]; dup {
-				return nil, invalid("partition %d exists", *req.Id)
-			}
-			p.ID = *req.Id
-		} else {
-			for id := range v.Partitions {
-				p.ID = max(p.ID, id)
-			}
-			p.ID++
-		}
-		if p.Owner == "" {
-			p.Owner = leastLoaded(v)
-			if p.Owner == "" {
-				return nil, status.Error(codes.FailedPrecondition, "no node has announced itself yet")
-			}
-		} else if _, ok := v.Nodes[p.Owner]; !ok {
-			return nil, invalid("unknown node %q", p.Owner)
-		}
-		if int(req.Standbys) > len(v.Nodes)-1 {
-			return nil, invalid("%d standbys asked, but only %d other nodes have announced themselves", req.Standbys, len(v.Nodes)-1)
-		}
-		p.Standbys = pickStandbys(v, p.Owner, int(req.Standbys))
+		muts, p, err := v.Add(registry.AddRequest{ID: req.Id, Range: r, Owner: req.Node, Standbys: int(req.Standbys)}, c.Cluster.TransactionalID)
 		added = p
-		muts := []registry.Mutation{bump, registry.PutPartition(p)}
-		// In the same transaction: the new partition's producer is recorded
-		// as a writer of its slots before anyone can act on the partition,
-		// so whoever owns these slots later fences it.
-		if w, ok := v.RecordWriter(c.Cluster.TransactionalID(p.ID), r, epoch); ok {
-			muts = append(muts, w)
-		}
-		return muts, nil
+		return muts, err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return info(added), nil
-}
-
-// pickStandbys chooses n nodes other than owner, fewest replicas first.
-func pickStandbys(v *registry.View, owner string, n int) []string {
-	load := map[string]int{}
-	for id := range v.Nodes {
-		load[id] = 0
-	}
-	for _, p := range v.Partitions {
-		load[p.Owner]++
-		for _, s := range p.Standbys {
-			load[s]++
-		}
-	}
-	var nodes []string
-	for id := range load {
-		if _, ok := v.Nodes[id]; ok && id != owner {
-			nodes = append(nodes, id)
-		}
-	}
-	sort.Slice(nodes, func(i, j int) bool {
-		if load[nodes[i]] != load[nodes[j]] {
-			return load[nodes[i]] < load[nodes[j]]
-		}
-		return nodes[i] < nodes[j]
-	})
-	return nodes[:n]
-}
-
-// leastLoaded picks the announced node owning the fewest partitions.
-func leastLoaded(v *registry.View) string {
-	load := map[string]int{}
-	for id := range v.Nodes {
-		load[id] = 0
-	}
-	for _, p := range v.Partitions {
-		if _, ok := load[p.Owner]; ok {
-			load[p.Owner]++
-		}
-	}
-	best := ""
-	for id, n := range load {
-		if best == "" || n < load[best] || (n == load[best] && id < best) {
-			best = id
-		}
-	}
-	return best
 }
 
 func (c *Control) RemovePartition(ctx context.Context, req *sluicev1.RemovePartitionRequest) (*sluicev1.PartitionInfo, error) {
@@ -179,15 +105,12 @@ func (c *Control) RemovePartition(ctx context.Context, req *sluicev1.RemoveParti
 	}
 	var removed registry.Partition
 	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
-		p, err := find(v, req.Id, req.Range)
+		p, err := v.Find(req.Id, toRange(req.Range))
+		removed = p
 		if err != nil {
 			return nil, err
 		}
-		removed = p
-		// The partition's writer record stays: a partition added later over
-		// any of these slots fences its producer, which may still be running
-		// (draining, paused, or behind on the registry).
-		return []registry.Mutation{registry.DeletePartition(p.ID)}, nil
+		return v.Remove(p), nil
 	})
 	if err != nil {
 		return nil, err
@@ -195,43 +118,12 @@ func (c *Control) RemovePartition(ctx context.Context, req *sluicev1.RemoveParti
 	return info(removed), nil
 }
 
-func find(v *registry.View, id *uint32, r *sluicev1.SlotRange) (registry.Partition, error) {
-	if id != nil {
-		p, ok := v.Partitions[*id]
-		if !ok {
-			return p, status.Errorf(codes.NotFound, "unknown partition %d", *id)
-		}
-		return p, nil
-	}
-	want := toRange(r)
-	for _, p := range v.Partitions {
-		if p.Range == want {
-			return p, nil
-		}
-	}
-	return registry.Partition{}, status.Errorf(codes.NotFound, "no partition has exactly the slot range %s", want)
-}
-
 func (c *Control) MovePartition(ctx context.Context, req *sluicev1.MovePartitionRequest) (*sluicev1.PartitionInfo, error) {
 	var moved registry.Partition
 	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
-		p, err := find(v, &req.Id, nil)
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := v.Nodes[req.Node]; !ok {
-			return nil, invalid("unknown node %q", req.Node)
-		}
-		if p.Owner == req.Node {
-			moved = p
-			return nil, nil // already there
-		}
-		epoch, bump := v.NextEpoch()
-		p.Owner, p.Epoch = req.Node, epoch
-		// A standby that becomes the owner is no longer a standby.
-		p.Standbys = slices.DeleteFunc(slices.Clone(p.Standbys), func(s string) bool { return s == req.Node })
+		muts, p, err := v.Move(req.Id, req.Node)
 		moved = p
-		return []registry.Mutation{bump, registry.PutPartition(p)}, nil
+		return muts, err
 	})
 	if err != nil {
 		return nil, err
@@ -354,7 +246,8 @@ func (c *Control) Snapshot(ctx context.Context, req *sluicev1.SnapshotRequest) (
 		return nil, err
 	}
 	if p.Owner == c.Node {
-		return c.Cluster.StartSnapshot(req.Partition, req.Path)
+		op, err := c.Cluster.StartSnapshot(req.Partition, req.Path)
+		return op, toStatus(err)
 	}
 	if forwarded {
 		return nil, notApplied(codes.Unavailable, fmt.Sprintf("partition %d moved to node %s while the call was forwarded; retry", req.Partition, p.Owner))

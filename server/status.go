@@ -11,9 +11,15 @@ import (
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/snapshot"
 	"github.com/sluicedb/sluice/wal"
 )
+
+// ErrNotHeld: a call about a partition reached a node that does not hold it
+// (FailedPrecondition).
+var ErrNotHeld = errors.New("partition not held by this node")
 
 // toStatus maps sluice's errors to gRPC codes: the one place that does.
 func toStatus(err error) error {
@@ -41,8 +47,13 @@ func toStatus(err error) error {
 		code = codes.ResourceExhausted
 	case partition.IsUnavailable(err):
 		code = codes.Unavailable
-	case errors.Is(err, partition.ErrWrongPartition):
+	case errors.Is(err, partition.ErrWrongPartition), errors.Is(err, ErrNotHeld), errors.Is(err, registry.ErrNoNodes):
 		code = codes.FailedPrecondition
+	case errors.Is(err, registry.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, registry.ErrOverlap), errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrUnknownNode),
+		errors.Is(err, registry.ErrInvalid), errors.Is(err, snapshot.ErrOutsideRoot):
+		code = codes.InvalidArgument
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):
