@@ -54,7 +54,8 @@ func TestFloodStaysWithinTheBudget(t *testing.T) {
 	value := make([]byte, 1<<20-64)
 	var ok, refused, other atomic.Int64
 	var firstOther atomic.Value
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	end := time.Now().Add(10 * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), end)
 	defer cancel()
 	var wg sync.WaitGroup
 	for c := range floodStreams / 64 {
@@ -77,7 +78,9 @@ func TestFloodStaysWithinTheBudget(t *testing.T) {
 						ok.Add(1)
 					case st.Code() == codes.ResourceExhausted && notApplied(st):
 						refused.Add(1)
-					case ctx.Err() != nil:
+					case ctx.Err() != nil, st.Code() == codes.DeadlineExceeded && time.Until(end) < 2*time.Second:
+						// The flood's end: the server's copy of the deadline
+						// may fire a moment before the client's.
 					default:
 						other.Add(1)
 						firstOther.CompareAndSwap(nil, err.Error())

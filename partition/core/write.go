@@ -131,6 +131,7 @@ func (c *Core) upsert(now time.Time, req *Request) {
 		changes[i] = kv.Change{Key: e.Key, Value: nonNil(w.Value), Timestamp: ts, ExpiresAt: clock.Expiry(ts, e.TTL)}
 	}
 	h := held{group: c.open.N, reply: Reply{Handle: req.Handle, Results: make([]WriteResult, len(req.Entries))}, g: c.open, recs: make([]int, len(req.Entries))}
+	written := 0
 	for i, ch := range changes {
 		if !keep[i] {
 			h.recs[i] = -1 // dropped by a stage
@@ -141,6 +142,11 @@ func (c *Core) upsert(now time.Time, req *Request) {
 		r, _, _ := c.lookup(req, i, now)
 		ch.Version = r.Value.Version + 1
 		h.recs[i] = c.write(ch, nil)
+		written++
+	}
+	if written == 0 {
+		c.release(h) // the stages dropped every entry: nothing to wait for
+		return
 	}
 	c.hold(h)
 }
