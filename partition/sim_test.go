@@ -95,6 +95,8 @@ type simClient struct {
 	// route is the owner this client believes in: a cached routing table
 	// learns of a move late, or on an error.
 	route *inst
+	// waiting is the request in flight, if any: every request gets a reply.
+	waiting string
 }
 
 // simChecks collects what the end of a run checks beside the history.
@@ -135,6 +137,10 @@ func (c *simClient) next() {
 			other := simKeys[w.rng.IntN(len(simKeys))]
 			req.Entries = append(req.Entries, kv.Entry{Key: []byte(other), Value: []byte(value + "b")})
 		}
+		if w.chance(0.05) { // a write the pipeline drops whole
+			in.Op = "dropped"
+			req.Entries = []kv.Entry{{Key: []byte("tmp/" + key), Value: []byte(value)}}
+		}
 	case r < 65:
 		in.Op, req.Op, in.Expect = "cas", core.OpUpsert, c.acked[key]
 		expect := in.Expect
@@ -169,7 +175,9 @@ func (c *simClient) next() {
 	}
 	call := w.now
 	target := c.route
+	c.waiting = fmt.Sprintf("%s %s %q sent at %s to i%d", in.Op, in.Key, in.Value, call.Sub(w.start), target.id)
 	req.Handle = &simCall{done: func(r core.Reply) {
+		c.waiting = ""
 		w.trace("client %d %s %s %q at i%d -> %s", c.id, in.Op, in.Key, in.Value, target.id, replySummary(r))
 		c.finish(in, req, call, r)
 	}}
@@ -187,6 +195,15 @@ func (c *simClient) finish(in kvmodel.Input, req *core.Request, call time.Time, 
 	out := kvmodel.Output{}
 	var refused *core.VersionMismatchError
 	switch {
+	case r.Err == nil && in.Op == "dropped":
+		if len(r.Results) != 1 || r.Results[0].Offset != -1 {
+			c.checks.keys = append(c.checks.keys, fmt.Sprintf("a write the pipeline drops answered %+v", r.Results))
+		}
+		c.afterThink()
+		return
+	case in.Op == "dropped":
+		c.afterThink()
+		return
 	case r.Err == nil:
 		switch in.Op {
 		case "get":
@@ -303,6 +320,12 @@ func simulate(seed uint64) simResult {
 		return simResult{violation: fmt.Sprintf("the final reads never completed: the owner i%d is %s, %d replies held, %d restores", o.id, o.core.State(), o.core.Held(), o.restores), faults: w.injected}
 	}
 	res := simResult{ops: len(h.Operations()), faults: w.injected}
+	for _, c := range clients {
+		if c.waiting != "" {
+			res.violation = fmt.Sprintf("client %d never got a reply to %s", c.id, c.waiting)
+			return res
+		}
+	}
 	res.violation = simCheck(w, h, checks, produced)
 	return res
 }

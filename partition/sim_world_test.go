@@ -10,6 +10,7 @@ import (
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition/core"
+	"github.com/sluicedb/sluice/pipeline"
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -59,6 +60,15 @@ type simFaults struct {
 
 // simTrace prints what happens in a run (SLUICE_SEED=... go test -v).
 var simTrace bool
+
+// simStages drop every write of a key under tmp/.
+var simStages = func() []pipeline.Stage {
+	stages, err := pipeline.NewRegistry().ParseConfig([]byte("pipeline:\n  - filter: {prefixes: [\"tmp/\"], action: drop}\n"))
+	if err != nil {
+		panic(err)
+	}
+	return stages
+}()
 
 type world struct {
 	rng    *rand.Rand
@@ -223,7 +233,7 @@ type inst struct {
 
 func newInst(w *world, id int, epoch uint64) *inst {
 	in := &inst{w: w, id: id, epoch: epoch, st: store.NewMemory(), vers: newVersions(8)}
-	in.core = core.New(core.Config{ID: 1, Range: keyspace.Range{From: 0, To: simSlots}, Slots: simSlots, Epoch: epoch, Lease: w.lease, WindowSize: 64})
+	in.core = core.New(core.Config{ID: 1, Range: keyspace.Range{From: 0, To: simSlots}, Slots: simSlots, Epoch: epoch, Lease: w.lease, WindowSize: 64, Stages: simStages})
 	return in
 }
 
@@ -245,12 +255,12 @@ func (in *inst) drain() {
 		heap.Push(&w.queue, &event{at: in.paused, seq: w.seq, fn: in.drain})
 		return
 	}
+	// A stopped core still answers (ErrStopped), as a stopped partition's
+	// callers learn from its end.
 	for len(in.deferred) > 0 {
 		fn := in.deferred[0]
-		if in.core.State() != core.Stopped {
-			fn()
-			in.carry(in.core.Ready())
-		}
+		fn()
+		in.carry(in.core.Ready())
 		in.deferred = in.deferred[1:]
 	}
 }
