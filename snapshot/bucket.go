@@ -20,7 +20,6 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/sluicedb/sluice/keyspace"
-	"github.com/sluicedb/sluice/store"
 )
 
 // Bucket keeps a cluster's snapshots in blob storage under
@@ -199,7 +198,7 @@ func (b *Bucket) get(ctx context.Context, key, file string) error {
 // covers rng and passes its checksum; a corrupt one is logged and skipped for
 // the one before it. ok is false when there is none: replay from the start.
 // On an error st is empty again, unless the error wraps ErrStoreDirty.
-func (b *Bucket) Restore(ctx context.Context, partition uint32, rng keyspace.Range, st *store.Badger, work string, log zerolog.Logger) (Manifest, bool, error) {
+func (b *Bucket) Restore(ctx context.Context, partition uint32, rng keyspace.Range, st Target, work string, log zerolog.Logger) (Manifest, bool, error) {
 	names, err := b.List(ctx, partition)
 	if err != nil {
 		return Manifest{}, false, err
@@ -227,7 +226,7 @@ func (b *Bucket) Restore(ctx context.Context, partition uint32, rng keyspace.Ran
 		if _, err := Load(dir, st); err != nil {
 			os.RemoveAll(dir)
 			// A half-loaded store must not be taken for a whole one.
-			if derr := st.DB().DropAll(); derr != nil {
+			if derr := st.DropAll(); derr != nil {
 				return m, false, fmt.Errorf("%w: loading %s: %w; emptying the store again: %w", ErrStoreDirty, name, err, derr)
 			}
 			return m, false, fmt.Errorf("snapshot: loading %s: %w", name, err)

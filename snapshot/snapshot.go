@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/sluicedb/sluice/keyspace"
-	"github.com/sluicedb/sluice/store"
 )
 
 // Format is the manifest format this code writes and reads.
@@ -54,6 +53,12 @@ type Manifest struct {
 	Created time.Time       `json:"created"`
 	// SHA256 is the hex checksum of data.backup.
 	SHA256 string `json:"sha256"`
+	// WAL is the write-ahead log of the node that took it (--wal: "kafka",
+	// "disk", "none"); empty in snapshots from before storage modes (kafka).
+	WAL string `json:"wal,omitempty"`
+	// Final: taken after the partition stopped at this epoch (a graceful
+	// close, or a hand-off to a new owner): nothing after it was acknowledged.
+	Final bool `json:"final,omitempty"`
 }
 
 // Name is the snapshot's folder name: sortable by time.
@@ -72,7 +77,7 @@ const (
 // size, time and checksum. It writes into <name>.tmp and renames it when
 // both files are complete, so a crash leaves no folder that looks whole.
 // Cancelling ctx stops the write and removes what it wrote.
-func Write(ctx context.Context, st *store.Badger, parent string, m Manifest) (Manifest, string, error) {
+func Write(ctx context.Context, st Source, parent string, m Manifest) (Manifest, string, error) {
 	m.Format, m.Created = Format, time.Now().UTC()
 	final := filepath.Join(parent, m.Name())
 	tmp := final + ".tmp"
@@ -171,7 +176,7 @@ func Verify(dir string) (Manifest, error) {
 }
 
 // Load verifies the snapshot in dir and loads it into st, which must be empty.
-func Load(dir string, st *store.Badger) (Manifest, error) {
+func Load(dir string, st Target) (Manifest, error) {
 	m, err := Verify(dir)
 	if err != nil {
 		return m, err
