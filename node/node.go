@@ -65,7 +65,7 @@ type held struct {
 	p     *partition.Partition
 	sb    *partition.Standby
 	spec  registry.Partition
-	store localStore // the durable store (modes.go): what snapshots read
+	store localStore     // the durable store (modes.go): what snapshots read
 	busy  sync.WaitGroup // snapshots reading the store: release waits for them
 	// ctx is cancelled when the partition is released: it ends its snapshots.
 	ctx    context.Context
