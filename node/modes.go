@@ -148,10 +148,20 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 	appender := func(newAppender func(context.Context) (wal.Appender, error)) func(context.Context) (wal.Appender, error) {
 		return func(ctx context.Context) (wal.Appender, error) {
 			app, err := newAppender(ctx)
-			if err == nil {
-				restored.Store(true)
+			if err != nil {
+				return nil, err
 			}
-			return app, err
+			if err := n.announce(ctx, spec); err != nil {
+				if n.cfg.WAL == WALNone || errors.Is(err, snapshot.ErrNewerOwner) {
+					app.Close()
+					return nil, fmt.Errorf("announcing the owner in the bucket: %w", err)
+				}
+				// A disk partition has its data: it serves, and a move now
+				// would lose what it acknowledges (the bucket is failing).
+				n.cfg.Log.Error().Err(err).Uint32("partition", spec.ID).Msg("announcing the owner in the snapshot bucket failed: a move now would hand over an older snapshot")
+			}
+			restored.Store(true)
+			return app, nil
 		}
 	}
 	switch n.cfg.WAL {
@@ -179,7 +189,7 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 }
 
 // afterStart starts what a partition of the node's mode runs beside it: the
-// periodic backups of WAL none.
+// backups of WAL none (backups.go).
 func (n *Node) afterStart(h *held) {
 	if n.cfg.WAL == WALNone {
 		go n.backupEvery(h)
@@ -231,6 +241,9 @@ func (n *Node) finalBackup(spec registry.Partition, st localStore) func() {
 	return func() {
 		log := n.cfg.Log.With().Uint32("partition", spec.ID).Uint64("epoch", spec.Epoch).Logger()
 		m, err := n.backup(context.Background(), spec, st, true)
+		if err == nil {
+			err = n.bucket.Finish(context.Background(), m, n.cfg.NodeID)
+		}
 		if err != nil {
 			log.Error().Err(err).Msg("final snapshot failed: the next owner restores an older one")
 			return
