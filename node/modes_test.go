@@ -113,7 +113,10 @@ func badInputChangesNothing(t *testing.T, n *testNode) {
 	}{
 		{"upsert no entries", func() error { _, err := n.data.Upsert(ctx, &sluicev1.UpsertRequest{}); return err }, codes.InvalidArgument, "no entries"},
 		{"upsert empty key", func() error { _, err := n.data.Upsert(ctx, upsert(key, "v", "", "v")); return err }, codes.InvalidArgument, "empty key"},
-		{"upsert key over 4 KiB", func() error { _, err := n.data.Upsert(ctx, upsert(key, "v", strings.Repeat("k", 4097), "v")); return err }, codes.InvalidArgument, "limit of 4096 bytes"},
+		{"upsert key over 4 KiB", func() error {
+			_, err := n.data.Upsert(ctx, upsert(key, "v", strings.Repeat("k", 4097), "v"))
+			return err
+		}, codes.InvalidArgument, "limit of 4096 bytes"},
 		{"upsert batch over 1 MiB", func() error {
 			_, err := n.data.Upsert(ctx, upsert(key, strings.Repeat("x", kv.MaxBatchBytes)))
 			return err
