@@ -35,7 +35,7 @@ flags() {
   esac
 }
 start() {
-  mkdir -p "$work/$1-data"
+  mkdir -p "$work/$1-data" "$work/$1-bucket"
   # shellcheck disable=SC2046
   "$out/sluice" serve $(flags "$1") --data-dir "$work/$1-data" \
     --data-addr 127.0.0.1:17400 --control-addr 127.0.0.1:17401 --http-addr 127.0.0.1:17402 --log-level warn &
