@@ -45,6 +45,8 @@ start() {
 }
 stop() { kill "$node"; wait "$node" 2>/dev/null || true; node=; }
 bench() { "$out/sluice" bench --addr 127.0.0.1:17400 "$@"; }
+# appends: the group commits (appends to the write-ahead log) so far, all partitions.
+appends() { curl -s 127.0.0.1:17402/metrics | awk '/^sluice_changelog_append_seconds_count/ {n += $2} END {print n+0}'; }
 for mode in $MODES; do
   start "$mode"
   bench -w upsert-batch --keys 100000 -d 20s >/dev/null 2>&1
@@ -54,7 +56,9 @@ for r in $(seq "$RUNS"); do
   for mode in $MODES; do
     start "$mode" # the same data directory: the 100,000 keys are there
     for w in upsert-batch upsert get; do
-      bench -w "$w" -d "$DURATION" --json "$out/$mode-$w-$r.json" 2>/dev/null | sed -n 2,3p | tr '\n' ' ' | sed "s/^/$mode $w run $r: /"; echo
+      a=$(appends); t0=$(date +%s.%N)
+      bench -w "$w" -d "$DURATION" --json "$out/$mode-$w-$r.json" 2>/dev/null | sed -n 2,3p | tr '\n' ' ' | sed "s/^/$mode $w run $r: /"
+      echo " group commits/s $(echo "($(appends) - $a) / ($(date +%s.%N) - $t0)" | bc)"
     done
     stop
   done
