@@ -228,17 +228,28 @@ func want(keys []string, tag string) map[string]string {
 	return m
 }
 
-// --wal disk: a restart on the node's own disk keeps everything; a start on
-// an empty disk restores the newest snapshot in the bucket, exactly. With
-// --store cached, a cache kept from before (ahead of the restored state)
-// is dropped, never served.
-func TestDiskModeRestartAndRestoreOnAnEmptyDisk(t *testing.T) {
-	for _, cached := range []bool{false, true} {
-		t.Run(fmt.Sprint("cached=", cached), func(t *testing.T) {
+// A restart on the node's own disk keeps everything; a start on an empty
+// disk restores the newest snapshot in the bucket: exactly it with --wal
+// disk (what came after it was on the lost disk), it plus the changelog with
+// --wal kafka. With --store cached, a cache kept from before (ahead of the
+// restored state) is dropped, never served.
+func TestRestartAndRestoreOnAnEmptyDisk(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode []string
+		// afterWipe is the tag of the values a start on an empty disk finds:
+		// the snapshot's (-1) or the newest (-2).
+		afterWipe string
+	}{
+		{"disk", []string{"--wal", "disk"}, "-1"},
+		{"disk cached", []string{"--wal", "disk", "--store", "cached"}, "-1"},
+		{"kafka cached", []string{"--store", "cached"}, "-2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			dir, bucket := t.TempDir(), t.TempDir()
-			mode := []string{"--wal", "disk"}
-			if cached {
-				mode = append(mode, "--store", "cached", "--cache-dir", t.TempDir())
+			mode := tc.mode
+			if strings.Contains(tc.name, "cached") {
+				mode = append(mode, "--cache-dir", t.TempDir())
 			}
 			p := modeNode(t, dir, bucket, mode...)
 			p.start()
@@ -250,9 +261,9 @@ func TestDiskModeRestartAndRestoreOnAnEmptyDisk(t *testing.T) {
 			b := writeKeys(t, p.addr, "a", "-2", 300) // the same keys, after the snapshot
 			sameState(t, "after more writes", want(b, "-2"), dumpKeys(t, p.addr, b))
 			p.stop()
-			os.RemoveAll(filepath.Join(dir, "partitions")) // the managed disk is lost
+			os.RemoveAll(filepath.Join(dir, "partitions")) // the disk is lost
 			p.start()
-			sameState(t, "restored on an empty disk: the snapshot's state", want(a, "-1"), dumpKeys(t, p.addr, a))
+			sameState(t, "restored on an empty disk", want(a, tc.afterWipe), dumpKeys(t, p.addr, a))
 		})
 	}
 }
