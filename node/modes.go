@@ -152,7 +152,11 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 				return nil, err
 			}
 			if err := n.announce(ctx, spec); err != nil {
-				if n.cfg.WAL == WALNone || errors.Is(err, snapshot.ErrNewerOwner) {
+				switch {
+				case errors.Is(err, snapshot.ErrNewerOwner):
+					app.Close()
+					return nil, fmt.Errorf("%w: %w", partition.ErrDeposed, err)
+				case n.cfg.WAL == WALNone:
 					app.Close()
 					return nil, fmt.Errorf("announcing the owner in the bucket: %w", err)
 				}
