@@ -114,7 +114,25 @@ type Config struct {
 	Partitions int
 	// ReplicationFactor of the topics sluice creates. Default 1.
 	ReplicationFactor int16
-	Log               zerolog.Logger
+	// WAL is the partitions' write-ahead log (modes.go): "kafka" (the
+	// default), "disk" (each partition's Badger store, synced before every
+	// ack) or "none" (with Store "memory": backups only).
+	WAL string
+	// Store is the partitions' store: "badger" (the default with WAL kafka
+	// and disk), "memory" (the default, and the only one, with WAL none) or
+	// "cached" (badger under a write-through cache in CacheDir).
+	Store string
+	// CacheDir holds the caches of Store "cached": a fast local disk.
+	CacheDir string
+	// BackupEvery is how often a partition of WAL "none" is backed up to the
+	// snapshot bucket when it changed (and once more when it closes).
+	// Default 1 minute.
+	BackupEvery time.Duration
+	// HandoffTimeout bounds how long a new owner of a partition of WAL
+	// "disk" or "none" waits for the previous owner's final snapshot before
+	// it restores the newest one there is. Default 1 minute.
+	HandoffTimeout time.Duration
+	Log            zerolog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -185,6 +203,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Partitions < 1 || int32(c.Partitions) > c.Slots {
 		return fmt.Errorf("node: %d partitions cannot cut %d slots", c.Partitions, c.Slots)
+	}
+	if err := c.checkModes(); err != nil {
+		return err
 	}
 	if len(c.Cluster) > 100 {
 		return errors.New("node: cluster name must be 1 to 100 characters")

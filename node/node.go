@@ -28,7 +28,6 @@ import (
 	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/router"
 	"github.com/sluicedb/sluice/snapshot"
-	"github.com/sluicedb/sluice/store"
 )
 
 // Node is one running sluice process.
@@ -75,7 +74,7 @@ type held struct {
 	p     *partition.Partition
 	sb    *partition.Standby
 	spec  registry.Partition
-	store *store.Badger
+	store localStore     // the durable store (modes.go): what snapshots read
 	busy  sync.WaitGroup // snapshots reading the store: release waits for them
 	// ctx is cancelled when the partition is released: it ends its snapshots.
 	ctx    context.Context
@@ -141,7 +140,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	go n.watchHealth()
 	go n.watchLogEnds()
 	cfg.Log.Info().Str("node", cfg.NodeID).Str("data_addr", n.DataAddr()).Str("control_addr", n.ControlAddr()).
-		Strs("brokers", n.brokers).Int32("slots", n.slots).Msg("sluice node started")
+		Strs("brokers", n.brokers).Int32("slots", n.slots).Str("mode", cfg.Mode()).Msg("sluice node started")
+	n.logModes()
 	started = true
 	return n, nil
 }
@@ -279,7 +279,7 @@ func (n *Node) LocalStatus() []*sluicev1.PartitionInfo {
 		}
 		st := h.p.Status()
 		pi := &sluicev1.PartitionInfo{Id: h.spec.ID, Range: &sluicev1.SlotRange{From: h.spec.Range.From, To: h.spec.Range.To},
-			Owner: h.spec.Owner, Epoch: h.spec.Epoch, ChangelogLag: st.Lag}
+			Owner: h.spec.Owner, Epoch: h.spec.Epoch, ChangelogLag: st.Lag, Mode: n.cfg.Mode()}
 		switch {
 		case st.Deposed:
 			pi.State = "deposed"

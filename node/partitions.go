@@ -14,7 +14,6 @@ import (
 	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/router"
 	"github.com/sluicedb/sluice/snapshot"
-	"github.com/sluicedb/sluice/store"
 )
 
 // This file is the node's side of the partition manager (its executor):
@@ -45,6 +44,7 @@ func (n *Node) release(id uint32, wipe bool) {
 		h.p.Close() // closes the store
 	}
 	if wipe {
+		n.wipeCache(id)
 		if err := os.RemoveAll(n.partitionDir(id)); err != nil {
 			n.cfg.Log.Error().Err(err).Uint32("partition", id).Uint64("epoch", h.spec.Epoch).Msg("removing a released partition's directory")
 		}
@@ -106,7 +106,7 @@ func (n *Node) open(spec registry.Partition, asStandby bool) error {
 		b, _ := json.Marshal(dirMeta{Spec: spec})
 		_ = os.WriteFile(metaPath, b, 0o644)
 	}
-	st, err := store.OpenBadger(store.BadgerOptions(filepath.Join(dir, "badger")))
+	st, err := n.openStore(spec.ID, dir, asStandby)
 	if err != nil {
 		return fmt.Errorf("opening the partition's store: %w", err)
 	}
@@ -114,12 +114,15 @@ func (n *Node) open(spec registry.Partition, asStandby bool) error {
 		n.startStandby(spec, st)
 		return nil
 	}
-	n.startPartition(spec, st)
+	if err := n.startPartition(spec, st); err != nil {
+		st.Close()
+		return err
+	}
 	return nil
 }
 
 // startStandby tails spec's changelog into st.
-func (n *Node) startStandby(spec registry.Partition, st *store.Badger) {
+func (n *Node) startStandby(spec registry.Partition, st localStore) {
 	sb := partition.StartStandby(partition.StandbyConfig{ID: spec.ID, Range: spec.Range, Epoch: spec.Epoch, Store: st, Log: n.cfg.Log, Tail: n.tail(), Retention: n.retention})
 	n.mu.Lock()
 	n.parts[spec.ID] = &held{sb: sb, spec: spec, store: st}
@@ -138,13 +141,13 @@ func (n *Node) promote(spec registry.Partition) error {
 	}
 	h.busy.Wait()
 	h.sb.Close()
-	n.startPartition(spec, h.store)
-	return nil
+	return n.startPartition(spec, h.store)
 }
 
-// startPartition starts the owner's partition on st.
-func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
-	p := partition.Start(partition.Config{
+// startPartition starts the owner's partition on st, in the node's storage
+// mode (modes.go).
+func (n *Node) startPartition(spec registry.Partition, st localStore) error {
+	cfg := partition.Config{
 		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Store: st, Lease: n.cfg.Lease, Stages: n.cfg.Stages,
 		MaxQueuedBytes: n.cfg.PartitionBudget, NodeBudget: n.budget,
 		// Ownership and fencing, in the order fencing.go explains.
@@ -157,11 +160,18 @@ func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
 		Retention:   n.retention,
 		Log:         n.cfg.Log,
 		Metrics:     n.metrics,
-	})
+	}
+	if err := n.applyMode(spec, st, &cfg); err != nil {
+		return err
+	}
+	p := partition.Start(cfg)
 	ctx, cancel := context.WithCancelCause(context.Background())
+	h := &held{p: p, spec: spec, store: st, ctx: ctx, cancel: cancel}
 	n.mu.Lock()
-	n.parts[spec.ID] = &held{p: p, spec: spec, store: st, ctx: ctx, cancel: cancel}
+	n.parts[spec.ID] = h
 	n.mu.Unlock()
+	n.afterStart(h)
+	return nil
 }
 
 // seed restores an empty store from the newest valid snapshot in the bucket
@@ -173,7 +183,7 @@ func (n *Node) startPartition(spec registry.Partition, st *store.Badger) {
 // needs an offset no longer there stops with an error naming it). Only a
 // store left holding part of a snapshot fails the seed, and the restore is
 // tried again.
-func (n *Node) seed(spec registry.Partition, st *store.Badger) func(context.Context) error {
+func (n *Node) seed(spec registry.Partition, st localStore) func(context.Context) error {
 	if n.bucket == nil {
 		return nil
 	}

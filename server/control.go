@@ -150,7 +150,7 @@ func (c *Control) ListPartitions(ctx context.Context, _ *sluicev1.ListPartitions
 		}
 		pi := info(p)
 		if st, ok := seen[p.Owner][p.ID]; ok && st.Epoch == p.Epoch {
-			pi.State, pi.Keys, pi.ChangelogLag = st.State, st.Keys, st.ChangelogLag
+			pi.State, pi.Keys, pi.ChangelogLag, pi.Mode = st.State, st.Keys, st.ChangelogLag, st.Mode
 		}
 		resp.Partitions = append(resp.Partitions, pi)
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
-	"github.com/sluicedb/sluice/store"
 )
 
 // Want is what a restore needs of a snapshot.
@@ -158,7 +157,7 @@ func (b *Bucket) newestFirst(ctx context.Context, like Manifest, names []string)
 // when none fits: replay the changelog from its start. The store then
 // records the snapshot's time as when it was last in sync with the log. On
 // an error st is empty again, unless the error wraps ErrStoreDirty.
-func (b *Bucket) Restore(ctx context.Context, want Want, st *store.Badger, work string, log zerolog.Logger) (Manifest, bool, error) {
+func (b *Bucket) Restore(ctx context.Context, want Want, st Target, work string, log zerolog.Logger) (Manifest, bool, error) {
 	names, err := b.List(ctx, want.Partition)
 	if err != nil {
 		return Manifest{}, false, err
@@ -191,7 +190,7 @@ func (b *Bucket) Restore(ctx context.Context, want Want, st *store.Badger, work 
 
 // load downloads, verifies and loads one snapshot. ok is false (and err
 // nil) when it is unusable after all: the caller tries the next.
-func (b *Bucket) load(ctx context.Context, want Want, name string, st *store.Badger, work string, log zerolog.Logger) (Manifest, bool, error) {
+func (b *Bucket) load(ctx context.Context, want Want, name string, st Target, work string, log zerolog.Logger) (Manifest, bool, error) {
 	dir := filepath.Join(work, name)
 	defer os.RemoveAll(dir)
 	start := time.Now()
@@ -216,7 +215,7 @@ func (b *Bucket) load(ctx context.Context, want Want, name string, st *store.Bad
 	}
 	if err != nil {
 		// A half-loaded store must not be taken for a whole one.
-		if derr := st.DB().DropAll(); derr != nil {
+		if derr := st.DropAll(); derr != nil {
 			return m, false, fmt.Errorf("%w: loading %s: %w; emptying the store again: %w", ErrStoreDirty, name, err, derr)
 		}
 		return m, false, fmt.Errorf("snapshot: loading %s: %w", name, err)

@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/sluicedb/sluice/keyspace"
-	"github.com/sluicedb/sluice/store"
 )
 
 // Format is the manifest format this code writes and reads.
@@ -57,6 +56,12 @@ type Manifest struct {
 	Created time.Time       `json:"created"`
 	// SHA256 is the hex checksum of data.backup.
 	SHA256 string `json:"sha256"`
+	// WAL is the write-ahead log of the node that took it (--wal: "kafka",
+	// "disk", "none"); empty in snapshots from before storage modes (kafka).
+	WAL string `json:"wal,omitempty"`
+	// Final: taken after the partition stopped at this epoch (a graceful
+	// close, or a hand-off to a new owner): nothing after it was acknowledged.
+	Final bool `json:"final,omitempty"`
 }
 
 // Name is the snapshot's folder name: sortable by time.
@@ -75,7 +80,7 @@ const (
 // size, time and checksum. It writes into <name>.tmp and renames it when
 // both files are complete, so a crash leaves no folder that looks whole.
 // Cancelling ctx stops the write and removes what it wrote.
-func Write(ctx context.Context, st *store.Badger, parent string, m Manifest) (Manifest, string, error) {
+func Write(ctx context.Context, st Source, parent string, m Manifest) (Manifest, string, error) {
 	m.Format, m.Created = Format, time.Now().UTC()
 	if err := m.Range.Validate(m.Slots); err != nil {
 		return m, "", fmt.Errorf("snapshot: the manifest's slot count (Slots %d) must cover its range: %w", m.Slots, err)
@@ -177,7 +182,7 @@ func Verify(dir string) (Manifest, error) {
 }
 
 // Load verifies the snapshot in dir and loads it into st, which must be empty.
-func Load(dir string, st *store.Badger) (Manifest, error) {
+func Load(dir string, st Target) (Manifest, error) {
 	m, err := Verify(dir)
 	if err != nil {
 		return m, err

@@ -51,7 +51,12 @@ func OpenBadger(opts badger.Options) (*Badger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: opening badger at %s: %w", opts.Dir, err)
 	}
-	return &Badger{db: db}, nil
+	s := &Badger{db: db}
+	if err := s.recoverIntent(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // DB exposes the database for backup and streaming.
@@ -115,30 +120,8 @@ func retainUntil(c kv.Change) uint64 {
 func (s *Badger) Apply(b kv.Batch) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, c := range b.Changes {
-		e := badger.NewEntry(dataKey(c.Key), encodeRead(c.Read()))
-		e.ExpiresAt = retainUntil(c) // badger drops the entry then
-		if err := wb.SetEntry(e); err != nil {
-			return fmt.Errorf("store: apply: %w", err)
-		}
-	}
-	// Offsets and clock go last: if the batch is split into several badger
-	// transactions and a crash cuts it short, the stored offsets still point
-	// before every change that was lost.
-	for slot, off := range b.Offsets {
-		if err := wb.Set(offsetKey(slot), u64(uint64(off))); err != nil {
-			return fmt.Errorf("store: apply: %w", err)
-		}
-	}
-	for slot, off := range b.Ingest {
-		if err := wb.Set(ingestKey(slot), u64(uint64(off))); err != nil {
-			return fmt.Errorf("store: apply: %w", err)
-		}
-	}
-	if b.Clock != 0 {
-		if err := wb.Set(metaClock, u64(b.Clock)); err != nil {
-			return fmt.Errorf("store: apply: %w", err)
-		}
+	if err := setBatch(wb, b); err != nil {
+		return fmt.Errorf("store: apply: %w", err)
 	}
 	if b.SyncedAt != 0 {
 		if err := wb.Set(metaSyncedAt, u64(uint64(b.SyncedAt))); err != nil {

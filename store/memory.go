@@ -10,7 +10,8 @@ import (
 	"github.com/sluicedb/sluice/kv"
 )
 
-// Memory is a Store in a map, for tests and for state that needs no disk.
+// Memory is a Store in a map: for tests, and for counters and hot small
+// state that need no disk (--store memory: backed up to the snapshot bucket).
 type Memory struct {
 	mu      sync.Mutex
 	data    map[string]kv.Read // tombstones too (Found false)
@@ -92,15 +93,19 @@ func (m *Memory) Clear() error {
 	return nil
 }
 
-func (m *Memory) Offsets() (map[int32]int64, error) { return m.copyOf(m.offsets), nil }
-
-func (m *Memory) IngestOffsets() (map[int32]int64, error) { return m.copyOf(m.ingest), nil }
-
-func (m *Memory) copyOf(offsets map[int32]int64) map[int32]int64 {
+func (m *Memory) Offsets() (map[int32]int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return maps.Clone(offsets)
+	return m.copyOfLocked(m.offsets), nil
 }
+
+func (m *Memory) IngestOffsets() (map[int32]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.copyOfLocked(m.ingest), nil
+}
+
+func (m *Memory) copyOfLocked(offsets map[int32]int64) map[int32]int64 { return maps.Clone(offsets) }
 
 func (m *Memory) Clock() (uint64, error) {
 	m.mu.Lock()

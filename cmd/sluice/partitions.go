@@ -86,9 +86,9 @@ func printTable(msg proto.Message) {
 	case *sluicev1.PartitionInfo:
 		parts = []*sluicev1.PartitionInfo{m}
 	}
-	fmt.Fprintln(tw, "ID\tSLOTS\tOWNER\tEPOCH\tSTATE\tKEYS\tLAG\tSTANDBYS")
+	fmt.Fprintln(tw, "ID\tSLOTS\tOWNER\tEPOCH\tSTATE\tKEYS\tLAG\tSTANDBYS\tMODE")
 	for _, p := range parts {
-		fmt.Fprintf(tw, "%d\t[%d,%d)\t%s\t%d\t%s\t%d\t%d\t%s\n", p.Id, p.Range.GetFrom(), p.Range.GetTo(), p.Owner, p.Epoch, p.State, p.Keys, p.ChangelogLag, strings.Join(p.Standbys, ","))
+		fmt.Fprintf(tw, "%d\t[%d,%d)\t%s\t%d\t%s\t%d\t%d\t%s\t%s\n", p.Id, p.Range.GetFrom(), p.Range.GetTo(), p.Owner, p.Epoch, p.State, p.Keys, p.ChangelogLag, strings.Join(p.Standbys, ","), p.Mode)
 	}
 	if m, ok := msg.(*sluicev1.ListPartitionsResponse); ok {
 		tw.Flush()

@@ -53,6 +53,9 @@ func serveCmd() *cobra.Command {
 			if kafka, err = loadKafkaSecurity(config, kafka); err != nil {
 				return err
 			}
+			if err := loadStorage(config, cmd.Flags(), &cfg); err != nil {
+				return err
+			}
 			if cfg.Kafka, err = kafka.build(); err != nil {
 				return err
 			}
@@ -113,6 +116,7 @@ func serveCmd() *cobra.Command {
 	f.Int32Var(&cfg.Slots, "slots", 16, "slot count (Kafka partitions per topic) of a new cluster")
 	f.IntVar(&cfg.Partitions, "partitions", 4, "partitions a new node cuts the slots into")
 	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor of the topics sluice creates")
+	registerStorage(f, &cfg)
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "auto", "json, console, or auto (console on a terminal)")
 	return cmd

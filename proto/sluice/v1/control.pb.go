@@ -293,8 +293,11 @@ type PartitionInfo struct {
 	State string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
 	Keys  int64  `protobuf:"varint,6,opt,name=keys,proto3" json:"keys,omitempty"`
 	// Changelog offsets the partition has still to replay before it serves.
-	ChangelogLag  int64    `protobuf:"varint,7,opt,name=changelog_lag,json=changelogLag,proto3" json:"changelog_lag,omitempty"`
-	Standbys      []string `protobuf:"bytes,8,rep,name=standbys,proto3" json:"standbys,omitempty"`
+	ChangelogLag int64    `protobuf:"varint,7,opt,name=changelog_lag,json=changelogLag,proto3" json:"changelog_lag,omitempty"`
+	Standbys     []string `protobuf:"bytes,8,rep,name=standbys,proto3" json:"standbys,omitempty"`
+	// The owner's storage mode, "wal+store": kafka+badger, kafka+cached,
+	// disk+badger, disk+cached or none+memory ("" when the owner did not answer).
+	Mode          string `protobuf:"bytes,9,opt,name=mode,proto3" json:"mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -383,6 +386,13 @@ func (x *PartitionInfo) GetStandbys() []string {
 		return x.Standbys
 	}
 	return nil
+}
+
+func (x *PartitionInfo) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
 }
 
 type NodeInfo struct {
@@ -772,7 +782,7 @@ const file_sluice_v1_control_proto_rawDesc = "" +
 	"\x14MovePartitionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\"\x17\n" +
-	"\x15ListPartitionsRequest\"\xe2\x01\n" +
+	"\x15ListPartitionsRequest\"\xf6\x01\n" +
 	"\rPartitionInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12*\n" +
 	"\x05range\x18\x02 \x01(\v2\x14.sluice.v1.SlotRangeR\x05range\x12\x14\n" +
@@ -781,7 +791,8 @@ const file_sluice_v1_control_proto_rawDesc = "" +
 	"\x05state\x18\x05 \x01(\tR\x05state\x12\x12\n" +
 	"\x04keys\x18\x06 \x01(\x03R\x04keys\x12#\n" +
 	"\rchangelog_lag\x18\a \x01(\x03R\fchangelogLag\x12\x1a\n" +
-	"\bstandbys\x18\b \x03(\tR\bstandbys\"Z\n" +
+	"\bstandbys\x18\b \x03(\tR\bstandbys\x12\x12\n" +
+	"\x04mode\x18\t \x01(\tR\x04mode\"Z\n" +
 	"\bNodeInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tdata_addr\x18\x02 \x01(\tR\bdataAddr\x12!\n" +

@@ -1,0 +1,250 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sluicedb/sluice/kv"
+)
+
+// Cached is a write-through cache over a durable store: a Badger database on
+// a fast local disk (the VM's NVMe) in front of one on a slower durable disk
+// (a network-attached managed disk). Writes go to the durable store first,
+// then to the cache; reads come from the cache and fill it on a miss. What
+// the cache holds always equals the durable store's state of those keys:
+//
+//   - Apply writes the durable store, then the cache, under mu;
+//   - a miss fills the cache under mu and only if the key is still absent,
+//     so a fill carrying a value read before an Apply never overwrites what
+//     that Apply wrote (the Apply got there first, or comes after the fill);
+//   - on open the cache is kept only if it was closed cleanly and its
+//     offsets equal the durable store's; otherwise it is dropped (a crash
+//     between the two writes leaves it behind; a power cut may have kept a
+//     later unsynced cache write without an earlier one).
+//
+// A key that was never written is cached as absent too (version 0), so
+// repeated reads of missing keys stay off the durable store.
+type Cached struct {
+	durable Store
+	cache   *Badger
+	dir     string
+	mu      sync.Mutex
+	// broken: a cache write failed, so the cache may miss a change; reads go
+	// to the durable store until the next open drops the cache.
+	broken atomic.Bool
+	// Kept says whether Open kept the cache it found (false: dropped or new).
+	Kept bool
+}
+
+var _ Store = (*Cached)(nil)
+
+// cleanFile marks a cache that was closed cleanly.
+const cleanFile = "clean"
+
+// OpenCached opens (or creates) the cache in dir over durable. The cache is
+// dropped unless it was closed cleanly and reaches exactly the durable
+// store's offsets.
+func OpenCached(durable Store, dir string) (*Cached, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: cache: %w", err)
+	}
+	clean := filepath.Join(dir, cleanFile)
+	_, err := os.Stat(clean)
+	wasClean := err == nil
+	// From here a crash leaves no mark: the next open drops what it finds.
+	if err := os.Remove(clean); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("store: cache: %w", err)
+	}
+	cache, err := OpenBadger(BadgerOptions(filepath.Join(dir, "badger")))
+	if err != nil {
+		return nil, fmt.Errorf("store: cache: %w", err)
+	}
+	c := &Cached{durable: durable, cache: cache, dir: dir}
+	c.Kept, err = c.inStep(wasClean)
+	if err == nil && !c.Kept {
+		err = cache.DropAll()
+	}
+	if err != nil {
+		cache.Close()
+		return nil, fmt.Errorf("store: cache: %w", err)
+	}
+	return c, nil
+}
+
+// inStep says whether the cache may be kept: closed cleanly, and at the
+// durable store's offsets, ingest offsets and clock.
+func (c *Cached) inStep(wasClean bool) (bool, error) {
+	if !wasClean {
+		return false, nil
+	}
+	for _, get := range []func(Store) (map[int32]int64, error){Store.Offsets, Store.IngestOffsets} {
+		want, err := get(c.durable)
+		if err != nil {
+			return false, err
+		}
+		got, err := get(c.cache)
+		if err != nil {
+			return false, err
+		}
+		if !maps.Equal(want, got) {
+			return false, nil
+		}
+	}
+	want, err := c.durable.Clock()
+	if err != nil {
+		return false, err
+	}
+	got, err := c.cache.Clock()
+	return err == nil && got == want, err
+}
+
+func (c *Cached) Get(key []byte) (kv.Read, error) {
+	reads, err := c.GetMany([][]byte{key})
+	if err != nil {
+		return kv.Read{}, err
+	}
+	return reads[0], nil
+}
+
+// GetMany reads the cached keys in one cache transaction and the others in
+// one durable read, then caches those.
+func (c *Cached) GetMany(keys [][]byte) ([]kv.Read, error) {
+	if c.broken.Load() {
+		return c.durable.GetMany(keys)
+	}
+	out := make([]kv.Read, len(keys))
+	var missed []int
+	err := c.cache.db.View(func(txn *badger.Txn) error {
+		for i, k := range keys {
+			r, ok, err := lookup(txn, k)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out[i] = r
+			} else {
+				missed = append(missed, i)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(missed) == 0 {
+		return out, nil
+	}
+	mkeys := make([][]byte, len(missed))
+	for j, i := range missed {
+		mkeys[j] = keys[i]
+	}
+	reads, err := c.durable.GetMany(mkeys)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range missed {
+		out[i] = reads[j]
+	}
+	c.fill(mkeys, reads)
+	return out, nil
+}
+
+// lookup reads key from the cache; ok is false when the cache does not hold it.
+func lookup(txn *badger.Txn, key []byte) (kv.Read, bool, error) {
+	item, err := txn.Get(dataKey(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return kv.Read{}, false, nil
+	}
+	if err != nil {
+		return kv.Read{}, false, err
+	}
+	var r kv.Read
+	err = item.Value(func(raw []byte) error {
+		r, err = decodeRead(raw)
+		r.Value.Data = bytes.Clone(r.Value.Data)
+		return err
+	})
+	return r, err == nil, err
+}
+
+// fill caches what a miss read from the durable store, for the keys the
+// cache still does not hold. A failed fill is only a later miss.
+func (c *Cached) fill(keys [][]byte, reads []kv.Read) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.cache.db.Update(func(txn *badger.Txn) error {
+		for i, k := range keys {
+			if _, ok, err := lookup(txn, k); err != nil || ok {
+				continue
+			}
+			r := reads[i]
+			e := badger.NewEntry(dataKey(k), encodeRead(r))
+			if r.Found || r.Value.Version != 0 {
+				e.ExpiresAt = retainUntil(kv.Change{Remove: !r.Found, Timestamp: r.Value.Timestamp, ExpiresAt: r.Value.ExpiresAt})
+			}
+			if err := txn.SetEntry(e); err != nil {
+				return err // too big a fill: the rest stays uncached
+			}
+		}
+		return nil
+	})
+}
+
+// Apply writes the durable store, then the cache. The batch is durable (or
+// not) by the first write; a failed cache write stops the cache serving.
+func (c *Cached) Apply(b kv.Batch) error {
+	if err := c.durable.Apply(b); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken.Load() {
+		return nil
+	}
+	if err := c.cache.Apply(b); err != nil {
+		c.broken.Store(true)
+	}
+	return nil
+}
+
+// Offsets, IngestOffsets, Clock, Len and Each are the durable store's: the
+// cache holds only some keys.
+func (c *Cached) Offsets() (map[int32]int64, error)       { return c.durable.Offsets() }
+func (c *Cached) IngestOffsets() (map[int32]int64, error) { return c.durable.IngestOffsets() }
+func (c *Cached) Clock() (uint64, error)                  { return c.durable.Clock() }
+func (c *Cached) SyncedAt() (int64, error)                { return c.durable.SyncedAt() }
+
+// Clear empties the durable store and the cache.
+func (c *Cached) Clear() error {
+	if err := c.durable.Clear(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.cache.Clear(); err != nil {
+		c.broken.Store(true)
+	}
+	return nil
+}
+func (c *Cached) Len() (int, error) { return c.durable.Len() }
+func (c *Cached) Each(fn func(key []byte, v kv.Value) bool) error {
+	return c.durable.Each(fn)
+}
+
+// Close closes the cache, marks it clean (unless a write to it failed), then
+// closes the durable store.
+func (c *Cached) Close() error {
+	err := c.cache.Close()
+	if err == nil && !c.broken.Load() {
+		err = os.WriteFile(filepath.Join(c.dir, cleanFile), nil, 0o600)
+	}
+	return errors.Join(err, c.durable.Close())
+}

@@ -1,0 +1,141 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/store"
+	"github.com/sluicedb/sluice/wal"
+)
+
+// Disk is the write-ahead log of a partition whose Badger store, on a
+// managed disk, is its own log.
+//
+// Why the store and the log are one write: a group is durable when its
+// store batch is on the disk, so the appender writes the batch itself, in one
+// synced badger write (store.ApplyAtomic: one transaction, or an intent
+// first when the batch is past a transaction's bound), and returns the
+// records' offsets. The loop then applies the group as in every mode; the
+// store Disk hands the partition skips a batch whose offsets the appender has
+// already written, so nothing is written twice and the loop never waits for
+// a disk sync. Group commit is the loop's: it batches what arrives while the
+// previous group's sync runs, as it batches Kafka transactions.
+//
+// Reads may see a group's changes a moment before the loop applies it: they
+// are durable then, and the partition's overlay (and its record of recent
+// store writes) already stands for them.
+//
+// Fencing: one process holds the data directory (a node locks it), and in
+// it a new appender fences the older ones of the partition.
+type Disk struct {
+	st *store.Badger
+	// appending serialises appends and fencing: a new appender waits for
+	// the append in flight, then no older one writes again.
+	appending sync.Mutex
+	gen       uint64
+	// written is the next offset per slot the appenders have written (and
+	// that the store holds); its own lock, so the loop's Apply never waits
+	// for an append's sync.
+	mu      sync.Mutex
+	written map[int32]int64
+}
+
+// NewDisk returns the log of the partition stored in st, which must be opened
+// with store.DurableBadgerOptions.
+func NewDisk(st *store.Badger) *Disk { return &Disk{st: st, written: map[int32]int64{}} }
+
+// NewAppender finishes a batch a failed append left half-written, fences
+// every older appender and starts numbering after the store's offsets.
+func (d *Disk) NewAppender(_ context.Context) (wal.Appender, error) {
+	d.appending.Lock()
+	defer d.appending.Unlock()
+	d.gen++
+	if err := d.st.RecoverIntent(); err != nil {
+		return nil, err
+	}
+	offsets, err := d.st.Offsets()
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.written = maps.Clone(offsets)
+	d.mu.Unlock()
+	return &diskAppender{d: d, gen: d.gen, seq: sequence{next: offsets}}, nil
+}
+
+type diskAppender struct {
+	d   *Disk
+	gen uint64
+	seq sequence
+}
+
+// Append writes g's store batch whole, synced, and returns its offsets.
+func (a *diskAppender) Append(_ context.Context, g *wal.Group) ([]int64, error) {
+	d := a.d
+	d.appending.Lock()
+	defer d.appending.Unlock()
+	if a.gen != d.gen {
+		return nil, fmt.Errorf("%w: %w", wal.ErrNotCommitted, ErrFenced)
+	}
+	offsets, b, err := a.seq.number(g)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.st.ApplyAtomic(b); err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotWritten):
+			return nil, fmt.Errorf("%w: %w: %w", wal.ErrNotCommitted, wal.ErrPermanent, err)
+		case errors.Is(err, badger.ErrDBClosed), errors.Is(err, store.ErrClosed):
+			return nil, fmt.Errorf("%w: %w", wal.ErrNotCommitted, err)
+		}
+		// The write may have reached badger's memtable without its sync:
+		// only a re-sync, which reads the store again, tells.
+		return nil, fmt.Errorf("%w: %w", wal.ErrCommitUnknown, err)
+	}
+	a.seq.commit(b)
+	d.mu.Lock()
+	for slot, next := range b.Offsets {
+		d.written[slot] = max(d.written[slot], next)
+	}
+	d.mu.Unlock()
+	return offsets, nil
+}
+
+// Close has nothing to release: the next appender fences this one.
+func (a *diskAppender) Close() {}
+
+// Store is the partition's store: st, whose Apply skips what the appenders
+// wrote (the loop's apply of a committed group) and writes anything else
+// whole.
+func (d *Disk) Store() store.Store { return diskStore{Badger: d.st, d: d} }
+
+type diskStore struct {
+	*store.Badger
+	d *Disk
+}
+
+func (s diskStore) Apply(b kv.Batch) error {
+	if s.d.wrote(b) {
+		return nil
+	}
+	return s.Badger.ApplyAtomic(b)
+}
+
+// wrote says whether the appenders wrote b: every slot it reaches is
+// reached already. A batch that reaches no slot writes no change either.
+func (d *Disk) wrote(b kv.Batch) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for slot, next := range b.Offsets {
+		if next > d.written[slot] {
+			return false
+		}
+	}
+	return len(b.Offsets) > 0 || len(b.Changes) == 0
+}

@@ -1,0 +1,83 @@
+// Package local holds the write-ahead logs that live on the node itself,
+// for partitions that need no Kafka:
+//
+//   - Disk (--wal disk): the partition's own Badger database on a managed
+//     disk is the log. A group is durable once its store batch (changes, the
+//     next offset of every slot, ingest marks, clock) is written in one
+//     synced, whole-or-absent write; the loop's later Apply of that group is
+//     a no-op. Replay has nothing to do.
+//   - None (--wal none): no log at all. Appends number the records in
+//     memory and are committed at once; durability is the memory store's
+//     periodic backups.
+//
+// Offsets are sequence numbers per slot, stored with the data as the Kafka
+// offsets are in --wal kafka, so session tokens and restores work the same.
+//
+//	log := local.NewDisk(st)                 // st opened with store.DurableBadgerOptions
+//	cfg.Store, cfg.NewAppender, cfg.Replay = log.Store(), log.NewAppender, local.Replay
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/wal"
+)
+
+// ErrFenced fails an Append of an appender a newer one replaced (a re-sync
+// made a new one); ErrIngest one of a group with dead letters or forwards,
+// which only the Kafka log can carry.
+var (
+	ErrFenced = errors.New("wal/local: appender replaced by a newer one")
+	ErrIngest = errors.New("wal/local: ingest dead letters and forwards need --wal kafka")
+)
+
+// Replay is the replay of a local log: the store is the log, so there is
+// nothing after its offsets.
+func Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch) error) (map[int32]int64, error) {
+	return from, nil
+}
+
+// sequence numbers one appender's records per slot.
+type sequence struct {
+	next map[int32]int64
+}
+
+// number gives g's records their offsets and builds the store batch the
+// group makes (what core.Group.Batch builds once it committed). Nothing
+// changes until commit is called.
+func (s *sequence) number(g *wal.Group) ([]int64, kv.Batch, error) {
+	if len(g.DeadLetters) > 0 || len(g.Forwards) > 0 {
+		return nil, kv.Batch{}, fmt.Errorf("%w: %w: %w", wal.ErrNotCommitted, wal.ErrPermanent, ErrIngest)
+	}
+	offsets := make([]int64, len(g.Records))
+	b := kv.Batch{Changes: make([]kv.Change, 0, len(g.Records)), Offsets: map[int32]int64{}}
+	for i, r := range g.Records {
+		next, ok := b.Offsets[r.Slot]
+		if !ok {
+			next = s.next[r.Slot]
+		}
+		offsets[i] = next
+		b.Offsets[r.Slot] = next + 1
+		b.Clock = max(b.Clock, r.Change.Timestamp)
+		switch r.Kind {
+		case kv.KindChange:
+			b.Changes = append(b.Changes, r.Change)
+		case kv.KindMark:
+			if b.Ingest == nil {
+				b.Ingest = map[int32]int64{}
+			}
+			b.Ingest[r.Ingest.Slot] = r.Ingest.Offset
+		}
+	}
+	return offsets, b, nil
+}
+
+// commit records that b's offsets are taken.
+func (s *sequence) commit(b kv.Batch) {
+	for slot, next := range b.Offsets {
+		s.next[slot] = next
+	}
+}
