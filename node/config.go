@@ -1,7 +1,9 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
+	"reflect"
 	"fmt"
 	"net"
 	"os"
@@ -43,9 +45,6 @@ type Config struct {
 	// DataToken, if set, is the bearer token every data-plane call but gRPC
 	// health must carry.
 	DataToken string
-	// DataClientCA (PEM), if set, makes the data port require client
-	// certificates it signed (needs TLSCert).
-	DataClientCA string
 	// DataMaxStreams bounds the data-plane calls in flight on one connection
 	// (more wait). Default server.DefaultMaxConcurrentStreams.
 	DataMaxStreams uint32
@@ -91,14 +90,16 @@ type Config struct {
 	// progress for this long is cancelled (an upload fails; a restore falls
 	// back to replaying the whole changelog). Default 1 minute.
 	BlobTimeout time.Duration
-	// TLSCert and TLSKey (PEM files), if set, put both gRPC ports on TLS.
-	TLSCert, TLSKey string
-	// TLSCA (PEM) verifies the peers' certificates when this node calls
-	// another node's control plane. Default: the system roots.
-	TLSCA string
-	// ControlClientCA (PEM), if set, makes the control port require client
-	// certificates it signed: mutual TLS.
-	ControlClientCA string
+	// DataTLS, if set, serves the data port over TLS; with ClientCAs and
+	// ClientAuth set it requires client certificates (mutual TLS). The CLI
+	// makes it from --tls-cert, --tls-key and --data-client-ca.
+	DataTLS *tls.Config
+	// ControlTLS is DataTLS for the control port (--control-client-ca).
+	ControlTLS *tls.Config
+	// PeerTLS, if set, is how the node calls its peers' control planes over
+	// TLS: the CA of their certificates and its own to present. Default
+	// plaintext.
+	PeerTLS *tls.Config
 	// HTTPAddr serves /metrics and /healthz (and /debug/pprof with Pprof).
 	// Default "127.0.0.1:7402"; "-" disables it.
 	HTTPAddr string
@@ -135,60 +136,50 @@ type Config struct {
 	Log            zerolog.Logger
 }
 
+// DefaultConfig is every default of a node's configuration, in one place:
+// Start fills each zero field of its Config from it, and the CLI's flags
+// take their defaults from it.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:            "n1",
+		DataDir:           "data",
+		Cluster:           "sluice",
+		EmbeddedKafkaAddr: "127.0.0.1:7403",
+		DataAddr:          "127.0.0.1:7400",
+		ControlAddr:       "127.0.0.1:7401",
+		HTTPAddr:          "127.0.0.1:7402",
+		Lease:             time.Second,
+		PartitionBudget:   64 << 20,
+		NodeBudget:        256 << 20,
+		ControlRate:       5,
+		Slots:             keyspace.DefaultSlots,
+		Partitions:        4,
+		ReplicationFactor: 1,
+		DataMaxStreams:    server.DefaultMaxConcurrentStreams,
+		ControlMaxStreams: server.DefaultControlMaxConcurrentStreams,
+		SnapshotKeep:      3,
+		BlobTimeout:       time.Minute,
+		WAL:               WALKafka,
+		BackupEvery:       time.Minute,
+		HandoffTimeout:    time.Minute,
+		Pprof:             PprofOff,
+	}
+}
+
+// fillZero sets every zero field of dst to the same field of def.
+func fillZero(dst *Config, def Config) {
+	d, v := reflect.ValueOf(dst).Elem(), reflect.ValueOf(def)
+	for i := range d.NumField() {
+		if f := d.Field(i); f.CanSet() && f.IsZero() {
+			f.Set(v.Field(i))
+		}
+	}
+}
+
 func (c *Config) setDefaults() error {
-	if c.NodeID == "" {
-		c.NodeID = "n1"
-	}
-	if c.DataDir == "" {
-		c.DataDir = "data"
-	}
-	if c.Cluster == "" {
-		c.Cluster = "sluice"
-	}
+	fillZero(c, DefaultConfig())
 	if c.SnapshotRoot == "" {
 		c.SnapshotRoot = filepath.Join(c.DataDir, "snapshots")
-	}
-	if c.BlobTimeout == 0 {
-		c.BlobTimeout = time.Minute
-	}
-	if c.EmbeddedKafkaAddr == "" {
-		c.EmbeddedKafkaAddr = "127.0.0.1:7403"
-	}
-	if c.DataAddr == "" {
-		c.DataAddr = "127.0.0.1:7400"
-	}
-	if c.ControlAddr == "" {
-		c.ControlAddr = "127.0.0.1:7401"
-	}
-	if c.Lease == 0 {
-		c.Lease = time.Second
-	}
-	if c.PartitionBudget == 0 {
-		c.PartitionBudget = 64 << 20
-	}
-	if c.NodeBudget == 0 {
-		c.NodeBudget = 256 << 20
-	}
-	if c.ControlRate == 0 {
-		c.ControlRate = 5
-	}
-	if c.HTTPAddr == "" {
-		c.HTTPAddr = "127.0.0.1:7402"
-	}
-	if c.Slots == 0 {
-		c.Slots = keyspace.DefaultSlots
-	}
-	if c.Partitions == 0 {
-		c.Partitions = 4
-	}
-	if c.ReplicationFactor == 0 {
-		c.ReplicationFactor = 1
-	}
-	if c.DataMaxStreams == 0 {
-		c.DataMaxStreams = server.DefaultMaxConcurrentStreams
-	}
-	if c.ControlMaxStreams == 0 {
-		c.ControlMaxStreams = server.DefaultControlMaxConcurrentStreams
 	}
 	switch c.Pprof {
 	case PprofOff, PprofLocal, PprofAll:
@@ -254,7 +245,7 @@ func unspecified(a net.Addr) bool {
 // advertised as 127.0.0.1 that other hosts cannot reach.
 func (n *Node) warnExposure() {
 	log := n.cfg.Log
-	if n.cfg.DataToken == "" && n.cfg.DataClientCA == "" && !isLoopback(n.dataLn.Addr()) {
+	if n.cfg.DataToken == "" && !mutual(n.cfg.DataTLS) && !isLoopback(n.dataLn.Addr()) {
 		log.Warn().Str("data_addr", n.dataLn.Addr().String()).
 			Msg("the data plane listens beyond this host without authentication: anyone who reaches it can read and write every key (set --data-token-file or --data-client-ca)")
 	}

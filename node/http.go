@@ -20,7 +20,7 @@ type PprofAccess string
 const (
 	// PprofOff serves no /debug/pprof (the default): it shows the command
 	// line and lets a caller keep the node busy profiling.
-	PprofOff PprofAccess = ""
+	PprofOff PprofAccess = "off"
 	// PprofLocal serves it to clients on this host (loopback) only.
 	PprofLocal PprofAccess = "local"
 	// PprofAll serves it to every client of the HTTP port.

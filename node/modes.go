@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/sluicedb/sluice/partition"
 	"github.com/sluicedb/sluice/registry"
@@ -51,9 +50,6 @@ func (c *Config) Mode() string { return c.WAL + "+" + c.Store }
 // checkModes fills in the storage mode's defaults and refuses a combination
 // that makes no sense.
 func (c *Config) checkModes() error {
-	if c.WAL == "" {
-		c.WAL = WALKafka
-	}
 	if c.Store == "" {
 		c.Store = StoreBadger
 		if c.WAL == WALNone {
@@ -80,12 +76,6 @@ func (c *Config) checkModes() error {
 	}
 	if c.WAL == WALNone && c.SnapshotURL == "" {
 		return errors.New("node: --wal none keeps the data in memory: it needs --snapshot-url for its backups")
-	}
-	if c.BackupEvery == 0 {
-		c.BackupEvery = time.Minute
-	}
-	if c.HandoffTimeout == 0 {
-		c.HandoffTimeout = time.Minute
 	}
 	if c.BackupEvery < 0 || c.HandoffTimeout < 0 {
 		return errors.New("node: --backup-every and --handoff-timeout must be positive")

@@ -123,13 +123,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}
 
-	tr, err := cfg.transport()
-	if err != nil {
-		return nil, err
-	}
 	reg := n.registerMetrics()
-
-	n.startGRPC(reg, tr)
+	n.startGRPC(reg, cfg.transport())
 	if err := n.startHTTP(reg); err != nil {
 		return nil, err
 	}

@@ -130,7 +130,7 @@ func TestDataToken(t *testing.T) {
 // that CA signed.
 func TestDataClientCertificates(t *testing.T) {
 	pki, _, _ := newPKI(t, t.TempDir(), "node")
-	n := startNode(t, Config{TLSCert: pki.cert, TLSKey: pki.key, TLSCA: pki.ca, DataClientCA: pki.ca})
+	n := startNode(t, pki.nodeTLS(t, true, false))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	anonymous, _ := client.Dial([]string{n.DataAddr()}, client.WithTLS(pki.clientTLS(t, false)))

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/sluicedb/sluice/client"
+	"github.com/sluicedb/sluice/internal/tlsfiles"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/server"
 )
@@ -76,7 +77,7 @@ func (p testPKI) clientTLS(t *testing.T, withCert bool) *tls.Config {
 func TestTLSAndMutualTLSOnControl(t *testing.T) {
 	dir := t.TempDir()
 	pki, _, _ := newPKI(t, dir, "node")
-	n := startNode(t, Config{TLSCert: pki.cert, TLSKey: pki.key, TLSCA: pki.ca, ControlClientCA: pki.ca}) // its plaintext test connection stays unused
+	n := startNode(t, pki.nodeTLS(t, false, true)) // its plaintext test connection stays unused
 	ctx := context.Background()
 
 	c, err := client.NewTLS(pki.clientTLS(t, false), n.DataAddr())
@@ -118,4 +119,30 @@ func TestTLSAndMutualTLSOnControl(t *testing.T) {
 			t.Fatalf("partition %d state %q: the node's mTLS call to itself failed", p.Id, p.State)
 		}
 	}
+}
+
+// nodeTLS makes a node's TLS configs from the PKI's files, as the CLI does:
+// both ports on TLS with its certificate, client certificates required on
+// the ports named, the CA to call peers with.
+func (p testPKI) nodeTLS(t *testing.T, mutualData, mutualControl bool) Config {
+	t.Helper()
+	ca := func(on bool) string {
+		if on {
+			return p.ca
+		}
+		return ""
+	}
+	data, err := tlsfiles.Server(p.cert, p.key, ca(mutualData))
+	if err != nil {
+		t.Fatal(err)
+	}
+	control, err := tlsfiles.Server(p.cert, p.key, ca(mutualControl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := tlsfiles.Client(p.ca, p.cert, p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{DataTLS: data, ControlTLS: control, PeerTLS: peer}
 }

@@ -31,11 +31,11 @@ type storageConfig struct {
 
 // registerStorage adds the storage flags.
 func registerStorage(f *pflag.FlagSet, cfg *node.Config) {
-	f.StringVar(&cfg.WAL, "wal", "kafka", "write-ahead log: kafka (a Kafka transaction per group), disk (each partition's Badger on --data-dir, synced before the ack) or none (memory only, backed up to --snapshot-url)")
+	f.StringVar(&cfg.WAL, "wal", cfg.WAL, "write-ahead log: kafka (a Kafka transaction per group), disk (each partition's Badger on --data-dir, synced before the ack) or none (memory only, backed up to --snapshot-url)")
 	f.StringVar(&cfg.Store, "store", "", "store: badger, memory (the one for --wal none, its default) or cached (badger under a write-through cache in --cache-dir); default badger")
 	f.StringVar(&cfg.CacheDir, "cache-dir", "", "a fast local disk (NVMe) for --store cached")
-	f.DurationVar(&cfg.BackupEvery, "backup-every", time.Minute, "--wal none: back each changed partition up to --snapshot-url this often (and once at shutdown); a crash loses the writes since")
-	f.DurationVar(&cfg.HandoffTimeout, "handoff-timeout", time.Minute, "--wal disk/none: how long a new owner waits for the previous owner's final snapshot")
+	f.DurationVar(&cfg.BackupEvery, "backup-every", cfg.BackupEvery, "--wal none: back each changed partition up to --snapshot-url this often (and once at shutdown); a crash loses the writes since")
+	f.DurationVar(&cfg.HandoffTimeout, "handoff-timeout", cfg.HandoffTimeout, "--wal disk/none: how long a new owner waits for the previous owner's final snapshot")
 }
 
 // loadStorage reads the `storage:` section of a config file (unknown fields
