@@ -3,11 +3,11 @@ package node
 import (
 	"crypto/tls"
 	"errors"
-	"reflect"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"github.com/rs/zerolog"
