@@ -164,12 +164,14 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 		durable = closeHook{Store: log.Store(), restored: restored, before: n.handOff(spec, st)}
 		cfg.NewAppender, cfg.Replay, cfg.Ingest, cfg.Lease = appender(log.NewAppender), local.Replay, nil, 0
 		cfg.FenceOthers = nil // no Kafka producers to fence: the data dir's lock is the fence
+		cfg.Retention = 0     // the store is the log: nothing compacts under it
 		cfg.Seed = n.seedHandoff(spec, st)
 	case WALNone:
 		log := local.NewNone(st)
 		durable = closeHook{Store: st, restored: restored, before: n.finalBackup(spec, st)}
 		cfg.NewAppender, cfg.Replay, cfg.Ingest, cfg.Lease = appender(log.NewAppender), local.Replay, nil, 0
 		cfg.FenceOthers = nil
+		cfg.Retention = 0
 		cfg.Seed = n.seedHandoff(spec, st)
 	}
 	cfg.Store = durable
