@@ -1,0 +1,161 @@
+package store
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicedb/sluice/kv"
+)
+
+// scanned collects a Scan's keys (and values, which are the key upper-cased).
+func scanned(t *testing.T, s Store, start, end string, stopAfter int) []string {
+	t.Helper()
+	var got []string
+	err := s.Scan([]byte(start), []byte(end), func(k []byte, v kv.Value) bool {
+		if string(v.Data) != strings.ToUpper(string(k)) || v.Version == 0 {
+			t.Fatalf("Scan handed %q = %q version %d", k, v.Data, v.Version)
+		}
+		got = append(got, string(k))
+		return stopAfter == 0 || len(got) < stopAfter
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// A scan returns the live keys of [start, end) in key order: removed and
+// expired keys (which the store keeps for their versions) are skipped, and
+// the metadata under the store's reserved prefix never shows.
+func TestScanRange(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store, reopen func() Store) {
+		past := uint64(time.Now().Add(-time.Minute).UnixMilli())
+		later := uint64(time.Now().Add(time.Hour).UnixMilli())
+		var cs []kv.Change
+		for _, k := range []string{"d", "a", "ba", "b", "c", "bz", "e"} {
+			cs = append(cs, kv.Change{Key: []byte(k), Value: []byte(strings.ToUpper(k)), Version: 1, Timestamp: 7})
+		}
+		cs = append(cs,
+			kv.Change{Key: []byte("bb"), Remove: true, Version: 2, Timestamp: uint64(time.Now().UnixMilli()) << 16},
+			kv.Change{Key: []byte("bc"), Value: []byte("BC"), Version: 1, ExpiresAt: past},
+			kv.Change{Key: []byte("bd"), Value: []byte("BD"), Version: 1, ExpiresAt: later},
+		)
+		if err := s.Apply(kv.Batch{Changes: cs, Offsets: map[int32]int64{1: 9}, Clock: 7}); err != nil {
+			t.Fatal(err)
+		}
+		s = reopen()
+		for _, tc := range []struct {
+			start, end string
+			stop       int
+			want       string
+		}{
+			{"", "", 0, "a b ba bd bz c d e"},
+			{"b", "c", 0, "b ba bd bz"},
+			{"b", "", 0, "b ba bd bz c d e"},
+			{"", "b", 0, "a"},
+			{"bb", "bz", 0, "bd"},
+			{"b", "c", 2, "b ba"},
+			{"f", "", 0, ""},
+			{"c", "c", 0, ""},
+		} {
+			if got := strings.Join(scanned(t, s, tc.start, tc.end, tc.stop), " "); got != tc.want {
+				t.Errorf("Scan [%q, %q) stop %d = %q, want %q", tc.start, tc.end, tc.stop, got, tc.want)
+			}
+		}
+	})
+}
+
+// A scan reads at one point: writes while it runs (here, from inside its
+// own callback) do not show in it.
+func TestScanReadsAtOnePoint(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store, _ func() Store) {
+		put := func(k string, version uint64) {
+			if err := s.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte(k), Value: []byte(strings.ToUpper(k)), Version: version}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put("k1", 1)
+		put("k3", 1)
+		var got []string
+		err := s.Scan(nil, nil, func(k []byte, v kv.Value) bool {
+			got = append(got, fmt.Sprintf("%s@%d", k, v.Version))
+			if len(got) == 1 {
+				put("k2", 1) // inserted between two keys the scan has yet to pass
+				put("k3", 2)
+			}
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, " ") != "k1@1 k3@1" {
+			t.Fatalf("scan saw writes made after it started: %v", got)
+		}
+	})
+}
+
+// BenchmarkBadgerGetMany reads 100 random keys of 100,000 per read
+// transaction with 32 goroutines: the ceiling under an EVENTUAL GetMany.
+func BenchmarkBadgerGetMany(b *testing.B) {
+	s := filled(b, 100_000)
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		keys := make([][]byte, 100)
+		for pb.Next() {
+			for i := range keys {
+				keys[i] = fmt.Appendf(nil, "key-%06d", rng.IntN(100_000))
+			}
+			rs, err := s.GetMany(keys)
+			if err != nil || !rs[0].Found {
+				b.Errorf("get many: %v", err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "keys/s")
+}
+
+// BenchmarkBadgerScan reads 1,000 keys from a random one, one read
+// transaction each, with 32 goroutines: the ceiling under a Scan's part.
+func BenchmarkBadgerScan(b *testing.B) {
+	s := filled(b, 100_000)
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		for pb.Next() {
+			n := 0
+			err := s.Scan(fmt.Appendf(nil, "key-%06d", rng.IntN(99_000)), nil, func([]byte, kv.Value) bool { n++; return n < 1000 })
+			if err != nil || n != 1000 {
+				b.Errorf("scan: %d keys, %v", n, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "keys/s")
+}
+
+// filled is a Badger store of n keys "key-%06d" with 100-byte values.
+func filled(b *testing.B, n int) *Badger {
+	s, err := OpenBadger(BadgerOptions(b.TempDir()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	value := make([]byte, 100)
+	for i := 0; i < n; i += 1000 {
+		cs := make([]kv.Change, 1000)
+		for j := range cs {
+			cs[j] = kv.Change{Key: fmt.Appendf(nil, "key-%06d", i+j), Value: value, Version: 1}
+		}
+		if err := s.Apply(kv.Batch{Changes: cs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
