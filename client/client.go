@@ -60,6 +60,7 @@ type Client struct {
 	conns   map[string]*grpc.ClientConn
 	routes  *sluicev1.Routes
 	session map[int32]int64 // what this client's writes reached, for SESSION reads
+	cluster string          // the cluster of the session's tokens
 	// MaxAttempts bounds the tries of one call. Default 30.
 	MaxAttempts int
 }
@@ -170,6 +171,9 @@ func (c *Client) observe(s *sluicev1.Session) {
 	for slot, off := range s.GetOffsets() {
 		c.session[slot] = max(c.session[slot], off)
 	}
+	if s.GetCluster() != "" {
+		c.cluster = s.GetCluster()
+	}
 }
 
 // Session returns the client's session token: what its writes reached. Pass
@@ -177,7 +181,7 @@ func (c *Client) observe(s *sluicev1.Session) {
 func (c *Client) Session() *sluicev1.Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := &sluicev1.Session{Offsets: make(map[int32]int64, len(c.session))}
+	s := &sluicev1.Session{Offsets: make(map[int32]int64, len(c.session)), Cluster: c.cluster}
 	for slot, off := range c.session {
 		s.Offsets[slot] = off
 	}
