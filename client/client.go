@@ -4,6 +4,9 @@
 //	defer c.Close()
 //	_, err = c.Upsert(ctx, client.Entry{Key: []byte("k"), Value: []byte("v")})
 //	v, found, err := c.Get(ctx, []byte("k"))
+//	reads, err := c.GetMany(ctx, keys, client.ReadOptions{})          // many keys, split by node
+//	for kv, err := range c.Scan(ctx, client.ScanOptions{Prefix: p}) {} // every partition, merged in key order
+//	err = c.Watch(ctx, prefix, client.WatchOptions{From: tok}, fn)     // committed changes, resumed across nodes
 //
 // It keeps the cluster's routing table (from any node's GetRoutes), sends
 // each key to its owner, splits a multi-key Upsert by partition, and on

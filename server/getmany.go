@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
@@ -100,7 +99,7 @@ func (d *Data) validateGetMany(req *sluicev1.GetManyRequest) error {
 	total := 0
 	for i, k := range req.Keys {
 		if err := kv.ValidateKey(k); err != nil {
-			return status.Errorf(codes.InvalidArgument, "key %d: %v", i, err)
+			return invalid("key %d: %v", i, err)
 		}
 		total += len(k)
 	}
@@ -151,16 +150,4 @@ func keyRead(r kv.Read) *sluicev1.KeyRead {
 		return &sluicev1.KeyRead{}
 	}
 	return &sluicev1.KeyRead{Found: true, Value: r.Value.Data, Version: r.Value.Version, Timestamp: r.Value.Timestamp}
-}
-
-// keyError is the per-key form of a call's error status.
-func keyError(err error) *sluicev1.KeyError {
-	st := status.Convert(err)
-	ke := &sluicev1.KeyError{Code: int32(st.Code()), Message: st.Message()}
-	for _, d := range st.Details() {
-		if bn, ok := d.(*sluicev1.BadNode); ok {
-			ke.BadNode = bn
-		}
-	}
-	return ke
 }

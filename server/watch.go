@@ -97,7 +97,7 @@ func (d *Data) Watch(req *sluicev1.WatchRequest, stream grpc.ServerStreamingServ
 	if ctx.Err() != nil {
 		return toStatus(ctx.Err())
 	}
-	if st, ok := status.FromError(err); ok {
+	if st, ok := status.FromError(err); ok && err != nil {
 		return st.Err() // a failed Send
 	}
 	return w.end(fmt.Sprintf("reading the changelog: %v; resume from the token in this status's details", err))
@@ -122,7 +122,7 @@ func (d *Data) watchStart(ctx context.Context, from *sluicev1.Session) (map[int3
 		case off > b.End[slot]:
 			return nil, invalid("from: slot %d offset %d is past the changelog's end, %d (a token of another cluster?)", slot, off, b.End[slot])
 		case off < b.Start[slot]:
-			return nil, status.Errorf(codes.OutOfRange, "from: the changelog no longer holds slot %d from offset %d (it starts at %d): read the current state again (Scan) and watch from now", slot, off, b.Start[slot])
+			return nil, outOfRange("from: the changelog no longer holds slot %d from offset %d (it starts at %d): read the current state again (Scan) and watch from now", slot, off, b.Start[slot])
 		}
 		pos[slot] = off
 	}
@@ -187,12 +187,5 @@ func (w *watcher) token() *sluicev1.Session {
 	return &sluicev1.Session{Offsets: maps.Clone(w.pos), Cluster: w.d.Cluster}
 }
 
-// end is the UNAVAILABLE that ends a watch, with the token to resume from
-// in its details.
-func (w *watcher) end(msg string) error {
-	st, err := status.New(codes.Unavailable, msg).WithDetails(w.token())
-	if err != nil {
-		return status.Error(codes.Internal, err.Error())
-	}
-	return st.Err()
-}
+// end is the UNAVAILABLE that ends a watch, with the token to resume from.
+func (w *watcher) end(msg string) error { return resumeFrom(msg, w.token()) }

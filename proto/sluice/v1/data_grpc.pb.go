@@ -44,6 +44,8 @@ const (
 //	RESOURCE_EXHAUSTED   the partition's inbox is full; retry with backoff
 //	UNAVAILABLE          the partition is restoring or re-syncing after a failed append
 //	UNKNOWN              a write whose commit outcome is unknown: it may or may not be applied
+//	OUT_OF_RANGE         a Watch from a token the compacted changelog no longer holds
+//	UNIMPLEMENTED        a Watch on a node that has no changelog to serve it from
 //
 // A RESOURCE_EXHAUSTED or UNAVAILABLE answer with a NotApplied detail is
 // certain: nothing of the request was applied, and it may be sent again.
@@ -209,6 +211,8 @@ type Data_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 //	RESOURCE_EXHAUSTED   the partition's inbox is full; retry with backoff
 //	UNAVAILABLE          the partition is restoring or re-syncing after a failed append
 //	UNKNOWN              a write whose commit outcome is unknown: it may or may not be applied
+//	OUT_OF_RANGE         a Watch from a token the compacted changelog no longer holds
+//	UNIMPLEMENTED        a Watch on a node that has no changelog to serve it from
 //
 // A RESOURCE_EXHAUSTED or UNAVAILABLE answer with a NotApplied detail is
 // certain: nothing of the request was applied, and it may be sent again.
