@@ -98,7 +98,9 @@ func (c *Client) scan(ctx context.Context, o ScanOptions, yield func(KeyValue, e
 		}
 		remaining := 0
 		if o.Limit > 0 {
-			remaining = o.Limit - sent
+			if remaining = o.Limit - sent; remaining <= 0 { // failed right after the last key
+				return c.pageToken(o, last), nil
+			}
 		}
 		more, err := c.scanOnce(ctx, o, token, remaining, func(kv KeyValue) bool {
 			last, sent = kv.Key, sent+1
