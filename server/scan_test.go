@@ -6,13 +6,17 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/pagetoken"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/server"
 )
 
 // scanAll reads a Scan stream to its end.
@@ -165,5 +169,67 @@ func TestScanBadInput(t *testing.T) {
 	keys, _ := scanAll(t, n, &sluicev1.ScanRequest{Prefix: []byte("p-"), PageToken: good})
 	if len(keys) != 15 || keys[0] != "p-005" {
 		t.Fatalf("resumed scan: %v", keys)
+	}
+}
+
+// A partition removed (its store closed) while a scan streams it: the scan
+// either finishes from its read transaction or fails; the node goes on.
+func TestScanOutlivesItsPartition(t *testing.T) {
+	n := startNode(t)
+	for i := range 10 { // ~5,000 keys in partition 1: more than a small window holds
+		put(t, n, fmt.Sprint("r", i), 900)
+	}
+	conn, err := grpc.NewClient(n.ControlAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(server.BearerToken("test-token")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	dataConn, err := grpc.NewClient(n.DataAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dataConn.Close()
+	var st grpc.ServerStreamingClient[sluicev1.ScanResponse]
+	// A client with gRPC's smallest window, so the node is mid-iteration.
+	st, err = sluicev1.NewDataClient(dataConn).Scan(context.Background(), &sluicev1.ScanRequest{Prefix: []byte("r"), Partitions: []uint32{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uint32(1)
+	if _, err := sluicev1.NewControlClient(conn).RemovePartition(context.Background(), &sluicev1.RemovePartitionRequest{Id: &id}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for held := true; held; {
+		held = false
+		for _, p := range n.LocalStatus() {
+			held = held || p.Id == 1
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("partition 1 still open 30 s after its removal")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := len(first.Entries)
+	for {
+		m, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Logf("the scan ended with %v after %d keys", err, got)
+			break
+		}
+		got += len(m.Entries)
+	}
+	t.Logf("%d keys of partition 1 scanned across its removal (%d in the first message)", got, len(first.Entries))
+	if _, err := n.cl.Upsert(context.Background(), client.Entry{Key: []byte("s-000"), Value: []byte("still serving")}); err != nil && status.Code(err) != codes.Unavailable {
+		t.Fatalf("the node after the scan: %v", err)
 	}
 }
