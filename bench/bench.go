@@ -34,7 +34,7 @@ type Config struct {
 	Keys int `json:"keys"`
 	// Dist is "uniform" or "zipfian" (s=1.1). Default uniform.
 	Dist string `json:"dist"`
-	// Batch is the keys per upsert-batch. Default 100.
+	// Batch is the keys per upsert-batch, get-many and scan. Default 100.
 	Batch int `json:"batch"`
 	// Concurrency is the number of clients. Default 32.
 	Concurrency int `json:"concurrency"`
@@ -59,15 +59,18 @@ type Config struct {
 
 // Workloads are the operations a run can make, and what one operation is.
 var Workloads = map[string]string{
-	"upsert-batch": "Upsert of Batch keys (one op = one batch; keys/s = ops/s × Batch)",
-	"upsert":       "Upsert of one key",
-	"get":          "linearizable Get of one key",
-	"get-session":  "SESSION Get of one key (with the client's own session)",
-	"get-eventual": "EVENTUAL Get of one key",
-	"mix-90-10":    "90% linearizable Gets, 10% single-key Upserts",
-	"mix-50-50":    "50% linearizable Gets, 50% single-key Upserts",
-	"ingest":       "produce one record to <cluster>.ingest (acks=all), through Kafka",
-	"ping":         "gRPC health check of the first address: the RPC ceiling, no partition involved",
+	"upsert-batch":      "Upsert of Batch keys (one op = one batch; keys/s = ops/s × Batch)",
+	"upsert":            "Upsert of one key",
+	"get":               "linearizable Get of one key",
+	"get-session":       "SESSION Get of one key (with the client's own session)",
+	"get-eventual":      "EVENTUAL Get of one key",
+	"get-many":          "linearizable GetMany of Batch keys (one op = one call; keys/s = ops/s × Batch)",
+	"get-many-eventual": "EVENTUAL GetMany of Batch keys",
+	"scan":              "linearizable Scan of Batch keys from a random key (every partition; keys/s = ops/s × Batch)",
+	"mix-90-10":         "90% linearizable Gets, 10% single-key Upserts",
+	"mix-50-50":         "50% linearizable Gets, 50% single-key Upserts",
+	"ingest":            "produce one record to <cluster>.ingest (acks=all), through Kafka",
+	"ping":              "gRPC health check of the first address: the RPC ceiling, no partition involved",
 }
 
 func (c *Config) defaults() error {
@@ -105,6 +108,15 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("bench: the ingest workload needs --brokers and --cluster")
 	}
 	return nil
+}
+
+// Batched says whether one operation of the workload is Batch keys.
+func (c Config) Batched() bool {
+	switch c.Workload {
+	case "upsert-batch", "get-many", "get-many-eventual", "scan":
+		return true
+	}
+	return false
 }
 
 // op is one operation of a workload; rng and keys are the caller goroutine's.
@@ -292,8 +304,8 @@ func bar(done, total int64) string {
 func (r *Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "workload %s: %d ops in %.1fs, %d errors, concurrency %d, %d keys (%s), %d-byte values\n",
 		r.Config.Workload, r.Ops, r.Elapsed.Seconds(), r.Errors, r.Config.Concurrency, r.Config.Keys, r.Config.Dist, r.Config.ValueSize)
-	if r.Config.Workload == "upsert-batch" {
-		fmt.Fprintf(w, "throughput  %.0f batches/s = %.0f keys/s\n", r.OpsPerSec, r.OpsPerSec*float64(r.Config.Batch))
+	if r.Config.Batched() {
+		fmt.Fprintf(w, "throughput  %.0f calls/s = %.0f keys/s\n", r.OpsPerSec, r.OpsPerSec*float64(r.Config.Batch))
 	} else {
 		fmt.Fprintf(w, "throughput  %.0f ops/s\n", r.OpsPerSec)
 	}

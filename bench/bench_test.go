@@ -47,7 +47,7 @@ func TestKeysStayInTheKeySpace(t *testing.T) {
 // percentiles in order, progress printed with a bar, JSON and SVG written.
 func TestRunAgainstANode(t *testing.T) {
 	n := startNode(t)
-	for _, w := range []string{"upsert-batch", "mix-90-10", "get-eventual", "ping"} {
+	for _, w := range []string{"upsert-batch", "mix-90-10", "get-eventual", "get-many", "get-many-eventual", "scan", "ping"} {
 		var progress bytes.Buffer
 		r, err := Run(context.Background(), Config{Addrs: []string{n.DataAddr()}, Workload: w, Keys: 1000, Concurrency: 4, Ops: 300, Batch: 10}, &progress)
 		if err != nil {

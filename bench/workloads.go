@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
+	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
 // newWorkload returns the operation of cfg's workload and what closes it.
@@ -80,8 +81,27 @@ func newWorkload(cfg Config) (op, func(), error) {
 			_, _, err := c.GetEventual(ctx, key())
 			return err
 		},
+		"get-many":          getMany(c, cfg, sluicev1.Consistency_LINEARIZABLE),
+		"get-many-eventual": getMany(c, cfg, sluicev1.Consistency_EVENTUAL),
+		"scan": func(ctx context.Context, _ *rand.Rand, key func() []byte) error {
+			n := 0
+			_, err := c.ScanFunc(ctx, client.ScanOptions{Start: key(), Limit: cfg.Batch}, func(client.KeyValue) bool { n++; return true })
+			return err
+		},
 		"mix-90-10": mix(90),
 		"mix-50-50": mix(50),
 	}
 	return ops[cfg.Workload], func() { c.Close() }, nil
+}
+
+// getMany is one GetMany of cfg.Batch keys at level.
+func getMany(c *client.Client, cfg Config, level sluicev1.Consistency) op {
+	return func(ctx context.Context, _ *rand.Rand, key func() []byte) error {
+		keys := make([][]byte, cfg.Batch)
+		for i := range keys {
+			keys[i] = key()
+		}
+		_, err := c.GetMany(ctx, keys, client.ReadOptions{Consistency: level})
+		return err
+	}
 }

@@ -4,6 +4,9 @@
 //	defer c.Close()
 //	_, err = c.Upsert(ctx, client.Entry{Key: []byte("k"), Value: []byte("v")})
 //	v, found, err := c.Get(ctx, []byte("k"))
+//	reads, err := c.GetMany(ctx, keys, client.ReadOptions{})          // many keys, split by node
+//	for kv, err := range c.Scan(ctx, client.ScanOptions{Prefix: p}) {} // every partition, merged in key order
+//	err = c.Watch(ctx, prefix, client.WatchOptions{From: tok}, fn)     // committed changes, resumed across nodes
 //
 // It keeps the cluster's routing table (from any node's GetRoutes), sends
 // each key to its owner, splits a multi-key Upsert by partition, and on
@@ -60,6 +63,7 @@ type Client struct {
 	conns   map[string]*grpc.ClientConn
 	routes  *sluicev1.Routes
 	session map[int32]int64 // what this client's writes reached, for SESSION reads
+	cluster string          // the cluster of the session's tokens
 	// MaxAttempts bounds the tries of one call. Default 30.
 	MaxAttempts int
 }
@@ -170,6 +174,9 @@ func (c *Client) observe(s *sluicev1.Session) {
 	for slot, off := range s.GetOffsets() {
 		c.session[slot] = max(c.session[slot], off)
 	}
+	if s.GetCluster() != "" {
+		c.cluster = s.GetCluster()
+	}
 }
 
 // Session returns the client's session token: what its writes reached. Pass
@@ -177,7 +184,7 @@ func (c *Client) observe(s *sluicev1.Session) {
 func (c *Client) Session() *sluicev1.Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := &sluicev1.Session{Offsets: make(map[int32]int64, len(c.session))}
+	s := &sluicev1.Session{Offsets: make(map[int32]int64, len(c.session)), Cluster: c.cluster}
 	for slot, off := range c.session {
 		s.Offsets[slot] = off
 	}

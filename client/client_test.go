@@ -42,3 +42,36 @@ func TestRetryable(t *testing.T) {
 		}
 	}
 }
+
+// A GetMany key is asked again only when its error may pass; a watch
+// resumes only after the node or the connection went away.
+func TestRetryableKeyAndWatch(t *testing.T) {
+	for _, tc := range []struct {
+		e    *sluicev1.KeyError
+		want bool
+	}{
+		{&sluicev1.KeyError{Code: int32(codes.FailedPrecondition), BadNode: &sluicev1.BadNode{Node: "n2"}}, true},
+		{&sluicev1.KeyError{Code: int32(codes.FailedPrecondition)}, false},
+		{&sluicev1.KeyError{Code: int32(codes.Unavailable)}, true},
+		{&sluicev1.KeyError{Code: int32(codes.ResourceExhausted)}, true},
+		{&sluicev1.KeyError{Code: int32(codes.Internal)}, false},
+	} {
+		if got := retryableKey(tc.e); got != tc.want {
+			t.Errorf("retryableKey(%v) = %v", tc.e, got)
+		}
+	}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{status.Error(codes.Unavailable, "error reading from server: EOF"), true},
+		{withDetail(codes.ResourceExhausted, "64 watches", &sluicev1.NotApplied{}), true},
+		{status.Error(codes.InvalidArgument, "a token of cluster x"), false},
+		{status.Error(codes.OutOfRange, "compacted"), false},
+		{status.Error(codes.Unauthenticated, "token"), false},
+	} {
+		if got := watchRetryable(tc.err); got != tc.want {
+			t.Errorf("watchRetryable(%v) = %v", tc.err, got)
+		}
+	}
+}

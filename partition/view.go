@@ -53,6 +53,15 @@ func (v *view) ReadCommittedMany(keys [][]byte) ([]kv.Read, error) {
 	return reads, err
 }
 
+// ScanCommitted calls fn, in key order, for the live committed keys of
+// [start, end) (an empty end: no upper bound) until fn returns false: one
+// store read transaction, so one point of the partition's committed state
+// however long fn takes. It never returns a value whose transaction has not
+// committed. The caller checks that the replica serves.
+func (v *view) ScanCommitted(start, end []byte, fn func(key []byte, v kv.Value) bool) error {
+	return v.st.Scan(start, end, fn)
+}
+
 // Applied returns the next changelog offset per slot that the store holds.
 func (v *view) Applied() map[int32]int64 {
 	if a := v.applied.Load(); a != nil {

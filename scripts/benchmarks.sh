@@ -37,6 +37,9 @@ upsert -w upsert
 get -w get
 get-session -w get-session
 get-eventual -w get-eventual
+get-many -w get-many
+get-many-eventual -w get-many-eventual
+scan -w scan
 ping -w ping
 mix-90-10 -w mix-90-10
 mix-50-50 -w mix-50-50

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -31,12 +32,27 @@ type Data struct {
 	Local func(id uint32) (*partition.Partition, bool)
 	// Standby returns this node's standby of partition id, if it keeps one.
 	Standby func(id uint32) (CommittedReader, bool)
+	// Cluster is the cluster's identity (its name and its changelog topic's
+	// Kafka id), written into session and page tokens so that a token of
+	// another cluster is refused.
+	Cluster string
+	// Changelog, if set, serves Watch.
+	Changelog Changelog
+	// Stopping, if set, is closed when the node begins to shut down: watches
+	// end then with UNAVAILABLE and the token to resume from elsewhere.
+	Stopping <-chan struct{}
+	// MaxWatches bounds the watches this node serves at once. Default 64.
+	MaxWatches int
+
+	watches atomic.Int32
 }
 
 // CommittedReader serves SESSION and EVENTUAL reads: a partition's owner or
 // one of its standbys.
 type CommittedReader interface {
 	ReadCommitted(key []byte) (kv.Read, error)
+	ReadCommittedMany(keys [][]byte) ([]kv.Read, error)
+	ScanCommitted(start, end []byte, fn func(key []byte, v kv.Value) bool) error
 	WaitApplied(ctx context.Context, slot int32, offset int64) error
 }
 
@@ -120,7 +136,7 @@ func (d *Data) Upsert(ctx context.Context, req *sluicev1.UpsertRequest) (*sluice
 		for i, r := range res {
 			out[i] = writeResult(r)
 		}
-		return &sluicev1.UpsertResponse{Results: out, Session: session(out...)}, nil
+		return &sluicev1.UpsertResponse{Results: out, Session: d.session(out...)}, nil
 	}
 	// Keys in several partitions: each part is atomic, the whole is not.
 	done := make(chan struct{}, len(parts))
@@ -154,7 +170,7 @@ func (d *Data) Upsert(ctx context.Context, req *sluicev1.UpsertRequest) (*sluice
 			first = st.Err()
 		}
 	}
-	resp := &sluicev1.UpsertResponse{Results: out, Session: session(out...), Failures: failures}
+	resp := &sluicev1.UpsertResponse{Results: out, Session: d.session(out...), Failures: failures}
 	if len(failures) == len(parts) {
 		// Nothing applied: the first part's error says what happened (with
 		// NotApplied only if that part certainly did not apply; an unknown
@@ -177,8 +193,8 @@ func certainlyNotApplied(err error) bool {
 }
 
 // session is the token of writes: the next offset each reached, per slot.
-func session(results ...*sluicev1.WriteResult) *sluicev1.Session {
-	s := &sluicev1.Session{Offsets: map[int32]int64{}}
+func (d *Data) session(results ...*sluicev1.WriteResult) *sluicev1.Session {
+	s := &sluicev1.Session{Offsets: map[int32]int64{}, Cluster: d.Cluster}
 	for _, r := range results {
 		if r != nil {
 			s.Offsets[r.Slot] = max(s.Offsets[r.Slot], r.Offset+1)
@@ -207,6 +223,9 @@ func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.Get
 			return nil, err
 		}
 		if req.Consistency == sluicev1.Consistency_SESSION {
+			if err := d.checkSession(req.Session, "session"); err != nil {
+				return nil, err
+			}
 			slot := keyspace.Slot(req.Key, d.Table().Slots())
 			if err := rd.WaitApplied(ctx, slot, req.Session.GetOffsets()[slot]); err != nil {
 				return nil, toStatus(err)
@@ -241,7 +260,7 @@ func (d *Data) Remove(ctx context.Context, req *sluicev1.RemoveRequest) (*sluice
 		return &sluicev1.RemoveResponse{}, nil
 	}
 	wr := writeResult(res)
-	return &sluicev1.RemoveResponse{Existed: true, Result: wr, Session: session(wr)}, nil
+	return &sluicev1.RemoveResponse{Existed: true, Result: wr, Session: d.session(wr)}, nil
 }
 
 func (d *Data) Increment(ctx context.Context, req *sluicev1.IncrementRequest) (*sluicev1.IncrementResponse, error) {
@@ -257,7 +276,7 @@ func (d *Data) Increment(ctx context.Context, req *sluicev1.IncrementRequest) (*
 		return nil, toStatus(err)
 	}
 	wr := writeResult(res)
-	return &sluicev1.IncrementResponse{Value: n, Result: wr, Session: session(wr)}, nil
+	return &sluicev1.IncrementResponse{Value: n, Result: wr, Session: d.session(wr)}, nil
 }
 
 func writeResult(r partition.WriteResult) *sluicev1.WriteResult {
@@ -266,10 +285,18 @@ func writeResult(r partition.WriteResult) *sluicev1.WriteResult {
 
 func (d *Data) GetRoutes(context.Context, *sluicev1.GetRoutesRequest) (*sluicev1.Routes, error) {
 	t := d.Table()
-	out := &sluicev1.Routes{Slots: t.Slots()}
+	out := &sluicev1.Routes{Slots: t.Slots(), Cluster: d.Cluster}
 	for _, p := range t.Partitions() {
 		out.Routes = append(out.Routes, &sluicev1.Route{Partition: p.ID, From: p.Range.From, To: p.Range.To, Epoch: p.Epoch, Node: p.Node, Addr: p.Addr,
 			Standbys: p.Standbys, StandbyAddrs: p.StandbyAddrs})
 	}
 	return out, nil
+}
+
+// checkSession refuses a session token of another cluster.
+func (d *Data) checkSession(s *sluicev1.Session, what string) error {
+	if c := s.GetCluster(); c != "" && d.Cluster != "" && c != d.Cluster {
+		return invalid("%s: a token of cluster %q, this is cluster %q", what, c, d.Cluster)
+	}
+	return nil
 }

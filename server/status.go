@@ -88,3 +88,29 @@ func badNode(slot int32, p router.Partition, why string) error {
 	}
 	return st.Err()
 }
+
+func outOfRange(format string, args ...any) error {
+	return status.Errorf(codes.OutOfRange, format, args...)
+}
+
+// resumeFrom is the UNAVAILABLE that ends a stream (a Watch) with the
+// session token to resume from in its details.
+func resumeFrom(msg string, token *sluicev1.Session) error {
+	st, err := status.New(codes.Unavailable, msg).WithDetails(token)
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	return st.Err()
+}
+
+// keyError is the per-key form of a call's error status.
+func keyError(err error) *sluicev1.KeyError {
+	st := status.Convert(err)
+	ke := &sluicev1.KeyError{Code: int32(st.Code()), Message: st.Message()}
+	for _, d := range st.Details() {
+		if bn, ok := d.(*sluicev1.BadNode); ok {
+			ke.BadNode = bn
+		}
+	}
+	return ke
+}

@@ -239,6 +239,12 @@ func (c *Cached) Each(fn func(key []byte, v kv.Value) bool) error {
 	return c.durable.Each(fn)
 }
 
+// Scan is the durable store's: a scan reads every key of a range, which the
+// cache may hold only some of.
+func (c *Cached) Scan(start, end []byte, fn func(key []byte, v kv.Value) bool) error {
+	return c.durable.Scan(start, end, fn)
+}
+
 // Close closes the cache, marks it clean (unless a write to it failed), then
 // closes the durable store.
 func (c *Cached) Close() error {

@@ -42,5 +42,11 @@ type Store interface {
 	Len() (int, error)
 	// Each calls fn for every live key in key order until fn returns false.
 	Each(fn func(key []byte, v kv.Value) bool) error
+	// Scan calls fn, in key order, for every live key (not removed, not
+	// expired) in [start, end) until fn returns false; an empty end is no
+	// upper bound. It reads at one point (Badger: one read transaction),
+	// however long fn takes, and holds only the entry it hands to fn, which
+	// fn may keep.
+	Scan(start, end []byte, fn func(key []byte, v kv.Value) bool) error
 	Close() error
 }

@@ -91,7 +91,7 @@ func benchCmd() *cobra.Command {
 	f.IntVar(&cfg.ValueSize, "value-size", 100, "bytes per value")
 	f.IntVar(&cfg.Keys, "keys", 100_000, "key space")
 	f.StringVar(&cfg.Dist, "dist", "uniform", "key distribution: uniform or zipfian")
-	f.IntVar(&cfg.Batch, "batch", 100, "keys per upsert-batch")
+	f.IntVar(&cfg.Batch, "batch", 100, "keys per upsert-batch, get-many or scan")
 	f.IntVarP(&cfg.Concurrency, "concurrency", "c", 32, "concurrent clients")
 	f.DurationVarP(&cfg.Duration, "duration", "d", 0, "how long to run (default 10s unless --ops)")
 	f.Int64Var(&cfg.Ops, "ops", 0, "stop after this many operations (shows a progress bar)")

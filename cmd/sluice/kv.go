@@ -21,7 +21,11 @@ type clientFlags struct {
 
 func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.addr, "addr", "127.0.0.1:7400", "data-plane address of a node")
-	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to try")
+	def := f.timeout // a command may set its own default first
+	if def == 0 {
+		def = 10 * time.Second
+	}
+	cmd.Flags().DurationVar(&f.timeout, "timeout", def, "how long to try (0: no limit)")
 	cmd.Flags().StringVar(&f.tokenFile, "data-token-file", "", "file holding the data plane's bearer token ($SLUICE_DATA_TOKEN also works)")
 	f.tls.register(cmd.Flags())
 }
@@ -58,7 +62,10 @@ func (f *clientFlags) run(fn func(ctx context.Context, c *client.Client) error) 
 		return err
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	if f.timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), f.timeout)
+	}
 	defer cancel()
 	return fn(ctx, c)
 }
@@ -81,30 +88,6 @@ func putCmd() *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "version %d (slot %d, offset %d)\n", res[0].Version, res[0].Slot, res[0].Offset)
 				return nil
-			})
-		},
-	}
-	f.register(cmd)
-	return cmd
-}
-
-func getCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
-		Use:   "get KEY",
-		Short: "Read a key (exits 1 if it does not exist)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.run(func(ctx context.Context, c *client.Client) error {
-				v, found, err := c.Get(ctx, []byte(args[0]))
-				if err != nil {
-					return err
-				}
-				if !found {
-					return fmt.Errorf("key %q not found", args[0])
-				}
-				_, err = cmd.OutOrStdout().Write(append(v.Data, '\n'))
-				return err
 			})
 		},
 	}

@@ -150,8 +150,13 @@ func (x *Entry) GetExpectedVersion() uint64 {
 // client's writes reached. A SESSION read waits until the replica serving it
 // has applied at least that much.
 type Session struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Offsets       map[int32]int64        `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Offsets map[int32]int64        `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The cluster that gave the token (its name and its changelog's Kafka
+	// topic id): a token of another cluster is INVALID_ARGUMENT. Empty in a
+	// token made by hand, which is then checked against the changelog's
+	// offsets only.
+	Cluster       string `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -191,6 +196,13 @@ func (x *Session) GetOffsets() map[int32]int64 {
 		return x.Offsets
 	}
 	return nil
+}
+
+func (x *Session) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
 }
 
 type UpsertRequest struct {
@@ -957,9 +969,11 @@ func (*GetRoutesRequest) Descriptor() ([]byte, []int) {
 }
 
 type Routes struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Slots         int32                  `protobuf:"varint,1,opt,name=slots,proto3" json:"slots,omitempty"`
-	Routes        []*Route               `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Slots  int32                  `protobuf:"varint,1,opt,name=slots,proto3" json:"slots,omitempty"`
+	Routes []*Route               `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
+	// The cluster's identity, as in Session.cluster and Scan page tokens.
+	Cluster       string `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1006,6 +1020,13 @@ func (x *Routes) GetRoutes() []*Route {
 		return x.Routes
 	}
 	return nil
+}
+
+func (x *Routes) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
 }
 
 type Route struct {
@@ -1150,6 +1171,724 @@ func (*NotApplied) Descriptor() ([]byte, []int) {
 	return file_sluice_v1_data_proto_rawDescGZIP(), []int{16}
 }
 
+type GetManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1,000 keys and 1 MiB of keys; a key may appear more than once.
+	Keys        [][]byte    `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	Consistency Consistency `protobuf:"varint,2,opt,name=consistency,proto3,enum=sluice.v1.Consistency" json:"consistency,omitempty"`
+	// For SESSION: what the read must see (from earlier write responses).
+	Session       *Session `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetManyRequest) Reset() {
+	*x = GetManyRequest{}
+	mi := &file_sluice_v1_data_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetManyRequest) ProtoMessage() {}
+
+func (x *GetManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetManyRequest.ProtoReflect.Descriptor instead.
+func (*GetManyRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetManyRequest) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *GetManyRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_LINEARIZABLE
+}
+
+func (x *GetManyRequest) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type GetManyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per key, in request order.
+	Results       []*KeyRead `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetManyResponse) Reset() {
+	*x = GetManyResponse{}
+	mi := &file_sluice_v1_data_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetManyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetManyResponse) ProtoMessage() {}
+
+func (x *GetManyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetManyResponse.ProtoReflect.Descriptor instead.
+func (*GetManyResponse) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetManyResponse) GetResults() []*KeyRead {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// KeyRead is one key's answer in a GetMany: its value, "not found" (found
+// false, no error), or an error for this key alone.
+type KeyRead struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Found   bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	Value   []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Version uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// The partition's hybrid-logical clock stamp of the value's write.
+	Timestamp uint64 `protobuf:"varint,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// Set when the key was not read; found is then false.
+	Error         *KeyError `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyRead) Reset() {
+	*x = KeyRead{}
+	mi := &file_sluice_v1_data_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyRead) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyRead) ProtoMessage() {}
+
+func (x *KeyRead) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyRead.ProtoReflect.Descriptor instead.
+func (*KeyRead) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *KeyRead) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *KeyRead) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *KeyRead) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *KeyRead) GetTimestamp() uint64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *KeyRead) GetError() *KeyError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// KeyError says why one key of a GetMany was not read. FAILED_PRECONDITION
+// with a BadNode: another node owns it (send it there); UNAVAILABLE: its
+// partition is restoring or moving (try again); RESOURCE_EXHAUSTED: the
+// response reached its 4 MiB limit of values before this key (ask for it in
+// another call; the Go client does).
+type KeyError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	BadNode       *BadNode               `protobuf:"bytes,3,opt,name=bad_node,json=badNode,proto3" json:"bad_node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyError) Reset() {
+	*x = KeyError{}
+	mi := &file_sluice_v1_data_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyError) ProtoMessage() {}
+
+func (x *KeyError) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyError.ProtoReflect.Descriptor instead.
+func (*KeyError) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *KeyError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *KeyError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *KeyError) GetBadNode() *BadNode {
+	if x != nil {
+		return x.BadNode
+	}
+	return nil
+}
+
+type ScanRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What to scan: a prefix, or a range [start, end) (an empty end: every key
+	// from start on). One of them must be set; not both.
+	Prefix []byte `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Start  []byte `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	End    []byte `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
+	// At most this many entries (0: no limit).
+	Limit uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Resume after the last key a previous scan of the same prefix or range
+	// delivered (from ScanResponse.page_token).
+	PageToken []byte `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// LINEARIZABLE: each partition's part sees every write acknowledged
+	// before the scan started (a no-op through the partition's inbox, then a
+	// store read). SESSION: each part waits for the session first. EVENTUAL:
+	// the committed state each replica has.
+	Consistency Consistency `protobuf:"varint,6,opt,name=consistency,proto3,enum=sluice.v1.Consistency" json:"consistency,omitempty"`
+	Session     *Session    `protobuf:"bytes,7,opt,name=session,proto3" json:"session,omitempty"`
+	// The partitions to scan, all served by this node (a partition it does not
+	// serve is FAILED_PRECONDITION with a BadNode). Empty: every partition
+	// this node owns, named in the first response.
+	Partitions    []uint32 `protobuf:"varint,8,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScanRequest) Reset() {
+	*x = ScanRequest{}
+	mi := &file_sluice_v1_data_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanRequest) ProtoMessage() {}
+
+func (x *ScanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
+func (*ScanRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ScanRequest) GetPrefix() []byte {
+	if x != nil {
+		return x.Prefix
+	}
+	return nil
+}
+
+func (x *ScanRequest) GetStart() []byte {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *ScanRequest) GetEnd() []byte {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+func (x *ScanRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ScanRequest) GetPageToken() []byte {
+	if x != nil {
+		return x.PageToken
+	}
+	return nil
+}
+
+func (x *ScanRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_LINEARIZABLE
+}
+
+func (x *ScanRequest) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *ScanRequest) GetPartitions() []uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ScanResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// In key order across the whole stream.
+	Entries []*ScanEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Resume after this message's last entry: pass it with the same prefix or
+	// range. Set on every message with entries.
+	PageToken []byte `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// On the stream's last message: the limit stopped the scan and keys may
+	// remain (resume with the last page_token). False when the range is done.
+	More bool `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
+	// On the first message: the partitions this stream covers.
+	Partitions    []uint32 `protobuf:"varint,4,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScanResponse) Reset() {
+	*x = ScanResponse{}
+	mi := &file_sluice_v1_data_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanResponse) ProtoMessage() {}
+
+func (x *ScanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
+func (*ScanResponse) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ScanResponse) GetEntries() []*ScanEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ScanResponse) GetPageToken() []byte {
+	if x != nil {
+		return x.PageToken
+	}
+	return nil
+}
+
+func (x *ScanResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+func (x *ScanResponse) GetPartitions() []uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ScanEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Timestamp     uint64                 `protobuf:"varint,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScanEntry) Reset() {
+	*x = ScanEntry{}
+	mi := &file_sluice_v1_data_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanEntry) ProtoMessage() {}
+
+func (x *ScanEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanEntry.ProtoReflect.Descriptor instead.
+func (*ScanEntry) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ScanEntry) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ScanEntry) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *ScanEntry) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ScanEntry) GetTimestamp() uint64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Changes to keys under this prefix (empty: every key). Every watch reads
+	// the whole changelog, whatever its prefix.
+	Prefix []byte `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// Where to start, per slot: the next changelog offset, as in a write
+	// response's or a previous watch message's session token. A slot it does
+	// not name starts at the changelog's end when the watch starts (changes
+	// committed after that). A token of another cluster, a slot the cluster
+	// does not have or an offset past a slot's end is INVALID_ARGUMENT; an
+	// offset the compacted changelog no longer holds is OUT_OF_RANGE.
+	From          *Session `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_sluice_v1_data_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WatchRequest) GetPrefix() []byte {
+	if x != nil {
+		return x.Prefix
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetFrom() *Session {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Changes in changelog order per slot (slots interleave).
+	Events []*WatchEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The token these events reached: resume from it. The first message of a
+	// stream has no events and the token the watch starts from; later messages
+	// without events say the watch moved past changes under other prefixes.
+	Session       *Session `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_sluice_v1_data_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *WatchResponse) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+// WatchEvent is one committed change.
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The new value; empty when removed.
+	Value   []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Removed bool   `protobuf:"varint,3,opt,name=removed,proto3" json:"removed,omitempty"`
+	// The key's version after the change.
+	Version   uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Timestamp uint64 `protobuf:"varint,5,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// Where the change record is in the changelog.
+	Slot          int32 `protobuf:"varint,6,opt,name=slot,proto3" json:"slot,omitempty"`
+	Offset        int64 `protobuf:"varint,7,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_sluice_v1_data_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_data_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_data_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *WatchEvent) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
+func (x *WatchEvent) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetTimestamp() uint64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetSlot() int32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
 var File_sluice_v1_data_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_data_proto_rawDesc = "" +
@@ -1161,9 +1900,10 @@ const file_sluice_v1_data_proto_rawDesc = "" +
 	"\vttl_seconds\x18\x03 \x01(\rR\n" +
 	"ttlSeconds\x12.\n" +
 	"\x10expected_version\x18\x04 \x01(\x04H\x00R\x0fexpectedVersion\x88\x01\x01B\x13\n" +
-	"\x11_expected_version\"\x80\x01\n" +
+	"\x11_expected_version\"\x9a\x01\n" +
 	"\aSession\x129\n" +
-	"\aoffsets\x18\x01 \x03(\v2\x1f.sluice.v1.Session.OffsetsEntryR\aoffsets\x1a:\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x1f.sluice.v1.Session.OffsetsEntryR\aoffsets\x12\x18\n" +
+	"\acluster\x18\x02 \x01(\tR\acluster\x1a:\n" +
 	"\fOffsetsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"l\n" +
@@ -1227,10 +1967,11 @@ const file_sluice_v1_data_proto_rawDesc = "" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04node\x18\x04 \x01(\tR\x04node\x12\x12\n" +
 	"\x04addr\x18\x05 \x01(\tR\x04addr\"\x12\n" +
-	"\x10GetRoutesRequest\"H\n" +
+	"\x10GetRoutesRequest\"b\n" +
 	"\x06Routes\x12\x14\n" +
 	"\x05slots\x18\x01 \x01(\x05R\x05slots\x12(\n" +
-	"\x06routes\x18\x02 \x03(\v2\x10.sluice.v1.RouteR\x06routes\"\xc8\x01\n" +
+	"\x06routes\x18\x02 \x03(\v2\x10.sluice.v1.RouteR\x06routes\x12\x18\n" +
+	"\acluster\x18\x03 \x01(\tR\acluster\"\xc8\x01\n" +
 	"\x05Route\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\x05R\x04from\x12\x0e\n" +
@@ -1241,17 +1982,76 @@ const file_sluice_v1_data_proto_rawDesc = "" +
 	"\bstandbys\x18\a \x03(\tR\bstandbys\x12#\n" +
 	"\rstandby_addrs\x18\b \x03(\tR\fstandbyAddrs\"\f\n" +
 	"\n" +
-	"NotApplied*:\n" +
+	"NotApplied\"\x8c\x01\n" +
+	"\x0eGetManyRequest\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\x128\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x16.sluice.v1.ConsistencyR\vconsistency\x12,\n" +
+	"\asession\x18\x03 \x01(\v2\x12.sluice.v1.SessionR\asession\"?\n" +
+	"\x0fGetManyResponse\x12,\n" +
+	"\aresults\x18\x01 \x03(\v2\x12.sluice.v1.KeyReadR\aresults\"\x98\x01\n" +
+	"\aKeyRead\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x1c\n" +
+	"\ttimestamp\x18\x04 \x01(\x04R\ttimestamp\x12)\n" +
+	"\x05error\x18\x05 \x01(\v2\x13.sluice.v1.KeyErrorR\x05error\"g\n" +
+	"\bKeyError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12-\n" +
+	"\bbad_node\x18\x03 \x01(\v2\x12.sluice.v1.BadNodeR\abadNode\"\x8a\x02\n" +
+	"\vScanRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\fR\x06prefix\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\fR\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\fR\x03end\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\fR\tpageToken\x128\n" +
+	"\vconsistency\x18\x06 \x01(\x0e2\x16.sluice.v1.ConsistencyR\vconsistency\x12,\n" +
+	"\asession\x18\a \x01(\v2\x12.sluice.v1.SessionR\asession\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\b \x03(\rR\n" +
+	"partitions\"\x91\x01\n" +
+	"\fScanResponse\x12.\n" +
+	"\aentries\x18\x01 \x03(\v2\x14.sluice.v1.ScanEntryR\aentries\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\fR\tpageToken\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x04 \x03(\rR\n" +
+	"partitions\"k\n" +
+	"\tScanEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x1c\n" +
+	"\ttimestamp\x18\x04 \x01(\x04R\ttimestamp\"N\n" +
+	"\fWatchRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\fR\x06prefix\x12&\n" +
+	"\x04from\x18\x02 \x01(\v2\x12.sluice.v1.SessionR\x04from\"l\n" +
+	"\rWatchResponse\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.sluice.v1.WatchEventR\x06events\x12,\n" +
+	"\asession\x18\x02 \x01(\v2\x12.sluice.v1.SessionR\asession\"\xb2\x01\n" +
+	"\n" +
+	"WatchEvent\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
+	"\aremoved\x18\x03 \x01(\bR\aremoved\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x1c\n" +
+	"\ttimestamp\x18\x05 \x01(\x04R\ttimestamp\x12\x12\n" +
+	"\x04slot\x18\x06 \x01(\x05R\x04slot\x12\x16\n" +
+	"\x06offset\x18\a \x01(\x03R\x06offset*:\n" +
 	"\vConsistency\x12\x10\n" +
 	"\fLINEARIZABLE\x10\x00\x12\v\n" +
 	"\aSESSION\x10\x01\x12\f\n" +
-	"\bEVENTUAL\x10\x022\xbf\x02\n" +
+	"\bEVENTUAL\x10\x022\xfa\x03\n" +
 	"\x04Data\x12=\n" +
 	"\x06Upsert\x12\x18.sluice.v1.UpsertRequest\x1a\x19.sluice.v1.UpsertResponse\x124\n" +
 	"\x03Get\x12\x15.sluice.v1.GetRequest\x1a\x16.sluice.v1.GetResponse\x12=\n" +
 	"\x06Remove\x12\x18.sluice.v1.RemoveRequest\x1a\x19.sluice.v1.RemoveResponse\x12F\n" +
 	"\tIncrement\x12\x1b.sluice.v1.IncrementRequest\x1a\x1c.sluice.v1.IncrementResponse\x12;\n" +
-	"\tGetRoutes\x12\x1b.sluice.v1.GetRoutesRequest\x1a\x11.sluice.v1.RoutesB5Z3github.com/sluicedb/sluice/proto/sluice/v1;sluicev1b\x06proto3"
+	"\tGetRoutes\x12\x1b.sluice.v1.GetRoutesRequest\x1a\x11.sluice.v1.Routes\x12@\n" +
+	"\aGetMany\x12\x19.sluice.v1.GetManyRequest\x1a\x1a.sluice.v1.GetManyResponse\x129\n" +
+	"\x04Scan\x12\x16.sluice.v1.ScanRequest\x1a\x17.sluice.v1.ScanResponse0\x01\x12<\n" +
+	"\x05Watch\x12\x17.sluice.v1.WatchRequest\x1a\x18.sluice.v1.WatchResponse0\x01B5Z3github.com/sluicedb/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 
 var (
 	file_sluice_v1_data_proto_rawDescOnce sync.Once
@@ -1266,7 +2066,7 @@ func file_sluice_v1_data_proto_rawDescGZIP() []byte {
 }
 
 var file_sluice_v1_data_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sluice_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_sluice_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_sluice_v1_data_proto_goTypes = []any{
 	(Consistency)(0),          // 0: sluice.v1.Consistency
 	(*Entry)(nil),             // 1: sluice.v1.Entry
@@ -1286,10 +2086,20 @@ var file_sluice_v1_data_proto_goTypes = []any{
 	(*Routes)(nil),            // 15: sluice.v1.Routes
 	(*Route)(nil),             // 16: sluice.v1.Route
 	(*NotApplied)(nil),        // 17: sluice.v1.NotApplied
-	nil,                       // 18: sluice.v1.Session.OffsetsEntry
+	(*GetManyRequest)(nil),    // 18: sluice.v1.GetManyRequest
+	(*GetManyResponse)(nil),   // 19: sluice.v1.GetManyResponse
+	(*KeyRead)(nil),           // 20: sluice.v1.KeyRead
+	(*KeyError)(nil),          // 21: sluice.v1.KeyError
+	(*ScanRequest)(nil),       // 22: sluice.v1.ScanRequest
+	(*ScanResponse)(nil),      // 23: sluice.v1.ScanResponse
+	(*ScanEntry)(nil),         // 24: sluice.v1.ScanEntry
+	(*WatchRequest)(nil),      // 25: sluice.v1.WatchRequest
+	(*WatchResponse)(nil),     // 26: sluice.v1.WatchResponse
+	(*WatchEvent)(nil),        // 27: sluice.v1.WatchEvent
+	nil,                       // 28: sluice.v1.Session.OffsetsEntry
 }
 var file_sluice_v1_data_proto_depIdxs = []int32{
-	18, // 0: sluice.v1.Session.offsets:type_name -> sluice.v1.Session.OffsetsEntry
+	28, // 0: sluice.v1.Session.offsets:type_name -> sluice.v1.Session.OffsetsEntry
 	1,  // 1: sluice.v1.UpsertRequest.entries:type_name -> sluice.v1.Entry
 	6,  // 2: sluice.v1.UpsertResponse.results:type_name -> sluice.v1.WriteResult
 	2,  // 3: sluice.v1.UpsertResponse.session:type_name -> sluice.v1.Session
@@ -1301,21 +2111,38 @@ var file_sluice_v1_data_proto_depIdxs = []int32{
 	6,  // 9: sluice.v1.IncrementResponse.result:type_name -> sluice.v1.WriteResult
 	2,  // 10: sluice.v1.IncrementResponse.session:type_name -> sluice.v1.Session
 	16, // 11: sluice.v1.Routes.routes:type_name -> sluice.v1.Route
-	3,  // 12: sluice.v1.Data.Upsert:input_type -> sluice.v1.UpsertRequest
-	7,  // 13: sluice.v1.Data.Get:input_type -> sluice.v1.GetRequest
-	9,  // 14: sluice.v1.Data.Remove:input_type -> sluice.v1.RemoveRequest
-	11, // 15: sluice.v1.Data.Increment:input_type -> sluice.v1.IncrementRequest
-	14, // 16: sluice.v1.Data.GetRoutes:input_type -> sluice.v1.GetRoutesRequest
-	4,  // 17: sluice.v1.Data.Upsert:output_type -> sluice.v1.UpsertResponse
-	8,  // 18: sluice.v1.Data.Get:output_type -> sluice.v1.GetResponse
-	10, // 19: sluice.v1.Data.Remove:output_type -> sluice.v1.RemoveResponse
-	12, // 20: sluice.v1.Data.Increment:output_type -> sluice.v1.IncrementResponse
-	15, // 21: sluice.v1.Data.GetRoutes:output_type -> sluice.v1.Routes
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	0,  // 12: sluice.v1.GetManyRequest.consistency:type_name -> sluice.v1.Consistency
+	2,  // 13: sluice.v1.GetManyRequest.session:type_name -> sluice.v1.Session
+	20, // 14: sluice.v1.GetManyResponse.results:type_name -> sluice.v1.KeyRead
+	21, // 15: sluice.v1.KeyRead.error:type_name -> sluice.v1.KeyError
+	13, // 16: sluice.v1.KeyError.bad_node:type_name -> sluice.v1.BadNode
+	0,  // 17: sluice.v1.ScanRequest.consistency:type_name -> sluice.v1.Consistency
+	2,  // 18: sluice.v1.ScanRequest.session:type_name -> sluice.v1.Session
+	24, // 19: sluice.v1.ScanResponse.entries:type_name -> sluice.v1.ScanEntry
+	2,  // 20: sluice.v1.WatchRequest.from:type_name -> sluice.v1.Session
+	27, // 21: sluice.v1.WatchResponse.events:type_name -> sluice.v1.WatchEvent
+	2,  // 22: sluice.v1.WatchResponse.session:type_name -> sluice.v1.Session
+	3,  // 23: sluice.v1.Data.Upsert:input_type -> sluice.v1.UpsertRequest
+	7,  // 24: sluice.v1.Data.Get:input_type -> sluice.v1.GetRequest
+	9,  // 25: sluice.v1.Data.Remove:input_type -> sluice.v1.RemoveRequest
+	11, // 26: sluice.v1.Data.Increment:input_type -> sluice.v1.IncrementRequest
+	14, // 27: sluice.v1.Data.GetRoutes:input_type -> sluice.v1.GetRoutesRequest
+	18, // 28: sluice.v1.Data.GetMany:input_type -> sluice.v1.GetManyRequest
+	22, // 29: sluice.v1.Data.Scan:input_type -> sluice.v1.ScanRequest
+	25, // 30: sluice.v1.Data.Watch:input_type -> sluice.v1.WatchRequest
+	4,  // 31: sluice.v1.Data.Upsert:output_type -> sluice.v1.UpsertResponse
+	8,  // 32: sluice.v1.Data.Get:output_type -> sluice.v1.GetResponse
+	10, // 33: sluice.v1.Data.Remove:output_type -> sluice.v1.RemoveResponse
+	12, // 34: sluice.v1.Data.Increment:output_type -> sluice.v1.IncrementResponse
+	15, // 35: sluice.v1.Data.GetRoutes:output_type -> sluice.v1.Routes
+	19, // 36: sluice.v1.Data.GetMany:output_type -> sluice.v1.GetManyResponse
+	23, // 37: sluice.v1.Data.Scan:output_type -> sluice.v1.ScanResponse
+	26, // 38: sluice.v1.Data.Watch:output_type -> sluice.v1.WatchResponse
+	31, // [31:39] is the sub-list for method output_type
+	23, // [23:31] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_data_proto_init() }
@@ -1334,7 +2161,7 @@ func file_sluice_v1_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_data_proto_rawDesc), len(file_sluice_v1_data_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,9 @@ const (
 	Data_Remove_FullMethodName    = "/sluice.v1.Data/Remove"
 	Data_Increment_FullMethodName = "/sluice.v1.Data/Increment"
 	Data_GetRoutes_FullMethodName = "/sluice.v1.Data/GetRoutes"
+	Data_GetMany_FullMethodName   = "/sluice.v1.Data/GetMany"
+	Data_Scan_FullMethodName      = "/sluice.v1.Data/Scan"
+	Data_Watch_FullMethodName     = "/sluice.v1.Data/Watch"
 )
 
 // DataClient is the client API for Data service.
@@ -41,6 +44,8 @@ const (
 //	RESOURCE_EXHAUSTED   the partition's inbox is full; retry with backoff
 //	UNAVAILABLE          the partition is restoring or re-syncing after a failed append
 //	UNKNOWN              a write whose commit outcome is unknown: it may or may not be applied
+//	OUT_OF_RANGE         a Watch from a token the compacted changelog no longer holds
+//	UNIMPLEMENTED        a Watch on a node that has no changelog to serve it from
 //
 // A RESOURCE_EXHAUSTED or UNAVAILABLE answer with a NotApplied detail is
 // certain: nothing of the request was applied, and it may be sent again.
@@ -62,6 +67,27 @@ type DataClient interface {
 	// GetRoutes returns the routing table: which partition and node own each
 	// slot. Clients cache it and refresh it on BadNode.
 	GetRoutes(ctx context.Context, in *GetRoutesRequest, opts ...grpc.CallOption) (*Routes, error)
+	// GetMany reads many keys (at most 1,000, 1 MiB of keys) in one call. The
+	// node splits them by partition and each partition answers its share in
+	// one step (one pass through its inbox for LINEARIZABLE, one store read
+	// transaction otherwise), so the keys of one partition are read at one
+	// point. A key this node cannot serve gets its own error (a BadNode naming
+	// the owner) while the others are answered. Results are in request order.
+	GetMany(ctx context.Context, in *GetManyRequest, opts ...grpc.CallOption) (*GetManyResponse, error)
+	// Scan streams the keys of a prefix or a range [start, end), in key order,
+	// from this node's partitions: keys are hashed over slots, so every
+	// partition holds part of any range, and a scan of the cluster asks every
+	// node (the Go client does, and merges). Each partition's part is read
+	// from one store read transaction; the stream carries a page token to
+	// resume after the last key it delivered.
+	Scan(ctx context.Context, in *ScanRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ScanResponse], error)
+	// Watch streams the committed changes to keys under a prefix, read from
+	// the changelog (read_committed: never an uncommitted change), in
+	// changelog order per slot, from a session token on. Any node serves a
+	// watch of the whole cluster; a partition moving does not interrupt it.
+	// Each message carries the session token it reached: a client that
+	// reconnects (to any node) with it misses nothing and sees nothing twice.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
 type dataClient struct {
@@ -122,6 +148,54 @@ func (c *dataClient) GetRoutes(ctx context.Context, in *GetRoutesRequest, opts .
 	return out, nil
 }
 
+func (c *dataClient) GetMany(ctx context.Context, in *GetManyRequest, opts ...grpc.CallOption) (*GetManyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetManyResponse)
+	err := c.cc.Invoke(ctx, Data_GetMany_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataClient) Scan(ctx context.Context, in *ScanRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ScanResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Data_ServiceDesc.Streams[0], Data_Scan_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ScanRequest, ScanResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Data_ScanClient = grpc.ServerStreamingClient[ScanResponse]
+
+func (c *dataClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Data_ServiceDesc.Streams[1], Data_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Data_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+
 // DataServer is the server API for Data service.
 // All implementations must embed UnimplementedDataServer
 // for forward compatibility.
@@ -137,6 +211,8 @@ func (c *dataClient) GetRoutes(ctx context.Context, in *GetRoutesRequest, opts .
 //	RESOURCE_EXHAUSTED   the partition's inbox is full; retry with backoff
 //	UNAVAILABLE          the partition is restoring or re-syncing after a failed append
 //	UNKNOWN              a write whose commit outcome is unknown: it may or may not be applied
+//	OUT_OF_RANGE         a Watch from a token the compacted changelog no longer holds
+//	UNIMPLEMENTED        a Watch on a node that has no changelog to serve it from
 //
 // A RESOURCE_EXHAUSTED or UNAVAILABLE answer with a NotApplied detail is
 // certain: nothing of the request was applied, and it may be sent again.
@@ -158,6 +234,27 @@ type DataServer interface {
 	// GetRoutes returns the routing table: which partition and node own each
 	// slot. Clients cache it and refresh it on BadNode.
 	GetRoutes(context.Context, *GetRoutesRequest) (*Routes, error)
+	// GetMany reads many keys (at most 1,000, 1 MiB of keys) in one call. The
+	// node splits them by partition and each partition answers its share in
+	// one step (one pass through its inbox for LINEARIZABLE, one store read
+	// transaction otherwise), so the keys of one partition are read at one
+	// point. A key this node cannot serve gets its own error (a BadNode naming
+	// the owner) while the others are answered. Results are in request order.
+	GetMany(context.Context, *GetManyRequest) (*GetManyResponse, error)
+	// Scan streams the keys of a prefix or a range [start, end), in key order,
+	// from this node's partitions: keys are hashed over slots, so every
+	// partition holds part of any range, and a scan of the cluster asks every
+	// node (the Go client does, and merges). Each partition's part is read
+	// from one store read transaction; the stream carries a page token to
+	// resume after the last key it delivered.
+	Scan(*ScanRequest, grpc.ServerStreamingServer[ScanResponse]) error
+	// Watch streams the committed changes to keys under a prefix, read from
+	// the changelog (read_committed: never an uncommitted change), in
+	// changelog order per slot, from a session token on. Any node serves a
+	// watch of the whole cluster; a partition moving does not interrupt it.
+	// Each message carries the session token it reached: a client that
+	// reconnects (to any node) with it misses nothing and sees nothing twice.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedDataServer()
 }
 
@@ -182,6 +279,15 @@ func (UnimplementedDataServer) Increment(context.Context, *IncrementRequest) (*I
 }
 func (UnimplementedDataServer) GetRoutes(context.Context, *GetRoutesRequest) (*Routes, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRoutes not implemented")
+}
+func (UnimplementedDataServer) GetMany(context.Context, *GetManyRequest) (*GetManyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMany not implemented")
+}
+func (UnimplementedDataServer) Scan(*ScanRequest, grpc.ServerStreamingServer[ScanResponse]) error {
+	return status.Error(codes.Unimplemented, "method Scan not implemented")
+}
+func (UnimplementedDataServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedDataServer) mustEmbedUnimplementedDataServer() {}
 func (UnimplementedDataServer) testEmbeddedByValue()              {}
@@ -294,6 +400,46 @@ func _Data_GetRoutes_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Data_GetMany_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetManyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataServer).GetMany(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Data_GetMany_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataServer).GetMany(ctx, req.(*GetManyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Data_Scan_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ScanRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DataServer).Scan(m, &grpc.GenericServerStream[ScanRequest, ScanResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Data_ScanServer = grpc.ServerStreamingServer[ScanResponse]
+
+func _Data_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DataServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Data_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
 // Data_ServiceDesc is the grpc.ServiceDesc for Data service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -321,7 +467,22 @@ var Data_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetRoutes",
 			Handler:    _Data_GetRoutes_Handler,
 		},
+		{
+			MethodName: "GetMany",
+			Handler:    _Data_GetMany_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Scan",
+			Handler:       _Data_Scan_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Watch",
+			Handler:       _Data_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "sluice/v1/data.proto",
 }
