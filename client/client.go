@@ -26,13 +26,13 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluicedb/sluice/internal/retry"
 	"github.com/sluicedb/sluice/keyspace"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
@@ -64,8 +64,8 @@ type Client struct {
 	routes  *sluicev1.Routes
 	session map[int32]int64 // what this client's writes reached, for SESSION reads
 	cluster string          // the cluster of the session's tokens
-	// MaxAttempts bounds the tries of one call. Default 30.
-	MaxAttempts int
+	// maxAttempts bounds the tries of one call (WithMaxAttempts).
+	maxAttempts int
 }
 
 func (c *Client) data(addr string) (sluicev1.DataClient, error) {
@@ -206,26 +206,17 @@ func (c *Client) doAt(ctx context.Context, key []byte, read bool, pick func([]by
 	if !known {
 		_ = c.refresh(ctx)
 	}
-	backoff := 10 * time.Millisecond
-	var err error
-	for attempt := 0; attempt < c.MaxAttempts; attempt++ {
-		addr := pick(key)
-		var dc sluicev1.DataClient
-		if dc, err = c.data(addr); err != nil {
-			return err
+	return retry.Tries(ctx, c.maxAttempts, retry.ClientPolicy(), func(attempt int) (bool, error) {
+		if attempt > 0 {
+			_ = c.refresh(ctx)
 		}
-		if err = call(dc); err == nil || !retryable(err, read) {
-			return err
+		dc, err := c.data(pick(key))
+		if err != nil {
+			return false, err
 		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)))):
-		}
-		backoff = min(2*backoff, 500*time.Millisecond)
-		_ = c.refresh(ctx)
-	}
-	return err
+		err = call(dc)
+		return err != nil && retryable(err, read), err
+	})
 }
 
 // Upsert writes entries: split by partition, each part atomic, sent to its

@@ -2,13 +2,12 @@ package client
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluicedb/sluice/internal/retry"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
@@ -63,24 +62,24 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, o ReadOptions) ([]R
 	for i := range pending {
 		pending[i] = i
 	}
-	backoff := 10 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	var unread int
+	err := retry.Tries(ctx, c.maxAttempts, retry.ClientPolicy(), func(attempt int) (bool, error) {
+		if attempt > 0 {
+			_ = c.refresh(ctx)
+		}
 		again, err := c.getManyOnce(ctx, keys, pending, o, out)
-		if err != nil || len(again) == 0 {
-			return out, err
-		}
-		if attempt+1 >= c.MaxAttempts {
-			return nil, status.Errorf(codes.Unavailable, "client: %d keys still unread after %d attempts", len(again), attempt+1)
-		}
-		pending = again
-		select {
-		case <-ctx.Done():
-			return nil, status.FromContextError(ctx.Err()).Err()
-		case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)))):
-		}
-		backoff = min(2*backoff, 500*time.Millisecond)
-		_ = c.refresh(ctx)
+		pending, unread = again, len(again)
+		return err == nil && len(again) > 0, err
+	})
+	switch {
+	case err != nil:
+		return out, err
+	case unread > 0 && ctx.Err() != nil:
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case unread > 0:
+		return nil, status.Errorf(codes.Unavailable, "client: %d keys still unread after %d attempts", unread, c.maxAttempts)
 	}
+	return out, nil
 }
 
 // getManyOnce asks the nodes for the pending keys, one call per node and

@@ -35,13 +35,20 @@ func WithToken(token string) Option {
 	return func(c *Client) { c.token = bearer(token) }
 }
 
+// WithMaxAttempts bounds the tries of one call (default 30): answers that
+// say the request was not applied are tried again, with backoff, until
+// this many were made or the call's context ends.
+func WithMaxAttempts(n int) Option {
+	return func(c *Client) { c.maxAttempts = max(n, 1) }
+}
+
 // Dial returns a client that learns the cluster through addrs (any nodes).
 // It connects lazily: no call is made before the first request.
 func Dial(addrs []string, opts ...Option) (*Client, error) {
 	if len(addrs) == 0 || addrs[0] == "" {
 		return nil, fmt.Errorf("client: no address")
 	}
-	c := &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), session: map[int32]int64{}, MaxAttempts: 30}
+	c := &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), session: map[int32]int64{}, maxAttempts: 30}
 	for _, o := range opts {
 		o(c)
 	}

@@ -6,12 +6,11 @@ import (
 	"errors"
 	"io"
 	"iter"
-	"math/rand/v2"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluicedb/sluice/internal/retry"
 	"github.com/sluicedb/sluice/pagetoken"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
@@ -91,15 +90,19 @@ func (c *Client) scan(ctx context.Context, o ScanOptions, yield func(KeyValue, e
 	token := o.PageToken
 	var last []byte
 	sent := 0
-	backoff := 10 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	var next []byte
+	err := retry.Tries(ctx, c.maxAttempts, retry.ClientPolicy(), func(attempt int) (bool, error) {
+		if attempt > 0 {
+			_ = c.refresh(ctx)
+		}
 		if last != nil {
 			token = c.pageToken(o, last)
 		}
 		remaining := 0
 		if o.Limit > 0 {
 			if remaining = o.Limit - sent; remaining <= 0 { // failed right after the last key
-				return c.pageToken(o, last), nil
+				next = c.pageToken(o, last)
+				return false, nil
 			}
 		}
 		more, err := c.scanOnce(ctx, o, token, remaining, func(kv KeyValue) bool {
@@ -108,22 +111,19 @@ func (c *Client) scan(ctx context.Context, o ScanOptions, yield func(KeyValue, e
 		})
 		switch {
 		case errors.Is(err, errStopped):
-			return nil, nil
+			return false, nil
 		case err == nil && more && last != nil:
-			return c.pageToken(o, last), nil
+			next = c.pageToken(o, last)
+			return false, nil
 		case err == nil:
-			return nil, nil
-		case !retryable(err, true) || attempt+1 >= c.MaxAttempts:
-			return nil, err
+			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)))):
-		}
-		backoff = min(2*backoff, 500*time.Millisecond)
-		_ = c.refresh(ctx)
+		return retryable(err, true), err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return next, nil
 }
 
 // errStopped: the consumer stopped the scan.

@@ -65,6 +65,7 @@ type Node struct {
 	httpSrv             *http.Server
 	httpLn              net.Listener
 	stop                chan struct{}
+	closeOnce           sync.Once
 	wg                  sync.WaitGroup
 }
 
@@ -355,14 +356,15 @@ func (n *Node) HTTPAddr() string {
 func (n *Node) Brokers() []string { return n.brokers }
 
 // Close stops serving, closes the partitions gracefully and stops the
-// embedded broker.
+// embedded broker. Every call returns once that is done.
 func (n *Node) Close() error {
-	select {
-	case <-n.stop:
-		return nil
-	default:
-		close(n.stop)
-	}
+	n.closeOnce.Do(n.close)
+	return nil
+}
+
+// close is Close, run once; every Close returns only once it is done.
+func (n *Node) close() {
+	close(n.stop)
 	for _, s := range []*grpc.Server{n.dataSrv, n.controlSrv} {
 		if s == nil {
 			continue
@@ -415,5 +417,4 @@ func (n *Node) Close() error {
 	if n.embedded != nil {
 		n.embedded.Close()
 	}
-	return nil
 }

@@ -133,9 +133,8 @@ func TestDataClientCertificates(t *testing.T) {
 	n := startNode(t, pki.nodeTLS(t, true, false))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	anonymous, _ := client.Dial([]string{n.DataAddr()}, client.WithTLS(pki.clientTLS(t, false)))
+	anonymous, _ := client.Dial([]string{n.DataAddr()}, client.WithTLS(pki.clientTLS(t, false)), client.WithMaxAttempts(1))
 	defer anonymous.Close()
-	anonymous.MaxAttempts = 1
 	if _, err := anonymous.Upsert(ctx, client.Entry{Key: []byte("k"), Value: []byte("v")}); err == nil {
 		t.Fatal("a client without a certificate was served")
 	}

@@ -39,3 +39,33 @@ func Forever[T any](ctx context.Context, work func() (T, error), notify func(err
 
 // Permanent marks err as not worth retrying.
 func Permanent(err error) error { return backoff.Permanent(err) }
+
+// ClientPolicy is the backoff of a client retrying a call: 10 ms, doubling,
+// at most 500 ms, each wait jittered by ±50 %.
+func ClientPolicy() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 10 * time.Millisecond
+	b.Multiplier = 2
+	b.MaxInterval = 500 * time.Millisecond
+	b.RandomizationFactor = 0.5
+	return b
+}
+
+// Tries runs work (attempt 0, 1, ...) until it says not to try again, n
+// tries were made, or ctx ends, waiting as policy says between tries. It
+// returns work's last error: a caller whose deadline ends mid-retry learns
+// why the last try failed, not only that time ran out.
+func Tries(ctx context.Context, n int, policy backoff.BackOff, work func(attempt int) (again bool, err error)) error {
+	policy.Reset()
+	for attempt := 0; ; attempt++ {
+		again, err := work(attempt)
+		if !again || attempt+1 >= n {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(policy.NextBackOff()):
+		}
+	}
+}

@@ -49,3 +49,27 @@ func TestPolicyCapsTheWait(t *testing.T) {
 		t.Fatalf("wait after 20 tries %v, want about 5 s", last)
 	}
 }
+
+func TestTriesStopsAtItsBoundAndKeepsTheLastError(t *testing.T) {
+	calls := 0
+	err := Tries(context.Background(), 3, ClientPolicy(), func(attempt int) (bool, error) {
+		if attempt != calls {
+			t.Fatalf("attempt %d on call %d", attempt, calls)
+		}
+		calls++
+		return true, errors.New("still failing")
+	})
+	if calls != 3 || err == nil || err.Error() != "still failing" {
+		t.Fatalf("Tries = %v after %d calls, want the last error after 3", err, calls)
+	}
+	calls = 0
+	if err := Tries(context.Background(), 10, ClientPolicy(), func(int) (bool, error) { calls++; return false, nil }); err != nil || calls != 1 {
+		t.Fatalf("a success: %v after %d calls", err, calls)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	calls = 0
+	if err := Tries(ctx, 10, ClientPolicy(), func(int) (bool, error) { calls++; return true, errors.New("down") }); err == nil || calls != 1 {
+		t.Fatalf("an ended context: %v after %d calls", err, calls)
+	}
+}
