@@ -35,6 +35,7 @@ type Appender struct {
 	topics  Topics
 	timeout time.Duration
 	endTxns endTxnCounter
+	watch   *CommitWatch // sees franz-go abort a commit it was asked for
 }
 
 var _ wal.Appender = (*Appender)(nil)
@@ -60,7 +61,11 @@ func NewAppender(ctx context.Context, cfg AppenderConfig) (*Appender, error) {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.WithHooks(&a.endTxns),
 	}, cfg.Client...)
-	cl, err := kgo.NewClient(opts...)
+	watch, watchOpt, err := WatchCommits(cfg.Client)
+	if err != nil {
+		return nil, fmt.Errorf("changelog: producer %s: %w", cfg.TransactionalID, err)
+	}
+	cl, err := kgo.NewClient(append(opts, watchOpt)...)
 	if err != nil {
 		return nil, fmt.Errorf("changelog: producer %s: %w", cfg.TransactionalID, err)
 	}
@@ -68,7 +73,7 @@ func NewAppender(ctx context.Context, cfg AppenderConfig) (*Appender, error) {
 		cl.Close()
 		return nil, fmt.Errorf("changelog: init producer %s: %w", cfg.TransactionalID, err)
 	}
-	a.cl = cl
+	a.cl, a.watch = cl, watch
 	return a, nil
 }
 
@@ -95,6 +100,7 @@ func (a *Appender) Append(ctx context.Context, g *wal.Group) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*a.timeout)
 	defer cancel()
 	recs := a.records(g)
+	a.watch.Reset()
 	if err := a.cl.BeginTransaction(); err != nil {
 		return nil, fmt.Errorf("%w: begin transaction: %w", wal.ErrNotCommitted, err)
 	}
@@ -114,6 +120,9 @@ func (a *Appender) Append(ctx context.Context, g *wal.Group) ([]int64, error) {
 			kind = wal.ErrNotCommitted
 		}
 		return nil, errors.Join(fmt.Errorf("%w: commit: %w", kind, err), a.abort(ctx))
+	}
+	if a.watch.Aborted() {
+		return nil, fmt.Errorf("%w: franz-go aborted the transaction instead of committing it (see commitwatch.go)", wal.ErrNotCommitted)
 	}
 	offsets := make([]int64, len(g.Records))
 	for i := range offsets {

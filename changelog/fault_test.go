@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -211,4 +212,56 @@ func TestDeadLetterIsBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A new appender's first transaction to a topic its client has not loaded:
+// franz-go could abort it and report it committed (commitwatch.go). Every
+// Append must either be committed or fail with ErrNotCommitted.
+func TestFirstAppendIsCommittedOrFails(t *testing.T) {
+	tp := Topics{Cluster: "first"}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, tp.Changelog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	ctx := context.Background()
+	acked := map[string]bool{}
+	refused := 0
+	for i := 0; i < 400; i++ {
+		app, err := NewAppender(ctx, AppenderConfig{Client: opts, Topics: tp, TransactionalID: "first"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprint(i)
+		switch _, err := app.Append(ctx, &wal.Group{Records: []kv.Record{rec(key, "v", 1)}}); {
+		case err == nil:
+			acked[key] = true
+		case errors.Is(err, wal.ErrNotCommitted):
+			refused++
+		default:
+			t.Fatal(err)
+		}
+		app.Close()
+	}
+	committed := map[string]bool{}
+	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Batch) error {
+		for _, r := range b.Records {
+			committed[string(r.Key)] = true
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for k := range acked {
+		if !committed[k] {
+			t.Errorf("append of %s was acknowledged but is not in the log", k)
+		}
+	}
+	for k := range committed {
+		if !acked[k] {
+			t.Errorf("append of %s failed as not committed but is in the log", k)
+		}
+	}
+	t.Logf("%d appends committed, %d refused as not committed", len(acked), refused)
 }

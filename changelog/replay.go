@@ -5,54 +5,94 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Batch is one fetch's worth of a replay: the data records in offset order per
-// slot, and the next offset of every slot the fetch advanced.
+// Batch is one step of a replay or tail: the data records in offset order per
+// slot, and the next offset of every slot the step advanced. A slot can
+// advance with no record: past commit and abort markers, aborted batches and
+// gaps left by compaction.
 type Batch struct {
 	Records []*kgo.Record
 	Reached map[int32]int64
-	Bytes   int64
+	// HighWatermarks has, for each slot of Reached, its high watermark when
+	// it was fetched.
+	HighWatermarks map[int32]int64
+	Bytes          int64
 	// Lag is how many offsets are left to replay after this batch.
 	Lag int64
 }
 
+// Stall says why a read has not moved for a while.
+type Stall struct {
+	Slot int32
+	// Position is the slot's next offset to read; Target is where a replay
+	// stops (the slot's last stable offset when it began; while tailing, the
+	// last one seen).
+	Position, Target int64
+	For              time.Duration
+	Reason           string
+}
+
+func (s Stall) String() string {
+	return fmt.Sprintf("waiting for slot %d at %d/%d: %s", s.Slot, s.Position, s.Target, s.Reason)
+}
+
+// ReadOpt tunes Replay and Tail.
+type ReadOpt func(*readCfg)
+
+type readCfg struct {
+	log        zerolog.Logger
+	stallAfter time.Duration
+	onStall    func(*Stall)
+	maxWait    time.Duration
+}
+
+// WithLog sets where a read that makes no progress says why, at warn level.
+// Default: nowhere.
+func WithLog(l zerolog.Logger) ReadOpt { return func(c *readCfg) { c.log = l } }
+
+// StallAfter is how long a slot may make no progress before the read warns
+// and reports it to OnStall. Default 10s.
+func StallAfter(d time.Duration) ReadOpt { return func(c *readCfg) { c.stallAfter = d } }
+
+// OnStall is called with the slot the read has waited for longest once it
+// has stalled, and with nil once nothing is stalled any more (and when the
+// read ends). It is called from the read's goroutine.
+func OnStall(fn func(*Stall)) ReadOpt { return func(c *readCfg) { c.onStall = fn } }
+
+func newReadCfg(opts []ReadOpt, maxWait time.Duration) readCfg {
+	c := readCfg{log: zerolog.Nop(), stallAfter: 10 * time.Second, onStall: func(*Stall) {}, maxWait: maxWait}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
 // Replay reads topic's committed records (read_committed) from the given next
 // offset of each slot up to the slots' last stable offset at the time of the
-// call, handing each fetch to fn in order. It returns the offsets reached.
+// call, handing them to fn in order. It returns the offsets reached.
+//
+// A slot is done when its fetch position reaches its target, whatever lies
+// before it: records, commit or abort markers, batches of transactions
+// aborted with or without a marker, gaps left by compaction. A slot that
+// makes no progress is retried with backoff, logged and reported (OnStall).
 // A slot whose log starts after the offset asked for is an *OffsetGoneError:
 // Replay never silently starts later; one whose log ends before it, an
 // *OffsetPastEndError (CheckOffsets).
-func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Batch) error) (map[int32]int64, error) {
+func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Batch) error, opts ...ReadOpt) (map[int32]int64, error) {
 	if err := CheckOffsets(ctx, client, topic, from); err != nil {
 		return nil, err
 	}
-	admCl, err := kgo.NewClient(client...)
+	cfg := newReadCfg(opts, 500*time.Millisecond)
+	ends, starts, err := listOffsets(ctx, client, topic)
 	if err != nil {
 		return nil, err
 	}
-	adm := kadm.NewClient(admCl)
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	var starts kadm.ListedOffsets
-	if err == nil {
-		starts, err = adm.ListStartOffsets(ctx, topic)
-		if err == nil {
-			err = starts.Error()
-		}
-	}
-	admCl.Close()
-	if err != nil {
-		return nil, fmt.Errorf("changelog: listing offsets of %s: %w", topic, err)
-	}
-
 	reached := make(map[int32]int64, len(from))
 	targets := make(map[int32]int64)
-	consume := make(map[int32]kgo.Offset)
 	for slot, off := range from {
 		reached[slot] = off
 		end, ok := ends.Lookup(topic, slot)
@@ -65,128 +105,62 @@ func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]
 		}
 		if off < end.Offset {
 			targets[slot] = end.Offset
-			consume[slot] = kgo.NewOffset().At(off)
 		}
 	}
 	if len(targets) == 0 {
 		return reached, nil
 	}
-
-	opts := append([]kgo.Opt{
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: consume}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Control records (commit and abort markers) take offsets too; keeping them
-		// is how a slot whose last entry is a marker reaches its target.
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(64 << 20),
-		kgo.FetchMaxPartitionBytes(16 << 20),
-	}, client...)
-	cl, err := kgo.NewClient(opts...)
+	r, err := newReader(client, topic, cfg.maxWait)
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Close()
-	for len(targets) > 0 {
-		fetches := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return reached, err
-		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if ferr == nil {
-				ferr = fmt.Errorf("changelog: fetching %s slot %d: %w", t, p, err)
-			}
-		})
-		if ferr != nil {
-			return reached, ferr
-		}
-		b := Batch{Reached: make(map[int32]int64)}
-		fetches.EachRecord(func(r *kgo.Record) {
-			target, want := targets[r.Partition]
-			if !want || r.Offset >= target {
-				return
-			}
-			b.Reached[r.Partition] = r.Offset + 1
-			if !r.Attrs.IsControl() {
-				b.Records = append(b.Records, r)
-				b.Bytes += int64(len(r.Key) + len(r.Value))
-			}
-		})
-		if len(b.Reached) == 0 {
-			continue
-		}
-		for slot, target := range targets {
-			off := reached[slot]
-			if r, ok := b.Reached[slot]; ok {
-				off = r
-			}
-			b.Lag += target - off
-		}
-		if err := fn(b); err != nil {
-			return reached, err
-		}
-		for slot, off := range b.Reached {
-			reached[slot] = off
-			if off >= targets[slot] {
-				delete(targets, slot)
-				cl.PauseFetchPartitions(map[string][]int32{topic: {slot}})
-			}
-		}
-	}
-	return reached, nil
+	defer r.close()
+	err = follow(ctx, r, cfg, reached, targets, fn)
+	return reached, err
 }
 
 // Tail reads topic's committed records from the given next offsets and hands
-// each fetch to fn, without end, until ctx ends: how a standby follows a
-// partition. Like Replay it never starts later than asked.
-func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Batch) error) error {
+// them to fn, without end, until ctx ends: how a standby follows a partition.
+// Like Replay it never starts later than asked (an offset past the log's end
+// is an *OffsetPastEndError), and its offsets move past markers, aborted
+// batches and compacted gaps too.
+func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Batch) error, opts ...ReadOpt) error {
 	if err := CheckOffsets(ctx, client, topic, from); err != nil {
 		return err
 	}
-	consume := make(map[int32]kgo.Offset, len(from))
-	for slot, off := range from {
-		consume[slot] = kgo.NewOffset().At(off)
-	}
-	opts := append([]kgo.Opt{
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: consume}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-		kgo.ConsumeResetOffset(kgo.NoResetOffset()), // out of range is an error, never a silent jump
-		kgo.FetchMaxWait(100 * time.Millisecond),
-		kgo.FetchMaxBytes(64 << 20),
-		kgo.FetchMaxPartitionBytes(16 << 20),
-	}, client...)
-	cl, err := kgo.NewClient(opts...)
+	cfg := newReadCfg(opts, 500*time.Millisecond)
+	r, err := newReader(client, topic, cfg.maxWait)
 	if err != nil {
 		return err
 	}
+	defer r.close()
+	reached := make(map[int32]int64, len(from))
+	for slot, off := range from {
+		reached[slot] = off
+	}
+	return follow(ctx, r, cfg, reached, nil, fn)
+}
+
+// listOffsets returns topic's last stable and start offsets.
+func listOffsets(ctx context.Context, client []kgo.Opt, topic string) (ends, starts kadm.ListedOffsets, err error) {
+	cl, err := kgo.NewClient(client...)
+	if err != nil {
+		return nil, nil, err
+	}
 	defer cl.Close()
-	for {
-		fetches := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if ferr == nil {
-				ferr = fmt.Errorf("changelog: tailing %s slot %d: %w", t, p, err)
-			}
-		})
-		if ferr != nil {
-			return ferr
-		}
-		b := Batch{Reached: make(map[int32]int64)}
-		fetches.EachRecord(func(r *kgo.Record) {
-			b.Reached[r.Partition] = r.Offset + 1
-			if !r.Attrs.IsControl() {
-				b.Records = append(b.Records, r)
-				b.Bytes += int64(len(r.Key) + len(r.Value))
-			}
-		})
-		if len(b.Reached) > 0 {
-			if err := fn(b); err != nil {
-				return err
-			}
+	adm := kadm.NewClient(cl)
+	ends, err = adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err == nil {
+		starts, err = adm.ListStartOffsets(ctx, topic)
+		if err == nil {
+			err = starts.Error()
 		}
 	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("changelog: listing offsets of %s: %w", topic, err)
+	}
+	return ends, starts, nil
 }

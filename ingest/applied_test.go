@@ -90,7 +90,7 @@ func TestAppliedLagIsZeroOnlyOnceReadable(t *testing.T) {
 	part := partition.Start(partition.Config{
 		ID: 1, Range: keyspace.Range{From: 0, To: slots}, Slots: slots, Epoch: 1, Store: st,
 		NewAppender: func(context.Context) (wal.Appender, error) { return log, nil },
-		Replay: func(_ context.Context, from map[int32]int64, _ func(wal.Batch) error) (map[int32]int64, error) {
+		Replay: func(_ context.Context, from map[int32]int64, _ func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
 			return from, nil
 		},
 		Ingest: func(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/kv"
 )
 
@@ -47,76 +48,52 @@ type Config struct {
 // Consume reads the slots in from, starting at their offsets, read_committed
 // (a transactional producer's aborted records never apply), and hands each
 // batch to deliver until ctx ends or deliver fails. deliver blocks while the
-// partition is busy; Consume then stops polling, so fetching pauses and the
-// client's buffer (bounded by its fetch sizes) is all the memory it holds.
+// partition is busy; reading then pauses, with at most a fetch or two per
+// slot held.
+//
+// It reads with changelog.Tail, not franz-go's consumer: after kfake (the
+// embedded broker) restarts from a crash it aborts a transaction that was in
+// flight without writing a marker, and franz-go's read_committed filter then
+// drops every later commit of that producer in the same fetch — records
+// sluice forwarded between slots were lost that way (changelog/aborted.go).
 func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 1000
 	}
-	offsets := make(map[int32]kgo.Offset, len(from))
-	for slot, off := range from {
-		offsets[slot] = kgo.NewOffset().At(off)
-	}
-	if len(offsets) == 0 {
+	if len(from) == 0 {
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	opts := append([]kgo.Opt{
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Commit markers (of transactional producers, and of sluice's own
-		// forwarding) take offsets; seeing them keeps the lag exact.
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(16 << 20),
-		kgo.FetchMaxPartitionBytes(4 << 20),
-		kgo.FetchMaxWait(250 * time.Millisecond),
-	}, cfg.Client...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	var session uint64
 	if cfg.Lag != nil {
 		session = cfg.Lag.started(from)
 		defer cfg.Lag.stopped(session, from)
 	}
-	for {
-		fetches := cl.PollRecords(ctx, cfg.MaxBatch)
-		if ctx.Err() != nil {
-			return ctx.Err()
+	return changelog.Tail(ctx, cfg.Client, cfg.Topic, from, func(b changelog.Batch) error {
+		batch := make([]kv.IngestRecord, 0, len(b.Records))
+		data := map[int32]int64{} // per slot, the offset after its last data record
+		for _, r := range b.Records {
+			batch = append(batch, Parse(r))
+			data[r.Partition] = r.Offset + 1
 		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			ferr = fmt.Errorf("ingest: fetching %s slot %d: %w", t, p, err)
-		})
-		if ferr != nil {
-			return ferr
-		}
-		batch := make([]kv.IngestRecord, 0, fetches.NumRecords())
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			data := int64(-1)
-			for _, r := range p.Records {
-				if !r.Attrs.IsControl() {
-					batch = append(batch, Parse(r))
-					data = r.Offset + 1
+		if cfg.Lag != nil {
+			for slot, next := range b.Reached {
+				d, ok := data[slot]
+				if !ok {
+					d = -1
 				}
+				cfg.Lag.fetch(session, slot, next, d, b.HighWatermarks[slot])
 			}
-			if cfg.Lag != nil && len(p.Records) > 0 {
-				end := p.LastStableOffset // read_committed: the end a consumer can reach
-				if end < 0 {
-					end = p.HighWatermark
-				}
-				cfg.Lag.fetch(session, p.Partition, p.Records[len(p.Records)-1].Offset+1, data, end)
+		}
+		for len(batch) > 0 {
+			n := min(len(batch), cfg.MaxBatch)
+			if err := deliver(batch[:n]); err != nil {
+				return err
 			}
-		})
-		if len(batch) == 0 {
-			continue
+			batch = batch[n:]
 		}
-		if err := deliver(batch); err != nil {
-			return err
-		}
-	}
+		return nil
+	})
 }
 
 // Parse reads one ingest record. A header it cannot read makes a record whose

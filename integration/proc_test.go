@@ -48,6 +48,7 @@ type proc struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	bin     string // the binary to run; default sluiceBin (built with -race)
+	started time.Time
 }
 
 // newProc prepares a node of cluster on dataDir, against the test broker.
@@ -99,6 +100,7 @@ func (p *proc) startNoWait() {
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
+	p.started = time.Now()
 	p.exited = make(chan struct{})
 	go func() { p.cmd.Wait(); logf.Close(); close(p.exited) }()
 }
@@ -106,28 +108,35 @@ func (p *proc) startNoWait() {
 // waitServing waits until the health check says SERVING.
 func (p *proc) waitServing() {
 	p.t.Helper()
+	if err := p.waitServingWithin(90 * time.Second); err != nil {
+		p.t.Fatal(err)
+	}
+}
 
+// waitServingWithin waits until the health check says SERVING, and says why
+// not if the process exits or limit passes first.
+func (p *proc) waitServingWithin(limit time.Duration) error {
 	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		p.t.Fatal(err)
+		return err
 	}
 	defer conn.Close()
 	h := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(limit)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		resp, err := h.Check(ctx, &healthpb.HealthCheckRequest{})
 		cancel()
 		if err == nil && resp.Status == healthpb.HealthCheckResponse_SERVING {
-			return
+			return nil
 		}
 		select {
 		case <-p.exited:
-			p.t.Fatalf("sluice exited before serving: %v", p.cmd.ProcessState)
+			return fmt.Errorf("sluice exited before serving: %v", p.cmd.ProcessState)
 		default:
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("sluice not serving after 90s: %v %v", resp, err)
+			return fmt.Errorf("sluice not serving after %v: %v %v", limit, resp, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

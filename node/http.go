@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -55,7 +56,9 @@ func (n *Node) startHTTP(reg *prometheus.Registry) error {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !n.Ready() {
-			http.Error(w, "restoring", http.StatusServiceUnavailable)
+			// Which partitions hold the node back, and why: a restore that
+			// waits names the slot it waits for.
+			http.Error(w, strings.Join(append([]string{"restoring"}, n.waiting()...), "\n"), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
@@ -119,4 +122,44 @@ func loopbackClient(remote string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// waiting lists the partitions the registry gives this node that do not
+// serve yet, each with its state.
+func (n *Node) waiting() []string {
+	v := n.registry.View()
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var out []string
+	for _, p := range v.Partitions {
+		if p.Owner != n.cfg.NodeID {
+			continue
+		}
+		h, ok := n.parts[p.ID]
+		switch {
+		case !ok || h.p == nil:
+			out = append(out, fmt.Sprintf("partition %d: not open", p.ID))
+		case !h.p.Serving():
+			out = append(out, fmt.Sprintf("partition %d: %s", p.ID, h.state()))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// state is a held partition's state as ListPartitions and /healthz say it:
+// serving, deposed, or "restoring 40% (waiting for slot 3 at 5757/5761: …)".
+func (h *held) state() string {
+	st := h.p.Status()
+	switch {
+	case st.Deposed:
+		return "deposed"
+	case st.Serving:
+		return "serving"
+	}
+	s := fmt.Sprintf("restoring %d%%", st.Percent)
+	if st.Waiting != "" {
+		s += " (" + st.Waiting + ")"
+	}
+	return s
 }

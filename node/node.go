@@ -34,6 +34,7 @@ import (
 type Node struct {
 	began    time.Time // Start was called: restart-to-serve counts from here
 	cfg      Config
+	lock     *dirLock // held on cfg.DataDir while the node runs
 	kafkaLog zerolog.Logger
 	embedded *kfake.Cluster
 	brokers  []string
@@ -96,6 +97,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// franz-go logs through zerolog, one level quieter than sluice: its info
 	// lines are per-connection chatter.
 	n.kafkaLog = cfg.Log.With().Str("component", "kafka").Logger().Level(max(cfg.Log.GetLevel(), zerolog.WarnLevel))
+	if n.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	started := false
 	defer func() {
 		if !started {
@@ -149,7 +153,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 // written before writers were recorded, here, once.
 func (n *Node) joinRegistry(ctx context.Context) error {
 	var err error
-	n.registry, err = registry.Open(ctx, registry.Config{Client: n.kafkaOpts(), Topic: n.topics.Registry()})
+	n.registry, err = registry.Open(ctx, registry.Config{Client: n.kafkaOpts(), Topic: n.topics.Registry(), Log: n.cfg.Log})
 	if err != nil {
 		return err
 	}
@@ -201,6 +205,9 @@ func (n *Node) startKafka() error {
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
 		return fmt.Errorf("node: embedded kafka port %q: %w", portStr, err)
+	}
+	if err := n.repairEmbeddedLog(filepath.Join(n.cfg.DataDir, "kafka")); err != nil {
+		return err
 	}
 	n.embedded, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(filepath.Join(n.cfg.DataDir, "kafka")))
 	if err != nil {
@@ -273,17 +280,8 @@ func (n *Node) LocalStatus() []*sluicev1.PartitionInfo {
 		if h.p == nil {
 			continue // a standby: not a partition this node holds
 		}
-		st := h.p.Status()
 		pi := &sluicev1.PartitionInfo{Id: h.spec.ID, Range: &sluicev1.SlotRange{From: h.spec.Range.From, To: h.spec.Range.To},
-			Owner: h.spec.Owner, Epoch: h.spec.Epoch, ChangelogLag: st.Lag, Mode: n.cfg.Mode()}
-		switch {
-		case st.Deposed:
-			pi.State = "deposed"
-		case st.Serving:
-			pi.State = "serving"
-		default:
-			pi.State = fmt.Sprintf("restoring %d%%", st.Percent)
-		}
+			Owner: h.spec.Owner, Epoch: h.spec.Epoch, ChangelogLag: h.p.Status().Lag, State: h.state(), Mode: n.cfg.Mode()}
 		if keys, err := h.p.Len(); err == nil {
 			pi.Keys = int64(keys)
 		}
@@ -417,4 +415,5 @@ func (n *Node) close() {
 	if n.embedded != nil {
 		n.embedded.Close()
 	}
+	n.lock.release()
 }

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sluicedb/sluice/partition"
 	"github.com/sluicedb/sluice/registry"
@@ -68,9 +71,25 @@ func (n *Node) respec(spec registry.Partition) {
 	}
 }
 
-// dirMeta is kept in a partition's directory: what its data was opened for.
+// dirMeta is kept in a partition's directory: what its data was opened for,
+// and whether it has served that entry (its owner and epoch) here.
 type dirMeta struct {
-	Spec registry.Partition `json:"partition"`
+	Spec   registry.Partition `json:"partition"`
+	Served bool               `json:"served,omitempty"`
+}
+
+// writeMeta replaces dir's partition.json whole (a crash leaves the old or
+// the new one).
+func writeMeta(dir string, meta dirMeta) error {
+	b, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "partition.json")
+	if err := os.WriteFile(path+".tmp", b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
 }
 
 // removeStaleDirs deletes partition directories the registry no longer assigns
@@ -97,14 +116,18 @@ func (n *Node) removeStaleDirs(desired map[uint32]want) {
 // the partition, which restores and then serves, or a standby of it.
 func (n *Node) open(spec registry.Partition, asStandby bool) error {
 	dir := n.partitionDir(spec.ID)
-	metaPath := filepath.Join(dir, "partition.json")
 	var meta dirMeta
-	if b, err := os.ReadFile(metaPath); err == nil && json.Unmarshal(b, &meta) == nil && meta.Spec.Range != spec.Range {
+	if b, err := os.ReadFile(filepath.Join(dir, "partition.json")); err == nil && json.Unmarshal(b, &meta) == nil && meta.Spec.Range != spec.Range {
 		os.RemoveAll(dir)
 	}
+	// A node restarted on its own disk (its lock held: no earlier process of
+	// it is alive) whose store last served this very owner and epoch needs no
+	// read-lease wait: no other process can have answered a read of it since
+	// its own first start at this epoch waited the lease out. A move, a
+	// promotion or a new epoch finds no such record and waits.
+	resumed := !asStandby && n.lock != nil && meta.Served && meta.Spec.Owner == spec.Owner && meta.Spec.Epoch == spec.Epoch && meta.Spec.Range == spec.Range
 	if err := os.MkdirAll(dir, 0o755); err == nil {
-		b, _ := json.Marshal(dirMeta{Spec: spec})
-		_ = os.WriteFile(metaPath, b, 0o644)
+		_ = writeMeta(dir, dirMeta{Spec: spec, Served: resumed})
 	}
 	st, err := n.openStore(spec.ID, dir, asStandby)
 	if err != nil {
@@ -114,7 +137,7 @@ func (n *Node) open(spec registry.Partition, asStandby bool) error {
 		n.startStandby(spec, st)
 		return nil
 	}
-	if err := n.startPartition(spec, st); err != nil {
+	if err := n.startPartition(spec, st, resumed); err != nil {
 		st.Close()
 		return err
 	}
@@ -141,20 +164,22 @@ func (n *Node) promote(spec registry.Partition) error {
 	}
 	h.busy.Wait()
 	h.sb.Close()
-	return n.startPartition(spec, h.store)
+	_ = writeMeta(n.partitionDir(spec.ID), dirMeta{Spec: spec})
+	return n.startPartition(spec, h.store, false)
 }
 
 // startPartition starts the owner's partition on st, in the node's storage
-// mode (modes.go).
-func (n *Node) startPartition(spec registry.Partition, st localStore) error {
+// mode (modes.go); resumed skips its first read-lease wait (see open).
+func (n *Node) startPartition(spec registry.Partition, st localStore, resumed bool) error {
 	cfg := partition.Config{
 		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Store: st, Lease: n.cfg.Lease, Stages: n.cfg.Stages,
 		MaxQueuedBytes: n.cfg.PartitionBudget, NodeBudget: n.budget,
+		SkipLeaseWait: resumed,
 		// Ownership and fencing, in the order fencing.go explains.
 		Owns:        n.owns(spec),
 		FenceOthers: n.fenceOthers(spec),
 		NewAppender: n.ownAppender(spec),
-		Replay:      n.replay(),
+		Replay:      n.replay(n.partitionLog(spec)),
 		Ingest:      n.consumeIngest(),
 		Seed:        n.seed(spec, st),
 		Retention:   n.retention,
@@ -171,7 +196,45 @@ func (n *Node) startPartition(spec registry.Partition, st localStore) error {
 	n.parts[spec.ID] = h
 	n.mu.Unlock()
 	n.afterStart(h)
+	if !resumed {
+		n.wg.Add(1)
+		go n.markServed(spec, p)
+	}
 	return nil
+}
+
+// markServed records in the partition's directory once p serves: from then
+// on a restart of this node at the same epoch may skip the read-lease wait.
+func (n *Node) markServed(spec registry.Partition, p *partition.Partition) {
+	defer n.wg.Done()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !p.Serving() {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if h, ok := n.heldPart(spec.ID); !ok || h.p != p {
+			return // released or replaced
+		}
+	}
+	if err := writeMeta(n.partitionDir(spec.ID), dirMeta{Spec: spec, Served: true}); err != nil {
+		n.cfg.Log.Warn().Err(err).Uint32("partition", spec.ID).Uint64("epoch", spec.Epoch).Msg("recording that the partition served")
+	}
+}
+
+// heldPart returns what the node holds of partition id.
+func (n *Node) heldPart(id uint32) (*held, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	h, ok := n.parts[id]
+	return h, ok
+}
+
+// partitionLog is the node's logger with spec's id and epoch.
+func (n *Node) partitionLog(spec registry.Partition) zerolog.Logger {
+	return n.cfg.Log.With().Uint32("partition", spec.ID).Uint64("epoch", spec.Epoch).Logger()
 }
 
 // seed restores an empty store from the newest valid snapshot in the bucket

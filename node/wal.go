@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/ingest"
 	"github.com/sluicedb/sluice/kv"
@@ -19,10 +21,17 @@ func (n *Node) newAppender(id uint32) func(context.Context) (wal.Appender, error
 }
 
 // replay reads the changelog's committed records from offsets to its end.
-func (n *Node) replay() wal.ReplayFunc {
+func (n *Node) replay(log zerolog.Logger) wal.ReplayFunc {
 	opts, topic := n.kafkaOpts(), n.topics.Changelog()
-	return func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error) (map[int32]int64, error) {
-		return changelog.Replay(ctx, opts, topic, from, decoded(fn))
+	return func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, waiting func(string)) (map[int32]int64, error) {
+		stalled := func(s *changelog.Stall) {
+			if s == nil {
+				waiting("")
+			} else {
+				waiting(s.String())
+			}
+		}
+		return changelog.Replay(ctx, opts, topic, from, decoded(fn), changelog.WithLog(log), changelog.OnStall(stalled))
 	}
 }
 

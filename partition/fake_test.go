@@ -69,7 +69,7 @@ func (l *fakeLog) setGate(g chan appendCall) {
 	l.gate = g
 }
 
-func (l *fakeLog) replay(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error) (map[int32]int64, error) {
+func (l *fakeLog) replay(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
 	l.mu.Lock()
 	b := wal.Batch{Reached: make(map[int32]int64)}
 	for slot, off := range from {

@@ -2,7 +2,6 @@ package partition
 
 import (
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,9 +56,6 @@ type partitionMetrics struct {
 	applyLatency              prometheus.Observer
 	restoreTime, fenceTime    prometheus.Observer
 	restoreRecords, dlq       prometheus.Counter
-	// waiting says what a restore waits for, if known (say "slot 3 at
-	// offset 120 of 5000"); "" when nothing or not known.
-	waiting atomic.Pointer[string]
 }
 
 func (m *Metrics) forPartition(id uint32) *partitionMetrics {
@@ -118,21 +114,17 @@ func (m *partitionMetrics) served(restoreTook time.Duration) {
 		return
 	}
 	m.restoreTime.Observe(restoreTook.Seconds())
-	m.waiting.Store(nil)
 }
 
 // waitingFor records what the restore under way waits for (a slot, an
-// offset), for the node's sluice_partition_restore_waiting gauge; "" clears
-// it. Safe from any goroutine; cleared when the partition serves.
+// offset), for Status and the node's sluice_partition_restore_waiting gauge;
+// "" clears it. Safe from any goroutine.
 func (p *Partition) waitingFor(what string) {
-	if p.metrics == nil {
-		return
-	}
 	if what == "" {
-		p.metrics.waiting.Store(nil)
+		p.waiting.Store(nil)
 		return
 	}
-	p.metrics.waiting.Store(&what)
+	p.waiting.Store(&what)
 }
 
 // Gauges is a partition's state at one instant, read when metrics are
@@ -153,10 +145,8 @@ type Gauges struct {
 // Gauges reads the partition's gauges. Safe from any goroutine.
 func (p *Partition) Gauges() Gauges {
 	g := Gauges{State: p.state(), Inbox: len(p.inbox), InboxCap: cap(p.inbox), BudgetUsed: p.budget.Used(), BudgetLimit: p.budget.Limit()}
-	if g.State == "restoring" && p.metrics != nil {
-		if w := p.metrics.waiting.Load(); w != nil {
-			g.Waiting = *w
-		}
+	if g.State == "restoring" {
+		g.Waiting = p.Status().Waiting
 	}
 	return g
 }

@@ -70,10 +70,12 @@ type Config struct {
 	// or not, never answers a read from a state the new owner has moved past.
 	// 0 disables the check (a single owner that can never be deposed).
 	Lease time.Duration
-	// SkipLeaseWait: the caller holds an exclusive lock on the partition's
-	// data directory, and its store last served this same epoch on this node,
-	// so no other process can have served it: the first restore serves
-	// without waiting a lease. Re-syncs after start still wait.
+	// SkipLeaseWait lets the first restore serve without waiting Lease after
+	// fencing. Set it only when the caller holds an exclusive lock on the
+	// data directory (no earlier process on it is alive) and this store last
+	// served this same epoch on this node: no other process can have answered
+	// a read of it since, so there is no deposed owner's lease to wait out.
+	// Every later restore (a re-sync) waits.
 	SkipLeaseWait bool
 	// Seed, if set, fills an empty store before its first restore (from the
 	// newest snapshot); the replay then starts at the offsets it loaded.
@@ -126,13 +128,14 @@ type Partition struct {
 	// serving is read by callers to answer fast while restoring; the loop is
 	// the authority (the core answers again from its own state).
 	serving  atomic.Bool
-	progress atomic.Int32          // restore percent
-	deposed  atomic.Pointer[error] // set once a newer owner took over
-	view                           // committed state, for reads that skip the inbox
-	lag      atomic.Int64          // log offsets left to replay while restoring
-	applies  atomic.Uint64         // the core's store writes so far (reads.go)
-	versions *versions             // committed keys' versions; the loop writes it
-	budget   *Budget               // bytes of requests held (budget.go)
+	progress atomic.Int32           // restore percent
+	deposed  atomic.Pointer[error]  // set once a newer owner took over
+	view                            // committed state, for reads that skip the inbox
+	lag      atomic.Int64           // log offsets left to replay while restoring
+	waiting  atomic.Pointer[string] // what a stalled restore waits for (waitingFor)
+	applies  atomic.Uint64          // the core's store writes so far (reads.go)
+	versions *versions              // committed keys' versions; the loop writes it
+	budget   *Budget                // bytes of requests held (budget.go)
 	metrics  *partitionMetrics
 	loop     loop // owned by the loop goroutine
 }
@@ -301,7 +304,8 @@ func (p *Partition) unavailable() error {
 		if d := p.deposed.Load(); d != nil {
 			return *d
 		}
-		return &RestoringError{Partition: p.cfg.ID, Percent: int(p.progress.Load())}
+		st := p.Status()
+		return &RestoringError{Partition: p.cfg.ID, Percent: st.Percent, Waiting: st.Waiting}
 	}
 }
 
@@ -340,11 +344,18 @@ type Status struct {
 	Percent int
 	// Lag is the log offsets left to replay while restoring.
 	Lag int64
+	// Waiting is what a restore that made no progress for a while waits
+	// for (a slot of the log and its offsets), or "".
+	Waiting string
 }
 
 // Status reports the partition's state.
 func (p *Partition) Status() Status {
-	return Status{Serving: p.serving.Load(), Deposed: p.deposed.Load() != nil, Percent: int(p.progress.Load()), Lag: p.lag.Load()}
+	st := Status{Serving: p.serving.Load(), Deposed: p.deposed.Load() != nil, Percent: int(p.progress.Load()), Lag: p.lag.Load()}
+	if w := p.waiting.Load(); w != nil && !st.Serving {
+		st.Waiting = *w
+	}
+	return st
 }
 
 // Len counts the partition's committed keys (a scan: for the control plane).

@@ -122,7 +122,7 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 		}
 		prog.add(len(b.Records), b.Bytes, b.Lag)
 		return nil
-	})
+	}, p.waitingFor)
 	if err != nil {
 		return fail(err)
 	}

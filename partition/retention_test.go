@@ -93,7 +93,7 @@ func TestStandbyEmptiesAStoreOutOfSyncLongerThanRetention(t *testing.T) {
 	tailed := make(chan map[int32]int64, 1)
 	sb := StartStandby(StandbyConfig{ID: 1, Range: keyspace.Range{From: 0, To: 4}, Store: st, Retention: time.Hour,
 		Tail: func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error) error {
-			if _, err := l.replay(ctx, from, fn); err != nil {
+			if _, err := l.replay(ctx, from, fn, nil); err != nil {
 				return err
 			}
 			tailed <- from
@@ -126,14 +126,14 @@ func TestReplayEndingPastTheRetentionRestoresAfresh(t *testing.T) {
 	var froms []int64
 	cfg := testConfig(l, st)
 	cfg.Retention = retention
-	cfg.Replay = func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error) (map[int32]int64, error) {
+	cfg.Replay = func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, waiting func(string)) (map[int32]int64, error) {
 		froms = append(froms, from[slot])
 		if len(froms) == 1 { // the first replay is slow: it ends past the retention
 			for time.Since(time.UnixMilli(synced)) <= retention {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}
-		return l.replay(ctx, from, fn)
+		return l.replay(ctx, from, fn, waiting)
 	}
 	p := startServing(t, cfg)
 	if r, err := p.Get(context.Background(), []byte("gone")); err != nil || r.Found {

@@ -22,18 +22,21 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/internal/retry"
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/wal"
 )
 
 // Partition is one partition's desired state.
@@ -133,6 +136,9 @@ func PutNode(n Node) Mutation {
 type Config struct {
 	Client []kgo.Opt
 	Topic  string
+	// Log hears of records skipped because they do not decode, and of
+	// failed reads of the topic (retried). Default: nothing.
+	Log zerolog.Logger
 }
 
 // Registry tails the registry topic and writes to it.
@@ -150,13 +156,7 @@ type Registry struct {
 // Open starts tailing the registry and returns once the view has caught up
 // with the topic's end.
 func Open(ctx context.Context, cfg Config) (*Registry, error) {
-	opts := append([]kgo.Opt{
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(), // markers take offsets: seeing them is how the view reaches the end
-		kgo.FetchMaxWait(200 * time.Millisecond),
-	}, cfg.Client...)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(cfg.Client...)
 	if err != nil {
 		return nil, err
 	}
@@ -173,34 +173,48 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	return r, nil
 }
 
+// tail folds the registry's committed records into the view until ctx ends.
+// It reads with changelog.Tail, whose position moves past markers and aborted
+// transactions, with or without a marker: the embedded broker (kfake) aborts
+// a transaction in flight at a crash without one, and franz-go's consumer
+// then never reached the end (Open hung) and dropped the writer's later
+// commits.
 func (r *Registry) tail(ctx context.Context) {
 	defer close(r.done)
-	for {
-		fetches := r.cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return
+	_, _ = retry.Forever(ctx, func() (struct{}, error) {
+		err := changelog.Tail(ctx, r.cfg.Client, r.cfg.Topic, map[int32]int64{0: r.View().Next}, r.fold)
+		var gone *changelog.OffsetGoneError
+		if errors.As(err, &gone) {
+			// The log starts later (deleted, or compacted by kfake, which
+			// moves the start): the registry is its surviving records.
+			r.mu.Lock()
+			r.view = &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: gone.LogStart, MaxEpoch: r.view.MaxEpoch}
+			r.mu.Unlock()
 		}
-		fetches.EachError(func(_ string, _ int32, err error) { time.Sleep(100 * time.Millisecond) })
-		recs := fetches.Records()
-		if len(recs) == 0 {
-			continue
+		return struct{}{}, err
+	}, func(err error, wait time.Duration) {
+		r.cfg.Log.Warn().Err(err).Dur("retry_in", wait).Str("topic", r.cfg.Topic).Msg("registry: reading the topic failed")
+	})
+}
+
+// fold applies a step of the topic to a new view.
+func (r *Registry) fold(b changelog.Batch) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch}
+	for _, rec := range b.Records {
+		if err := apply(v, rec); err != nil {
+			r.errs++
+			r.cfg.Log.Warn().Err(err).Str("key", string(rec.Key)).Int64("offset", rec.Offset).Msg("registry: skipping a record that does not decode")
 		}
-		r.mu.Lock()
-		v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch}
-		for _, rec := range recs {
-			v.Next = rec.Offset + 1
-			if rec.Attrs.IsControl() {
-				continue
-			}
-			if err := apply(v, rec); err != nil {
-				r.errs++
-			}
-		}
-		r.view = v
-		close(r.changed)
-		r.changed = make(chan struct{})
-		r.mu.Unlock()
 	}
+	if next, ok := b.Reached[0]; ok {
+		v.Next = next
+	}
+	r.view = v
+	close(r.changed)
+	r.changed = make(chan struct{})
+	return nil
 }
 
 // apply folds one registry record into v.
@@ -327,20 +341,13 @@ var ErrConflict = errors.New("registry: conflict")
 // fences every other writer, catches up, calls fn with the caught-up view and
 // commits what fn returns. When Update returns, View includes the change.
 func (r *Registry) Update(ctx context.Context, fn func(v *View) ([]Mutation, error)) error {
-	for attempt := 0; ; attempt++ {
+	return retry.Tries(ctx, 10, retry.ClientPolicy(), func(int) (bool, error) {
 		err := r.update(ctx, fn)
+		// Another writer fenced this one mid-way, or franz-go aborted the
+		// commit: nothing was written. Try again against the latest view.
 		var fenced *fencedError
-		if !errors.As(err, &fenced) || attempt == 9 {
-			return err
-		}
-		// Another writer fenced this one mid-way: nothing was written. Try
-		// again against the view that writer left.
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(10+rand.IntN(40)) * time.Millisecond):
-		}
-	}
+		return errors.As(err, &fenced) || errors.Is(err, wal.ErrNotCommitted), err
+	})
 }
 
 // fencedError says an update lost the writer's transactional id to another
@@ -361,7 +368,11 @@ func (r *Registry) update(ctx context.Context, fn func(v *View) ([]Mutation, err
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.TransactionTimeout(30 * time.Second),
 	}, r.cfg.Client...)
-	w, err := kgo.NewClient(opts...)
+	watch, watchOpt, err := changelog.WatchCommits(r.cfg.Client)
+	if err != nil {
+		return err
+	}
+	w, err := kgo.NewClient(append(opts, watchOpt)...)
 	if err != nil {
 		return err
 	}
@@ -379,6 +390,7 @@ func (r *Registry) update(ctx context.Context, fn func(v *View) ([]Mutation, err
 	if err != nil || len(muts) == 0 {
 		return err
 	}
+	watch.Reset()
 	if err := w.BeginTransaction(); err != nil {
 		return err
 	}
@@ -398,6 +410,9 @@ func (r *Registry) update(ctx context.Context, fn func(v *View) ([]Mutation, err
 			return &fencedError{err}
 		}
 		return fmt.Errorf("registry: commit: %w", err)
+	}
+	if watch.Aborted() {
+		return fmt.Errorf("registry: commit: franz-go aborted the transaction instead (changelog/commitwatch.go): %w", wal.ErrNotCommitted)
 	}
 	// The commit markers are written after EndTxn returns: wait until the
 	// records themselves are visible, not just the end offset of the moment.

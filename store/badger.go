@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/ristretto/v2/z"
 
 	"github.com/sluicedb/sluice/clock"
 	"github.com/sluicedb/sluice/kv"
@@ -48,6 +50,14 @@ var _ Store = (*Badger)(nil)
 // OpenBadger opens (or creates) the database in opts.Dir.
 func OpenBadger(opts badger.Options) (*Badger, error) {
 	db, err := badger.Open(opts)
+	if err != nil && strings.Contains(err.Error(), z.NewFile.Error()) {
+		// A process killed just after badger created its next memtable
+		// file, before sizing it, leaves it empty, and Open fails on it
+		// (dgraph-io/badger#2207; badger wraps the error with %v, hence the
+		// text). That failed Open sized it: the next one opens it as the
+		// empty memtable it is.
+		db, err = badger.Open(opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: opening badger at %s: %w", opts.Dir, err)
 	}

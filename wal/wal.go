@@ -83,8 +83,10 @@ type Positioned struct {
 
 // ReplayFunc reads the log's committed records from the given next offset of
 // each slot up to its end at the time of the call, handing each read to fn in
-// order, and returns the offsets reached.
-type ReplayFunc func(ctx context.Context, from map[int32]int64, fn func(Batch) error) (map[int32]int64, error)
+// order, and returns the offsets reached. A read that makes no progress for a
+// while says what it waits for to waiting (a slot and its offsets), and ""
+// once it moves again; waiting is safe to call from any goroutine.
+type ReplayFunc func(ctx context.Context, from map[int32]int64, fn func(Batch) error, waiting func(what string)) (map[int32]int64, error)
 
 // TailFunc reads the log's committed records from the given next offsets and
 // hands each read to fn, without end, until ctx ends (a standby).

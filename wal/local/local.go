@@ -36,7 +36,7 @@ var (
 
 // Replay is the replay of a local log: the store is the log, so there is
 // nothing after its offsets.
-func Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch) error) (map[int32]int64, error) {
+func Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
 	return from, nil
 }
 
