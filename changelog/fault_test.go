@@ -22,27 +22,8 @@ import (
 // error from Append, never a success, and the records stay invisible to a
 // read_committed replay.
 func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, opts, tp, app := kfakeAppender(t, "fault")
 	ctx := context.Background()
-	tp := Topics{Cluster: "fault"}
-	if _, err := EnsureTopics(ctx, cl, tp, 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	app, err := NewAppender(ctx, AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
 
 	failed := make(chan struct{})
 	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -60,7 +41,7 @@ func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
 		c.DropControl()
 		return nil, nil, false
 	})
-	_, err = app.Append(ctx, &wal.Group{Records: []kv.Record{rec("lost", "v", 1)}})
+	_, err := app.Append(ctx, &wal.Group{Records: []kv.Record{rec("lost", "v", 1)}})
 	<-failed
 	if !errors.Is(err, wal.ErrNotCommitted) {
 		t.Fatalf("Append = %v, want ErrNotCommitted for a refused commit", err)
@@ -130,27 +111,8 @@ func TestCommitOutcomeKnownOnlyFromTheFirstAnswer(t *testing.T) {
 		{"fenced on a retry", 1, wal.ErrCommitUnknown},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := kfake.NewCluster(kfake.NumBrokers(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-			cl, err := kgo.NewClient(opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
+			c, _, _, app := kfakeAppender(t, "first")
 			ctx := context.Background()
-			tp := Topics{Cluster: "first"}
-			if _, err := EnsureTopics(ctx, cl, tp, 1, 1); err != nil {
-				t.Fatal(err)
-			}
-			app, err := NewAppender(ctx, AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 5 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer app.Close()
 			var commits atomic.Int32
 			c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
 				c.KeepControl()
@@ -164,7 +126,7 @@ func TestCommitOutcomeKnownOnlyFromTheFirstAnswer(t *testing.T) {
 				}
 				return resp, nil, true
 			})
-			_, err = app.Append(ctx, &wal.Group{Records: []kv.Record{rec("k", "v", 1)}})
+			_, err := app.Append(ctx, &wal.Group{Records: []kv.Record{rec("k", "v", 1)}})
 			if !errors.Is(err, tc.want) || commits.Load() != int32(tc.retries+1) {
 				t.Fatalf("Append = %v after %d commit requests, want %v after %d", err, commits.Load(), tc.want, tc.retries+1)
 			}
@@ -264,4 +226,31 @@ func TestFirstAppendIsCommittedOrFails(t *testing.T) {
 		}
 	}
 	t.Logf("%d appends committed, %d refused as not committed", len(acked), refused)
+}
+
+// kfakeAppender starts an in-process broker with cluster's topics (one slot)
+// and an appender of partition 1 on it; both close when t ends.
+func kfakeAppender(t *testing.T, cluster string) (*kfake.Cluster, []kgo.Opt, Topics, *Appender) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	tp := Topics{Cluster: cluster}
+	if _, err := EnsureTopics(context.Background(), cl, tp, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	app, err := NewAppender(context.Background(), AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(app.Close)
+	return c, opts, tp, app
 }

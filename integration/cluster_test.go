@@ -250,6 +250,16 @@ func TestBadControlCallsChangeNothing(t *testing.T) {
 // write is lost, none is applied twice, and the client sees no error.
 func TestMoveUnderWrites(t *testing.T) {
 	c := startCluster(t)
+	n := movesUnderWrites(t, c, 300*time.Millisecond, 30*time.Second)
+	t.Logf("%d writes acknowledged across 3 moves of partition 1, all present once", n)
+}
+
+// movesUnderWrites moves partition 1 to n2, n3 and back to n1, pause apart,
+// while four writers upsert unique keys (each call given callTimeout), then
+// checks that every acknowledged key is there, written once, and returns
+// how many were. A writer that sees an error, not a retry, fails the test.
+func movesUnderWrites(t *testing.T, c *cluster, pause, callTimeout time.Duration) int {
+	t.Helper()
 	ctx := context.Background()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -271,7 +281,7 @@ func TestMoveUnderWrites(t *testing.T) {
 				default:
 				}
 				key := fmt.Sprintf("w%d-%d", w, i)
-				callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 				_, err := cl.Upsert(callCtx, client.Entry{Key: []byte(key), Value: []byte(key)})
 				cancel()
 				if err != nil {
@@ -283,7 +293,7 @@ func TestMoveUnderWrites(t *testing.T) {
 		}()
 	}
 	for _, hop := range []string{"n2", "n3", "n1"} {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(pause)
 		c.move(1, hop)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -306,7 +316,7 @@ func TestMoveUnderWrites(t *testing.T) {
 			t.Fatalf("%s written once has version %d: applied twice", key, v.Version)
 		}
 	}
-	t.Logf("%d writes acknowledged across 3 moves of partition 1, all present once", n)
+	return n
 }
 
 // A zombie: pause the owner (SIGSTOP) while writes flow into it, move its

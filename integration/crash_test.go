@@ -143,12 +143,16 @@ func check(t *testing.T, addr string, batches []*batch) (acked, partial int) {
 // kill -9 the node at random moments under load, start it again: every write
 // that was acknowledged is there, and no batch is half-applied.
 func TestKill9UnderLoadLosesNothingAcknowledged(t *testing.T) {
-	cluster := kafkatest.ClusterName(t)
-	dir := t.TempDir()
-	p := newProc(t, cluster, dir)
+	kill9Rounds(t, newProc(t, kafkatest.ClusterName(t), t.TempDir()), 3)
+}
+
+// kill9Rounds writes batches under load and kills the node at random
+// moments, rounds times, then starts it again and checks that every
+// acknowledged batch is whole and none is half-applied.
+func kill9Rounds(t *testing.T, p *proc, rounds int) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	var all []*batch
-	for round := 0; round < 3; round++ {
+	for round := 0; round < rounds; round++ {
 		p.start()
 		stop := make(chan struct{})
 		done := make(chan []*batch)
@@ -163,5 +167,5 @@ func TestKill9UnderLoadLosesNothingAcknowledged(t *testing.T) {
 	if acked == 0 {
 		t.Fatal("no write was acknowledged: the load never ran")
 	}
-	t.Logf("%d batches tried, %d acknowledged, all present after 3 kill -9s", len(all), acked)
+	t.Logf("%d batches tried, %d acknowledged, all present after %d kill -9s", len(all), acked, rounds)
 }

@@ -3,11 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,15 +37,10 @@ const (
 // detail). Without the budget the same flood peaked at 1020 MiB, over the
 // bound (see README, "Storage and memory").
 func TestFloodStaysWithinTheBudget(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "sluice")
-	// Without the race detector, whose shadow memory would swamp the figure.
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/sluice").CombinedOutput(); err != nil {
-		t.Fatalf("building sluice: %v\n%s", err, out)
-	}
 	p := newProc(t, kafkatest.ClusterName(t), t.TempDir(), "--node-budget", strconv.Itoa(floodBudget), "--partition-budget", strconv.Itoa(floodBudget/2))
-	p.bin = bin
+	p.bin = plainBin(t)
 	p.start()
-	base := rss(t, p.cmd.Process.Pid)
+	base := rssAnon(t, p.cmd.Process.Pid)
 
 	value := make([]byte, 1<<20-64)
 	var ok, refused, other atomic.Int64
@@ -91,7 +82,7 @@ func TestFloodStaysWithinTheBudget(t *testing.T) {
 	}
 	peak := base
 	for ctx.Err() == nil {
-		peak = max(peak, rss(t, p.cmd.Process.Pid))
+		peak = max(peak, rssAnon(t, p.cmd.Process.Pid))
 		time.Sleep(50 * time.Millisecond)
 	}
 	wg.Wait()
@@ -115,20 +106,4 @@ func notApplied(st *status.Status) bool {
 		}
 	}
 	return false
-}
-
-// rss is a process's anonymous resident memory (heap, stacks), from /proc.
-func rss(t *testing.T, pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no RssAnon")
-	return 0
 }

@@ -26,7 +26,7 @@ func TestSecondServeOnADataDirFails(t *testing.T) {
 		t.Fatalf("second sluice serve on %s: %v (deadline: %v)\n%s", dir, err, ctx.Err(), out.String())
 	}
 	t.Logf("second serve: %s", strings.TrimSpace(out.String()))
-	if err := p.waitServingWithin(10 * time.Second); err != nil {
+	if err := p.waitServingWithin(60 * time.Second); err != nil {
 		t.Fatalf("the first node stopped serving: %v", err)
 	}
 }

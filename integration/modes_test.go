@@ -46,30 +46,6 @@ func modeNode(t *testing.T, dataDir, bucket string, mode ...string) *proc {
 	return newProc(t, kafkatest.ClusterName(t), dataDir, args...)
 }
 
-// kill9Rounds writes batches under load and kills the node at random
-// moments, rounds times, then starts it again and checks that every
-// acknowledged batch is whole and none is half-applied.
-func kill9Rounds(t *testing.T, p *proc, rounds int) {
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	var all []*batch
-	for round := 0; round < rounds; round++ {
-		p.start()
-		stop := make(chan struct{})
-		done := make(chan []*batch)
-		go func() { done <- load(p.addr, 8, stop) }()
-		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
-		p.kill()
-		close(stop)
-		all = append(all, <-done...)
-	}
-	p.start()
-	acked, _ := check(t, p.addr, all)
-	if acked == 0 {
-		t.Fatal("no write was acknowledged: the load never ran")
-	}
-	t.Logf("%d batches tried, %d acknowledged, all present after %d kill -9s", len(all), acked, rounds)
-}
-
 // --wal disk, --wal disk --store cached, --store cached: kill -9 under load
 // loses nothing acknowledged and applies no batch by half.
 func TestModesKill9LoseNothingAcknowledged(t *testing.T) {

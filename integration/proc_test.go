@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +21,11 @@ import (
 	"github.com/sluicedb/sluice/internal/kafkatest"
 )
 
+// sluiceBin is `sluice` built with the race detector, for every test.
 var sluiceBin string
+
+// binDir holds the binaries the tests run.
+var binDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sluice-bin")
@@ -27,6 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	binDir = dir
 	sluiceBin = filepath.Join(dir, "sluice")
 	build := exec.Command("go", "build", "-race", "-o", sluiceBin, "../cmd/sluice")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -36,6 +43,28 @@ func TestMain(m *testing.M) {
 	}
 	defer os.RemoveAll(dir)
 	kafkatest.Main(m)
+}
+
+var plain struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// plainBin is `sluice` built without the race detector, whose shadow memory
+// would swamp a test that measures the node's memory. Built once.
+func plainBin(t *testing.T) string {
+	t.Helper()
+	plain.once.Do(func() {
+		plain.bin = filepath.Join(binDir, "sluice-plain")
+		if out, err := exec.Command("go", "build", "-o", plain.bin, "../cmd/sluice").CombinedOutput(); err != nil {
+			plain.err = fmt.Errorf("building sluice without -race: %v\n%s", err, out)
+		}
+	})
+	if plain.err != nil {
+		t.Fatal(plain.err)
+	}
+	return plain.bin
 }
 
 // proc is a `sluice serve` child process: a real process, killed for real.
@@ -162,4 +191,32 @@ func (p *proc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	_ = p.cmd.Process.Signal(syscall.SIGCONT) // a stopped process dies only once it runs
 	<-p.exited
+}
+
+// rssAnon is a process's anonymous resident memory (its heap, stacks and
+// Badger's memtables): VmRSS also counts the pages of Badger's tables and
+// value log that the process maps in, which the kernel may drop at any time.
+func rssAnon(t *testing.T, pid int) int64 { return procStatus(t, pid, "RssAnon") }
+
+// vmRSS is a process's whole resident memory.
+func vmRSS(t *testing.T, pid int) int64 { return procStatus(t, pid, "VmRSS") }
+
+// procStatus reads a size in bytes from /proc/<pid>/status.
+func procStatus(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == field+":" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
 }

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,27 +21,6 @@ import (
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
-// rssAnon is a process's anonymous resident memory (its heap, stacks and
-// Badger's memtables): VmRSS also counts the pages of Badger's tables that
-// a scan maps in, which the kernel may drop at any time.
-func rssAnon(t *testing.T, pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "RssAnon:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no RssAnon")
-	return 0
-}
-
 // A scan of 1,000,000 keys (about 170 MB of keys and values) through a
 // client with gRPC's smallest window, which stops reading for a while: the
 // node streams it with bounded memory, whatever the range. Run without the
@@ -53,16 +29,10 @@ func TestScanOfAMillionKeysHoldsLittleMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads 1,000,000 keys")
 	}
-	plain := filepath.Join(t.TempDir(), "sluice")
-	if out, err := exec.Command("go", "build", "-o", plain, "../cmd/sluice").CombinedOutput(); err != nil {
-		t.Fatalf("building sluice without -race: %v\n%s", err, out)
-	}
 	httpAddr := freeAddr(t)
 	p := newProc(t, kafkatest.ClusterName(t), t.TempDir(), "--http-addr", httpAddr)
-	raceBin := sluiceBin
-	sluiceBin = plain
+	p.bin = plainBin(t)
 	p.start()
-	sluiceBin = raceBin
 
 	const keys, perBatch, valueSize = 1_000_000, 4000, 160
 	value := bytes.Repeat([]byte("v"), valueSize)
@@ -104,9 +74,7 @@ func TestScanOfAMillionKeysHoldsLittleMemory(t *testing.T) {
 	// A fresh process, so that the heap the writes grew is not there to
 	// hide what the scan holds (Go returns freed memory to the system slowly).
 	p.kill()
-	sluiceBin = plain
 	p.start()
-	sluiceBin = raceBin
 	pid := p.cmd.Process.Pid
 	before, goalBefore := rssAnon(t, pid), heapGoal(t, httpAddr)
 	t.Logf("restarted: RssAnon %d MiB, VmRSS %d MiB, heap goal %d MiB", before>>20, vmRSS(t, pid)>>20, goalBefore>>20)

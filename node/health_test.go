@@ -77,7 +77,10 @@ func TestStalledRestoreNamesItsSlot(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		body := healthz(t, m)
-		state := m.LocalStatus()[0].State
+		state := "not open yet"
+		if ps := m.LocalStatus(); len(ps) > 0 {
+			state = ps[0].State
+		}
 		if strings.Contains(body, want) && strings.Contains(state, want) && strings.Contains(state, "KAFKA_STORAGE_ERROR") {
 			t.Logf("/healthz: %s; ListPartitions: %s", body, state)
 			break

@@ -1,17 +1,13 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/sluicedb/sluice/kv"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
@@ -100,63 +96,19 @@ func TestBadInputIsTheSameInEveryMode(t *testing.T) {
 }
 
 // badInputChangesNothing is node_test.go's bad input table (less the
-// routing hints, which do not depend on the mode).
+// routing hints, which do not depend on the mode), and a refused increment.
 func badInputChangesNothing(t *testing.T, n *testNode) {
 	t.Helper()
 	ctx := context.Background()
-	key := "good-key"
-	cases := []struct {
-		name string
-		call func() error
-		code codes.Code
-		want string
-	}{
-		{"upsert no entries", func() error { _, err := n.data.Upsert(ctx, &sluicev1.UpsertRequest{}); return err }, codes.InvalidArgument, "no entries"},
-		{"upsert empty key", func() error { _, err := n.data.Upsert(ctx, upsert(key, "v", "", "v")); return err }, codes.InvalidArgument, "empty key"},
-		{"upsert key over 4 KiB", func() error {
-			_, err := n.data.Upsert(ctx, upsert(key, "v", strings.Repeat("k", 4097), "v"))
-			return err
-		}, codes.InvalidArgument, "limit of 4096 bytes"},
-		{"upsert batch over 1 MiB", func() error {
-			_, err := n.data.Upsert(ctx, upsert(key, strings.Repeat("x", kv.MaxBatchBytes)))
-			return err
-		}, codes.InvalidArgument, "limit of 1048576 bytes"},
-		{"upsert over the transport limit", func() error { _, err := n.data.Upsert(ctx, upsert(key, strings.Repeat("x", 9<<20))); return err }, codes.ResourceExhausted, "larger than max"},
-		{"get empty key", func() error { _, err := n.data.Get(ctx, &sluicev1.GetRequest{}); return err }, codes.InvalidArgument, "empty key"},
-		{"get key over 4 KiB", func() error {
-			_, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: bytes.Repeat([]byte("k"), 4097)})
-			return err
-		}, codes.InvalidArgument, "limit of 4096 bytes"},
-		{"remove empty key", func() error { _, err := n.data.Remove(ctx, &sluicev1.RemoveRequest{}); return err }, codes.InvalidArgument, "empty key"},
-		{"reserved key", func() error { _, err := n.data.Upsert(ctx, upsert("\x00k", "v")); return err }, codes.InvalidArgument, "reserved for sluice"},
-		{"unknown partition", func() error {
-			req := upsert(key, "v")
-			p := uint32(99)
-			req.Partition = &p
-			_, err := n.data.Upsert(ctx, req)
-			return err
-		}, codes.InvalidArgument, "unknown partition 99"},
-		{"malformed request", func() error {
-			return n.conn.Invoke(ctx, "/sluice.v1.Data/Upsert", []byte{0x0a, 0xff, 0xff}, new([]byte), grpc.ForceCodecV2(nil), grpc.ForceCodec(rawCodec{}))
-		}, codes.InvalidArgument, "malformed request"},
-		{"increment of a non-integer", func() error {
+	refusedAlike(t, ctx, n, "good-key", append(badInput(ctx, n, "good-key"),
+		badCase{"increment of a non-integer", func() error {
 			if _, err := n.data.Upsert(ctx, upsert("text", "abc")); err != nil {
 				return fmt.Errorf("setting up: %w", err)
 			}
 			_, err := n.data.Increment(ctx, &sluicev1.IncrementRequest{Key: []byte("text"), Delta: 1})
 			return err
 		}, codes.FailedPrecondition, "not"},
-	}
-	for _, tc := range cases {
-		st := status.Convert(tc.call())
-		if st.Code() != tc.code || !strings.Contains(st.Message(), tc.want) {
-			t.Errorf("%s: got %v %q, want %v containing %q", tc.name, st.Code(), st.Message(), tc.code, tc.want)
-		}
-	}
-	got, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: []byte(key)})
-	if err != nil || got.Found {
-		t.Fatalf("a rejected request changed state: %+v %v", got, err)
-	}
+	))
 	if got, _ := n.data.Get(ctx, &sluicev1.GetRequest{Key: []byte("text")}); string(got.Value) != "abc" {
 		t.Fatalf("a refused increment changed the value: %q", got.Value)
 	}

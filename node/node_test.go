@@ -97,6 +97,60 @@ func (rawCodec) Marshal(v any) ([]byte, error)      { return v.([]byte), nil }
 func (rawCodec) Unmarshal(data []byte, v any) error { return nil }
 func (rawCodec) Name() string                       { return "proto" }
 
+// badCase is a bad request and the code and message it must get.
+type badCase struct {
+	name string
+	call func() error
+	code codes.Code
+	want string
+}
+
+// badInput is the bad input every storage mode refuses alike, each request
+// naming key or nothing; none may change key.
+func badInput(ctx context.Context, n *testNode, key string) []badCase {
+	withHint := func(req *sluicev1.UpsertRequest, id uint32) *sluicev1.UpsertRequest { req.Partition = &id; return req }
+	return []badCase{
+		{"upsert no entries", func() error { _, err := n.data.Upsert(ctx, &sluicev1.UpsertRequest{}); return err }, codes.InvalidArgument, "no entries"},
+		{"upsert empty key", func() error { _, err := n.data.Upsert(ctx, upsert(key, "v", "", "v")); return err }, codes.InvalidArgument, "empty key"},
+		{"upsert key over 4 KiB", func() error {
+			_, err := n.data.Upsert(ctx, upsert(key, "v", strings.Repeat("k", 4097), "v"))
+			return err
+		}, codes.InvalidArgument, "limit of 4096 bytes"},
+		{"upsert batch over 1 MiB", func() error {
+			_, err := n.data.Upsert(ctx, upsert(key, strings.Repeat("x", kv.MaxBatchBytes)))
+			return err
+		}, codes.InvalidArgument, "limit of 1048576 bytes"},
+		{"upsert batch of 2 MiB", func() error { _, err := n.data.Upsert(ctx, upsert(key, strings.Repeat("x", 2<<20))); return err }, codes.InvalidArgument, "limit of 1048576 bytes"},
+		{"upsert over the transport limit", func() error { _, err := n.data.Upsert(ctx, upsert(key, strings.Repeat("x", 9<<20))); return err }, codes.ResourceExhausted, "larger than max"},
+		{"get empty key", func() error { _, err := n.data.Get(ctx, &sluicev1.GetRequest{}); return err }, codes.InvalidArgument, "empty key"},
+		{"get key over 4 KiB", func() error {
+			_, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: bytes.Repeat([]byte("k"), 4097)})
+			return err
+		}, codes.InvalidArgument, "limit of 4096 bytes"},
+		{"remove empty key", func() error { _, err := n.data.Remove(ctx, &sluicev1.RemoveRequest{}); return err }, codes.InvalidArgument, "empty key"},
+		{"reserved key", func() error { _, err := n.data.Upsert(ctx, upsert("\x00k", "v")); return err }, codes.InvalidArgument, "reserved for sluice"},
+		{"unknown partition", func() error { _, err := n.data.Upsert(ctx, withHint(upsert(key, "v"), 99)); return err }, codes.InvalidArgument, "unknown partition 99"},
+		{"malformed request", func() error {
+			return n.conn.Invoke(ctx, "/sluice.v1.Data/Upsert", []byte{0x0a, 0xff, 0xff}, new([]byte), grpc.ForceCodecV2(nil), grpc.ForceCodec(rawCodec{}))
+		}, codes.InvalidArgument, "malformed request"},
+	}
+}
+
+// refusedAlike runs cases and checks each one's code and message, and that
+// key was not written.
+func refusedAlike(t *testing.T, ctx context.Context, n *testNode, key string, cases []badCase) {
+	t.Helper()
+	for _, tc := range cases {
+		st := status.Convert(tc.call())
+		if st.Code() != tc.code || !strings.Contains(st.Message(), tc.want) {
+			t.Errorf("%s: got %v %q, want %v containing %q", tc.name, st.Code(), st.Message(), tc.code, tc.want)
+		}
+	}
+	if got, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: []byte(key)}); err != nil || got.Found {
+		t.Fatalf("a rejected request changed state: %+v %v", got, err)
+	}
+}
+
 // Every bad request gets a clear code and message, and changes nothing.
 func TestBadInputGetsClearErrorAndChangesNothing(t *testing.T) {
 	n := startNode(t, Config{Partitions: 4})
@@ -104,51 +158,15 @@ func TestBadInputGetsClearErrorAndChangesNothing(t *testing.T) {
 	key := "good-key"
 	slot, owner, _ := n.table.Load().Lookup([]byte(key))
 	wrong := owner.ID%4 + 1
-	u32 := func(v uint32) *uint32 { return &v }
-
-	overBatch := upsert(key, strings.Repeat("x", kv.MaxBatchBytes))
-	twoMiB := upsert(key, strings.Repeat("x", 2<<20))
-	overTransport := upsert(key, strings.Repeat("x", 9<<20))
 	withHint := func(req *sluicev1.UpsertRequest, id uint32) *sluicev1.UpsertRequest { req.Partition = &id; return req }
-
-	cases := []struct {
-		name string
-		call func() error
-		code codes.Code
-		want string
-	}{
-		{"upsert no entries", func() error { _, err := n.data.Upsert(ctx, &sluicev1.UpsertRequest{}); return err }, codes.InvalidArgument, "no entries"},
-		{"upsert empty key", func() error { _, err := n.data.Upsert(ctx, upsert(key, "v", "", "v")); return err }, codes.InvalidArgument, "empty key"},
-		{"upsert key over 4 KiB", func() error {
-			_, err := n.data.Upsert(ctx, upsert(key, "v", strings.Repeat("k", 4097), "v"))
-			return err
-		}, codes.InvalidArgument, "limit of 4096 bytes"},
-		{"upsert batch over 1 MiB", func() error { _, err := n.data.Upsert(ctx, overBatch); return err }, codes.InvalidArgument, "limit of 1048576 bytes"},
-		{"upsert batch of 2 MiB", func() error { _, err := n.data.Upsert(ctx, twoMiB); return err }, codes.InvalidArgument, "limit of 1048576 bytes"},
-		{"upsert over the transport limit", func() error { _, err := n.data.Upsert(ctx, overTransport); return err }, codes.ResourceExhausted, "larger than max"},
-		{"get empty key", func() error { _, err := n.data.Get(ctx, &sluicev1.GetRequest{}); return err }, codes.InvalidArgument, "empty key"},
-		{"get key over 4 KiB", func() error {
-			_, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: bytes.Repeat([]byte("k"), 4097)})
-			return err
-		}, codes.InvalidArgument, "limit of 4096 bytes"},
-		{"remove empty key", func() error { _, err := n.data.Remove(ctx, &sluicev1.RemoveRequest{}); return err }, codes.InvalidArgument, "empty key"},
-		{"unknown partition", func() error { _, err := n.data.Upsert(ctx, withHint(upsert(key, "v"), 99)); return err }, codes.InvalidArgument, "unknown partition 99"},
-		{"get unknown partition", func() error {
-			_, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: []byte(key), Partition: u32(99)})
+	refusedAlike(t, ctx, n, key, append(badInput(ctx, n, key),
+		badCase{"get unknown partition", func() error {
+			id := uint32(99)
+			_, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: []byte(key), Partition: &id})
 			return err
 		}, codes.InvalidArgument, "unknown partition 99"},
-		{"key outside the named partition", func() error { _, err := n.data.Upsert(ctx, withHint(upsert(key, "v"), wrong)); return err }, codes.FailedPrecondition, fmt.Sprintf("slot %d is owned by partition %d", slot, owner.ID)},
-		{"malformed request", func() error {
-			return n.conn.Invoke(ctx, "/sluice.v1.Data/Upsert", []byte{0x0a, 0xff, 0xff}, new([]byte), grpc.ForceCodecV2(nil), grpc.ForceCodec(rawCodec{}))
-		}, codes.InvalidArgument, "malformed request"},
-	}
-	for _, tc := range cases {
-		err := tc.call()
-		st := status.Convert(err)
-		if st.Code() != tc.code || !strings.Contains(st.Message(), tc.want) {
-			t.Errorf("%s: got %v %q, want %v containing %q", tc.name, st.Code(), st.Message(), tc.code, tc.want)
-		}
-	}
+		badCase{"key outside the named partition", func() error { _, err := n.data.Upsert(ctx, withHint(upsert(key, "v"), wrong)); return err }, codes.FailedPrecondition, fmt.Sprintf("slot %d is owned by partition %d", slot, owner.ID)},
+	))
 	// BadNode names the owner so a client can go there.
 	_, err := n.data.Upsert(ctx, withHint(upsert(key, "v"), wrong))
 	var bn *sluicev1.BadNode
@@ -159,8 +177,7 @@ func TestBadInputGetsClearErrorAndChangesNothing(t *testing.T) {
 		t.Fatalf("BadNode detail = %+v", bn)
 	}
 	// Nothing of any of it was applied.
-	got, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: []byte(key)})
-	if err != nil || got.Found {
+	if got, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: []byte(key)}); err != nil || got.Found {
 		t.Fatalf("a rejected request changed state: %+v %v", got, err)
 	}
 }

@@ -77,6 +77,8 @@ type Config struct {
 	// a read of it since, so there is no deposed owner's lease to wait out.
 	// Every later restore (a re-sync) waits.
 	SkipLeaseWait bool
+	// now is the wall clock of the retention checks (tests); nil: time.Now.
+	now func() time.Time
 	// Seed, if set, fills an empty store before its first restore (from the
 	// newest snapshot); the replay then starts at the offsets it loaded.
 	Seed func(ctx context.Context) error

@@ -150,7 +150,7 @@ func (p *Partition) startingPoint(ctx context.Context) (map[int32]int64, error) 
 		return nil, err
 	}
 	if len(stored) > 0 && cfg.Retention > 0 {
-		cleared, err := clearIfStale(cfg.Store, cfg.Retention, cfg.Log)
+		cleared, err := clearIfStale(cfg.Store, cfg.Retention, p.wallClock(), cfg.Log)
 		if err != nil {
 			return nil, err
 		}
@@ -178,7 +178,7 @@ func (p *Partition) startingPoint(ctx context.Context) (map[int32]int64, error) 
 // either never reads that value or meets the tombstone.
 func (p *Partition) syncedBefore(empty bool) (time.Time, error) {
 	if empty {
-		now := time.Now()
+		now := p.wallClock()
 		return now, p.cfg.Store.Apply(kv.Batch{SyncedAt: now.UnixMilli()})
 	}
 	at, err := p.cfg.Store.SyncedAt()
@@ -190,12 +190,20 @@ func (p *Partition) syncedBefore(empty bool) (time.Time, error) {
 // been compacted away before the replay reached them. The store keeps its
 // SyncedAt, so the restore tried again empties it first.
 func (p *Partition) replayedInTime(synced time.Time) error {
-	if r := p.cfg.Retention; r > 0 && time.Since(synced) > r {
+	if r, took := p.cfg.Retention, p.wallClock().Sub(synced); r > 0 && took > r {
 		return fmt.Errorf("the replay ended %s after the store was last in sync with the changelog, longer than its delete.retention.ms (%s): "+
 			"removals may have been compacted away before the replay reached them; restoring afresh (raise delete.retention.ms if restores take this long)",
-			time.Since(synced).Round(time.Second), r)
+			took.Round(time.Second), r)
 	}
 	return nil
+}
+
+// wallClock is the time of the retention checks.
+func (p *Partition) wallClock() time.Time {
+	if p.cfg.now != nil {
+		return p.cfg.now()
+	}
+	return time.Now()
 }
 
 // clearIfStale empties st if it was last known in sync with the log longer
@@ -203,12 +211,12 @@ func (p *Partition) replayedInTime(synced time.Time) error {
 // have dropped tombstones a replay from st's offsets would need, so replaying
 // onto it could bring removed keys back. A store that never recorded when
 // it was in sync counts as stale. It reports whether it cleared st.
-func clearIfStale(st store.Store, retention time.Duration, log zerolog.Logger) (bool, error) {
+func clearIfStale(st store.Store, retention time.Duration, now time.Time, log zerolog.Logger) (bool, error) {
 	at, err := st.SyncedAt()
 	if err != nil {
 		return false, err
 	}
-	age := time.Since(time.UnixMilli(at))
+	age := now.Sub(time.UnixMilli(at))
 	if at != 0 && age <= retention {
 		return false, nil
 	}

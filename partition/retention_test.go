@@ -2,6 +2,8 @@ package partition
 
 import (
 	"context"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,7 +78,9 @@ func TestRestoreEmptiesAStoreOutOfSyncLongerThanRetention(t *testing.T) {
 			}
 			// Every write stamps the store as in sync.
 			stamp, _ := st.SyncedAt()
-			time.Sleep(2 * time.Millisecond)
+			for time.Now().UnixMilli() <= stamp {
+				runtime.Gosched() // a write within the same millisecond could not show it
+			}
 			if _, err := p.Upsert(ctx, entries("new", "v")); err != nil {
 				t.Fatal(err)
 			}
@@ -126,13 +130,17 @@ func TestReplayEndingPastTheRetentionRestoresAfresh(t *testing.T) {
 	var froms []int64
 	cfg := testConfig(l, st)
 	cfg.Retention = retention
+	var late atomic.Bool
+	cfg.now = func() time.Time {
+		if late.Load() {
+			return time.UnixMilli(synced).Add(retention + time.Second)
+		}
+		return time.Now()
+	}
 	cfg.Replay = func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, waiting func(string)) (map[int32]int64, error) {
 		froms = append(froms, from[slot])
-		if len(froms) == 1 { // the first replay is slow: it ends past the retention
-			for time.Since(time.UnixMilli(synced)) <= retention {
-				time.Sleep(10 * time.Millisecond)
-			}
-		}
+		late.Store(true) // the first replay is slow: it ends past the retention
+
 		return l.replay(ctx, from, fn, waiting)
 	}
 	p := startServing(t, cfg)

@@ -64,7 +64,7 @@ func (s *Standby) follow(ctx context.Context) error {
 		return err
 	}
 	if len(stored) > 0 && s.cfg.Retention > 0 {
-		cleared, err := clearIfStale(s.cfg.Store, s.cfg.Retention, s.cfg.Log)
+		cleared, err := clearIfStale(s.cfg.Store, s.cfg.Retention, time.Now(), s.cfg.Log)
 		if err != nil {
 			return err
 		}

@@ -334,9 +334,6 @@ func (r *Registry) end(ctx context.Context) (int64, error) {
 	}
 }
 
-// ErrConflict wraps a rejection by an Update's validation function.
-var ErrConflict = errors.New("registry: conflict")
-
 // Update applies fn's mutations atomically against the latest registry: it
 // fences every other writer, catches up, calls fn with the caught-up view and
 // commits what fn returns. When Update returns, View includes the change.
