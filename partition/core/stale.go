@@ -56,22 +56,24 @@ func (r *recent) reset() {
 }
 
 // current says a read of key made after seen store writes is still the store's.
-func (r *recent) current(key string, seen uint64) bool {
-	return seen >= r.trimmed && r.last[key] <= seen
+func (r *recent) current(key []byte, seen uint64) bool {
+	return seen == r.n || seen >= r.trimmed && r.last[string(key)] <= seen
 }
 
 // Stale returns the indices of req's keys whose committed state the core does
 // not know: not written by a pending group, and not read (or read before a
 // store write that may have changed it). The loop reads them from the store
-// (Read.Seen = Applies()) before Request.
+// (Read.Seen = Applies()) before Request. A read it finds current is marked
+// as seen at Applies(), so Request need not look it up again.
 func (c *Core) Stale(req *Request) []int {
 	var out []int
 	for i := range req.NumKeys() {
-		key := string(req.KeyAt(i))
-		if _, ok := c.overlay[key]; ok {
+		key := req.KeyAt(i)
+		if _, ok := c.overlay[string(key)]; ok {
 			continue
 		}
 		if i < len(req.Reads) && req.Reads[i].OK && c.recent.current(key, req.Reads[i].Seen) {
+			req.Reads[i].Seen = c.recent.n
 			continue
 		}
 		out = append(out, i)

@@ -50,7 +50,7 @@ func (c *Core) lookup(req *Request, i int, now time.Time) (r kv.Read, speculativ
 	if pv, found := c.overlay[string(key)]; found {
 		return pv.read.Live(now), true, true
 	}
-	if i < len(req.Reads) && req.Reads[i].OK && c.recent.current(string(key), req.Reads[i].Seen) {
+	if i < len(req.Reads) && req.Reads[i].OK && c.recent.current(key, req.Reads[i].Seen) {
 		return req.Reads[i].Read.Live(now), false, true
 	}
 	return kv.Read{}, false, false
