@@ -59,16 +59,7 @@ func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
 // UNKNOWN_TOPIC_OR_PARTITION for a moment: EnsureTopics asks again instead of
 // failing the node's start.
 func TestEnsureTopicsWaitsForMetadataOfNewTopics(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, cl := kfakeClient(t)
 	tp := Topics{Cluster: "lagging"}
 	var unknown atomic.Int32 // the cluster's goroutine counts down, the test reads
 	unknown.Store(3)
@@ -228,21 +219,29 @@ func TestFirstAppendIsCommittedOrFails(t *testing.T) {
 	t.Logf("%d appends committed, %d refused as not committed", len(acked), refused)
 }
 
-// kfakeAppender starts an in-process broker with cluster's topics (one slot)
-// and an appender of partition 1 on it; both close when t ends.
-func kfakeAppender(t *testing.T, cluster string) (*kfake.Cluster, []kgo.Opt, Topics, *Appender) {
+// kfakeClient starts an in-process broker and a client of it; both close
+// when t ends.
+func kfakeClient(t *testing.T) (*kfake.Cluster, *kgo.Client) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	t.Cleanup(cl.Close)
+	return c, cl
+}
+
+// kfakeAppender starts an in-process broker with cluster's topics (one slot)
+// and an appender of partition 1 on it; both close when t ends.
+func kfakeAppender(t *testing.T, cluster string) (*kfake.Cluster, []kgo.Opt, Topics, *Appender) {
+	t.Helper()
+	c, cl := kfakeClient(t)
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 	tp := Topics{Cluster: cluster}
 	if _, err := EnsureTopics(context.Background(), cl, tp, 1, 1); err != nil {
 		t.Fatal(err)

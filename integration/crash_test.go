@@ -28,6 +28,20 @@ type batch struct {
 
 const keysPerBatch = 5
 
+// send upserts b's keys in one call, within timeout, and records whether it
+// was acknowledged.
+func (b *batch) send(dc sluicev1.DataClient, timeout time.Duration) error {
+	req := &sluicev1.UpsertRequest{}
+	for _, k := range b.keys {
+		req.Entries = append(req.Entries, &sluicev1.Entry{Key: k, Value: b.value})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err := dc.Upsert(ctx, req)
+	b.acked = err == nil
+	return err
+}
+
 func newBatch(writer, n int) *batch {
 	b := &batch{id: fmt.Sprintf("w%d-b%d", writer, n), value: []byte(fmt.Sprintf("value-w%d-b%d", writer, n))}
 	for i := 0; i < keysPerBatch; i++ {
@@ -61,14 +75,7 @@ func load(addr string, writers int, stop <-chan struct{}) []*batch {
 				default:
 				}
 				b := newBatch(w, n)
-				req := &sluicev1.UpsertRequest{}
-				for _, k := range b.keys {
-					req.Entries = append(req.Entries, &sluicev1.Entry{Key: k, Value: b.value})
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := dc.Upsert(ctx, req)
-				cancel()
-				b.acked = err == nil
+				err := b.send(dc, 5*time.Second)
 				mu.Lock()
 				all = append(all, b)
 				mu.Unlock()

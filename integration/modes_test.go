@@ -109,14 +109,7 @@ func TestDiskModeKilledDuringABigGroupCommit(t *testing.T) {
 				defer wg.Done()
 				for i := 0; ; i++ {
 					b := bigBatchOfPartition1(round*10000+w*1000+i, 30_000)
-					req := &sluicev1.UpsertRequest{}
-					for _, k := range b.keys {
-						req.Entries = append(req.Entries, &sluicev1.Entry{Key: k, Value: b.value})
-					}
-					ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-					_, err := dc.Upsert(ctx, req)
-					cancel()
-					b.acked = err == nil
+					err := b.send(dc, 60*time.Second)
 					mu.Lock()
 					all = append(all, b)
 					mu.Unlock()
