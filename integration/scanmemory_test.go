@@ -138,8 +138,12 @@ func TestScanOfAMillionKeysHoldsLittleMemory(t *testing.T) {
 		t.Fatalf("scanned %d keys, want %d", n, keys)
 	}
 	// Twice the live heap after a collection: a scan that held its entries
-	// would raise it by twice what it holds.
-	if growth := peakGoal.Load() - goalBefore; growth > 64<<20 {
+	// would raise it by twice what it holds (+527 MiB, measured on a node
+	// that collected them before sending). A fresh node's goal also grows as
+	// it warms up (Badger's caches, gRPC's buffers): +6 MiB from a start at
+	// 255 MiB on an idle machine, +72 MiB from one at 191 MiB with a core
+	// kept busy; so the bound is half what holding the entries would add.
+	if growth := peakGoal.Load() - goalBefore; growth > 170<<20 {
 		t.Fatalf("the node's heap goal grew by %d MiB during the scan of ~170 MB: it holds entries", growth>>20)
 	}
 	// Resident memory also holds the garbage the scan makes until the heap
