@@ -163,6 +163,7 @@ func (w *world) crash() {
 	old := w.owner
 	w.injected["crash"]++
 	old.core.Kill(w.now)
+	old.killed = true
 	old.carry(old.core.Ready())
 	in := newInst(w, len(w.insts), old.epoch)
 	in.st, in.restarted = old.st, true
@@ -228,6 +229,9 @@ type inst struct {
 	restores int
 	// restarted: a process restarted on its own disk at the same epoch.
 	restarted bool
+	// killed: the process is gone (kill -9); it writes nothing to the store
+	// it shares with the process restarted on it.
+	killed bool
 	deferred  []func() // inputs waiting, in order, while paused
 }
 
@@ -339,6 +343,10 @@ func (in *inst) nextApply() {
 	w.after(w.dur(0, 5*time.Millisecond), func() {
 		in.do(func() {
 			in.applying = false
+			if in.killed {
+				in.applyQ = nil
+				return
+			}
 			var err error
 			if w.chance(w.faults.applyFail) {
 				w.injected["apply-fail"]++
