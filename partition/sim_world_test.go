@@ -231,8 +231,8 @@ type inst struct {
 	restarted bool
 	// killed: the process is gone (kill -9); it writes nothing to the store
 	// it shares with the process restarted on it.
-	killed bool
-	deferred  []func() // inputs waiting, in order, while paused
+	killed   bool
+	deferred []func() // inputs waiting, in order, while paused
 }
 
 func newInst(w *world, id int, epoch uint64) *inst {
