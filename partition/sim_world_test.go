@@ -157,8 +157,11 @@ func (w *world) move() {
 }
 
 // crash kills the owner's process (kill -9) and starts it again on the same
-// store at the same epoch: it holds its directory's lock, so no other
-// process can have served this epoch, and it skips the lease wait.
+// store at the same epoch. It holds its directory's lock, so no other
+// process of it is alive; it skips the lease wait only if its store has
+// served this epoch (node's partition.json "served"): one killed before it
+// ever served had not waited the lease out, and a deposed owner may still
+// answer within it.
 func (w *world) crash() {
 	old := w.owner
 	w.injected["crash"]++
@@ -166,7 +169,7 @@ func (w *world) crash() {
 	old.killed = true
 	old.carry(old.core.Ready())
 	in := newInst(w, len(w.insts), old.epoch)
-	in.st, in.restarted = old.st, true
+	in.st, in.restarted = old.st, old.served || old.restarted
 	w.owner = in
 	w.insts = append(w.insts, in)
 	w.trace("crash: i%d restarts as i%d", old.id, in.id)
@@ -227,8 +230,11 @@ type inst struct {
 	paused   time.Time // events for it wait until then
 	gen      uint64    // the ingest consumer's generation; 0 when stopped
 	restores int
-	// restarted: a process restarted on its own disk at the same epoch.
+	// restarted: a process restarted on its own disk at the same epoch
+	// whose store served it (it may skip the lease wait).
 	restarted bool
+	// served: the core has served (the node then records it on disk).
+	served bool
 	// killed: the process is gone (kill -9); it writes nothing to the store
 	// it shares with the process restarted on it.
 	killed   bool
@@ -272,6 +278,9 @@ func (in *inst) drain() {
 // carry carries out a Ready the way loop.carry does, with delays.
 func (in *inst) carry(rd core.Ready) {
 	w := in.w
+	if in.core.State() == core.Serving {
+		in.served = true
+	}
 	if rd.StopIngest {
 		in.gen = 0
 	}
@@ -376,6 +385,9 @@ func (in *inst) restore() {
 	in.restores++
 	in.vers.reset()
 	w.after(w.dur(0, 5*time.Millisecond), func() {
+		if in.killed {
+			return // gone before it asked the registry
+		}
 		if w.epoch != in.epoch {
 			w.trace("i%d restore: deposed", in.id)
 			in.do(func() {
@@ -393,7 +405,12 @@ func (in *inst) restore() {
 			w.log.fenced = producer
 			w.trace("i%d fence takes effect: producer %d", in.id, producer)
 		})
+		// A fence asked for takes effect even if the process is killed
+		// meanwhile: the request is at the broker.
 		w.after(effect+w.dur(0, 50*time.Millisecond), func() {
+			if in.killed {
+				return // gone: nothing replays into the store
+			}
 			fencedAt := w.now
 			in.producer = producer
 			if w.epoch != in.epoch { // ownership again, after its own fence
