@@ -1,6 +1,8 @@
 package core
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/sluicedb/sluice/kv"
@@ -59,10 +61,11 @@ func (g *Group) consumed(slot int32, next int64) {
 }
 
 // addMarks adds the ingest marks: the next offset of every ingest slot the group
-// consumed from, in the same transaction as the changes.
+// consumed from, in the same transaction as the changes, in slot order (the
+// core's output depends on its inputs only, never on a map's order).
 func (g *Group) addMarks(epoch uint64, now time.Time) {
-	for slot, next := range g.Ingest {
-		g.add(kv.Record{Kind: kv.KindMark, Slot: slot, Epoch: epoch, Ingest: &kv.Source{Slot: slot, Offset: next}})
+	for _, slot := range slices.Sorted(maps.Keys(g.Ingest)) {
+		g.add(kv.Record{Kind: kv.KindMark, Slot: slot, Epoch: epoch, Ingest: &kv.Source{Slot: slot, Offset: g.Ingest[slot]}})
 	}
 	g.Began = now
 }
