@@ -78,6 +78,8 @@ type held struct {
 	spec  registry.Partition
 	store localStore     // the durable store (modes.go): what snapshots read
 	busy  sync.WaitGroup // snapshots reading the store: release waits for them
+	// recorded: its partition.json says it served this epoch (markServed).
+	recorded atomic.Bool
 	// ctx is cancelled when the partition is released: it ends its snapshots.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -336,7 +338,7 @@ func (n *Node) Ready() bool {
 			continue
 		}
 		h, ok := n.parts[p.ID]
-		if !ok || h.p == nil || !h.spec.Equal(p) || !h.p.Serving() {
+		if !ok || h.p == nil || !h.spec.Equal(p) || !h.p.Serving() || !h.recorded.Load() {
 			return false
 		}
 	}

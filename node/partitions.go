@@ -192,36 +192,41 @@ func (n *Node) startPartition(spec registry.Partition, st localStore, resumed bo
 	p := partition.Start(cfg)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	h := &held{p: p, spec: spec, store: st, ctx: ctx, cancel: cancel}
+	h.recorded.Store(resumed)
 	n.mu.Lock()
 	n.parts[spec.ID] = h
 	n.mu.Unlock()
 	n.afterStart(h)
 	if !resumed {
 		n.wg.Add(1)
-		go n.markServed(spec, p)
+		go n.markServed(h)
 	}
 	return nil
 }
 
-// markServed records in the partition's directory once p serves: from then
-// on a restart of this node at the same epoch may skip the read-lease wait.
-func (n *Node) markServed(spec registry.Partition, p *partition.Partition) {
+// markServed records in the partition's directory once h's partition
+// serves: from then on a restart of this node at the same epoch may skip the
+// read-lease wait. The node counts the partition as serving (Ready, health)
+// only once it is recorded, so a node killed as soon as it reports serving
+// is back without the wait.
+func (n *Node) markServed(h *held) {
 	defer n.wg.Done()
-	t := time.NewTicker(50 * time.Millisecond)
+	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for !p.Serving() {
+	for !h.p.Serving() {
 		select {
 		case <-n.stop:
 			return
 		case <-t.C:
 		}
-		if h, ok := n.heldPart(spec.ID); !ok || h.p != p {
+		if now, ok := n.heldPart(h.spec.ID); !ok || now != h {
 			return // released or replaced
 		}
 	}
-	if err := writeMeta(n.partitionDir(spec.ID), dirMeta{Spec: spec, Served: true}); err != nil {
-		n.cfg.Log.Warn().Err(err).Uint32("partition", spec.ID).Uint64("epoch", spec.Epoch).Msg("recording that the partition served")
+	if err := writeMeta(n.partitionDir(h.spec.ID), dirMeta{Spec: h.spec, Served: true}); err != nil {
+		n.cfg.Log.Warn().Err(err).Uint32("partition", h.spec.ID).Uint64("epoch", h.spec.Epoch).Msg("recording that the partition served: its next start waits the read lease")
 	}
+	h.recorded.Store(true)
 }
 
 // heldPart returns what the node holds of partition id.
