@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -27,7 +28,15 @@ type KafkaSecurity struct {
 	// SASL, if set, authenticates every connection: a mechanism from
 	// franz-go's pkg/sasl/plain, scram or oauth.
 	SASL sasl.Mechanism
+	// AllowPlaintextSASL lets PLAIN and OAUTHBEARER run without TLS, which
+	// sends the password or token to the brokers as it is
+	// (--kafka-sasl-allow-plaintext). Default false: that is refused.
+	AllowPlaintextSASL bool
 }
+
+// clearTextMechanisms are the SASL mechanisms that send the secret itself
+// over the connection (SCRAM sends a proof of it).
+var clearTextMechanisms = []string{"PLAIN", "OAUTHBEARER"}
 
 // Opts are the franz-go options that apply s; the node adds them to every
 // client, and cmd/sluice to its own (bench -w ingest).
@@ -50,6 +59,9 @@ func (s KafkaSecurity) String() string {
 	}
 	if s.SASL != nil {
 		parts = append(parts, "SASL "+s.SASL.Name())
+		if s.TLS == nil && s.AllowPlaintextSASL {
+			parts = append(parts, "credentials in the clear")
+		}
 	}
 	if len(parts) == 0 {
 		return "plaintext, no authentication"
@@ -61,7 +73,23 @@ func (s KafkaSecurity) check(hasBrokers bool) error {
 	if !hasBrokers && (s.TLS != nil || s.SASL != nil) {
 		return errors.New("node: Kafka TLS and SASL settings need brokers (--brokers): the embedded broker takes neither")
 	}
-	return nil
+	return s.Check()
+}
+
+// Check refuses settings that would send a Kafka password or token in the
+// clear: SASL PLAIN or OAUTHBEARER without TLS, unless AllowPlaintextSASL
+// says that is meant (as Kafka's own clients refuse PLAIN over plaintext
+// unless told).
+func (s KafkaSecurity) Check() error {
+	if s.SASL == nil || s.TLS != nil || s.AllowPlaintextSASL || !slices.Contains(clearTextMechanisms, s.SASL.Name()) {
+		return nil
+	}
+	secret := "password"
+	if s.SASL.Name() == "OAUTHBEARER" {
+		secret = "token"
+	}
+	return fmt.Errorf("node: Kafka SASL %s without TLS sends the %s to the brokers in the clear: dial them over TLS (--kafka-tls, or kafka.tls in the config file), or, to send it in the clear on purpose, set --kafka-sasl-allow-plaintext",
+		s.SASL.Name(), secret)
 }
 
 // explain turns the errors of a first contact with Kafka that a setting

@@ -250,3 +250,50 @@ func TestKafkaSecurity(t *testing.T) {
 		})
 	}
 }
+
+// SASL PLAIN and OAUTHBEARER without TLS would send the password or token
+// in the clear: the start refuses, naming both ways out, before it dials
+// Kafka; said on purpose, it is allowed. SCRAM sends no secret and passes.
+func TestKafkaSASLInTheClearIsRefused(t *testing.T) {
+	refused := []KafkaSecurity{
+		{SASL: plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()},
+		{SASL: oauth.Auth{Token: unsecuredJWT("alice")}.AsMechanism()},
+	}
+	for _, sec := range refused {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		// Nothing listens on the broker's port: a start that dials fails
+		// there, with another error.
+		n, err := Start(ctx, Config{Brokers: []string{"127.0.0.1:1"}, Kafka: sec, Cluster: "cleartext", DataDir: t.TempDir(),
+			DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", HTTPAddr: "-", ControlToken: "t",
+			Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+		cancel()
+		if err == nil {
+			n.Close()
+			t.Fatalf("%s: the node started", sec)
+		}
+		for _, want := range []string{"in the clear", "--kafka-tls", "--kafka-sasl-allow-plaintext"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("%s: start: %v; want an error containing %q", sec, err, want)
+			}
+		}
+	}
+}
+
+// Said on purpose (--kafka-sasl-allow-plaintext), or over TLS, or with
+// SCRAM, SASL passes the check.
+func TestKafkaSASLInTheClearWhenAllowed(t *testing.T) {
+	refused := []KafkaSecurity{
+		{SASL: plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()},
+		{SASL: oauth.Auth{Token: unsecuredJWT("alice")}.AsMechanism()},
+	}
+	for _, sec := range []KafkaSecurity{
+		{SASL: refused[0].SASL, AllowPlaintextSASL: true},
+		{SASL: refused[1].SASL, AllowPlaintextSASL: true},
+		{SASL: refused[0].SASL, TLS: &tls.Config{}},
+		{SASL: scram.Auth{User: "alice", Pass: "alice-secret"}.AsSha256Mechanism()},
+	} {
+		if err := sec.Check(); err != nil {
+			t.Errorf("%s: %v", sec, err)
+		}
+	}
+}

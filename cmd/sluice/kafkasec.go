@@ -46,6 +46,9 @@ type kafkaSecurity struct {
 		// every new connection, so a token that a sidecar refreshes is used.
 		Token     string `yaml:"token"`
 		TokenFile string `yaml:"token_file"`
+		// AllowPlaintext lets PLAIN and OAUTHBEARER run without TLS, sending
+		// the secret in the clear; refused otherwise.
+		AllowPlaintext bool `yaml:"allow_plaintext"`
 	} `yaml:"sasl"`
 }
 
@@ -60,6 +63,7 @@ func (k *kafkaSecurity) register(fs *pflag.FlagSet) {
 	fs.StringVar(&k.SASL.User, "kafka-sasl-user", "", "SASL user (PLAIN, SCRAM)")
 	fs.StringVar(&k.SASL.PasswordFile, "kafka-sasl-password-file", "", "file holding the SASL password ($SLUICE_KAFKA_PASSWORD also works)")
 	fs.StringVar(&k.SASL.TokenFile, "kafka-sasl-token-file", "", "file holding the OAUTHBEARER token, read at every new connection ($SLUICE_KAFKA_TOKEN: a static one)")
+	fs.BoolVar(&k.SASL.AllowPlaintext, "kafka-sasl-allow-plaintext", false, "let PLAIN and OAUTHBEARER run without --kafka-tls, sending the password or token in the clear (refused otherwise)")
 }
 
 // loadKafkaSecurity reads the `kafka:` section of a config file (unknown
@@ -103,6 +107,7 @@ func loadKafkaSecurity(path string, over kafkaSecurity) (kafkaSecurity, error) {
 	k.TLS.ServerName = pick(over.TLS.ServerName, k.TLS.ServerName)
 	k.SASL.Mechanism, k.SASL.User = pick(over.SASL.Mechanism, k.SASL.Mechanism), pick(over.SASL.User, k.SASL.User)
 	k.SASL.PasswordFile, k.SASL.TokenFile = pick(over.SASL.PasswordFile, k.SASL.PasswordFile), pick(over.SASL.TokenFile, k.SASL.TokenFile)
+	k.SASL.AllowPlaintext = k.SASL.AllowPlaintext || over.SASL.AllowPlaintext
 	return k, nil
 }
 
@@ -135,8 +140,11 @@ func (k kafkaSecurity) build() (node.KafkaSecurity, error) {
 		s.TLS = tc
 	}
 	var err error
-	s.SASL, err = k.mechanism()
-	return s, err
+	if s.SASL, err = k.mechanism(); err != nil {
+		return s, err
+	}
+	s.AllowPlaintextSASL = k.SASL.AllowPlaintext
+	return s, s.Check() // at start, for every command that reaches Kafka
 }
 
 func (k kafkaSecurity) mechanism() (sasl.Mechanism, error) {

@@ -80,13 +80,15 @@ func TestKafkaSecurityRefusesMistakes(t *testing.T) {
 		file string
 		want string
 	}{
-		"typo":         {"kafka:\n  sasl: {mechanizm: PLAIN}\n", "field mechanizm not found"},
-		"no mechanism": {"kafka:\n  sasl: {user: a, password: b}\n", "no mechanism"},
-		"no password":  {"kafka:\n  sasl: {mechanism: SCRAM-SHA-256, user: a}\n", "needs a user"},
-		"unknown":      {"kafka:\n  sasl: {mechanism: GSSAPI, user: a, password: b}\n", `"GSSAPI" is none of`},
-		"no token":     {"kafka:\n  sasl: {mechanism: OAUTHBEARER}\n", "needs a token"},
-		"missing CA":   {"kafka:\n  tls: {ca: /nonexistent/ca.pem}\n", "kafka TLS CA"},
-		"half a cert":  {"kafka:\n  tls: {cert: c.pem}\n", "needs both"},
+		"typo":               {"kafka:\n  sasl: {mechanizm: PLAIN}\n", "field mechanizm not found"},
+		"no mechanism":       {"kafka:\n  sasl: {user: a, password: b}\n", "no mechanism"},
+		"no password":        {"kafka:\n  sasl: {mechanism: SCRAM-SHA-256, user: a}\n", "needs a user"},
+		"unknown":            {"kafka:\n  sasl: {mechanism: GSSAPI, user: a, password: b}\n", `"GSSAPI" is none of`},
+		"no token":           {"kafka:\n  sasl: {mechanism: OAUTHBEARER}\n", "needs a token"},
+		"missing CA":         {"kafka:\n  tls: {ca: /nonexistent/ca.pem}\n", "kafka TLS CA"},
+		"half a cert":        {"kafka:\n  tls: {cert: c.pem}\n", "needs both"},
+		"plain in the clear": {"kafka:\n  sasl: {mechanism: PLAIN, user: a, password: b}\n", "set --kafka-sasl-allow-plaintext"},
+		"token in the clear": {"kafka:\n  sasl: {mechanism: OAUTHBEARER, token: t}\n", "dial them over TLS (--kafka-tls"},
 	}
 	for name, tc := range cases {
 		k, err := loadKafkaSecurity(write(t, dir, "c.yaml", tc.file), kafkaSecurity{})
@@ -95,6 +97,32 @@ func TestKafkaSecurityRefusesMistakes(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+// Said on purpose, in the file or with the flag, SASL PLAIN without TLS is
+// allowed.
+func TestKafkaSASLAllowPlaintext(t *testing.T) {
+	dir := t.TempDir()
+	for _, allow := range []string{"kafka:\n  sasl: {mechanism: PLAIN, user: a, password: b, allow_plaintext: true}\n", "--kafka-sasl-allow-plaintext"} {
+		var flags kafkaSecurity
+		file := "kafka:\n  sasl: {mechanism: PLAIN, user: a, password: b}\n"
+		if strings.HasPrefix(allow, "--") {
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			flags.register(fs)
+			if err := fs.Parse([]string{allow}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			file = allow
+		}
+		k, err := loadKafkaSecurity(write(t, dir, "c.yaml", file), flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sec, err := k.build(); err != nil || !sec.AllowPlaintextSASL || sec.TLS != nil {
+			t.Errorf("%q: %v, %v", allow, sec, err)
 		}
 	}
 }
