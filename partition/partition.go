@@ -205,10 +205,35 @@ func (p *Partition) Get(ctx context.Context, key []byte) (kv.Read, error) {
 	return r.Read, err
 }
 
-// GetMany reads keys of the partition at one point, linearizably: out[i] is
-// keys[i].
-func (p *Partition) GetMany(ctx context.Context, keys [][]byte) ([]kv.Read, error) {
-	r, err := p.call(ctx, &request{Request: core.Request{Op: core.OpGetMany, Keys: keys}})
+// GetMany reads keys of the partition at one point, linearizably, in order
+// until a committed value does not fit in b: out[i] is keys[i] for
+// i < len(out), the keys from len(out) on were not read. A nil b reads
+// every key.
+func (p *Partition) GetMany(ctx context.Context, keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
+	req := &request{Request: core.Request{Op: core.OpGetMany, Keys: keys}}
+	if b != nil {
+		// The caller's goroutine reads the committed values within b (what
+		// prefetch does without a bound), and the request asks only for
+		// the keys read. The loop reads again only keys a store write
+		// changed since: values just written, which the node held anyway.
+		if !p.serving.Load() {
+			return nil, p.unavailable()
+		}
+		seen := p.applies.Load()
+		reads, err := p.cfg.Store.GetManyWithin(keys, b)
+		if err != nil {
+			return nil, err
+		}
+		req.Keys = keys[:len(reads)]
+		req.Reads = make([]core.Read, len(reads))
+		for i, r := range reads {
+			req.Reads[i] = core.Read{Read: r, OK: true, Seen: seen}
+		}
+		if len(reads) == 0 {
+			return nil, nil
+		}
+	}
+	r, err := p.call(ctx, req)
 	return r.Reads, err
 }
 
@@ -242,12 +267,13 @@ func (p *Partition) ReadCommitted(key []byte) (kv.Read, error) {
 	return p.view.ReadCommitted(key)
 }
 
-// ReadCommittedMany is ReadCommitted of many keys at one point.
-func (p *Partition) ReadCommittedMany(keys [][]byte) ([]kv.Read, error) {
+// ReadCommittedMany is ReadCommitted of many keys at one point, within b
+// (view.ReadCommittedMany).
+func (p *Partition) ReadCommittedMany(keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
 	if !p.serving.Load() {
 		return nil, p.unavailable()
 	}
-	return p.view.ReadCommittedMany(keys)
+	return p.view.ReadCommittedMany(keys, b)
 }
 
 // call hands req to the loop and waits on the caller's own context.

@@ -25,6 +25,9 @@ import (
 // no data. A failed read leaves req without values: the loop reads, and
 // handles the error.
 func (p *Partition) prefetch(req *core.Request) {
+	if req.Reads != nil {
+		return // read by the caller (GetMany within a budget)
+	}
 	n := req.NumKeys()
 	var skip []bool
 	if !req.NeedsData() {

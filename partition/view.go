@@ -38,14 +38,17 @@ func (v *view) ReadCommitted(key []byte) (kv.Read, error) {
 	return r.Live(time.Now()), err
 }
 
-// ReadCommittedMany reads keys' committed state at one point.
-func (v *view) ReadCommittedMany(keys [][]byte) ([]kv.Read, error) {
+// ReadCommittedMany reads keys' committed state at one point, in order,
+// until a value does not fit in b: out[i] is keys[i] for i < len(out), the
+// keys from len(out) on were not read (store.Store.GetManyWithin). A nil b
+// reads every key.
+func (v *view) ReadCommittedMany(keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
 	for _, k := range keys {
 		if err := kv.ValidateKey(k); err != nil {
 			return nil, err
 		}
 	}
-	reads, err := v.st.GetMany(keys)
+	reads, err := v.st.GetManyWithin(keys, b)
 	now := time.Now()
 	for i := range reads {
 		reads[i] = reads[i].Live(now)

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicedb/sluice/partition"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
 )
 
@@ -51,7 +52,10 @@ type Data struct {
 // one of its standbys.
 type CommittedReader interface {
 	ReadCommitted(key []byte) (kv.Read, error)
-	ReadCommittedMany(keys [][]byte) ([]kv.Read, error)
+	// ReadCommittedMany reads keys at one point, in order, until a value
+	// does not fit in b (nil: every key): reads[i] is keys[i] for
+	// i < len(reads).
+	ReadCommittedMany(keys [][]byte, b *store.ReadBudget) ([]kv.Read, error)
 	ScanCommitted(start, end []byte, fn func(key []byte, v kv.Value) bool) error
 	WaitApplied(ctx context.Context, slot int32, offset int64) error
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/store"
 )
 
 // Limits of one GetMany.
@@ -26,24 +27,46 @@ const (
 
 // manyPart is the keys of one partition (or one standby) in a GetMany.
 type manyPart struct {
-	index []int
+	index []int // into the call's distinct keys
 	keys  [][]byte
-	// read reads the part at one point.
-	read func(ctx context.Context, keys [][]byte) ([]kv.Read, error)
+	// read reads the part at one point, in order, until a value does not
+	// fit in the budget: reads[i] is keys[i] for i < len(reads).
+	read func(ctx context.Context, keys [][]byte, b *store.ReadBudget) ([]kv.Read, error)
 }
 
+// GetMany answers each key of the call, in the call's order. A key named
+// twice is read once. Values are bounded while they are read, not after:
+// the partitions' reads share one budget of MaxGetManyValueBytes, each stops
+// before the first value that does not fit, and the keys not read are
+// answered RESOURCE_EXHAUSTED (ask again); the response, where a key named
+// n times holds its value n times, is held to the same limit. So one call
+// makes a node hold a few times the limit at most, whatever it names.
 func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*sluicev1.GetManyResponse, error) {
 	if err := d.validateGetMany(req); err != nil {
 		return nil, err
 	}
 	slots := d.Table().Slots()
-	out := make([]*sluicev1.KeyRead, len(req.Keys))
+	// distinct[j] is the j-th distinct key; of[i] is the distinct index of
+	// request key i.
+	of := make([]int, len(req.Keys))
+	first := make(map[string]int, len(req.Keys))
+	var distinct [][]byte
+	for i, key := range req.Keys {
+		j, ok := first[string(key)]
+		if !ok {
+			j = len(distinct)
+			first[string(key)] = j
+			distinct = append(distinct, key)
+		}
+		of[i] = j
+	}
+	got := make([]*sluicev1.KeyRead, len(distinct))
 	parts := map[any]*manyPart{}
 	var order []*manyPart
-	for i, key := range req.Keys {
+	for j, key := range distinct {
 		id, read, err := d.manyReader(ctx, key, req, slots)
 		if err != nil {
-			out[i] = &sluicev1.KeyRead{Error: keyError(err)}
+			got[j] = &sluicev1.KeyRead{Error: keyError(err)}
 			continue
 		}
 		pt := parts[id]
@@ -52,23 +75,27 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 			parts[id] = pt
 			order = append(order, pt)
 		}
-		pt.index = append(pt.index, i)
+		pt.index = append(pt.index, j)
 		pt.keys = append(pt.keys, key)
 	}
 	// Each partition's share in one step; the partitions in parallel.
+	budget := store.NewReadBudget(MaxGetManyValueBytes)
 	var wg sync.WaitGroup
-	for j, pt := range order {
+	for k, pt := range order {
 		run := func() {
-			reads, err := pt.read(ctx, pt.keys)
-			for k, i := range pt.index {
-				if err != nil {
-					out[i] = &sluicev1.KeyRead{Error: keyError(toStatus(err))}
-					continue
+			reads, err := pt.read(ctx, pt.keys, budget)
+			for n, j := range pt.index {
+				switch {
+				case err != nil:
+					got[j] = &sluicev1.KeyRead{Error: keyError(toStatus(err))}
+				case n < len(reads):
+					got[j] = keyRead(reads[n])
+				default:
+					got[j] = overLimit()
 				}
-				out[i] = keyRead(reads[k])
 			}
 		}
-		if j == len(order)-1 {
+		if k == len(order)-1 {
 			run() // the last (often the only) part on this goroutine
 			continue
 		}
@@ -79,14 +106,31 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 	if err := ctx.Err(); err != nil {
 		return nil, toStatus(err)
 	}
-	budget := MaxGetManyValueBytes
-	for i, r := range out {
-		if budget -= len(r.Value); budget < 0 && r.Found {
-			out[i] = &sluicev1.KeyRead{Error: &sluicev1.KeyError{Code: int32(codes.ResourceExhausted),
-				Message: fmt.Sprintf("not read: the response's values reached the limit of %d bytes before this key; ask for it in another call", MaxGetManyValueBytes)}}
+	// The response, in the call's order: a value counts each time it is
+	// sent (a linearizable read may also answer a value just written, from
+	// the partition's pending writes, which no read budget counted).
+	out := make([]*sluicev1.KeyRead, len(req.Keys))
+	sent := make([]bool, len(distinct))
+	left := MaxGetManyValueBytes
+	for i, j := range of {
+		r := got[j]
+		if left -= len(r.Value); left < 0 && r.Found {
+			out[i] = overLimit()
+			continue
 		}
+		if sent[j] { // a key named again: its own message, the value's bytes shared
+			r = &sluicev1.KeyRead{Found: r.Found, Value: r.Value, Version: r.Version, Timestamp: r.Timestamp, Error: r.Error}
+		}
+		sent[j] = true
+		out[i] = r
 	}
 	return &sluicev1.GetManyResponse{Results: out}, nil
+}
+
+// overLimit answers a key the response had no room for.
+func overLimit() *sluicev1.KeyRead {
+	return &sluicev1.KeyRead{Error: &sluicev1.KeyError{Code: int32(codes.ResourceExhausted),
+		Message: fmt.Sprintf("not read: the response's values reached the limit of %d bytes before this key; ask for it in another call", MaxGetManyValueBytes)}}
 }
 
 func (d *Data) validateGetMany(req *sluicev1.GetManyRequest) error {
@@ -114,7 +158,7 @@ func (d *Data) validateGetMany(req *sluicev1.GetManyRequest) error {
 
 // manyReader finds who reads key for a GetMany: an id grouping the keys of
 // one replica, and how that replica reads them at one point.
-func (d *Data) manyReader(ctx context.Context, key []byte, req *sluicev1.GetManyRequest, slots int32) (any, func(context.Context, [][]byte) ([]kv.Read, error), error) {
+func (d *Data) manyReader(ctx context.Context, key []byte, req *sluicev1.GetManyRequest, slots int32) (any, func(context.Context, [][]byte, *store.ReadBudget) ([]kv.Read, error), error) {
 	if req.Consistency == sluicev1.Consistency_LINEARIZABLE {
 		p, err := d.route(key, nil)
 		if err != nil {
@@ -127,9 +171,11 @@ func (d *Data) manyReader(ctx context.Context, key []byte, req *sluicev1.GetMany
 		return nil, nil, err
 	}
 	if req.Consistency == sluicev1.Consistency_EVENTUAL {
-		return rd, func(_ context.Context, keys [][]byte) ([]kv.Read, error) { return rd.ReadCommittedMany(keys) }, nil
+		return rd, func(_ context.Context, keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
+			return rd.ReadCommittedMany(keys, b)
+		}, nil
 	}
-	return rd, func(ctx context.Context, keys [][]byte) ([]kv.Read, error) {
+	return rd, func(ctx context.Context, keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
 		waited := map[int32]bool{}
 		for _, k := range keys {
 			slot := keyspace.Slot(k, slots)
@@ -141,7 +187,7 @@ func (d *Data) manyReader(ctx context.Context, key []byte, req *sluicev1.GetMany
 				return nil, err
 			}
 		}
-		return rd.ReadCommittedMany(keys)
+		return rd.ReadCommittedMany(keys, b)
 	}, nil
 }
 

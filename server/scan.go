@@ -276,13 +276,13 @@ func (d *Data) scanParts(req *sluicev1.ScanRequest) ([]scanPart, error) {
 func (d *Data) scanPrep(req *sluicev1.ScanRequest, owner *partition.Partition, rd CommittedReader, r keyspace.Range) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if owner != nil {
-			if _, err := owner.ReadCommittedMany(nil); err != nil { // not serving: says why
+			if _, err := owner.ReadCommittedMany(nil, nil); err != nil { // not serving: says why
 				return err
 			}
 		}
 		switch req.Consistency {
 		case sluicev1.Consistency_LINEARIZABLE:
-			_, err := owner.GetMany(ctx, nil)
+			_, err := owner.GetMany(ctx, nil, nil)
 			return err
 		case sluicev1.Consistency_SESSION:
 			for slot, off := range req.Session.GetOffsets() {

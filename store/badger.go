@@ -84,14 +84,20 @@ func (s *Badger) Get(key []byte) (kv.Read, error) {
 
 // GetMany reads every key in one read transaction: one snapshot, and one
 // transaction's overhead (badger's read watermark) instead of one per key.
-func (s *Badger) GetMany(keys [][]byte) ([]kv.Read, error) {
-	out := make([]kv.Read, len(keys))
+func (s *Badger) GetMany(keys [][]byte) ([]kv.Read, error) { return s.GetManyWithin(keys, nil) }
+
+// GetManyWithin is GetMany that stops before the first value that does not
+// fit in b: a value's size is known from the store's own bytes (badger's
+// table block or value log) before it is copied out.
+func (s *Badger) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) {
+	out := make([]kv.Read, 0, len(keys))
 	err := s.db.View(func(txn *badger.Txn) error {
-		for i, k := range keys {
-			var err error
-			if out[i], err = get(txn, k); err != nil {
+		for _, k := range keys {
+			r, _, fits, err := read(txn, k, b)
+			if err != nil || !fits {
 				return err
 			}
+			out = append(out, r)
 		}
 		return nil
 	})
@@ -99,20 +105,31 @@ func (s *Badger) GetMany(keys [][]byte) ([]kv.Read, error) {
 }
 
 func get(txn *badger.Txn, key []byte) (kv.Read, error) {
+	r, _, _, err := read(txn, key, nil)
+	return r, err
+}
+
+// read reads key in txn: held says the store has an entry for it (a value
+// or a tombstone); fits is false, and nothing copied, if its value does not
+// fit in b.
+func read(txn *badger.Txn, key []byte, b *ReadBudget) (r kv.Read, held, fits bool, err error) {
 	item, err := txn.Get(dataKey(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return kv.Read{}, nil
+		return kv.Read{}, false, true, nil
 	}
 	if err != nil {
-		return kv.Read{}, err
+		return kv.Read{}, false, false, err
 	}
-	var r kv.Read
 	err = item.Value(func(raw []byte) error {
 		r, err = decodeRead(raw)
+		if fits = b.take(len(r.Value.Data)); !fits {
+			r = kv.Read{}
+			return err
+		}
 		r.Value.Data = bytes.Clone(r.Value.Data)
 		return err
 	})
-	return r, err
+	return r, err == nil, fits, err
 }
 
 // retainUntil is when badger may drop a key's entry: a tombstone, or a value

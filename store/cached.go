@@ -254,3 +254,53 @@ func (c *Cached) Close() error {
 	}
 	return errors.Join(err, c.durable.Close())
 }
+
+// GetManyWithin is GetMany within b: the cached keys, in order, until one
+// does not fit, then the misses before it from the durable store within
+// what is left.
+func (c *Cached) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) {
+	if b == nil {
+		return c.GetMany(keys)
+	}
+	if c.broken.Load() {
+		return c.durable.GetManyWithin(keys, b)
+	}
+	out, n := make([]kv.Read, len(keys)), len(keys)
+	var missed []int
+	err := c.cache.db.View(func(txn *badger.Txn) error {
+		for i, k := range keys {
+			r, held, fits, err := read(txn, k, b)
+			switch {
+			case err != nil:
+				return err
+			case !fits:
+				n = i
+				return nil
+			case held:
+				out[i] = r
+			default:
+				missed = append(missed, i)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(missed) == 0 {
+		return out[:n], err
+	}
+	mkeys := make([][]byte, len(missed))
+	for j, i := range missed {
+		mkeys[j] = keys[i]
+	}
+	reads, err := c.durable.GetManyWithin(mkeys, b)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range reads {
+		out[missed[j]] = r
+	}
+	if len(reads) < len(missed) {
+		n = missed[len(reads)]
+	}
+	c.fill(mkeys[:len(reads)], reads)
+	return out[:n], nil
+}

@@ -38,15 +38,24 @@ func (m *Memory) Get(key []byte) (kv.Read, error) {
 	return m.data[string(key)], nil
 }
 
-func (m *Memory) GetMany(keys [][]byte) ([]kv.Read, error) {
+func (m *Memory) GetMany(keys [][]byte) ([]kv.Read, error) { return m.GetManyWithin(keys, nil) }
+
+// GetManyWithin hands out the stored values themselves (Apply stores a copy
+// and never changes it), so a read copies nothing; b still bounds what one
+// request holds of them, as with Badger.
+func (m *Memory) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, ErrClosed
 	}
-	out := make([]kv.Read, len(keys))
-	for i, k := range keys {
-		out[i] = m.data[string(k)]
+	out := make([]kv.Read, 0, len(keys))
+	for _, k := range keys {
+		r := m.data[string(k)]
+		if !b.take(len(r.Value.Data)) {
+			break
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -21,6 +21,12 @@ type Store interface {
 	Get(key []byte) (kv.Read, error)
 	// GetMany reads keys at one consistent point: out[i] is keys[i].
 	GetMany(keys [][]byte) ([]kv.Read, error)
+	// GetManyWithin is GetMany that copies no more values than fit in b:
+	// it reads keys in order at one point and stops before the first value
+	// that does not fit, so out[i] is keys[i] for i < len(out) and the keys
+	// from len(out) on were not read. Missing and removed keys take nothing
+	// from b. A nil b reads every key.
+	GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error)
 	// Apply writes the batch: all of it or, after a crash, a prefix of its
 	// changes and none of its offsets (which is safe: replay is idempotent).
 	Apply(kv.Batch) error
