@@ -242,7 +242,7 @@ type inst struct {
 }
 
 func newInst(w *world, id int, epoch uint64) *inst {
-	in := &inst{w: w, id: id, epoch: epoch, st: store.NewMemory(), vers: newVersions(8)}
+	in := &inst{w: w, id: id, epoch: epoch, st: store.NewMemoryClock(func() time.Time { return w.now }), vers: newVersions(8)}
 	in.core = core.New(core.Config{ID: 1, Range: keyspace.Range{From: 0, To: simSlots}, Slots: simSlots, Epoch: epoch, Lease: w.lease, WindowSize: 64, Stages: simStages})
 	return in
 }

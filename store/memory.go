@@ -13,29 +13,71 @@ import (
 // Memory is a Store in a map: for tests, and for counters and hot small
 // state that need no disk (--store memory: backed up to the snapshot bucket).
 type Memory struct {
-	mu      sync.Mutex
-	data    map[string]kv.Read // tombstones too (Found false)
-	offsets map[int32]int64
-	ingest  map[int32]int64
-	clock   uint64
-	synced  int64
-	closed  bool
+	mu   sync.Mutex
+	data map[string]kv.Read // tombstones too (Found false)
+	// deadlines are when data's tombstones and expiring values go
+	// (memexpiry.go).
+	deadlines *deadlines
+	offsets   map[int32]int64
+	ingest    map[int32]int64
+	clock     uint64
+	synced    int64
+	closed    bool
+	// now is the wall clock that expiry and retention are judged by;
+	// time.Now but in tests.
+	now func() time.Time
 }
 
 var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty in-memory store.
-func NewMemory() *Memory {
-	return &Memory{data: make(map[string]kv.Read), offsets: make(map[int32]int64), ingest: make(map[int32]int64)}
+func NewMemory() *Memory { return NewMemoryClock(time.Now) }
+
+// NewMemoryClock is NewMemory judging expiry and retention by now instead
+// of time.Now: for a simulation's clock.
+func NewMemoryClock(now func() time.Time) *Memory {
+	m := &Memory{now: now}
+	m.resetLocked()
+	return m
+}
+
+// resetLocked empties the keys and the offsets (not the clock).
+func (m *Memory) resetLocked() {
+	m.data, m.deadlines = make(map[string]kv.Read), newDeadlines()
+	m.offsets, m.ingest, m.synced = make(map[int32]int64), make(map[int32]int64), 0
+}
+
+// putLocked stores key's state r as of unix second now: a state already
+// past its retention is not held, and neither is what it replaces.
+func (m *Memory) putLocked(key string, r kv.Read, now uint64) {
+	until := retainUntilRead(r)
+	if until != 0 && until <= now {
+		delete(m.data, key)
+		m.deadlines.set(key, 0)
+		return
+	}
+	m.data[key] = r
+	m.deadlines.set(key, until)
+}
+
+// getLocked is key's state at unix second now: absent once past its
+// retention, as in Badger, even before Apply drops it.
+func (m *Memory) getLocked(key []byte, now uint64) kv.Read {
+	r := m.data[string(key)]
+	if !retained(r, now) {
+		return kv.Read{}
+	}
+	return r
 }
 
 func (m *Memory) Get(key []byte) (kv.Read, error) {
+	now := uint64(m.now().Unix())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return kv.Read{}, ErrClosed
 	}
-	return m.data[string(key)], nil
+	return m.getLocked(key, now), nil
 }
 
 func (m *Memory) GetMany(keys [][]byte) ([]kv.Read, error) { return m.GetManyWithin(keys, nil) }
@@ -44,6 +86,7 @@ func (m *Memory) GetMany(keys [][]byte) ([]kv.Read, error) { return m.GetManyWit
 // and never changes it), so a read copies nothing; b still bounds what one
 // request holds of them, as with Badger.
 func (m *Memory) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) {
+	now := uint64(m.now().Unix())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -51,7 +94,7 @@ func (m *Memory) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) 
 	}
 	out := make([]kv.Read, 0, len(keys))
 	for _, k := range keys {
-		r := m.data[string(k)]
+		r := m.getLocked(k, now)
 		if !b.take(len(r.Value.Data)) {
 			break
 		}
@@ -60,7 +103,10 @@ func (m *Memory) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) 
 	return out, nil
 }
 
+// Apply writes the batch and drops every tombstone and expired value whose
+// retention has passed.
 func (m *Memory) Apply(b kv.Batch) error {
+	now := uint64(m.now().Unix())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -69,8 +115,9 @@ func (m *Memory) Apply(b kv.Batch) error {
 	for _, c := range b.Changes {
 		r := c.Read()
 		r.Value.Data = bytes.Clone(r.Value.Data)
-		m.data[string(c.Key)] = r
+		m.putLocked(string(c.Key), r, now)
 	}
+	m.deadlines.due(now, func(key string) { delete(m.data, key) })
 	for s, o := range b.Offsets {
 		m.offsets[s] = o
 	}
@@ -98,7 +145,7 @@ func (m *Memory) Clear() error {
 	if m.closed {
 		return ErrClosed
 	}
-	m.data, m.offsets, m.ingest, m.synced = make(map[string]kv.Read), make(map[int32]int64), make(map[int32]int64), 0
+	m.resetLocked()
 	return nil
 }
 
@@ -129,7 +176,7 @@ func (m *Memory) Len() (int, error) {
 }
 
 func (m *Memory) Each(fn func(key []byte, v kv.Value) bool) error {
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	keys := make([]string, 0, len(m.data))
 	for k := range m.data {

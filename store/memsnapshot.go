@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"time"
 
 	"github.com/dgraph-io/badger/v4/pb"
 	"google.golang.org/protobuf/proto"
@@ -41,7 +40,7 @@ func (m *Memory) Snapshot(w io.Writer) (SnapshotInfo, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	now := time.Now()
+	now := m.now()
 	list := &pb.KVList{}
 	size := 0
 	add := func(key, val []byte, expiresAt uint64) error {
@@ -96,7 +95,7 @@ func (m *Memory) LoadSnapshot(r io.Reader) error {
 	var info SnapshotInfo
 	info.Offsets, info.Ingest = map[int32]int64{}, map[int32]int64{}
 	data := map[string]kv.Read{}
-	now := uint64(time.Now().Unix())
+	now := uint64(m.now().Unix())
 	err := readKVLists(r, func(e *pb.KV) error {
 		if len(e.Key) > 0 && e.Key[0] == dataPrefix {
 			if e.ExpiresAt != 0 && e.ExpiresAt <= now {
@@ -121,7 +120,7 @@ func (m *Memory) LoadSnapshot(r io.Reader) error {
 		return ErrClosed
 	}
 	for k, r := range data {
-		m.data[k] = r
+		m.putLocked(k, r, now)
 	}
 	for s, o := range info.Offsets {
 		m.offsets[s] = o
@@ -137,7 +136,8 @@ func (m *Memory) LoadSnapshot(r io.Reader) error {
 func (m *Memory) DropAll() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.data, m.offsets, m.ingest, m.clock = make(map[string]kv.Read), make(map[int32]int64), make(map[int32]int64), 0
+	m.resetLocked()
+	m.clock = 0
 	return nil
 }
 

@@ -46,11 +46,14 @@ func (s *Badger) Scan(start, end []byte, fn func(key []byte, v kv.Value) bool) e
 	})
 }
 
-// Scan copies the live entries of [start, end) under the lock (one point,
-// as Badger's transaction gives) and then hands them out: the memory store
-// holds its whole state in memory anyway.
+// Scan takes the live entries of [start, end) under the lock (one point, as
+// Badger's transaction gives) and then hands them out. Values are not
+// copied: Apply stores its own copy and never changes it, so a scan holds
+// the range's keys and no value of its own, however large the values (it
+// copied every value of the range before: a scan of a memory partition
+// allocated the partition's size).
 func (m *Memory) Scan(start, end []byte, fn func(key []byte, v kv.Value) bool) error {
-	now := time.Now()
+	now := m.now()
 	type entry struct {
 		key string
 		v   kv.Value
@@ -66,7 +69,6 @@ func (m *Memory) Scan(start, end []byte, fn func(key []byte, v kv.Value) bool) e
 			continue
 		}
 		if r = r.Live(now); r.Found {
-			r.Value.Data = bytes.Clone(r.Value.Data)
 			in = append(in, entry{k, r.Value})
 		}
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,32 @@ func TestScanReadsAtOnePoint(t *testing.T) {
 		}
 		if strings.Join(got, " ") != "k1@1 k3@1" {
 			t.Fatalf("scan saw writes made after it started: %v", got)
+		}
+	})
+}
+
+// A scan holds no copy of the values it has not handed out: a scan of a
+// store of large values that stops after one entry allocates a small part
+// of one value's worth per key, in both stores (the memory store copied
+// every value of the range before it handed out the first).
+func TestScanCopiesNoValueItDoesNotHandOut(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store, _ func() Store) {
+		value := make([]byte, 512<<10)
+		for i := range 64 {
+			if err := s.Apply(kv.Batch{Changes: []kv.Change{{Key: fmt.Appendf(nil, "big-%02d", i), Value: value, Version: 1}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		n := 0
+		if err := s.Scan([]byte("big-"), nil, func([]byte, kv.Value) bool { n++; return false }); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		if got := after.TotalAlloc - before.TotalAlloc; n != 1 || got > 4*uint64(len(value)) {
+			t.Fatalf("a scan stopped after %d entries allocated %d KiB, over 4 values' worth (%d KiB), of 64 values of %d KiB", n, got>>10, 4*len(value)>>10, len(value)>>10)
 		}
 	})
 }
