@@ -46,20 +46,7 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 		return nil, err
 	}
 	slots := d.Table().Slots()
-	// distinct[j] is the j-th distinct key; of[i] is the distinct index of
-	// request key i.
-	of := make([]int, len(req.Keys))
-	first := make(map[string]int, len(req.Keys))
-	var distinct [][]byte
-	for i, key := range req.Keys {
-		j, ok := first[string(key)]
-		if !ok {
-			j = len(distinct)
-			first[string(key)] = j
-			distinct = append(distinct, key)
-		}
-		of[i] = j
-	}
+	distinct, of := dedupe(req.Keys)
 	got := make([]*sluicev1.KeyRead, len(distinct))
 	parts := map[any]*manyPart{}
 	var order []*manyPart
@@ -125,6 +112,23 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 		out[i] = r
 	}
 	return &sluicev1.GetManyResponse{Results: out}, nil
+}
+
+// dedupe returns keys without repeats, in the order of their first
+// mention, and of: of[i] is the index in distinct of keys[i].
+func dedupe(keys [][]byte) (distinct [][]byte, of []int) {
+	of = make([]int, len(keys))
+	first := make(map[string]int, len(keys))
+	for i, key := range keys {
+		j, ok := first[string(key)]
+		if !ok {
+			j = len(distinct)
+			first[string(key)] = j
+			distinct = append(distinct, key)
+		}
+		of[i] = j
+	}
+	return distinct, of
 }
 
 // overLimit answers a key the response had no room for.
