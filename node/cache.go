@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -31,16 +33,24 @@ import (
 //
 // The drop happens also when the new appender is refused (after a failed
 // sync): the cache must not keep what a miss read of an unsynced write.
-func resyncCache(c *store.Cached, newAppender func(context.Context) (wal.Appender, error)) func(context.Context) (wal.Appender, error) {
+func resyncCache(c *store.Cached, newAppender func(context.Context) (wal.Appender, error), log zerolog.Logger) func(context.Context) (wal.Appender, error) {
 	var restores atomic.Int64
 	return func(ctx context.Context) (wal.Appender, error) {
 		app, err := newAppender(ctx)
 		first := restores.Add(1) == 1
-		if _, rerr := c.Resync(first); rerr != nil {
+		kept, rerr := c.Resync(first)
+		if rerr != nil {
 			if app != nil {
 				app.Close()
 			}
 			return nil, errors.Join(err, fmt.Errorf("making the write-through cache current: %w", rerr))
+		}
+		if !kept {
+			cause := "re-sync"
+			if first {
+				cause = "the durable store moved since the cache was opened (a snapshot loaded)"
+			}
+			log.Info().Str("cause", cause).Msg("write-through cache dropped")
 		}
 		return app, err
 	}

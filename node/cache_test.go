@@ -81,7 +81,7 @@ func TestCachedDiskIsNotBehindAfterAResync(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := partition.Start(partition.Config{ID: 1, Range: keyspace.Range{From: 0, To: 4}, Slots: 4, Epoch: 1,
-		Store: c, NewAppender: resyncCache(c, d.NewAppender), Replay: local.Replay, Log: zerolog.Nop()})
+		Store: c, NewAppender: resyncCache(c, d.NewAppender, zerolog.Nop()), Replay: local.Replay, Log: zerolog.Nop()})
 	defer p.Close()
 	ctx := context.Background()
 	get := func() (kv.Read, error) { // once the partition serves (60 s at most)

@@ -97,6 +97,9 @@ func TestCachedStoreIsKeptAfterACleanShutdownWithIngest(t *testing.T) {
 	startNode(t, cfg(second))
 	opened := 0
 	for _, line := range strings.Split(second.String(), "\n") {
+		if strings.Contains(line, "write-through cache dropped") {
+			t.Errorf("after a clean shutdown: %s", line)
+		}
 		if !strings.Contains(line, "write-through cache open") {
 			continue
 		}
