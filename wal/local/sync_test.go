@@ -90,13 +90,24 @@ func TestDiskServesNothingAfterAFailedSync(t *testing.T) {
 	if r, _ := st.Get(k); string(r.Value.Data) != "unsynced" {
 		t.Fatalf("the injected failure did not leave the write in the store (k = %q)", r.Value.Data)
 	}
-	// The re-sync asks for a new appender. Wait until it served again (the
-	// bug) or was refused twice (a retry after the first refusal).
-	waitUntil(t, "the partition serves again or its re-sync is refused twice", func() bool {
-		return p.Serving() || appenders.Load() >= 3
+	// The re-sync asks for a new appender. Wait until the partition answers
+	// a read again (the bug) or its new appender was refused twice (a retry
+	// after the first refusal).
+	var served kv.Read
+	waitUntil(t, "the partition answers a read or its re-sync is refused twice", func() bool {
+		if appenders.Load() >= 3 {
+			return true
+		}
+		r, err := p.Get(ctx, k)
+		served = r
+		return err == nil
 	})
+	if appenders.Load() < 3 {
+		t.Fatalf("after a failed sync the partition serves again: Get k = %q, written after the last successful sync", served.Value.Data)
+	}
+	waitUntil(t, "the partition reports it does not serve", func() bool { return !p.Serving() })
 	if r, err := p.Get(ctx, k); err == nil {
-		t.Fatalf("after a failed sync the partition serves again: Get k = %q, written after the last successful sync", r.Value.Data)
+		t.Fatalf("after a failed sync the partition serves again: Get k = %q", r.Value.Data)
 	}
 	if _, err := p.ReadCommitted(k); err == nil {
 		t.Fatal("after a failed sync the partition answers committed reads")
