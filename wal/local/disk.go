@@ -41,8 +41,11 @@ import (
 // error). So after a write whose outcome is unknown the Disk hands out no
 // appender again (ErrSyncFailed): the partition's re-sync fails and retries,
 // it serves and acknowledges nothing, until the node reopens the store from
-// the disk (a restart: the store's close writes its memtable out afresh,
-// synced, or fails and the reopened store holds only what was synced).
+// the disk (a restart: badger's close writes its memtable out afresh to a
+// new table, synced, so what is served then is on the disk; if that fails,
+// the reopened store holds what the disk holds). Values of 64 KiB and more
+// live in badger's value log, which its close does not write again: one
+// whose sync failed may be lost even so.
 type Disk struct {
 	st Durable
 	// appending serialises appends and fencing: a new appender waits for
