@@ -182,6 +182,7 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 		}
 		n.cfg.Log.Info().Uint32("partition", spec.ID).Bool("kept", c.Kept).Str("dir", n.cacheDir(spec.ID)).Msg("write-through cache open")
 		cfg.Store = c
+		cfg.NewAppender = resyncCache(c, cfg.NewAppender, n.cfg.Log.With().Uint32("partition", spec.ID).Logger())
 	}
 	return nil
 }

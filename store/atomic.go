@@ -28,8 +28,14 @@ var metaIntent = []byte("mintent")
 // write-ahead log: every badger write is synced before it returns (badger
 // syncs its memtable's log and value log after each write), so what
 // ApplyAtomic returned is on the disk and everything before it too.
+//
+// Values stay in the LSM tree up to badger's largest threshold (1 MiB, which
+// every value of an Upsert is under but for one within a few bytes of it):
+// badger returns a failed sync of its memtable's log, but only logs a failed
+// sync of its value log (value.go, write's deferred Sync) and acknowledges
+// the write, whose value may then not be on the disk.
 func DurableBadgerOptions(dir string) badger.Options {
-	return BadgerOptions(dir).WithSyncWrites(true)
+	return BadgerOptions(dir).WithSyncWrites(true).WithValueThreshold(1 << 20)
 }
 
 // ApplyAtomic writes b whole or, after a crash at any point, not at all: in

@@ -26,9 +26,19 @@ import (
 //     so a fill carrying a value read before an Apply never overwrites what
 //     that Apply wrote (the Apply got there first, or comes after the fill);
 //   - on open the cache is kept only if it was closed cleanly and its
-//     offsets equal the durable store's; otherwise it is dropped (a crash
-//     between the two writes leaves it behind; a power cut may have kept a
-//     later unsynced cache write without an earlier one).
+//     offsets, ingest offsets and clock equal the durable store's; otherwise
+//     it is dropped (a crash between the two writes leaves it behind; a
+//     power cut may have kept a later unsynced cache write without an
+//     earlier one);
+//   - a dropped cache starts with the durable store's offsets, ingest
+//     offsets and clock, so from then on every write reaches both and the
+//     next open can prove the cache current (a dropped cache that started
+//     empty lacked the ingest offsets of every slot no ingest reached since,
+//     and was dropped again at every start);
+//   - whoever writes the durable store behind the cache's back (a snapshot
+//     load, a write-ahead log that is the durable store) calls Resync
+//     before the partition serves again; a fill that read the durable store
+//     before a drop never writes what it read after it (gen).
 //
 // A key that was never written is cached as absent too (version 0), so
 // repeated reads of missing keys stay off the durable store.
@@ -37,6 +47,9 @@ type Cached struct {
 	cache   *Badger
 	dir     string
 	mu      sync.Mutex
+	// gen counts the drops (and Clears) of the cache: a fill of a durable
+	// read made before one is not written after it.
+	gen atomic.Uint64
 	// broken: a cache write failed, so the cache may miss a change; reads go
 	// to the durable store until the next open drops the cache.
 	broken atomic.Bool
@@ -51,7 +64,7 @@ const cleanFile = "clean"
 
 // OpenCached opens (or creates) the cache in dir over durable. The cache is
 // dropped unless it was closed cleanly and reaches exactly the durable
-// store's offsets.
+// store's offsets, ingest offsets and clock (Resync).
 func OpenCached(durable Store, dir string) (*Cached, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: cache: %w", err)
@@ -68,10 +81,7 @@ func OpenCached(durable Store, dir string) (*Cached, error) {
 		return nil, fmt.Errorf("store: cache: %w", err)
 	}
 	c := &Cached{durable: durable, cache: cache, dir: dir}
-	c.Kept, err = c.inStep(wasClean)
-	if err == nil && !c.Kept {
-		err = cache.DropAll()
-	}
+	c.Kept, err = c.Resync(wasClean)
 	if err != nil {
 		cache.Close()
 		return nil, fmt.Errorf("store: cache: %w", err)
@@ -79,12 +89,58 @@ func OpenCached(durable Store, dir string) (*Cached, error) {
 	return c, nil
 }
 
-// inStep says whether the cache may be kept: closed cleanly, and at the
-// durable store's offsets, ingest offsets and clock.
-func (c *Cached) inStep(wasClean bool) (bool, error) {
-	if !wasClean {
-		return false, nil
+// Resync makes the cache provably current again after the durable store
+// may have been written behind its back. With keepIfInStep it keeps the
+// cache if its offsets, ingest offsets and clock equal the durable store's
+// (every write since it was last current reached both); otherwise, or
+// without keepIfInStep, it drops the cache and gives it the durable store's
+// offsets, ingest offsets and clock. It reports whether it kept the cache.
+// Nothing may write the durable store meanwhile (the partition does not
+// serve, its older appenders are fenced). A failed drop leaves the cache
+// unused (reads go to the durable store) and unmarked at Close.
+func (c *Cached) Resync(keepIfInStep bool) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if keepIfInStep {
+		ok, err := c.inStep()
+		if err != nil || ok {
+			return ok, err
+		}
 	}
+	c.gen.Add(1)
+	if err := c.drop(); err != nil {
+		c.broken.Store(true)
+		return false, err
+	}
+	c.broken.Store(false)
+	return false, nil
+}
+
+// drop empties the cache and writes into it the durable store's offsets,
+// ingest offsets and clock, in one write.
+func (c *Cached) drop() error {
+	if err := c.cache.DropAll(); err != nil {
+		return err
+	}
+	var (
+		meta kv.Batch
+		err  error
+	)
+	if meta.Offsets, err = c.durable.Offsets(); err != nil {
+		return err
+	}
+	if meta.Ingest, err = c.durable.IngestOffsets(); err != nil {
+		return err
+	}
+	if meta.Clock, err = c.durable.Clock(); err != nil {
+		return err
+	}
+	return c.cache.ApplyAtomic(meta)
+}
+
+// inStep says whether the cache is at the durable store's offsets, ingest
+// offsets and clock.
+func (c *Cached) inStep() (bool, error) {
 	for _, get := range []func(Store) (map[int32]int64, error){Store.Offsets, Store.IngestOffsets} {
 		want, err := get(c.durable)
 		if err != nil {
@@ -146,6 +202,7 @@ func (c *Cached) GetMany(keys [][]byte) ([]kv.Read, error) {
 	for j, i := range missed {
 		mkeys[j] = keys[i]
 	}
+	gen := c.gen.Load()
 	reads, err := c.durable.GetMany(mkeys)
 	if err != nil {
 		return nil, err
@@ -153,7 +210,7 @@ func (c *Cached) GetMany(keys [][]byte) ([]kv.Read, error) {
 	for j, i := range missed {
 		out[i] = reads[j]
 	}
-	c.fill(mkeys, reads)
+	c.fill(gen, mkeys, reads)
 	return out, nil
 }
 
@@ -176,10 +233,15 @@ func lookup(txn *badger.Txn, key []byte) (kv.Read, bool, error) {
 }
 
 // fill caches what a miss read from the durable store, for the keys the
-// cache still does not hold. A failed fill is only a later miss.
-func (c *Cached) fill(keys [][]byte, reads []kv.Read) {
+// cache still does not hold, unless the cache was dropped since the read
+// (gen): the durable store may have moved behind the cache's back then. A
+// failed fill is only a later miss.
+func (c *Cached) fill(gen uint64, keys [][]byte, reads []kv.Read) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen.Load() != gen || c.broken.Load() {
+		return
+	}
 	_ = c.cache.db.Update(func(txn *badger.Txn) error {
 		for i, k := range keys {
 			if _, ok, err := lookup(txn, k); err != nil || ok {
@@ -229,6 +291,7 @@ func (c *Cached) Clear() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen.Add(1)
 	if err := c.cache.Clear(); err != nil {
 		c.broken.Store(true)
 	}
@@ -245,14 +308,16 @@ func (c *Cached) Scan(start, end []byte, fn func(key []byte, v kv.Value) bool) e
 	return c.durable.Scan(start, end, fn)
 }
 
-// Close closes the cache, marks it clean (unless a write to it failed), then
-// closes the durable store.
+// Close closes the cache and the durable store, then marks the cache clean
+// unless a write to it or either close failed: a durable store that could
+// not close (a memtable it could not flush to the disk) may hold less than
+// the cache read from it.
 func (c *Cached) Close() error {
-	err := c.cache.Close()
+	err := errors.Join(c.cache.Close(), c.durable.Close())
 	if err == nil && !c.broken.Load() {
 		err = os.WriteFile(filepath.Join(c.dir, cleanFile), nil, 0o600)
 	}
-	return errors.Join(err, c.durable.Close())
+	return err
 }
 
 // GetManyWithin is GetMany within b: the cached keys, in order, until one

@@ -179,3 +179,44 @@ func (s slowStore) GetMany(keys [][]byte) ([]kv.Read, error) {
 	time.Sleep(s.delay)
 	return r, err
 }
+
+// A cache dropped at an open (after a crash) over a durable store that
+// holds offsets, ingest offsets and a clock is kept at the next open after a
+// clean close, though no write reached it meanwhile: it starts with the
+// durable store's offsets, ingest offsets and clock. (Issue 23.10: a
+// dropped cache started empty, lacked the ingest offsets of every slot no
+// ingest had reached since, and was dropped again at every start.)
+func TestCachedDroppedOnceIsKeptAfterACleanClose(t *testing.T) {
+	ddir, cdir := t.TempDir(), t.TempDir()
+	open := func() (*Badger, *Cached) {
+		d, err := OpenBadger(BadgerOptions(ddir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, openCached(t, d, cdir)
+	}
+	d, c := open()
+	err := c.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("a"), Value: []byte("1"), Version: 1, Timestamp: 7}},
+		Offsets: map[int32]int64{0: 5, 1: 3}, Ingest: map[int32]int64{0: 40, 1: 12}, Clock: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.cache.Close() // a crash: the cache is not marked clean
+	d.Close()
+
+	_, c = open()
+	if c.Kept {
+		t.Fatal("a cache that was not closed cleanly was kept")
+	}
+	if got := value(t, c, "a"); got != "1" {
+		t.Fatalf("a = %s", got)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, c = open()
+	defer c.Close()
+	if !c.Kept {
+		t.Fatal("a cache closed cleanly in step with the durable store was dropped (it was dropped at the open before)")
+	}
+}

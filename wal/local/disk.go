@@ -33,8 +33,21 @@ import (
 //
 // Fencing: one process holds the data directory (a node locks it), and in
 // it a new appender fences the older ones of the partition.
+//
+// A failed sync ("fsyncgate"): badger puts a write in its memtable, where
+// reads see it, before it syncs the write to the disk; when the sync fails
+// the write is served by the store but may not be on the disk, and a retried
+// sync cannot tell (Linux may have dropped the dirty pages and cleared the
+// error). So after a write whose outcome is unknown the Disk hands out no
+// appender again (ErrSyncFailed): the partition's re-sync fails and retries,
+// it serves and acknowledges nothing, until the node reopens the store from
+// the disk (a restart: badger's close writes its memtable out afresh to a
+// new table, synced, so what is served then is on the disk; if that fails,
+// the reopened store holds what the disk holds). Values of 64 KiB and more
+// live in badger's value log, which its close does not write again: one
+// whose sync failed may be lost even so.
 type Disk struct {
-	st *store.Badger
+	st Durable
 	// appending serialises appends and fencing: a new appender waits for
 	// the append in flight, then no older one writes again.
 	appending sync.Mutex
@@ -44,18 +57,35 @@ type Disk struct {
 	// for an append's sync.
 	mu      sync.Mutex
 	written map[int32]int64
+	// unsynced is the error of the write whose sync may have failed: from
+	// then on no appender is handed out. Under mu.
+	unsynced error
 }
 
-// NewDisk returns the log of the partition stored in st, which must be opened
-// with store.DurableBadgerOptions.
-func NewDisk(st *store.Badger) *Disk { return &Disk{st: st, written: map[int32]int64{}} }
+// Durable is the store a Disk writes: a store.Badger opened with
+// store.DurableBadgerOptions (a test wraps it to make its syncs slow or fail).
+type Durable interface {
+	store.Store
+	// ApplyAtomic writes a batch whole or, after a crash, not at all, and
+	// returns once it is synced.
+	ApplyAtomic(kv.Batch) error
+	// RecoverIntent finishes a batch a failed ApplyAtomic left half-written.
+	RecoverIntent() error
+}
+
+// NewDisk returns the log of the partition stored in st.
+func NewDisk(st Durable) *Disk { return &Disk{st: st, written: map[int32]int64{}} }
 
 // NewAppender finishes a batch a failed append left half-written, fences
-// every older appender and starts numbering after the store's offsets.
+// every older appender and starts numbering after the store's offsets. After
+// a failed sync it fences and refuses (ErrSyncFailed).
 func (d *Disk) NewAppender(_ context.Context) (wal.Appender, error) {
 	d.appending.Lock()
 	defer d.appending.Unlock()
 	d.gen++
+	if err := d.syncFailed(); err != nil {
+		return nil, err
+	}
 	if err := d.st.RecoverIntent(); err != nil {
 		return nil, err
 	}
@@ -94,8 +124,10 @@ func (a *diskAppender) Append(_ context.Context, g *wal.Group) ([]int64, error) 
 		case errors.Is(err, badger.ErrDBClosed), errors.Is(err, store.ErrClosed):
 			return nil, fmt.Errorf("%w: %w", wal.ErrNotCommitted, err)
 		}
-		// The write may have reached badger's memtable without its sync:
-		// only a re-sync, which reads the store again, tells.
+		// The write may be in badger's memtable, served to reads, and not
+		// on the disk: nothing written from here may be served before the
+		// store is reopened from the disk.
+		d.failedSync(err)
 		return nil, fmt.Errorf("%w: %w", wal.ErrCommitUnknown, err)
 	}
 	a.seq.commit(b)
@@ -113,10 +145,10 @@ func (a *diskAppender) Close() {}
 // Store is the partition's store: st, whose Apply skips what the appenders
 // wrote (the loop's apply of a committed group) and writes anything else
 // whole.
-func (d *Disk) Store() store.Store { return diskStore{Badger: d.st, d: d} }
+func (d *Disk) Store() store.Store { return diskStore{Durable: d.st, d: d} }
 
 type diskStore struct {
-	*store.Badger
+	Durable
 	d *Disk
 }
 
@@ -124,7 +156,30 @@ func (s diskStore) Apply(b kv.Batch) error {
 	if s.d.wrote(b) {
 		return nil
 	}
-	return s.Badger.ApplyAtomic(b)
+	err := s.Durable.ApplyAtomic(b)
+	if err != nil && !errors.Is(err, store.ErrNotWritten) {
+		s.d.failedSync(err)
+	}
+	return err
+}
+
+// failedSync records a write whose sync may have failed.
+func (d *Disk) failedSync(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unsynced == nil {
+		d.unsynced = err
+	}
+}
+
+// syncFailed returns ErrSyncFailed, with its cause, once a sync may have failed.
+func (d *Disk) syncFailed() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unsynced == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrSyncFailed, d.unsynced)
 }
 
 // wrote says whether the appenders wrote b: every slot it reaches is

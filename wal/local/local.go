@@ -32,6 +32,9 @@ import (
 var (
 	ErrFenced = errors.New("wal/local: appender replaced by a newer one")
 	ErrIngest = errors.New("wal/local: ingest dead letters and forwards need --wal kafka")
+	// ErrSyncFailed refuses a new appender of a Disk whose store failed a
+	// write's sync: the partition serves nothing until its store is reopened.
+	ErrSyncFailed = errors.New("wal/local: a sync of the partition's store failed; what was written after the last successful sync may not be on the disk, so the partition serves nothing until the node restarts and reopens the store from the disk")
 )
 
 // Replay is the replay of a local log: the store is the log, so there is
