@@ -356,6 +356,7 @@ func (c *Cached) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) 
 	for j, i := range missed {
 		mkeys[j] = keys[i]
 	}
+	gen := c.gen.Load()
 	reads, err := c.durable.GetManyWithin(mkeys, b)
 	if err != nil {
 		return nil, err
@@ -366,6 +367,6 @@ func (c *Cached) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) 
 	if len(reads) < len(missed) {
 		n = missed[len(reads)]
 	}
-	c.fill(mkeys[:len(reads)], reads)
+	c.fill(gen, mkeys[:len(reads)], reads)
 	return out[:n], nil
 }
