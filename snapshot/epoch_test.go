@@ -30,14 +30,14 @@ func putAt(t *testing.T, b *Bucket, n int, tag string, epoch uint64) (Manifest, 
 func TestRestorePrefersTheNewerEpochOverMoreOffsets(t *testing.T) {
 	ctx := context.Background()
 	b := openTestBucket(t, 3)
-	if err := b.Announce(ctx, 1, 5, "n1"); err != nil {
+	if err := b.Announce(ctx, 1, rng4, 5, "n1"); err != nil {
 		t.Fatal(err)
 	}
 	old, err := putAt(t, b, 300, "old", 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Announce(ctx, 1, 6, "n2"); err != nil {
+	if err := b.Announce(ctx, 1, rng4, 6, "n2"); err != nil {
 		t.Fatal(err)
 	}
 	cur, err := putAt(t, b, 50, "new", 6)
@@ -60,7 +60,7 @@ func TestRestorePrefersTheNewerEpochOverMoreOffsets(t *testing.T) {
 func TestUploadRefusesADeposedOwnerAndKeepsTheCurrentOwnersBackup(t *testing.T) {
 	ctx := context.Background()
 	b := openTestBucket(t, 2)
-	if err := b.Announce(ctx, 1, 6, "n2"); err != nil {
+	if err := b.Announce(ctx, 1, rng4, 6, "n2"); err != nil {
 		t.Fatal(err)
 	}
 	cur, err := putAt(t, b, 50, "new", 6)
@@ -96,7 +96,7 @@ func TestUploadRefusesADeposedOwnerAndKeepsTheCurrentOwnersBackup(t *testing.T) 
 func TestPruneKeepsTheOwnersNewestBackup(t *testing.T) {
 	ctx := context.Background()
 	b := openTestBucket(t, 1)
-	if err := b.Announce(ctx, 1, 3, "n1"); err != nil {
+	if err := b.Announce(ctx, 1, rng4, 3, "n1"); err != nil {
 		t.Fatal(err)
 	}
 	own, err := putAt(t, b, 10, "own", 3)
