@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +90,44 @@ func TestRemovedSlotsComeBackInAPartitionAddedOverThem(t *testing.T) {
 			}
 			replace(merged, keyspace.Range{From: 0, To: 3}, keyspace.Range{From: 3, To: 8})
 		})
+	}
+}
+
+// --wal disk without a snapshot bucket cannot carry a partition's data
+// anywhere: a removal or a move is refused, naming why and what to do,
+// and the partition keeps serving its data.
+func TestDiskModeWithoutABucketRefusesRemovalsAndMoves(t *testing.T) {
+	n := startNode(t, Config{NodeID: "n1", Partitions: 4, WAL: WALDisk})
+	ctx := context.Background()
+	ctl := controlOf(t, n.Node)
+	key := string(keyInSlots(n.Slots(), 0, 4, "k"))
+	if _, err := n.data.Upsert(ctx, upsert(key, "v")); err != nil {
+		t.Fatal(err)
+	}
+	for name, call := range map[string]func() error{
+		"remove": func() error {
+			_, err := ctl.RemovePartition(ctx, &sluicev1.RemovePartitionRequest{Id: ptr(uint32(1))})
+			return err
+		},
+		"move": func() error {
+			_, err := ctl.MovePartition(ctx, &sluicev1.MovePartitionRequest{Id: 1, Node: "n2"})
+			return err
+		},
+	} {
+		var err error
+		eventually(t, name+" answered within the rate limit", func() bool {
+			err = call()
+			return status.Code(err) != codes.ResourceExhausted
+		})
+		if st := status.Convert(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "--wal disk without --snapshot-url") {
+			t.Fatalf("%s of a --wal disk partition with no bucket: %v, want FailedPrecondition naming why", name, err)
+		}
+	}
+	if _, ok := n.registry.View().Partitions[1]; !ok {
+		t.Fatal("partition 1 was removed from the registry")
+	}
+	got, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: []byte(key)})
+	if err != nil || string(got.Value) != "v" {
+		t.Fatalf("Get %s after the refusals: %v %v", key, got, err)
 	}
 }
