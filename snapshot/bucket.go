@@ -88,20 +88,39 @@ func (b *Bucket) watch(ctx context.Context) *watchdog { return newWatchdog(ctx, 
 // or cut off), and the new owner has served since without its last writes.
 // The pruning never deletes the record's owner's newest snapshot.
 func (b *Bucket) Upload(ctx context.Context, dir string, m Manifest) error {
-	o, owned, err := b.Owner(ctx, m.Partition)
-	if err != nil && !errors.Is(err, ErrCorrupt) {
+	if _, _, err := b.uploader(ctx, m); err != nil {
 		return err
 	}
-	if owned && o.Epoch > m.Epoch {
-		return fmt.Errorf("%w: epoch %d on %s; this snapshot was taken at epoch %d by a deposed owner, and is not uploaded", ErrNewerOwner, o.Epoch, o.Node, m.Epoch)
-	}
 	prefix := b.dir(m.Partition) + m.Name() + "/"
-	for _, name := range []string{DataFile, ManifestFile} {
-		if err := b.put(ctx, prefix+name, filepath.Join(dir, name)); err != nil {
-			return err
-		}
+	if err := b.put(ctx, prefix+DataFile, filepath.Join(dir, DataFile)); err != nil {
+		return err
+	}
+	// Again just before the manifest makes the snapshot whole: a new owner
+	// may have announced itself while the data was uploading.
+	o, owned, err := b.uploader(ctx, m)
+	if errors.Is(err, ErrNewerOwner) {
+		return errors.Join(err, b.delete(ctx, prefix+DataFile))
+	}
+	if err != nil {
+		return err
+	}
+	if err := b.put(ctx, prefix+ManifestFile, filepath.Join(dir, ManifestFile)); err != nil {
+		return err
 	}
 	return b.prune(ctx, m, o, owned)
+}
+
+// uploader returns the owner record of m's partition, or ErrNewerOwner if
+// it names an epoch above m's: m is a deposed owner's.
+func (b *Bucket) uploader(ctx context.Context, m Manifest) (o Owner, owned bool, err error) {
+	o, owned, err = b.Owner(ctx, m.Partition)
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return o, false, err
+	}
+	if owned && o.Epoch > m.Epoch {
+		return o, owned, fmt.Errorf("%w: epoch %d on %s; this snapshot was taken at epoch %d by a deposed owner, and is not uploaded", ErrNewerOwner, o.Epoch, o.Node, m.Epoch)
+	}
+	return o, owned, nil
 }
 
 // prune deletes all but the newest keep snapshots of like's partition, and
