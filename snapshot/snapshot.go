@@ -6,7 +6,9 @@
 // newest snapshot (by its epoch, then its offsets) of this cluster,
 // partition, range and slot count, younger than the changelog keeps
 // tombstones, that passes its checksum + replay of the changelog from the
-// offsets it holds.
+// offsets it holds. A partition of --wal disk or none with no snapshot of its
+// own carries its slots' data over from the partitions that held them before
+// (Carry, carry.go).
 //
 //	parent, err := snapshot.Confine("/backups", "nightly") // /backups/nightly; "../x" or "/etc" are refused
 //	m, dir, err := snapshot.Write(ctx, st, parent, snapshot.Manifest{Cluster: "sluice", Partition: 1, ...})
