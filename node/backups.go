@@ -120,9 +120,53 @@ func (n *Node) seedHandoff(spec registry.Partition, st localStore) func(context.
 		work := filepath.Join(n.cfg.DataDir, "restore", fmt.Sprintf("p%d", spec.ID))
 		defer os.RemoveAll(work)
 		// No changelog in these modes: no retention to respect.
-		_, _, err := n.bucket.Restore(ctx, snapshot.Want{Partition: spec.ID, Range: spec.Range, Slots: n.slots}, st, work, log)
-		return err
+		want := snapshot.Want{Partition: spec.ID, Range: spec.Range, Slots: n.slots}
+		_, ok, err := n.bucket.Restore(ctx, want, st, work, log)
+		if err != nil || ok {
+			return err
+		}
+		return n.carrySlots(ctx, spec, want, st, work)
 	}
+}
+
+// carrySlots loads a partition with no snapshot of its own (a new one) with
+// the data its slots held in partitions removed before it (snapshot/carry.go):
+// the data follows the slots, as the changelog does with --wal kafka. A
+// removed partition's owner may still be uploading its final snapshot (the
+// removal closed it a moment ago): wait for it, up to HandoffTimeout, as for
+// a hand-off of the partition's own.
+func (n *Node) carrySlots(ctx context.Context, spec registry.Partition, want snapshot.Want, st localStore, work string) error {
+	log := n.cfg.Log.With().Uint32("partition", spec.ID).Uint64("epoch", spec.Epoch).Logger()
+	deadline, logged := time.Now().Add(n.cfg.HandoffTimeout), time.Time{}
+	for {
+		pending, err := n.bucket.Unfinished(ctx, want, spec.Epoch)
+		if err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for id, o := range pending {
+				log.Warn().Uint32("previous_partition", id).Str("previous_owner", o.Node).Uint64("previous_epoch", o.Epoch).Dur("waited", n.cfg.HandoffTimeout).
+					Msg("a removed partition over these slots never uploaded its final snapshot: carrying its newest one over; what it acknowledged after that is lost")
+			}
+			break
+		}
+		if time.Since(logged) > 5*time.Second {
+			logged = time.Now()
+			for id, o := range pending {
+				log.Info().Uint32("previous_partition", id).Str("previous_owner", o.Node).Uint64("previous_epoch", o.Epoch).Msg("waiting for the final snapshot of a removed partition over these slots")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	_, err := n.bucket.Carry(ctx, want, st, work, log)
+	return err
 }
 
 // announce records in the bucket, before the partition serves, that this
@@ -136,5 +180,16 @@ func (n *Node) announce(ctx context.Context, spec registry.Partition) error {
 	if o, ok, err := n.bucket.Owner(ctx, spec.ID); err == nil && ok && o.Epoch == spec.Epoch && !o.Final && o.Node == n.cfg.NodeID {
 		return nil // already ours
 	}
-	return n.bucket.Announce(ctx, spec.ID, spec.Epoch, n.cfg.NodeID)
+	return n.bucket.Announce(ctx, spec.ID, spec.Range, spec.Epoch, n.cfg.NodeID)
+}
+
+// movesRefused says why this node refuses to move or remove partitions, or
+// nil: with --wal disk and no snapshot bucket a partition's data lives only
+// on its owner's disk, so it could neither reach a new owner nor come back in
+// a partition added over its slots.
+func (n *Node) movesRefused() error {
+	if n.cfg.WAL == WALDisk && n.bucket == nil {
+		return errors.New("--wal disk without --snapshot-url: a partition's data lives only on its owner's disk, so it can neither move to another node nor come back in a partition added over its slots; start the nodes with --snapshot-url to move, remove, split or merge partitions")
+	}
+	return nil
 }

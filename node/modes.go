@@ -243,6 +243,10 @@ func (n *Node) finalBackup(spec registry.Partition, st localStore) func() {
 		if err == nil {
 			err = n.bucket.Finish(context.Background(), m, n.cfg.NodeID)
 		}
+		if errors.Is(err, snapshot.ErrNewerOwner) {
+			log.Error().Err(err).Msg("final snapshot refused: a newer owner took the partition before this one handed it over (--handoff-timeout); what this owner acknowledged after the snapshot the newer owner restored is lost")
+			return
+		}
 		if err != nil {
 			log.Error().Err(err).Msg("final snapshot failed: the next owner restores an older one")
 			return

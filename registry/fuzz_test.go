@@ -18,6 +18,8 @@ func FuzzApply(f *testing.F) {
 	f.Add("node/n1", []byte(`{"id":"n1","data_addr":"a:1","control_addr":"a:2"}`), false)
 	f.Add("partition/2", []byte(nil), true)
 	f.Add("max-epoch", []byte("7"), false)
+	f.Add("max-id", []byte("1"), false)
+	f.Add("max-id", []byte("4294967296"), false)
 	f.Add("writer/c.p1", []byte(`{"id":"c.p1","ranges":[{"range":{"from":0,"to":2},"epoch":3}]}`), false)
 	f.Add("writer/c.p1", []byte(`{"id":"c.p1","ranges":[]}`), false)
 	f.Add("writer/c.p1", []byte(nil), true)
@@ -27,13 +29,16 @@ func FuzzApply(f *testing.F) {
 			value = nil
 		}
 		before := []WriterRange{{Range: keyspace.Range{From: 0, To: 4}, Epoch: 2}}
-		v := &View{Partitions: map[uint32]Partition{}, Nodes: map[string]Node{}, MaxEpoch: 2,
+		v := &View{Partitions: map[uint32]Partition{}, Nodes: map[string]Node{}, MaxEpoch: 2, MaxID: 3,
 			Writers: map[string]Writer{"c.p1": {ID: "c.p1", Ranges: before}}}
 		err := apply(v, &kgo.Record{Key: []byte(key), Value: value})
 		for _, wr := range before {
 			if !slices.ContainsFunc(v.Writers["c.p1"].Ranges, func(o WriterRange) bool { return o.Range == wr.Range && o.Epoch <= wr.Epoch }) {
 				t.Fatalf("writer c.p1 forgot %s at epoch %d: %+v", wr.Range, wr.Epoch, v.Writers["c.p1"])
 			}
+		}
+		if v.MaxID < 3 {
+			t.Fatalf("the id counter went back to %d", v.MaxID)
 		}
 		if err != nil {
 			return
@@ -44,6 +49,9 @@ func FuzzApply(f *testing.F) {
 			}
 			if p.Epoch > v.MaxEpoch {
 				t.Fatalf("epoch %d above the max %d", p.Epoch, v.MaxEpoch)
+			}
+			if p.ID > v.MaxID {
+				t.Fatalf("id %d above the id counter %d", p.ID, v.MaxID)
 			}
 		}
 		for id, n := range v.Nodes {

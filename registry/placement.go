@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/sluicedb/sluice/keyspace"
 )
@@ -15,8 +16,9 @@ import (
 
 // AddRequest asks for a new partition.
 type AddRequest struct {
-	// ID, if set, is the id the partition must have (0 is reserved);
-	// otherwise the next above every id in use.
+	// ID, if set, is the id the partition must have (0 is reserved, and an
+	// id given before is never given again); otherwise the next from the
+	// registry's id counter (NextID).
 	ID    *uint32
 	Range keyspace.Range
 	// Owner, if set, is the node that owns it; otherwise the least loaded.
@@ -35,19 +37,25 @@ func (v *View) Add(req AddRequest, txnID func(uint32) string) ([]Mutation, Parti
 	}
 	epoch, bump := v.NextEpoch()
 	p := Partition{Range: req.Range, Epoch: epoch, Owner: req.Owner}
+	muts := []Mutation{bump}
 	switch {
 	case req.ID == nil:
-		for id := range v.Partitions {
-			p.ID = max(p.ID, id)
-		}
-		p.ID++
+		var idMut Mutation
+		p.ID, idMut = v.NextID()
+		muts = append(muts, idMut)
 	case *req.ID == 0:
 		return nil, Partition{}, fmt.Errorf("%w: partition id 0 is reserved", ErrInvalid)
 	default:
 		if _, dup := v.Partitions[*req.ID]; dup {
 			return nil, Partition{}, fmt.Errorf("%w: partition %d exists", ErrExists, *req.ID)
 		}
+		if w, used := v.Writers[txnID(*req.ID)]; used {
+			return nil, Partition{}, fmt.Errorf("%w: partition id %d was given before (its changelog producer %s was given slots %s) and ids are never reused: a later owner of those slots would fence this partition; omit the id to take the next one", ErrExists, *req.ID, w.ID, w.ranges())
+		}
 		p.ID = *req.ID
+		if p.ID > v.maxID() {
+			muts = append(muts, Mutation{Key: maxIDKey, Value: []byte(strconv.FormatUint(uint64(p.ID), 10))})
+		}
 	}
 	if p.Owner == "" {
 		if p.Owner = v.LeastLoaded(); p.Owner == "" {
@@ -60,11 +68,42 @@ func (v *View) Add(req AddRequest, txnID func(uint32) string) ([]Mutation, Parti
 		return nil, Partition{}, fmt.Errorf("%w: %d standbys asked, but only %d other nodes have announced themselves", ErrInvalid, req.Standbys, len(v.Nodes)-1)
 	}
 	p.Standbys = v.PickStandbys(p.Owner, req.Standbys)
-	muts := []Mutation{bump, PutPartition(p)}
+	muts = append(muts, PutPartition(p))
 	if w, ok := v.RecordWriter(txnID(p.ID), p.Range, epoch); ok {
 		muts = append(muts, w)
 	}
 	return muts, p, nil
+}
+
+const maxIDKey = "max-id"
+
+// NextID returns the id a new partition gets, one above every id ever given
+// (View.MaxID, and every id in use in a registry from before the counter),
+// and the mutation that records it as given. Ids are never reused, like
+// epochs: a removed partition's producer stays recorded as a writer of its
+// slots (writers.go), and a later owner of those slots would fence a new
+// partition that had its id.
+func (v *View) NextID() (uint32, Mutation) {
+	id := v.maxID() + 1
+	return id, Mutation{Key: maxIDKey, Value: []byte(strconv.FormatUint(uint64(id), 10))}
+}
+
+func (v *View) maxID() uint32 {
+	m := v.MaxID
+	for id := range v.Partitions {
+		m = max(m, id)
+	}
+	return m
+}
+
+// applyMaxID folds the id counter's record into v: it never goes back.
+func applyMaxID(v *View, value []byte) error {
+	id, err := strconv.ParseUint(string(value), 10, 32)
+	if err != nil {
+		return fmt.Errorf("registry: %s: %w", maxIDKey, err)
+	}
+	v.MaxID = max(v.MaxID, uint32(id))
+	return nil
 }
 
 // Find returns the partition with id, or (with id nil) the one whose range is

@@ -17,7 +17,10 @@ func placementView() *View {
 			2: {ID: 2, Range: keyspace.Range{From: 4, To: 8}, Owner: "n1", Epoch: 1, Standbys: []string{"n2"}},
 			3: {ID: 3, Range: keyspace.Range{From: 8, To: 12}, Owner: "n2", Epoch: 1},
 		},
+		// Partition 7 was removed: its producer stays a writer of its slots.
+		Writers:  map[string]Writer{txnID(7): {ID: txnID(7), Ranges: []WriterRange{{Range: keyspace.Range{From: 12, To: 16}, Epoch: 4}}}},
 		MaxEpoch: 5,
+		MaxID:    7,
 	}
 }
 
@@ -31,11 +34,12 @@ func TestAdd(t *testing.T) {
 		want Partition
 		err  error
 	}{
-		{"next id, least loaded owner", AddRequest{Range: keyspace.Range{From: 12, To: 16}}, Partition{ID: 4, Range: keyspace.Range{From: 12, To: 16}, Owner: "n3", Epoch: 6}, nil},
+		{"next id (above the removed 7), least loaded owner", AddRequest{Range: keyspace.Range{From: 12, To: 16}}, Partition{ID: 8, Range: keyspace.Range{From: 12, To: 16}, Owner: "n3", Epoch: 6}, nil},
 		{"named id and owner, a standby", AddRequest{ID: u32(9), Range: keyspace.Range{From: 12, To: 14}, Owner: "n2", Standbys: 1}, Partition{ID: 9, Range: keyspace.Range{From: 12, To: 14}, Owner: "n2", Epoch: 6, Standbys: []string{"n3"}}, nil},
 		{"overlap", AddRequest{Range: keyspace.Range{From: 2, To: 6}}, Partition{}, ErrOverlap},
 		{"reserved id", AddRequest{ID: u32(0), Range: keyspace.Range{From: 12, To: 16}}, Partition{}, ErrInvalid},
 		{"id in use", AddRequest{ID: u32(2), Range: keyspace.Range{From: 12, To: 16}}, Partition{}, ErrExists},
+		{"id given before", AddRequest{ID: u32(7), Range: keyspace.Range{From: 12, To: 16}}, Partition{}, ErrExists},
 		{"unknown owner", AddRequest{Range: keyspace.Range{From: 12, To: 16}, Owner: "n9"}, Partition{}, ErrUnknownNode},
 		{"too many standbys", AddRequest{Range: keyspace.Range{From: 12, To: 16}, Standbys: 3}, Partition{}, ErrInvalid},
 	}
@@ -51,8 +55,8 @@ func TestAdd(t *testing.T) {
 			if !p.Equal(tc.want) {
 				t.Fatalf("added %+v, want %+v", p, tc.want)
 			}
-			// The epoch counter, the partition, and its writer record, in one write.
-			if len(muts) != 3 || muts[0].Key != maxEpochKey || muts[2].Key != writerPrefix+txnID(p.ID) {
+			// The epoch and id counters, the partition, and its writer record, in one write.
+			if len(muts) != 4 || muts[0].Key != maxEpochKey || muts[1].Key != maxIDKey || muts[3].Key != writerPrefix+txnID(p.ID) {
 				t.Fatalf("mutations %v", muts)
 			}
 		})

@@ -78,6 +78,9 @@ type View struct {
 	// removed: a new epoch is always above it, so a restore can tell an older
 	// owner's records (of any partition over the same slots) from a newer one's.
 	MaxEpoch uint64
+	// MaxID is the highest partition id ever given (placement.go), also to
+	// partitions since removed: a new id is always above it.
+	MaxID uint32
 	// Next is the next registry offset the view has not seen.
 	Next int64
 }
@@ -188,7 +191,7 @@ func (r *Registry) tail(ctx context.Context) {
 			// The log starts later (deleted, or compacted by kfake, which
 			// moves the start): the registry is its surviving records.
 			r.mu.Lock()
-			r.view = &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: gone.LogStart, MaxEpoch: r.view.MaxEpoch}
+			r.view = &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: gone.LogStart, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID}
 			r.mu.Unlock()
 		}
 		return struct{}{}, err
@@ -201,7 +204,7 @@ func (r *Registry) tail(ctx context.Context) {
 func (r *Registry) fold(b changelog.Batch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch}
+	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID}
 	for _, rec := range b.Records {
 		if err := apply(v, rec); err != nil {
 			r.errs++
@@ -239,6 +242,7 @@ func apply(v *View, rec *kgo.Record) error {
 		}
 		v.Partitions[p.ID] = p
 		v.MaxEpoch = max(v.MaxEpoch, p.Epoch)
+		v.MaxID = max(v.MaxID, p.ID)
 	case strings.HasPrefix(key, nodePrefix):
 		id := key[len(nodePrefix):]
 		if rec.Value == nil {
@@ -255,6 +259,8 @@ func apply(v *View, rec *kgo.Record) error {
 		v.Nodes[id] = n
 	case strings.HasPrefix(key, writerPrefix):
 		return applyWriter(v, key, rec.Value)
+	case key == maxIDKey:
+		return applyMaxID(v, rec.Value)
 	case key == maxEpochKey:
 		e, err := strconv.ParseUint(string(rec.Value), 10, 64)
 		if err != nil {

@@ -113,3 +113,12 @@ func applyWriter(v *View, key string, value []byte) error {
 	v.Writers[id] = merged
 	return nil
 }
+
+// ranges lists the slot ranges w was given, for messages.
+func (w Writer) ranges() string {
+	s := make([]string, len(w.Ranges))
+	for i, wr := range w.Ranges {
+		s[i] = wr.Range.String()
+	}
+	return strings.Join(s, " ")
+}

@@ -46,6 +46,21 @@ type Control struct {
 	Token string
 	// PeerCreds secure calls to peers' control planes. Default: plaintext.
 	PeerCreds credentials.TransportCredentials
+	// Moves, if set, says why partitions can neither move nor be removed
+	// (their data could not follow their slots), or returns nil: Move and
+	// RemovePartition are then refused with FailedPrecondition.
+	Moves func() error
+}
+
+// movesRefused is the refusal of a move or removal, or nil.
+func (c *Control) movesRefused() error {
+	if c.Moves == nil {
+		return nil
+	}
+	if err := c.Moves(); err != nil {
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return nil
 }
 
 func toRange(r *sluicev1.SlotRange) keyspace.Range {
@@ -103,6 +118,9 @@ func (c *Control) RemovePartition(ctx context.Context, req *sluicev1.RemoveParti
 	if (req.Id == nil) == (req.Range == nil) {
 		return nil, invalid("name the partition by id or by range, not both or neither")
 	}
+	if err := c.movesRefused(); err != nil {
+		return nil, err
+	}
 	var removed registry.Partition
 	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
 		p, err := v.Find(req.Id, toRange(req.Range))
@@ -119,6 +137,9 @@ func (c *Control) RemovePartition(ctx context.Context, req *sluicev1.RemoveParti
 }
 
 func (c *Control) MovePartition(ctx context.Context, req *sluicev1.MovePartitionRequest) (*sluicev1.PartitionInfo, error) {
+	if err := c.movesRefused(); err != nil {
+		return nil, err
+	}
 	var moved registry.Partition
 	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
 		muts, p, err := v.Move(req.Id, req.Node)

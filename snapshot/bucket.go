@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -78,25 +79,71 @@ func (b *Bucket) watch(ctx context.Context) *watchdog { return newWatchdog(ctx, 
 
 // Upload copies a snapshot folder into the bucket, the data first and the
 // manifest last (a snapshot without a manifest is never chosen), then deletes
-// all but the newest keep snapshots of the partition (newest by offsets, as
-// Restore chooses). Cancelling ctx stops it.
+// all but the newest keep snapshots of the partition (newest as Restore
+// chooses: by epoch, then offsets). Cancelling ctx stops it.
+//
+// A snapshot taken at an epoch below the partition's owner record (its
+// owner's, handoff.go) is refused with ErrNewerOwner: it is a deposed owner's
+// (a final snapshot that came after the hand-off timed out, an owner paused
+// or cut off), and the new owner has served since without its last writes.
+// The pruning never deletes the record's owner's newest snapshot.
 func (b *Bucket) Upload(ctx context.Context, dir string, m Manifest) error {
-	prefix := b.dir(m.Partition) + m.Name() + "/"
-	for _, name := range []string{DataFile, ManifestFile} {
-		if err := b.put(ctx, prefix+name, filepath.Join(dir, name)); err != nil {
-			return err
-		}
+	if _, _, err := b.uploader(ctx, m); err != nil {
+		return err
 	}
-	names, err := b.List(ctx, m.Partition)
+	prefix := b.dir(m.Partition) + m.Name() + "/"
+	if err := b.put(ctx, prefix+DataFile, filepath.Join(dir, DataFile)); err != nil {
+		return err
+	}
+	// Again just before the manifest makes the snapshot whole: a new owner
+	// may have announced itself while the data was uploading.
+	o, owned, err := b.uploader(ctx, m)
+	if errors.Is(err, ErrNewerOwner) {
+		return errors.Join(err, b.delete(ctx, prefix+DataFile))
+	}
 	if err != nil {
 		return err
 	}
-	if names, err = b.newestFirst(ctx, m, names); err != nil {
+	if err := b.put(ctx, prefix+ManifestFile, filepath.Join(dir, ManifestFile)); err != nil {
 		return err
 	}
-	for _, old := range names[min(len(names), b.keep):] {
+	return b.prune(ctx, m, o, owned)
+}
+
+// uploader returns the owner record of m's partition, or ErrNewerOwner if
+// it names an epoch above m's: m is a deposed owner's.
+func (b *Bucket) uploader(ctx context.Context, m Manifest) (o Owner, owned bool, err error) {
+	o, owned, err = b.Owner(ctx, m.Partition)
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return o, false, err
+	}
+	if owned && o.Epoch > m.Epoch {
+		return o, owned, fmt.Errorf("%w: epoch %d on %s; this snapshot was taken at epoch %d by a deposed owner, and is not uploaded", ErrNewerOwner, o.Epoch, o.Node, m.Epoch)
+	}
+	return o, owned, nil
+}
+
+// prune deletes all but the newest keep snapshots of like's partition, and
+// never the newest one of owner (if owned) at its epoch.
+func (b *Bucket) prune(ctx context.Context, like Manifest, owner Owner, owned bool) error {
+	names, err := b.List(ctx, like.Partition)
+	if err != nil {
+		return err
+	}
+	ls, err := b.newestFirst(ctx, like, names)
+	if err != nil {
+		return err
+	}
+	ownersNewest := -1
+	if owned {
+		ownersNewest = slices.IndexFunc(ls, func(l listed) bool { return l.err == nil && l.m.Epoch == owner.Epoch })
+	}
+	for i := min(len(ls), b.keep); i < len(ls); i++ {
+		if i == ownersNewest {
+			continue
+		}
 		for _, name := range []string{ManifestFile, DataFile} { // manifest first: never half a snapshot that looks whole
-			if err := b.delete(ctx, b.dir(m.Partition)+old+"/"+name); err != nil {
+			if err := b.delete(ctx, b.dir(like.Partition)+ls[i].name+"/"+name); err != nil {
 				return err
 			}
 		}
@@ -137,7 +184,7 @@ func (b *Bucket) put(ctx context.Context, key, file string) error {
 
 // List returns the names of the partition's complete snapshots (those with a
 // manifest), by name (the writer's clock), newest first. Restore and Upload
-// order them by their manifests' offsets instead.
+// order them by their manifests' epochs and offsets instead.
 func (b *Bucket) List(ctx context.Context, partition uint32) ([]string, error) {
 	w := b.watch(ctx)
 	defer w.done()

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/sluicedb/sluice/keyspace"
 )
 
 // Hand-offs of partitions with no write-ahead log to replay (--wal disk or
@@ -27,6 +29,10 @@ const OwnerFile = "owner.json"
 type Owner struct {
 	Epoch uint64 `json:"epoch"`
 	Node  string `json:"node"`
+	// Range is the partition's slot range (empty in records from before it
+	// was written): a partition added later over these slots carries their
+	// data over from this one's snapshots (carry.go).
+	Range keyspace.Range `json:"range"`
 	// Final: the owner stopped at Epoch; Snapshot is its final snapshot.
 	Final    bool   `json:"final,omitempty"`
 	Snapshot string `json:"snapshot,omitempty"`
@@ -53,16 +59,16 @@ func (b *Bucket) Owner(ctx context.Context, partition uint32) (o Owner, ok bool,
 	return o, true, nil
 }
 
-// Announce records that node owns partition at epoch and has not stopped.
-// A record of a newer epoch is left alone: ErrNewerOwner.
-func (b *Bucket) Announce(ctx context.Context, partition uint32, epoch uint64, node string) error {
-	return b.putOwner(ctx, partition, Owner{Epoch: epoch, Node: node})
+// Announce records that node owns partition (over slots rng) at epoch and
+// has not stopped. A record of a newer epoch is left alone: ErrNewerOwner.
+func (b *Bucket) Announce(ctx context.Context, partition uint32, rng keyspace.Range, epoch uint64, node string) error {
+	return b.putOwner(ctx, partition, Owner{Epoch: epoch, Node: node, Range: rng})
 }
 
 // Finish records that the owner at epoch stopped, its final snapshot being
 // m (uploaded before).
 func (b *Bucket) Finish(ctx context.Context, m Manifest, node string) error {
-	return b.putOwner(ctx, m.Partition, Owner{Epoch: m.Epoch, Node: node, Final: true, Snapshot: m.Name()})
+	return b.putOwner(ctx, m.Partition, Owner{Epoch: m.Epoch, Node: node, Range: m.Range, Final: true, Snapshot: m.Name()})
 }
 
 func (b *Bucket) putOwner(ctx context.Context, partition uint32, o Owner) error {

@@ -22,10 +22,10 @@ func TestOwnerRecordHandsOff(t *testing.T) {
 	if _, ok, err := b.Owner(ctx, 1); ok || err != nil {
 		t.Fatalf("a new partition has an owner record: %v %v", ok, err)
 	}
-	if err := b.Announce(ctx, 1, 5, "n1"); err != nil {
+	if err := b.Announce(ctx, 1, rng4, 5, "n1"); err != nil {
 		t.Fatal(err)
 	}
-	if o, ok, _ := b.Owner(ctx, 1); !ok || o != (Owner{Epoch: 5, Node: "n1"}) {
+	if o, ok, _ := b.Owner(ctx, 1); !ok || o != (Owner{Epoch: 5, Node: "n1", Range: rng4}) {
 		t.Fatalf("after the announcement: %+v", o)
 	}
 	// The owner stops: its final snapshot, then the record names it.
@@ -54,13 +54,13 @@ func TestOwnerRecordHandsOff(t *testing.T) {
 	if n, _ := mem.Len(); n != 10 {
 		t.Fatalf("%d keys restored", n)
 	}
-	if err := b.Announce(ctx, 1, 6, "n2"); err != nil {
+	if err := b.Announce(ctx, 1, rng4, 6, "n2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Finish(ctx, m, "n1"); !errors.Is(err, ErrNewerOwner) {
 		t.Fatalf("an older owner's finish over a newer owner's record: %v", err)
 	}
-	if err := b.Announce(ctx, 1, 5, "n1"); !errors.Is(err, ErrNewerOwner) {
+	if err := b.Announce(ctx, 1, rng4, 5, "n1"); !errors.Is(err, ErrNewerOwner) {
 		t.Fatalf("an older owner's announcement: %v", err)
 	}
 }

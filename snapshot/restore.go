@@ -61,16 +61,29 @@ func (w Want) fits(m Manifest, cluster string, now time.Time) error {
 	return nil
 }
 
-// newer orders manifests newest first by how far into the changelog they
-// reach: the sum of their slots' offsets (then their time). Offsets, not the
-// writer's clock, say which snapshot holds more of the log: two nodes' clocks
-// may disagree, and a snapshot is named by its writer's. Within one
-// partition's history every slot's offset only grows, so of two snapshots
-// one reaches at least as far in every slot (dominance) and its sum is the
-// larger: the sum agrees with dominance wherever dominance decides, and still
-// gives an order where it does not (two histories, which the replay's offset
-// checks then refuse).
+// newer orders manifests newest first: by epoch, then by how far into the
+// changelog they reach (the sum of their slots' offsets), then by time.
+//
+// The epoch first: in --wal disk and none a snapshot's offsets are its
+// owner's own sequence numbers, so two owners' histories do not compare, and
+// a deposed owner's snapshot may "reach further" than the one of the owner
+// that replaced it and acknowledged writes since. The registry gives a
+// partition's epochs in order of ownership, so the higher epoch holds what
+// came later. (With --wal kafka a newer owner replayed everything committed
+// before it served, so its snapshot plus the replay from its offsets loses
+// nothing either.)
+//
+// Within one epoch, offsets, not the writer's clock, say which snapshot holds
+// more of the log: two nodes' clocks may disagree, and a snapshot is named by
+// its writer's. Within one owner's history every slot's offset only grows, so
+// of two snapshots one reaches at least as far in every slot (dominance) and
+// its sum is the larger: the sum agrees with dominance wherever dominance
+// decides, and still gives an order where it does not (two histories, which
+// the replay's offset checks then refuse).
 func newer(a, b Manifest) int {
+	if c := cmp.Compare(b.Epoch, a.Epoch); c != 0 {
+		return c
+	}
 	if c := cmp.Compare(offsetSum(b), offsetSum(a)); c != 0 {
 		return c
 	}
@@ -125,10 +138,10 @@ func (b *Bucket) readManifest(ctx context.Context, key string) (Manifest, error)
 	return ReadManifest(bytes.NewReader(raw))
 }
 
-// newestFirst orders the named snapshots of like's partition newest first by
-// offsets, those that do not fit like (another range, slot count or
+// newestFirst orders the named snapshots of like's partition newest first
+// (newer), those that do not fit like (another range, slot count or
 // cluster) or do not read after all the others.
-func (b *Bucket) newestFirst(ctx context.Context, like Manifest, names []string) ([]string, error) {
+func (b *Bucket) newestFirst(ctx context.Context, like Manifest, names []string) ([]listed, error) {
 	ls, err := b.manifests(ctx, like.Partition, names)
 	if err != nil {
 		return nil, err
@@ -144,16 +157,13 @@ func (b *Bucket) newestFirst(ctx context.Context, like Manifest, names []string)
 		}
 		return newer(x.m, y.m)
 	})
-	out := make([]string, len(ls))
-	for i, l := range ls {
-		out[i] = l.name
-	}
-	return out, nil
+	return ls, nil
 }
 
-// Restore loads into st (empty) the newest snapshot (by offsets) that fits
-// want (cluster, partition, range, slot count, age) and passes its checksum;
-// any other is logged, with the reason, and skipped for the next. ok is false
+// Restore loads into st (empty) the newest snapshot (newer: by epoch, then
+// offsets) that fits want (cluster, partition, range, slot count, age) and
+// passes its checksum; any other is logged, with the reason, and skipped for
+// the next. ok is false
 // when none fits: replay the changelog from its start. The store then
 // records the snapshot's time as when it was last in sync with the log. On
 // an error st is empty again, unless the error wraps ErrStoreDirty.

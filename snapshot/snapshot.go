@@ -3,9 +3,12 @@
 // A snapshot is a folder: data.backup (the partition's Badger state as of one
 // read transaction, in badger's backup format) and manifest.json (written
 // last; a folder without one is incomplete and never chosen). Restore = the
-// newest snapshot (by its offsets) of this cluster, partition, range and slot
-// count, younger than the changelog keeps tombstones, that passes its
-// checksum + replay of the changelog from the offsets it holds.
+// newest snapshot (by its epoch, then its offsets) of this cluster,
+// partition, range and slot count, younger than the changelog keeps
+// tombstones, that passes its checksum + replay of the changelog from the
+// offsets it holds. A partition of --wal disk or none with no snapshot of its
+// own carries its slots' data over from the partitions that held them before
+// (Carry, carry.go).
 //
 //	parent, err := snapshot.Confine("/backups", "nightly") // /backups/nightly; "../x" or "/etc" are refused
 //	m, dir, err := snapshot.Write(ctx, st, parent, snapshot.Manifest{Cluster: "sluice", Partition: 1, ...})

@@ -134,7 +134,7 @@ func partitionsCmd() *cobra.Command {
 			return c.AddPartition(ctx, req)
 		})
 	}}
-	add.Flags().Uint32Var(&addID, "id", 0, "partition id (default: the next free one)")
+	add.Flags().Uint32Var(&addID, "id", 0, "partition id (default: the next from the registry's counter; an id given before is never given again)")
 	add.Flags().StringVar(&addNode, "node", "", "owner node (default: the least loaded)")
 	add.Flags().Uint32Var(&addStandbys, "standbys", 0, "other nodes keeping a standby (serving SESSION and EVENTUAL reads; fast handover)")
 
