@@ -74,6 +74,9 @@ type View struct {
 	// ever given a slot range, with those ranges (writers.go): kept after
 	// their partitions are removed, so a new owner can fence them.
 	Writers map[string]Writer
+	// Incarnations are the latest incarnation of every node id that
+	// recorded one (incarnation.go).
+	Incarnations map[string]Incarnation
 	// MaxEpoch is the highest epoch ever given, also to partitions since
 	// removed: a new epoch is always above it, so a restore can tell an older
 	// owner's records (of any partition over the same slots) from a newer one's.
@@ -163,7 +166,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	tailCtx, cancel := context.WithCancel(context.Background())
 	r := &Registry{
 		cfg: cfg, cl: cl, stop: cancel, done: make(chan struct{}), changed: make(chan struct{}),
-		view: &View{Partitions: map[uint32]Partition{}, Nodes: map[string]Node{}, Writers: map[string]Writer{}},
+		view: &View{Partitions: map[uint32]Partition{}, Nodes: map[string]Node{}, Writers: map[string]Writer{}, Incarnations: map[string]Incarnation{}},
 	}
 	go r.tail(tailCtx)
 	if err := r.CatchUp(ctx); err != nil {
@@ -188,7 +191,7 @@ func (r *Registry) tail(ctx context.Context) {
 			// The log starts later (deleted, or compacted by kfake, which
 			// moves the start): the registry is its surviving records.
 			r.mu.Lock()
-			r.view = &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: gone.LogStart, MaxEpoch: r.view.MaxEpoch}
+			r.view = &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Incarnations: maps.Clone(r.view.Incarnations), Next: gone.LogStart, MaxEpoch: r.view.MaxEpoch}
 			r.mu.Unlock()
 		}
 		return struct{}{}, err
@@ -201,7 +204,7 @@ func (r *Registry) tail(ctx context.Context) {
 func (r *Registry) fold(b changelog.Batch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch}
+	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Incarnations: maps.Clone(r.view.Incarnations), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch}
 	for _, rec := range b.Records {
 		if err := apply(v, rec); err != nil {
 			r.errs++
@@ -255,6 +258,8 @@ func apply(v *View, rec *kgo.Record) error {
 		v.Nodes[id] = n
 	case strings.HasPrefix(key, writerPrefix):
 		return applyWriter(v, key, rec.Value)
+	case strings.HasPrefix(key, incarnationPrefix):
+		return applyIncarnation(v, key, rec.Value)
 	case key == maxEpochKey:
 		e, err := strconv.ParseUint(string(rec.Value), 10, 64)
 		if err != nil {
