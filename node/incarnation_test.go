@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/registry"
 )
 
 // A second process of a node id, on another data directory, is refused at
@@ -99,4 +100,55 @@ func deadAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// Two processes of one node id starting at once both read the same previous
+// incarnation; the registry serialises their Updates, and the one whose
+// Update comes second finds the other registered and refuses, naming it.
+func TestNextIncarnationRefusesAConcurrentStart(t *testing.T) {
+	n := &Node{cfg: Config{NodeID: "n1"}}
+	for _, ln := range []*net.Listener{&n.dataLn, &n.controlLn} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		*ln = l
+	}
+	prev := registry.Incarnation{Node: "n1", N: 1, DataAddr: "127.0.0.1:1"}
+	other := registry.Incarnation{Node: "n1", N: 2, DataAddr: "10.0.0.9:7400", PID: 7, Host: "h"}
+	v := &registry.View{Incarnations: map[string]registry.Incarnation{"n1": other}}
+	_, _, err := n.nextIncarnation(v, prev)
+	if !errors.Is(err, ErrNodeIDInUse) || !strings.Contains(err.Error(), other.DataAddr) {
+		t.Fatalf("start racing incarnation 2: %v, want ErrNodeIDInUse naming %s", err, other.DataAddr)
+	}
+	v.Incarnations["n1"] = prev
+	inc, _, err := n.nextIncarnation(v, prev)
+	if err != nil || inc.N != 2 {
+		t.Fatalf("start after incarnation 1: %+v %v, want incarnation 2", inc, err)
+	}
+}
+
+// The lease skip is taken only for a record of the incarnation just before
+// this one, on this very directory.
+func TestResumableOnlyFromThePreviousIncarnationHere(t *testing.T) {
+	here, elsewhere := "boot/1/10", "boot/1/11"
+	for _, c := range []struct {
+		name     string
+		prev, me registry.Incarnation
+		by       uint64
+		want     bool
+	}{
+		{"restart on its own directory", registry.Incarnation{N: 4, Dir: here}, registry.Incarnation{N: 5, Dir: here}, 4, true},
+		{"a copy of the directory", registry.Incarnation{N: 4, Dir: elsewhere}, registry.Incarnation{N: 5, Dir: here}, 4, false},
+		{"another incarnation registered between", registry.Incarnation{N: 4, Dir: here}, registry.Incarnation{N: 5, Dir: here}, 3, false},
+		{"a record of this incarnation", registry.Incarnation{N: 4, Dir: here}, registry.Incarnation{N: 5, Dir: here}, 5, false},
+		{"a record before incarnations", registry.Incarnation{}, registry.Incarnation{N: 1, Dir: here}, 0, false},
+		{"a host without a boot id", registry.Incarnation{N: 4}, registry.Incarnation{N: 5}, 4, false},
+	} {
+		n := &Node{lock: &dirLock{}, inc: c.me, prevInc: c.prev}
+		if got := n.resumable(c.by); got != c.want {
+			t.Errorf("%s: resumable = %v, want %v", c.name, got, c.want)
+		}
+	}
 }

@@ -1,7 +1,8 @@
 // Package registry is the cluster's desired state, kept in the compacted
 // <cluster>.registry topic: which partitions exist (id → slot range, owner,
-// epoch), which nodes have announced themselves (id → addresses), and which
-// changelog producers were ever given which slots (writers.go).
+// epoch), which nodes have announced themselves (id → addresses), which
+// changelog producers were ever given which slots (writers.go), and which
+// process is each node id now (its latest incarnation, incarnation.go).
 //
 //	r, _ := registry.Open(ctx, registry.Config{Client: opts, Topic: topics.Registry()})
 //	v := r.View()                       // immutable; a change makes a new one
