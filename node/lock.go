@@ -50,6 +50,33 @@ func lockDataDir(dir string) (*dirLock, error) {
 	return &dirLock{f: f}, nil
 }
 
+// bootIDFile holds a random id the kernel draws at every boot (Linux).
+const bootIDFile = "/proc/sys/kernel/random/boot_id"
+
+// identity names the locked directory on this host since its last boot: the
+// boot's id and the device and inode of the lock file. A copy of the
+// directory, or a directory on another host (a cloned disk has the same
+// inode numbers, not the same boot), has another; "" when the host cannot
+// tell (no boot id), which never matches.
+func (l *dirLock) identity() string {
+	if l == nil {
+		return ""
+	}
+	boot, err := os.ReadFile(bootIDFile)
+	if err != nil || len(strings.TrimSpace(string(boot))) == 0 {
+		return ""
+	}
+	fi, err := l.f.Stat()
+	if err != nil {
+		return ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("%s/%d/%d", strings.TrimSpace(string(boot)), uint64(st.Dev), uint64(st.Ino))
+}
+
 // release drops the lock.
 func (l *dirLock) release() {
 	if l != nil {

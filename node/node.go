@@ -46,6 +46,11 @@ type Node struct {
 
 	registry *registry.Registry
 	table    atomic.Pointer[router.Table]
+	// inc is this process's incarnation of its node id, prevInc the one
+	// registered before it (incarnation.go).
+	inc, prevInc registry.Incarnation
+	done         chan struct{} // closed when superseded (Done)
+	doneErr      error
 
 	mu    sync.RWMutex
 	parts map[uint32]*held // the partitions this node holds
@@ -95,7 +100,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	var err error
 	began := time.Now()
-	n := &Node{began: began, cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, parts: make(map[uint32]*held), stop: make(chan struct{}), budget: partition.NewBudget(cfg.NodeBudget)}
+	n := &Node{began: began, cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, parts: make(map[uint32]*held), stop: make(chan struct{}), done: make(chan struct{}), budget: partition.NewBudget(cfg.NodeBudget)}
 	// franz-go logs through zerolog, one level quieter than sluice: its info
 	// lines are per-connection chatter.
 	n.kafkaLog = cfg.Log.With().Str("component", "kafka").Logger().Level(max(cfg.Log.GetLevel(), zerolog.WarnLevel))
@@ -132,12 +137,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 	reg := n.registerMetrics()
 	n.startGRPC(reg, cfg.transport())
+	n.health.SetServingStatus(incarnationService(n.inc), healthpb.HealthCheckResponse_SERVING)
 	if err := n.startHTTP(reg); err != nil {
 		return nil, err
 	}
 	n.mgr = newManager(cfg.NodeID, n.registry, n, n.updateTable, cfg.Log, n.stop)
 	n.mgr.reconcile(n.removeStaleDirs)
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.watchIncarnation()
 	go n.manage()
 	go n.watchHealth()
 	go n.watchLogEnds()
@@ -148,8 +155,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// joinRegistry opens the registry, announces the node and, in a cluster with
-// no partitions yet, creates the first ones on this node. Every partition's
+// joinRegistry opens the registry, registers this process's incarnation of
+// the node id (refusing to start beside a live one, incarnation.go),
+// announces the node and, in a cluster with no partitions yet, creates the
+// first ones on this node. Every partition's
 // producer is recorded as a writer of its slots (fencing follows slots): a
 // new one in the same transaction as the partition, and one of a registry
 // written before writers were recorded, here, once.
@@ -159,9 +168,18 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if n.prevInc, err = n.previousIncarnation(ctx); err != nil {
+		return err
+	}
 	me := registry.Node{ID: n.cfg.NodeID, DataAddr: n.DataAddr(), ControlAddr: n.ControlAddr()}
-	return n.registry.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
-		var muts []registry.Mutation
+	var inc registry.Incarnation
+	err = n.registry.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
+		next, reg, err := n.nextIncarnation(v, n.prevInc)
+		if err != nil {
+			return nil, err
+		}
+		inc = next
+		muts := []registry.Mutation{reg}
 		if v.Nodes[me.ID] != me {
 			muts = append(muts, registry.PutNode(me))
 		}
@@ -182,6 +200,8 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 		}
 		return muts, nil
 	})
+	n.inc = inc
+	return err
 }
 
 // kafkaOpts are the options of every Kafka client the node makes (changelog
@@ -330,6 +350,9 @@ func (n *Node) watchHealth() {
 // Ready reports whether the node holds what the registry assigns it and every
 // one of those partitions serves.
 func (n *Node) Ready() bool {
+	if n.Err() != nil {
+		return false // superseded
+	}
 	v := n.registry.View()
 	n.mu.RLock()
 	defer n.mu.RUnlock()

@@ -72,10 +72,12 @@ func (n *Node) respec(spec registry.Partition) {
 }
 
 // dirMeta is kept in a partition's directory: what its data was opened for,
-// and whether it has served that entry (its owner and epoch) here.
+// and whether it has served that entry (its owner and epoch) here, under
+// which incarnation of the node (incarnation.go).
 type dirMeta struct {
-	Spec   registry.Partition `json:"partition"`
-	Served bool               `json:"served,omitempty"`
+	Spec        registry.Partition `json:"partition"`
+	Served      bool               `json:"served,omitempty"`
+	Incarnation uint64             `json:"incarnation,omitempty"`
 }
 
 // writeMeta replaces dir's partition.json whole (a crash leaves the old or
@@ -120,14 +122,22 @@ func (n *Node) open(spec registry.Partition, asStandby bool) error {
 	if b, err := os.ReadFile(filepath.Join(dir, "partition.json")); err == nil && json.Unmarshal(b, &meta) == nil && meta.Spec.Range != spec.Range {
 		os.RemoveAll(dir)
 	}
-	// A node restarted on its own disk (its lock held: no earlier process of
-	// it is alive) whose store last served this very owner and epoch needs no
-	// read-lease wait: no other process can have answered a read of it since
-	// its own first start at this epoch waited the lease out. A move, a
-	// promotion or a new epoch finds no such record and waits.
-	resumed := !asStandby && n.lock != nil && meta.Served && meta.Spec.Owner == spec.Owner && meta.Spec.Epoch == spec.Epoch && meta.Spec.Range == spec.Range
+	// A node restarted on its own disk whose store last served this very
+	// owner and epoch needs no read-lease wait, if the record was written by
+	// the node's previous incarnation on this same directory, whose lock it
+	// now holds (resumable): that process is gone, no other process of the
+	// id registered since, and its first start at this epoch waited the lease
+	// out. A copied directory, a second process of the id, a move, a
+	// promotion or a new epoch finds no such record and waits. The record is
+	// carried to this incarnation at once: its own restart may skip too.
+	resumed := !asStandby && meta.Served && n.resumable(meta.Incarnation) &&
+		meta.Spec.Owner == spec.Owner && meta.Spec.Epoch == spec.Epoch && meta.Spec.Range == spec.Range
 	if err := os.MkdirAll(dir, 0o755); err == nil {
-		_ = writeMeta(dir, dirMeta{Spec: spec, Served: resumed})
+		rec := dirMeta{Spec: spec}
+		if resumed {
+			rec.Served, rec.Incarnation = true, n.inc.N
+		}
+		_ = writeMeta(dir, rec)
 	}
 	st, err := n.openStore(spec.ID, dir, asStandby)
 	if err != nil {
@@ -223,7 +233,7 @@ func (n *Node) markServed(h *held) {
 			return // released or replaced
 		}
 	}
-	if err := writeMeta(n.partitionDir(h.spec.ID), dirMeta{Spec: h.spec, Served: true}); err != nil {
+	if err := writeMeta(n.partitionDir(h.spec.ID), dirMeta{Spec: h.spec, Served: true, Incarnation: n.inc.N}); err != nil {
 		n.cfg.Log.Warn().Err(err).Uint32("partition", h.spec.ID).Uint64("epoch", h.spec.Epoch).Msg("recording that the partition served: its next start waits the read lease")
 	}
 	h.recorded.Store(true)

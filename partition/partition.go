@@ -71,10 +71,12 @@ type Config struct {
 	// 0 disables the check (a single owner that can never be deposed).
 	Lease time.Duration
 	// SkipLeaseWait lets the first restore serve without waiting Lease after
-	// fencing. Set it only when the caller holds an exclusive lock on the
-	// data directory (no earlier process on it is alive) and this store last
-	// served this same epoch on this node: no other process can have answered
-	// a read of it since, so there is no deposed owner's lease to wait out.
+	// fencing. Set it only when this store last served this same epoch under
+	// the node's previous process on this very data directory, whose
+	// exclusive lock the caller now holds (no earlier process on it is
+	// alive), and no other process of the node registered between (node's
+	// incarnations): no other process can have answered a read of it since,
+	// so there is no deposed owner's lease to wait out.
 	// Every later restore (a re-sync) waits.
 	SkipLeaseWait bool
 	// now is the wall clock of the retention checks (tests); nil: time.Now.

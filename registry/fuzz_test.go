@@ -24,13 +24,17 @@ func FuzzApply(f *testing.F) {
 	f.Add("writer/c.p1", []byte(`{"id":"c.p1","ranges":[]}`), false)
 	f.Add("writer/c.p1", []byte(nil), true)
 	f.Add("writer/c.p9", []byte(`{"id":"c.p9","ranges":[{"range":{"from":4,"to":2},"epoch":1}]}`), false)
+	f.Add("incarnation/n1", []byte(`{"node":"n1","n":4,"data_addr":"a:1","control_addr":"a:2","dir":"b/1/2"}`), false)
+	f.Add("incarnation/n1", []byte(`{"node":"n1","n":2}`), false)
+	f.Add("incarnation/n1", []byte(nil), true)
 	f.Fuzz(func(t *testing.T, key string, value []byte, tombstone bool) {
 		if tombstone {
 			value = nil
 		}
 		before := []WriterRange{{Range: keyspace.Range{From: 0, To: 4}, Epoch: 2}}
 		v := &View{Partitions: map[uint32]Partition{}, Nodes: map[string]Node{}, MaxEpoch: 2, MaxID: 3,
-			Writers: map[string]Writer{"c.p1": {ID: "c.p1", Ranges: before}}}
+			Writers:      map[string]Writer{"c.p1": {ID: "c.p1", Ranges: before}},
+			Incarnations: map[string]Incarnation{"n1": {Node: "n1", N: 3}}}
 		err := apply(v, &kgo.Record{Key: []byte(key), Value: value})
 		for _, wr := range before {
 			if !slices.ContainsFunc(v.Writers["c.p1"].Ranges, func(o WriterRange) bool { return o.Range == wr.Range && o.Epoch <= wr.Epoch }) {
@@ -40,8 +44,16 @@ func FuzzApply(f *testing.F) {
 		if v.MaxID < 3 {
 			t.Fatalf("the id counter went back to %d", v.MaxID)
 		}
+		if v.Incarnations["n1"].N < 3 {
+			t.Fatalf("node n1's incarnation went back to %d", v.Incarnations["n1"].N)
+		}
 		if err != nil {
 			return
+		}
+		for id, i := range v.Incarnations {
+			if i.Node != id {
+				t.Fatalf("incarnation of %q filed under %q", i.Node, id)
+			}
 		}
 		for id, p := range v.Partitions {
 			if p.ID != id {

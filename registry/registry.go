@@ -1,7 +1,8 @@
 // Package registry is the cluster's desired state, kept in the compacted
 // <cluster>.registry topic: which partitions exist (id → slot range, owner,
-// epoch), which nodes have announced themselves (id → addresses), and which
-// changelog producers were ever given which slots (writers.go).
+// epoch), which nodes have announced themselves (id → addresses), which
+// changelog producers were ever given which slots (writers.go), and which
+// process is each node id now (its latest incarnation, incarnation.go).
 //
 //	r, _ := registry.Open(ctx, registry.Config{Client: opts, Topic: topics.Registry()})
 //	v := r.View()                       // immutable; a change makes a new one
@@ -74,6 +75,9 @@ type View struct {
 	// ever given a slot range, with those ranges (writers.go): kept after
 	// their partitions are removed, so a new owner can fence them.
 	Writers map[string]Writer
+	// Incarnations are the latest incarnation of every node id that
+	// recorded one (incarnation.go).
+	Incarnations map[string]Incarnation
 	// MaxEpoch is the highest epoch ever given, also to partitions since
 	// removed: a new epoch is always above it, so a restore can tell an older
 	// owner's records (of any partition over the same slots) from a newer one's.
@@ -166,7 +170,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	tailCtx, cancel := context.WithCancel(context.Background())
 	r := &Registry{
 		cfg: cfg, cl: cl, stop: cancel, done: make(chan struct{}), changed: make(chan struct{}),
-		view: &View{Partitions: map[uint32]Partition{}, Nodes: map[string]Node{}, Writers: map[string]Writer{}},
+		view: &View{Partitions: map[uint32]Partition{}, Nodes: map[string]Node{}, Writers: map[string]Writer{}, Incarnations: map[string]Incarnation{}},
 	}
 	go r.tail(tailCtx)
 	if err := r.CatchUp(ctx); err != nil {
@@ -191,7 +195,7 @@ func (r *Registry) tail(ctx context.Context) {
 			// The log starts later (deleted, or compacted by kfake, which
 			// moves the start): the registry is its surviving records.
 			r.mu.Lock()
-			r.view = &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: gone.LogStart, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID}
+			r.view = &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Incarnations: maps.Clone(r.view.Incarnations), Next: gone.LogStart, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID}
 			r.mu.Unlock()
 		}
 		return struct{}{}, err
@@ -204,7 +208,7 @@ func (r *Registry) tail(ctx context.Context) {
 func (r *Registry) fold(b changelog.Batch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID}
+	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Incarnations: maps.Clone(r.view.Incarnations), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID}
 	for _, rec := range b.Records {
 		if err := apply(v, rec); err != nil {
 			r.errs++
@@ -261,6 +265,8 @@ func apply(v *View, rec *kgo.Record) error {
 		return applyWriter(v, key, rec.Value)
 	case key == maxIDKey:
 		return applyMaxID(v, rec.Value)
+	case strings.HasPrefix(key, incarnationPrefix):
+		return applyIncarnation(v, key, rec.Value)
 	case key == maxEpochKey:
 		e, err := strconv.ParseUint(string(rec.Value), 10, 64)
 		if err != nil {

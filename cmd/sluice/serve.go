@@ -77,9 +77,14 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			<-ctx.Done()
-			log.Info().Msg("shutting down")
-			return n.Close()
+			select {
+			case <-ctx.Done():
+				log.Info().Msg("shutting down")
+				return n.Close()
+			case <-n.Done(): // a newer process of this node id took over
+				n.Close()
+				return n.Err()
+			}
 		},
 	}
 	f := cmd.Flags()
