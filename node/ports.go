@@ -17,9 +17,10 @@ import (
 // startGRPC serves the data and control ports on their listeners: the data
 // port open or behind a token and client certificates as configured, the
 // control port behind its token and rate limit, with small messages only.
-// Every call but health and reflection waits for the node to be ready
-// (n.ready): a panic in a handler is recovered, but the order of Start is
-// what keeps calls away from a node without a routing table.
+// Every call but health and reflection is answered UNAVAILABLE while the
+// node is not ready (n.ready). A panic in a handler is recovered, but it is
+// the order of Start (the table first) that keeps calls away from a node
+// without a routing table.
 func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
 	panics := server.NewPanics(reg)
 	readyU, readyS := server.RequireReady(n.ready, server.HealthService, server.ReflectionService, server.ReflectionServiceV1Alpha)
