@@ -42,6 +42,7 @@ type clientLoad struct {
 	t      *testing.T
 	p      *proc
 	stop   chan struct{}
+	halt   sync.Once
 	wg     sync.WaitGroup
 	runs   atomic.Int64
 	mu     sync.Mutex
@@ -50,7 +51,8 @@ type clientLoad struct {
 
 func startClients(t *testing.T, p *proc) *clientLoad {
 	l := &clientLoad{t: t, p: p, stop: make(chan struct{})}
-	cli := plainBin(t) // the CLI without the race detector: many starts, little CPU
+	t.Cleanup(l.stopAll) // also when the test fails half-way
+	cli := plainBin(t)   // the CLI without the race detector: many starts, little CPU
 	token := p.controlTokenFile()
 	key := func(n int) string { return fmt.Sprintf("cli-%d", n%50) }
 	commands := []func(n int) []string{
@@ -126,10 +128,15 @@ func (l *clientLoad) run(cmd *exec.Cmd) {
 	}
 }
 
+// stopAll stops the clients and waits for them.
+func (l *clientLoad) stopAll() {
+	l.halt.Do(func() { close(l.stop) })
+	l.wg.Wait()
+}
+
 // close stops the clients and fails the test if one saw a panic.
 func (l *clientLoad) close() {
-	close(l.stop)
-	l.wg.Wait()
+	l.stopAll()
 	l.t.Logf("%d client processes (the sluice CLI and a Go client) ran against the node", l.runs.Load())
 	if len(l.panics) > 0 {
 		l.t.Errorf("%d client processes saw a panic, e.g.:\n%s", len(l.panics), l.panics[0])
