@@ -28,6 +28,9 @@ var sluiceBin string
 var binDir string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(rpcClientEnv) != "" { // a client process of the crash loop
+		os.Exit(rpcClientMain())
+	}
 	dir, err := os.MkdirTemp("", "sluice-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -169,6 +172,21 @@ func (p *proc) waitServingWithin(limit time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// killAlive kills the process and says if it had died on its own first
+// (a panic, a fatal error): a node only ever dies of the test's SIGKILL.
+func (p *proc) killAlive() error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("the node died by itself (%v); its log says why", p.cmd.ProcessState)
+	default:
+	}
+	p.kill()
+	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && !(ws.Signaled() && ws.Signal() == syscall.SIGKILL) {
+		return fmt.Errorf("the node exited by itself (%v) as it was killed", p.cmd.ProcessState)
+	}
+	return nil
 }
 
 // signal sends sig (SIGSTOP, SIGCONT) to the process.

@@ -92,8 +92,9 @@ type held struct {
 
 // Start brings a node up: Kafka, topics, the registry (announcing the node,
 // and giving a new cluster its first partitions), the partition manager, the
-// gRPC and HTTP ports. It returns once the ports listen; partitions answer
-// Unavailable until they have restored.
+// gRPC ports (once the routing table is loaded) and the HTTP port. It returns
+// once the ports serve; partitions answer Unavailable until they have
+// restored.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -136,13 +137,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 
 	reg := n.registerMetrics()
-	n.startGRPC(reg, cfg.transport())
-	n.health.SetServingStatus(incarnationService(n.inc), healthpb.HealthCheckResponse_SERVING)
 	if err := n.startHTTP(reg); err != nil {
 		return nil, err
 	}
+	// The first reconcile stores the routing table: only then do the gRPC
+	// ports serve (until then their listeners hold the connections). A data
+	// request served before would find no table (it once killed the node).
 	n.mgr = newManager(cfg.NodeID, n.registry, n, n.updateTable, cfg.Log, n.stop)
 	n.mgr.reconcile(n.removeStaleDirs)
+	n.startGRPC(reg, cfg.transport())
+	n.health.SetServingStatus(incarnationService(n.inc), healthpb.HealthCheckResponse_SERVING)
 	n.wg.Add(4)
 	go n.watchIncarnation()
 	go n.manage()

@@ -3,6 +3,7 @@ package node
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,14 +17,21 @@ import (
 // startGRPC serves the data and control ports on their listeners: the data
 // port open or behind a token and client certificates as configured, the
 // control port behind its token and rate limit, with small messages only.
+// Every call but health and reflection is answered UNAVAILABLE while the
+// node is not ready (n.ready). A panic in a handler is recovered, but it is
+// the order of Start (the table first) that keeps calls away from a node
+// without a routing table.
 func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
+	panics := server.NewPanics(reg)
+	readyU, readyS := server.RequireReady(n.ready, server.HealthService, server.ReflectionService, server.ReflectionServiceV1Alpha)
 	var dataUnary []grpc.UnaryServerInterceptor
 	var dataStream []grpc.StreamServerInterceptor
 	if n.cfg.DataToken != "" {
 		u, s := server.RequireToken("data plane", n.cfg.DataToken, server.HealthService)
 		dataUnary, dataStream = append(dataUnary, u), append(dataStream, s)
 	}
-	n.dataSrv, n.health = server.NewGRPCServer(server.Port{Log: n.cfg.Log, Metrics: reg, MaxConcurrentStreams: n.cfg.DataMaxStreams,
+	dataUnary, dataStream = append(dataUnary, readyU), append(dataStream, readyS)
+	n.dataSrv, n.health = server.NewGRPCServer(server.Port{Name: "data", Log: n.cfg.Log, Metrics: reg, Panics: panics, MaxConcurrentStreams: n.cfg.DataMaxStreams,
 		Unary: dataUnary, Stream: dataStream, Options: serverCreds(tr.data)})
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	server.RegisterData(n.dataSrv, &server.Data{Node: n.cfg.NodeID, Table: n.table.Load, Local: n.local,
@@ -39,9 +47,9 @@ func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
 	// it cannot use up the budget.
 	tokenU, tokenS := server.RequireToken("control plane", n.cfg.ControlToken)
 	rateU, rateS := server.RateLimit(n.cfg.ControlRate, max(1, int(n.cfg.ControlRate)))
-	n.controlSrv, _ = server.NewGRPCServer(server.Port{Log: n.cfg.Log, Metrics: prometheus.NewRegistry(),
+	n.controlSrv, _ = server.NewGRPCServer(server.Port{Name: "control", Log: n.cfg.Log, Metrics: prometheus.NewRegistry(), Panics: panics,
 		MaxRecvMsgBytes: server.ControlMaxRecvMsgBytes, MaxConcurrentStreams: n.cfg.ControlMaxStreams,
-		Unary: []grpc.UnaryServerInterceptor{tokenU, rateU}, Stream: []grpc.StreamServerInterceptor{tokenS, rateS},
+		Unary: []grpc.UnaryServerInterceptor{tokenU, rateU, readyU}, Stream: []grpc.StreamServerInterceptor{tokenS, rateS, readyS},
 		Options: serverCreds(tr.control)})
 	server.RegisterControl(n.controlSrv, &server.Control{Node: n.cfg.NodeID, Cluster: n, Token: n.cfg.ControlToken, PeerCreds: tr.peer, Moves: n.movesRefused})
 	for _, s := range []struct {
@@ -56,6 +64,16 @@ func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
 			}
 		}()
 	}
+}
+
+// ready says why the node serves no call yet: it has no routing table until
+// the partition manager's first reconcile (or while the registry's view
+// makes none).
+func (n *Node) ready() error {
+	if n.table.Load() == nil {
+		return fmt.Errorf("node %s is starting: it has no routing table yet; retry shortly", n.cfg.NodeID)
+	}
+	return nil
 }
 
 func serverCreds(c *tls.Config) []grpc.ServerOption {

@@ -18,6 +18,13 @@ import (
 // orchestrators probe it without credentials.
 const HealthService = "grpc.health.v1.Health"
 
+// ReflectionService and ReflectionServiceV1Alpha are gRPC reflection's
+// service names (grpcurl list).
+const (
+	ReflectionService        = "grpc.reflection.v1.ServerReflection"
+	ReflectionServiceV1Alpha = "grpc.reflection.v1alpha.ServerReflection"
+)
+
 // RequireToken returns interceptors, for unary and streaming calls alike,
 // that refuse every call without "authorization: Bearer <token>" with
 // Unauthenticated, except calls to the services named in open. plane names

@@ -55,8 +55,14 @@ type Port struct {
 	// MaxConcurrentStreams bounds the calls in flight on one connection.
 	// Default DefaultMaxConcurrentStreams.
 	MaxConcurrentStreams uint32
-	// Unary and Stream interceptors run after metrics and logging, in order
-	// (authentication, rate limits).
+	// Name names the port in the panics metric and in logs ("data",
+	// "control"). Default "grpc".
+	Name string
+	// Panics counts the handler panics the port recovers (NewPanics).
+	// Default: a counter registered on Metrics.
+	Panics *prometheus.CounterVec
+	// Unary and Stream interceptors run after metrics, logging and panic
+	// recovery, in order (authentication, rate limits, readiness).
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
 	// Options are added last (TLS credentials).
@@ -64,8 +70,8 @@ type Port struct {
 }
 
 // NewGRPCServer returns a gRPC server with sluice's interceptors (metrics,
-// logging of failures, then the port's own), health and reflection. Register
-// services, then Serve.
+// logging of failures, recovery of panics, then the port's own), health and
+// reflection. Register services, then Serve.
 func NewGRPCServer(p Port) (*grpc.Server, *health.Server) {
 	if p.MaxRecvMsgBytes == 0 {
 		p.MaxRecvMsgBytes = MaxRecvMsgBytes
@@ -76,8 +82,17 @@ func NewGRPCServer(p Port) (*grpc.Server, *health.Server) {
 	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 		grpcprom.WithHistogramBuckets(prometheus.ExponentialBuckets(0.0005, 2, 16))))
 	p.Metrics.MustRegister(metrics)
-	unary := append([]grpc.UnaryServerInterceptor{metrics.UnaryServerInterceptor(), logFailures(p.Log)}, p.Unary...)
-	stream := append([]grpc.StreamServerInterceptor{metrics.StreamServerInterceptor(), logStreamFailures(p.Log)}, p.Stream...)
+	if p.Name == "" {
+		p.Name = "grpc"
+	}
+	if p.Panics == nil {
+		p.Panics = NewPanics(p.Metrics)
+	}
+	// Recovery runs inside metrics and logging: a recovered panic is counted
+	// and logged as the INTERNAL it is answered with.
+	recU, recS := recoverPanics(p.Log, p.Name, p.Panics)
+	unary := append([]grpc.UnaryServerInterceptor{metrics.UnaryServerInterceptor(), logFailures(p.Log), recU}, p.Unary...)
+	stream := append([]grpc.StreamServerInterceptor{metrics.StreamServerInterceptor(), logStreamFailures(p.Log), recS}, p.Stream...)
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(p.MaxRecvMsgBytes),
 		grpc.MaxConcurrentStreams(p.MaxConcurrentStreams),
