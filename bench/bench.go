@@ -71,6 +71,7 @@ var Workloads = map[string]string{
 	"mix-50-50":         "50% linearizable Gets, 50% single-key Upserts",
 	"ingest":            "produce one record to <cluster>.ingest (acks=all), through Kafka",
 	"ping":              "gRPC health check of the first address: the RPC ceiling, no partition involved",
+	"watch":             "single-key Upserts (--rate in all) while a Watch of their prefix runs: every acknowledged write must arrive, in order per key; reports ack → event latency",
 }
 
 func (c *Config) defaults() error {

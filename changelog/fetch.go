@@ -45,20 +45,21 @@ type fetched struct {
 	// next is where the slot's next fetch starts: past everything the broker
 	// returned, records or not.
 	next int64
-	// empty says the broker returned no batch at all: nothing committed lies
+	// empty says the broker returned no batch for the slot; whole that the
+	// answer held no batch for any slot either: then nothing committed lies
 	// in [from, lso).
-	empty    bool
-	lso, hwm int64
-	err      error // the fetch failed; retried unless fatal
-	fatal    bool
+	empty, whole bool
+	lso, hwm     int64
+	err          error // the fetch failed; retried unless fatal
+	fatal        bool
 }
 
-func newReader(client []kgo.Opt, topic string, maxWait time.Duration) (*reader, error) {
+func newReader(client []kgo.Opt, topic string, cfg readCfg) (*reader, error) {
 	cl, err := kgo.NewClient(client...)
 	if err != nil {
 		return nil, err
 	}
-	return &reader{cl: cl, adm: kadm.NewClient(cl), topic: topic, maxWait: maxWait, maxBytes: 4 << 20, decomp: kgo.DefaultDecompressor()}, nil
+	return &reader{cl: cl, adm: kadm.NewClient(cl), topic: topic, maxWait: cfg.maxWait, maxBytes: cfg.maxBytes, decomp: kgo.DefaultDecompressor()}, nil
 }
 
 func (r *reader) close() { r.cl.Close() }
@@ -100,13 +101,18 @@ func (r *reader) forget() {
 	r.mu.Unlock()
 }
 
-// fetch reads slot from pos once.
-func (r *reader) fetch(ctx context.Context, slot int32, pos int64) fetched {
-	f := fetched{slot: slot, from: pos, next: pos}
-	id, leader, err := r.leader(ctx, slot)
-	if err != nil {
-		f.err = fmt.Errorf("metadata: %w", err)
-		return f
+// fetch reads the slots of pos, all led by leader, once: one request for
+// all of them. A broker answers the requests of one connection one at a time,
+// so a request per slot would have each wait out the requests before it
+// (their MaxWait, when their slots are idle); one request returns as soon as
+// any of its slots has something committed.
+func (r *reader) fetch(ctx context.Context, id [16]byte, leader int32, pos map[int32]int64) []fetched {
+	out := make([]fetched, 0, len(pos))
+	fail := func(err error) []fetched {
+		for slot, p := range pos {
+			out = append(out, fetched{slot: slot, from: p, next: p, err: err})
+		}
+		return out
 	}
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
@@ -117,34 +123,53 @@ func (r *reader) fetch(ctx context.Context, slot int32, pos int64) fetched {
 	req.SessionEpoch = -1  // a full fetch, no session
 	rt := kmsg.NewFetchRequestTopic()
 	rt.Topic, rt.TopicID = r.topic, id
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = slot, pos, r.maxBytes
-	rt.Partitions = append(rt.Partitions, rp)
+	for slot, p := range pos {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = slot, p, r.maxBytes
+		rt.Partitions = append(rt.Partitions, rp)
+	}
 	req.Topics = append(req.Topics, rt)
 
 	kresp, err := r.cl.Broker(int(leader)).Request(ctx, req)
 	if err != nil {
 		r.forget()
-		f.err = err
-		return f
+		return fail(err)
 	}
 	resp := kresp.(*kmsg.FetchResponse)
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		f.err = err
-		return f
+		return fail(err)
 	}
-	var part *kmsg.FetchResponseTopicPartition
+	parts := make(map[int32]*kmsg.FetchResponseTopicPartition, len(pos))
+	batches := false
 	for i := range resp.Topics {
 		for j := range resp.Topics[i].Partitions {
-			if resp.Topics[i].Partitions[j].Partition == slot {
-				part = &resp.Topics[i].Partitions[j]
+			part := &resp.Topics[i].Partitions[j]
+			if _, ok := pos[part.Partition]; ok {
+				parts[part.Partition] = part
+				batches = batches || len(part.RecordBatches) > 0
 			}
 		}
 	}
-	if part == nil {
-		f.err = errors.New("the broker did not answer for the slot")
-		return f
+	for slot, p := range pos {
+		part, ok := parts[slot]
+		if !ok {
+			out = append(out, fetched{slot: slot, from: p, next: p, err: errors.New("the broker did not answer for the slot")})
+			continue
+		}
+		f := r.parse(slot, p, part)
+		// A broker fills an answer's partitions in order, and once one has
+		// data the others get only what is left of the answer's bytes: a
+		// partition can come back empty with records to read. With no
+		// data anywhere, each was read in full.
+		f.whole = !batches
+		out = append(out, f)
 	}
+	return out
+}
+
+// parse reads one slot's part of a fetch answer.
+func (r *reader) parse(slot int32, pos int64, part *kmsg.FetchResponseTopicPartition) fetched {
+	f := fetched{slot: slot, from: pos, next: pos}
 	f.lso, f.hwm = part.LastStableOffset, part.HighWatermark
 	switch err := kerr.ErrorForCode(part.ErrorCode); {
 	case err == nil:

@@ -3,22 +3,20 @@ package changelog
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"time"
 )
 
-// maxStepBytes bounds the records handed to fn in one Batch.
-const maxStepBytes = 16 << 20
-
-// follow reads the slots of reached, one fetching goroutine each, and hands
-// what they read to fn, updating reached. With targets it returns once every
+// follow reads the slots of reached (a fetcher: one fetch in flight per
+// broker) and hands what they read to fn, updating reached. With targets it returns once every
 // slot has reached its target; with targets nil (tailing) it reads until ctx
 // ends.
 func follow(ctx context.Context, r *reader, cfg readCfg, reached, targets map[int32]int64, fn func(Batch) error) error {
 	tailing := targets == nil
 	ctx, cancel := context.WithCancel(ctx)
-	out := make(chan fetched)
+	out := make(chan []fetched)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
@@ -27,7 +25,8 @@ func follow(ctx context.Context, r *reader, cfg readCfg, reached, targets map[in
 	}()
 	now := time.Now()
 	slots := make(map[int32]*slotState)
-	for slot, pos := range reached {
+	pos := make(map[int32]int64, len(reached))
+	for slot, p := range reached {
 		target, ok := targets[slot]
 		if !tailing && !ok {
 			continue
@@ -36,12 +35,13 @@ func follow(ctx context.Context, r *reader, cfg readCfg, reached, targets map[in
 			target = -1
 		}
 		slots[slot] = &slotState{target: target, moved: now}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fetchLoop(ctx, r, slot, pos, target, out)
-		}()
+		pos[slot] = p
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		newFetcher(r, pos, maps.Clone(targets)).run(ctx, out)
+	}()
 	stalls := stallWatch{cfg: cfg, slots: slots, reached: reached}
 	tick := time.NewTicker(max(min(cfg.stallAfter/4, time.Second), time.Millisecond))
 	defer tick.Stop()
@@ -52,16 +52,16 @@ func follow(ctx context.Context, r *reader, cfg readCfg, reached, targets map[in
 		case <-tick.C:
 			stalls.check(time.Now())
 			continue
-		case f := <-out:
+		case fs := <-out:
 			b := Batch{Reached: make(map[int32]int64), HighWatermarks: make(map[int32]int64)}
-			if err := stalls.add(&b, f); err != nil {
+			if err := stalls.add(&b, fs); err != nil {
 				return err
 			}
 		drain: // what else is ready goes in the same step
-			for b.Bytes < maxStepBytes {
+			for b.Bytes < cfg.maxStepBytes {
 				select {
-				case f := <-out:
-					if err := stalls.add(&b, f); err != nil {
+				case fs := <-out:
+					if err := stalls.add(&b, fs); err != nil {
 						return err
 					}
 				default:
@@ -96,56 +96,6 @@ func follow(ctx context.Context, r *reader, cfg readCfg, reached, targets map[in
 	return nil
 }
 
-// fetchLoop fetches slot from pos until it reaches target (-1: forever),
-// sending every answer that moves the slot or fails to out.
-func fetchLoop(ctx context.Context, r *reader, slot int32, pos, target int64, out chan<- fetched) {
-	failures := 0
-	for target < 0 || pos < target {
-		f := r.fetch(ctx, slot, pos)
-		if ctx.Err() != nil {
-			return
-		}
-		if f.err == nil && f.empty {
-			if f.lso > pos {
-				// The broker has nothing committed in [pos, lso): the records
-				// there were compacted away or aborted with no marker after
-				// them. A read_committed reader is past them.
-				f.next = f.lso
-			} else if target >= 0 {
-				f.err = fmt.Errorf("the slot's last stable offset is %d, below the target", f.lso)
-			}
-		}
-		if target >= 0 && f.next > target {
-			f.next = target
-			keep := f.records[:0]
-			for _, rec := range f.records {
-				if rec.Offset < target {
-					keep = append(keep, rec)
-				}
-			}
-			f.records = keep
-		}
-		if f.err != nil || f.next > pos || failures > 0 {
-			select {
-			case out <- f:
-			case <-ctx.Done():
-				return
-			}
-		}
-		if f.err != nil {
-			failures++
-			select {
-			case <-time.After(backoff(failures)):
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		failures = 0
-		pos = f.next
-	}
-}
-
 // backoff is the wait before the n-th retry of a failing fetch.
 func backoff(n int) time.Duration {
 	return min(time.Duration(1<<min(n-1, 6))*100*time.Millisecond, 5*time.Second)
@@ -170,8 +120,18 @@ type stallWatch struct {
 	reported bool
 }
 
-// add puts f into b, or notes why f's slot did not move.
-func (w *stallWatch) add(b *Batch, f fetched) error {
+// add puts the answers of one fetch into b, or notes why their slots did
+// not move.
+func (w *stallWatch) add(b *Batch, fs []fetched) error {
+	for _, f := range fs {
+		if err := w.addOne(b, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *stallWatch) addOne(b *Batch, f fetched) error {
 	s, ok := w.slots[f.slot]
 	if !ok {
 		return nil // done meanwhile

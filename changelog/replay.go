@@ -48,6 +48,11 @@ type readCfg struct {
 	stallAfter time.Duration
 	onStall    func(*Stall)
 	maxWait    time.Duration
+	// maxBytes bounds one fetch's answer and each slot's part of it (a
+	// broker still returns a first batch over it); maxStepBytes, the
+	// records of one Batch.
+	maxBytes     int32
+	maxStepBytes int64
 }
 
 // WithLog sets where a read that makes no progress says why, at warn level.
@@ -63,8 +68,20 @@ func StallAfter(d time.Duration) ReadOpt { return func(c *readCfg) { c.stallAfte
 // read ends). It is called from the read's goroutine.
 func OnStall(fn func(*Stall)) ReadOpt { return func(c *readCfg) { c.onStall = fn } }
 
-func newReadCfg(opts []ReadOpt, maxWait time.Duration) readCfg {
-	c := readCfg{log: zerolog.Nop(), stallAfter: 10 * time.Second, onStall: func(*Stall) {}, maxWait: maxWait}
+// FetchMaxBytes bounds what a read holds: one fetch's answer, and the
+// records of one Batch (at least one fetch's). Default 4 MiB per fetch and
+// 16 MiB per Batch.
+func FetchMaxBytes(n int32) ReadOpt {
+	return func(c *readCfg) { c.maxBytes, c.maxStepBytes = n, int64(n) }
+}
+
+// FetchMaxWait is how long the broker holds a fetch that finds nothing
+// committed to answer (it answers as soon as there is). Default 500ms.
+func FetchMaxWait(d time.Duration) ReadOpt { return func(c *readCfg) { c.maxWait = d } }
+
+func newReadCfg(opts []ReadOpt) readCfg {
+	c := readCfg{log: zerolog.Nop(), stallAfter: 10 * time.Second, onStall: func(*Stall) {},
+		maxWait: 500 * time.Millisecond, maxBytes: 4 << 20, maxStepBytes: 16 << 20}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -86,7 +103,7 @@ func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]
 	if err := CheckOffsets(ctx, client, topic, from); err != nil {
 		return nil, err
 	}
-	cfg := newReadCfg(opts, 500*time.Millisecond)
+	cfg := newReadCfg(opts)
 	ends, starts, err := listOffsets(ctx, client, topic)
 	if err != nil {
 		return nil, err
@@ -110,7 +127,7 @@ func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]
 	if len(targets) == 0 {
 		return reached, nil
 	}
-	r, err := newReader(client, topic, cfg.maxWait)
+	r, err := newReader(client, topic, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -128,8 +145,8 @@ func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]in
 	if err := CheckOffsets(ctx, client, topic, from); err != nil {
 		return err
 	}
-	cfg := newReadCfg(opts, 500*time.Millisecond)
-	r, err := newReader(client, topic, cfg.maxWait)
+	cfg := newReadCfg(opts)
+	r, err := newReader(client, topic, cfg)
 	if err != nil {
 		return err
 	}

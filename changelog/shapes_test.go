@@ -455,7 +455,9 @@ func TestReplayReportsAStallAndRecovers(t *testing.T) {
 	done := make(chan error, 1)
 	var keys []string
 	go func() {
-		_, err := Replay(context.Background(), b.opts, topic, map[int32]int64{0: 0, 1: 0}, func(bt Batch) error {
+		// Slot 1 alone: a fetch names every slot of its broker that has not
+		// reached its target, and the fault is on slot 1's requests.
+		_, err := Replay(context.Background(), b.opts, topic, map[int32]int64{1: 0}, func(bt Batch) error {
 			for _, r := range bt.Records {
 				keys = append(keys, string(r.Key))
 			}
@@ -475,7 +477,7 @@ func TestReplayReportsAStallAndRecovers(t *testing.T) {
 	failing.Store(false)
 	select {
 	case err := <-done:
-		if err != nil || !slices.Equal(keys, []string{"a", "b"}) {
+		if err != nil || !slices.Equal(keys, []string{"b"}) {
 			t.Fatalf("replay after the stall: %v, %v", keys, err)
 		}
 	case <-time.After(30 * time.Second):

@@ -35,7 +35,7 @@ func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
 		Unary: dataUnary, Stream: dataStream, Options: serverCreds(tr.data)})
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	server.RegisterData(n.dataSrv, &server.Data{Node: n.cfg.NodeID, Table: n.table.Load, Local: n.local,
-		Cluster: n.clusterIdentity(), Changelog: n.watchLog(), Stopping: n.stop,
+		Cluster: n.clusterIdentity(), Changelog: n.watchLog(), WatchRefused: n.watchRefused(), Stopping: n.stop,
 		Standby: func(id uint32) (server.CommittedReader, bool) {
 			if sb, ok := n.standby(id); ok {
 				return sb, true

@@ -55,13 +55,34 @@ func (n *Node) changelogTopicID(ctx context.Context) (kadm.TopicID, error) {
 
 // watchLog is the changelog as Watch reads it.
 type watchLog struct {
-	opts  []kgo.Opt
-	topic string
+	opts      []kgo.Opt
+	topic     string
+	retention time.Duration
 }
 
+// watchFetchBytes bounds what one watch holds of the changelog: one fetch's
+// answer and the records of one step (a broker still answers with a first
+// batch over it).
+const watchFetchBytes = 1 << 20
+
 func (n *Node) watchLog() server.Changelog {
-	return watchLog{opts: n.kafkaOpts(), topic: n.topics.Changelog()}
+	if n.cfg.WAL != WALKafka {
+		return nil
+	}
+	return watchLog{opts: n.kafkaOpts(), topic: n.topics.Changelog(), retention: n.retention}
 }
+
+// watchRefused says why this node's mode cannot serve Watch, if it cannot:
+// the local write-ahead logs never write the changelog topic a watch reads
+// (issue 23.3: a watch was accepted and never delivered a change).
+func (n *Node) watchRefused() string {
+	if n.cfg.WAL == WALKafka {
+		return ""
+	}
+	return fmt.Sprintf("Watch needs --wal kafka: this node runs --wal %s, whose changes are never written to the changelog a watch reads", n.cfg.WAL)
+}
+
+func (w watchLog) Retention() time.Duration { return w.retention }
 
 func (w watchLog) Bounds(ctx context.Context) (server.LogBounds, error) {
 	cl, err := kgo.NewClient(w.opts...)
@@ -89,9 +110,39 @@ func (w watchLog) Bounds(ctx context.Context) (server.LogBounds, error) {
 	return b, nil
 }
 
+func (w watchLog) OffsetsAfter(ctx context.Context, t time.Time) (map[int32]int64, error) {
+	cl, err := kgo.NewClient(w.opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	after, err := adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), w.topic)
+	if err == nil {
+		err = after.Error()
+	}
+	var ends kadm.ListedOffsets
+	if err == nil {
+		ends, err = adm.ListEndOffsets(ctx, w.topic)
+		if err == nil {
+			err = ends.Error()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets of %s after %s: %w", w.topic, t.Format(time.RFC3339), err)
+	}
+	m := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { m[o.Partition] = o.Offset })
+	after.Each(func(o kadm.ListedOffset) {
+		if o.Offset >= 0 { // -1: no record that young
+			m[o.Partition] = min(m[o.Partition], o.Offset)
+		}
+	})
+	return m, nil
+}
+
 // Tail reads with small fetches: a watch holds at most one fetch of
 // buffered records while its client is slow, and a node serves many.
 func (w watchLog) Tail(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error) error {
-	opts := append(append([]kgo.Opt(nil), w.opts...), kgo.FetchMaxBytes(2<<20), kgo.FetchMaxPartitionBytes(512<<10))
-	return changelog.Tail(ctx, opts, w.topic, from, decoded(fn))
+	return changelog.Tail(ctx, w.opts, w.topic, from, decoded(fn), changelog.FetchMaxBytes(watchFetchBytes))
 }

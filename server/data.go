@@ -39,6 +39,9 @@ type Data struct {
 	Cluster string
 	// Changelog, if set, serves Watch.
 	Changelog Changelog
+	// WatchRefused, if set, refuses Watch with FAILED_PRECONDITION and this
+	// message: the node's mode has no changelog to watch.
+	WatchRefused string
 	// Stopping, if set, is closed when the node begins to shut down: watches
 	// end then with UNAVAILABLE and the token to resume from elsewhere.
 	Stopping <-chan struct{}

@@ -27,7 +27,13 @@ type testNode struct {
 
 func startNode(t *testing.T) *testNode {
 	t.Helper()
-	cfg := node.Config{Brokers: kafkatest.Brokers(t), Cluster: kafkatest.ClusterName(t), DataDir: t.TempDir(),
+	return startNodeOf(t, kafkatest.ClusterName(t))
+}
+
+// startNodeOf starts a node of cluster (its topics made if missing).
+func startNodeOf(t *testing.T, cluster string) *testNode {
+	t.Helper()
+	cfg := node.Config{Brokers: kafkatest.Brokers(t), Cluster: cluster, DataDir: t.TempDir(),
 		DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "test-token", HTTPAddr: "-",
 		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
 	n, err := node.Start(context.Background(), cfg)

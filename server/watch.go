@@ -33,6 +33,12 @@ type Changelog interface {
 	// Tail reads the committed records from the given next offsets, one
 	// fetch at a time, until ctx ends or fn fails.
 	Tail(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error) error
+	// OffsetsAfter returns, per slot, the first offset of a record written
+	// at or after t (the slot's end if there is none).
+	OffsetsAfter(ctx context.Context, t time.Time) (map[int32]int64, error)
+	// Retention is the changelog's delete.retention.ms: how long a removal's
+	// tombstone outlives compaction. Zero: not known, not checked.
+	Retention() time.Duration
 }
 
 // LogBounds are a changelog's offsets per slot.
@@ -43,13 +49,22 @@ type LogBounds struct {
 const (
 	// DefaultMaxWatches bounds a node's watches (Data.MaxWatches).
 	DefaultMaxWatches = 64
-	// watchChunkBytes bounds the events of one message.
-	watchChunkBytes = 1 << 20
+	// watchChunkBytes bounds the keys and values of one message (one event
+	// over it goes alone): the same bound as a GetMany response's values,
+	// within grpc-go's default 4 MiB receive limit.
+	watchChunkBytes = MaxGetManyValueBytes
+	// watchEventOverhead is what an event takes in a message besides its
+	// key and value (at most 52 bytes of fields and framing): a message of
+	// many small events is bounded too.
+	watchEventOverhead = 64
 	// watchProgressEvery spaces the messages that only move the token.
 	watchProgressEvery = time.Second
 )
 
 func (d *Data) Watch(req *sluicev1.WatchRequest, stream grpc.ServerStreamingServer[sluicev1.WatchResponse]) error {
+	if d.WatchRefused != "" {
+		return status.Error(codes.FailedPrecondition, d.WatchRefused)
+	}
 	if d.Changelog == nil {
 		return status.Error(codes.Unimplemented, "this node does not serve Watch")
 	}
@@ -103,6 +118,9 @@ func (d *Data) Watch(req *sluicev1.WatchRequest, stream grpc.ServerStreamingServ
 	return w.end(fmt.Sprintf("reading the changelog: %v; resume from the token in this status's details", err))
 }
 
+// scanAgain is what a client does with a token the changelog cannot serve.
+const scanAgain = "read the current state again (Scan) and watch from a token taken before that scan (a new watch's first message carries one)"
+
 // watchStart checks a watch's start token against the changelog and
 // completes it: a slot it does not name starts where read_committed readers
 // are now.
@@ -113,6 +131,12 @@ func (d *Data) watchStart(ctx context.Context, from *sluicev1.Session) (map[int3
 	}
 	slots := d.Table().Slots()
 	pos := make(map[int32]int64, slots)
+	var recent map[int32]int64 // the first offsets younger than the retention
+	if ret := d.Changelog.Retention(); ret > 0 && len(from.GetOffsets()) > 0 {
+		if recent, err = d.Changelog.OffsetsAfter(ctx, time.Now().Add(-ret)); err != nil {
+			return nil, notApplied(codes.Unavailable, fmt.Sprintf("reading the changelog's offsets by time: %v", err))
+		}
+	}
 	for slot, off := range from.GetOffsets() {
 		switch {
 		case slot < 0 || slot >= slots:
@@ -122,7 +146,13 @@ func (d *Data) watchStart(ctx context.Context, from *sluicev1.Session) (map[int3
 		case off > b.End[slot]:
 			return nil, invalid("from: slot %d offset %d is past the changelog's end, %d (a token of another cluster?)", slot, off, b.End[slot])
 		case off < b.Start[slot]:
-			return nil, outOfRange("from: the changelog no longer holds slot %d from offset %d (it starts at %d): read the current state again (Scan) and watch from now", slot, off, b.Start[slot])
+			return nil, outOfRange("from: the changelog no longer holds slot %d from offset %d (it starts at %d): %s", slot, off, b.Start[slot], scanAgain)
+		case recent != nil && off < b.End[slot] && off < recent[slot]:
+			// Compaction does not move the log's start: it drops a
+			// removal's tombstone once delete.retention.ms has passed, and
+			// a watch from before it would never learn of the removal.
+			return nil, outOfRange("from: slot %d offset %d is older than the changelog's delete.retention.ms (%s): removals since may have been compacted away; %s",
+				slot, off, d.Changelog.Retention(), scanAgain)
 		}
 		pos[slot] = off
 	}
@@ -153,14 +183,15 @@ func (w *watcher) batch(b wal.Batch) error {
 	for _, r := range b.Records {
 		c := r.Change
 		if r.Kind == kv.KindChange && bytes.HasPrefix(c.Key, w.prefix) {
-			if size >= watchChunkBytes {
+			n := len(c.Key) + len(c.Value) + watchEventOverhead
+			if len(events) > 0 && size+n > watchChunkBytes {
 				if err := w.send(events); err != nil {
 					return err
 				}
 				events, size = nil, 0
 			}
 			events = append(events, &sluicev1.WatchEvent{Key: c.Key, Value: c.Value, Removed: c.Remove, Version: c.Version, Timestamp: c.Timestamp, Slot: r.Slot, Offset: r.Offset})
-			size += len(c.Key) + len(c.Value)
+			size += n
 		}
 		// Marks and heartbeats carry no key; they only move the token.
 		w.pos[r.Slot] = max(w.pos[r.Slot], r.Offset+1)

@@ -60,6 +60,17 @@ func benchCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
+			if cfg.Workload == "watch" {
+				r, err := bench.WatchLatency(ctx, cfg, os.Stderr)
+				if err != nil {
+					return err
+				}
+				r.Print(cmd.OutOrStdout())
+				if r.Missing+r.OutOfOrder+r.WrongVersion > 0 {
+					return fmt.Errorf("the watch broke its promise: %d acknowledged writes missing, %d events out of order, %d with another version", r.Missing, r.OutOfOrder, r.WrongVersion)
+				}
+				return nil
+			}
 			r, err := bench.Run(ctx, cfg, os.Stderr)
 			if err != nil {
 				return err

@@ -13,8 +13,11 @@ import (
 
 // clientFlags are the flags every client command takes.
 type clientFlags struct {
-	addr      string
-	timeout   time.Duration
+	addr    string
+	timeout time.Duration
+	// untimed: --timeout defaults to 0 (no limit), for a command that
+	// runs until interrupted.
+	untimed   bool
 	tls       tlsFlags
 	tokenFile string
 }
@@ -22,7 +25,7 @@ type clientFlags struct {
 func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.addr, "addr", "127.0.0.1:7400", "data-plane address of a node")
 	def := f.timeout // a command may set its own default first
-	if def == 0 {
+	if def == 0 && !f.untimed {
 		def = 10 * time.Second
 	}
 	cmd.Flags().DurationVar(&f.timeout, "timeout", def, "how long to try (0: no limit)")

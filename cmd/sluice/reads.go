@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -200,7 +201,9 @@ func scanCmd() *cobra.Command {
 }
 
 func watchCmd() *cobra.Command {
-	f := readFlags{clientFlags: clientFlags{timeout: 0}}
+	// Untimed: a watch runs until interrupted (a default deadline ended it
+	// after 10s without a word, and the changes after went unprinted).
+	f := readFlags{clientFlags: clientFlags{untimed: true}}
 	var from string
 	cmd := &cobra.Command{
 		Use:   "watch [PREFIX]",
@@ -258,7 +261,11 @@ func watchCmd() *cobra.Command {
 					}
 					return nil
 				})
-				if ctx.Err() != nil {
+				switch {
+				case errors.Is(ctx.Err(), context.DeadlineExceeded):
+					fmt.Fprintf(cmd.ErrOrStderr(), "sluice: watch ended: --timeout %s reached\n", f.timeout)
+					return nil
+				case ctx.Err() != nil:
 					return nil // interrupted
 				}
 				return err
