@@ -155,7 +155,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 // written before writers were recorded, here, once.
 func (n *Node) joinRegistry(ctx context.Context) error {
 	var err error
-	n.registry, err = registry.Open(ctx, registry.Config{Client: n.kafkaOpts(), Topic: n.topics.Registry(), Log: n.cfg.Log})
+	n.registry, err = registry.Open(ctx, registry.Config{Client: n.kafkaOpts(), Topic: n.topics.Registry(), Key: n.cfg.RegistryKey, Log: n.cfg.Log})
 	if err != nil {
 		return err
 	}

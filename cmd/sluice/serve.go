@@ -27,6 +27,7 @@ func serveCmd() *cobra.Command {
 		logLevel  string
 		logFormat string
 		tokenFile string
+		regKey    string
 		dataToken string
 		config    string
 		pprof     string
@@ -61,6 +62,13 @@ func serveCmd() *cobra.Command {
 			}
 			if cfg.ControlToken, err = controlToken(tokenFile, cfg.DataDir, log); err != nil {
 				return err
+			}
+			if regKey != "" {
+				key, err := readSecret(regKey)
+				if err != nil {
+					return fmt.Errorf("registry key: %w", err)
+				}
+				cfg.RegistryKey = []byte(key)
 			}
 			if dataToken != "" {
 				if cfg.DataToken, err = readSecret(dataToken); err != nil {
@@ -97,6 +105,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.ControlAddr, "control-addr", cfg.ControlAddr, "control-plane gRPC listen address")
 	f.StringVar(&cfg.AdvertiseControlAddr, "advertise-control-addr", "", "control address told to other nodes, which forward control calls to it (default: the listen address, 127.0.0.1 for 0.0.0.0)")
 	f.StringVar(&tokenFile, "control-token-file", "", "file holding the control plane's bearer token, the same on every node (default: DATA-DIR/control.token, made if missing)")
+	f.StringVar(&regKey, "registry-key-file", "", "file holding the cluster key registry records are sealed under, the same on every node; records without its seal are ignored (default: derived from the control token)")
 	f.Uint32Var(&cfg.ControlMaxStreams, "control-max-streams", cfg.ControlMaxStreams, "control-plane calls in flight per client connection (more wait)")
 	f.Float64Var(&cfg.ControlRate, "control-rate", cfg.ControlRate, "control-plane calls a second")
 	f.DurationVar(&cfg.Lease, "lease", cfg.Lease, "read lease: how long a commit lets a partition answer committed reads; a new owner waits it out")
