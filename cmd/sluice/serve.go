@@ -96,7 +96,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the partitions' stores (and the embedded broker)")
 	f.StringVar(&cfg.Cluster, "cluster", cfg.Cluster, "cluster name: the prefix of every topic")
 	f.StringVar(&brokers, "brokers", "", "Kafka seed brokers, host:port,...; empty runs an embedded broker")
-	f.StringVar(&cfg.EmbeddedKafkaAddr, "embedded-kafka-addr", cfg.EmbeddedKafkaAddr, "where the embedded broker listens (without --brokers); it takes no credentials")
+	f.StringVar(&cfg.EmbeddedKafkaAddr, "embedded-kafka-addr", cfg.EmbeddedKafkaAddr, "where the embedded broker listens (without --brokers): one address, HOST:PORT; it takes only clients with the credentials in DATA-DIR/kafka.credentials (sluice kafka-credentials)")
 	f.StringVar(&cfg.DataAddr, "data-addr", cfg.DataAddr, "data-plane gRPC listen address (loopback unless you name another: 0.0.0.0:7400 for all)")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "data-plane address told to clients and other nodes (default: the listen address, 127.0.0.1 for 0.0.0.0)")
 	f.StringVar(&dataToken, "data-token-file", "", "file holding a bearer token every data-plane call must carry (gRPC health excepted)")
