@@ -67,6 +67,10 @@ type Config struct {
 	// same one. Default: derived from ControlToken (registry.DeriveKey),
 	// which every node shares already.
 	RegistryKey []byte
+	// RegistryAdoptUnsealed takes the unsealed records of a registry written
+	// before records were sealed, and seals them: for one start at the
+	// upgrade. Default: a registry of unsealed records only refuses the start.
+	RegistryAdoptUnsealed bool
 	// ControlMaxStreams bounds the control calls in flight on one
 	// connection. Default server.DefaultControlMaxConcurrentStreams.
 	ControlMaxStreams uint32

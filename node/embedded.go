@@ -11,12 +11,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
@@ -165,15 +168,21 @@ func (n *Node) embeddedOpts(dir string, creds EmbeddedCredentials) ([]kfake.Opt,
 	}, nil
 }
 
+// readyEmbedded readies the embedded broker, if the node runs one, for its
+// clients: the collector's grant, and SASL for librdkafka's.
+func (n *Node) readyEmbedded(ctx context.Context) error {
+	if n.embedded == nil {
+		return nil
+	}
+	return errors.Join(n.grantCollector(ctx), n.advertiseHandshakeV0(ctx))
+}
+
 // grantCollector lets the collector user write the ingest topic (and so
 // describe it), with the embedded broker. In --wal disk and none the grant
 // stays but the topic does not exist (ingesttopic.go): a collector's
 // produce fails with UNKNOWN_TOPIC_OR_PARTITION, which says what is wrong,
 // rather than TOPIC_AUTHORIZATION_FAILED, which would not.
 func (n *Node) grantCollector(ctx context.Context) error {
-	if n.embedded == nil {
-		return nil
-	}
 	cl, err := kgo.NewClient(n.kafkaOpts()...)
 	if err != nil {
 		return err
@@ -189,5 +198,43 @@ func (n *Node) grantCollector(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: the embedded broker's collector grant: %w", err)
 	}
+	return nil
+}
+
+// librdkafka (kcat, and the clients built on it) uses SASL only with a
+// broker whose ApiVersions lists SaslHandshake from version 0; kfake lists
+// it from 1 (it serves only v1, which librdkafka then sends anyway), and
+// kcat failed: "SASL Handshake not supported by broker (required by
+// mechanism SCRAM-SHA-256)". So the node answers ApiVersions for kfake with
+// kfake's own answer, SaslHandshake's range starting at 0 as Kafka's does.
+// A request of a version above the one captured goes to kfake unchanged.
+func (n *Node) advertiseHandshakeV0(ctx context.Context) error {
+	cl, err := kgo.NewClient(n.kafkaOpts()...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ours, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("node: the embedded broker's API versions: %w", err)
+	}
+	if err := kerr.ErrorForCode(ours.ErrorCode); err != nil {
+		return fmt.Errorf("node: the embedded broker's API versions: %w", err)
+	}
+	for i := range ours.ApiKeys {
+		if ours.ApiKeys[i].ApiKey == int16(kmsg.SASLHandshake) {
+			ours.ApiKeys[i].MinVersion = 0
+		}
+	}
+	n.embedded.ControlKey(int16(kmsg.ApiVersions), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		n.embedded.KeepControl()
+		if req.GetVersion() > ours.Version {
+			return nil, nil, false
+		}
+		resp := *ours
+		resp.ApiKeys = slices.Clone(ours.ApiKeys)
+		resp.SetVersion(req.GetVersion())
+		return &resp, nil, true
+	})
 	return nil
 }

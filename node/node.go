@@ -114,7 +114,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err = n.ensureTopics(ctx); err != nil {
 		return nil, cfg.Kafka.explain(n.brokers, err)
 	}
-	if err = n.grantCollector(ctx); err != nil {
+	if err = n.readyEmbedded(ctx); err != nil {
 		return nil, err
 	}
 	if n.dataLn, err = net.Listen("tcp", cfg.DataAddr); err != nil {
@@ -158,13 +158,21 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 // written before writers were recorded, here, once.
 func (n *Node) joinRegistry(ctx context.Context) error {
 	var err error
-	n.registry, err = registry.Open(ctx, registry.Config{Client: n.kafkaOpts(), Topic: n.topics.Registry(), Key: n.cfg.RegistryKey, Log: n.cfg.Log})
+	n.registry, err = registry.Open(ctx, registry.Config{Client: n.kafkaOpts(), Topic: n.topics.Registry(), Key: n.cfg.RegistryKey, AdoptUnsealed: n.cfg.RegistryAdoptUnsealed, Log: n.cfg.Log})
 	if err != nil {
 		return err
+	}
+	adopted, skipped := n.registry.Unsealed()
+	if skipped {
+		return fmt.Errorf("node: %s holds records not sealed under this cluster's key and none that are: written by a sluice from before registry records were sealed "+
+			"(start one node once with --registry-adopt-unsealed to seal them), with another --registry-key-file or control token, or forged; the node will not take it for an empty registry", n.topics.Registry())
 	}
 	me := registry.Node{ID: n.cfg.NodeID, DataAddr: n.DataAddr(), ControlAddr: n.ControlAddr()}
 	return n.registry.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
 		var muts []registry.Mutation
+		if adopted { // a registry from before sealing, now sealed: later unsealed records are ignored
+			muts = append(muts, v.Reseal()...)
+		}
 		if v.Nodes[me.ID] != me {
 			muts = append(muts, registry.PutNode(me))
 		}

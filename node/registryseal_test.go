@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/keyspace"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/registry"
 )
@@ -142,5 +146,54 @@ func TestNodeNeverCallsItselfThroughTheRegistry(t *testing.T) {
 		if p.State == "unknown" {
 			t.Fatalf("partition %d's state is unknown: the node did not answer for itself", p.Id)
 		}
+	}
+}
+
+// A registry written before records were sealed is not taken for an empty
+// one (the node would cut a new cluster's partitions over the old
+// changelog): the start is refused, naming --registry-adopt-unsealed; with
+// it the node takes the old records, seals them, and later starts need it
+// no more.
+func TestUnsealedRegistryNeedsAdopting(t *testing.T) {
+	cluster := kafkatest.ClusterName(t)
+	brokers := kafkatest.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	topics := changelog.Topics{Cluster: cluster}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topics.Registry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := changelog.EnsureTopics(ctx, cl, topics, 16, 1); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for i, r := range keyspace.Split(16, 2) {
+		m := registry.PutPartition(registry.Partition{ID: uint32(i + 1), Range: r, Owner: "n1", Epoch: 5})
+		recs = append(recs, &kgo.Record{Key: []byte(m.Key), Value: m.Value})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := Config{Brokers: brokers, Cluster: cluster, DataDir: dir, ControlToken: "test-token", DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", HTTPAddr: "-"}
+	if n, err := Start(ctx, cfg); err == nil || !strings.Contains(err.Error(), "--registry-adopt-unsealed") {
+		if err == nil {
+			n.Close()
+		}
+		t.Fatalf("a node on a registry of unsealed records: %v, want refused naming --registry-adopt-unsealed", err)
+	}
+	adopt := cfg
+	adopt.RegistryAdoptUnsealed = true
+	n := openNode(t, adopt)
+	if ps := n.registry.View().Partitions; len(ps) != 2 || ps[1].Epoch != 5 {
+		t.Fatalf("adopted partitions %+v, want the two of epoch 5", ps)
+	}
+	n.conn.Close()
+	n.Close()
+	n = startNode(t, cfg)
+	if ps := n.registry.View().Partitions; len(ps) != 2 || ps[2].Epoch != 5 {
+		t.Fatalf("after the reseal partitions %+v", ps)
 	}
 }

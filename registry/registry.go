@@ -141,6 +141,11 @@ type Config struct {
 	// cluster needs the same one (DeriveKey makes one of a shared secret).
 	// Required: at least 16 bytes.
 	Key []byte
+	// AdoptUnsealed folds records that are not sealed as long as no sealed
+	// one came before them: a registry written by a sluice before sealing,
+	// for one start at the upgrade (View.Reseal then seals it). Default: an
+	// unsealed record is always skipped.
+	AdoptUnsealed bool
 	// Log hears of records skipped because they are not sealed or do not
 	// decode, and of failed reads of the topic (retried). Default: nothing.
 	Log zerolog.Logger
@@ -158,8 +163,12 @@ type Registry struct {
 	// gens is the generation of the last record folded under each key
 	// (seal.go): an older one is a replay.
 	gens map[string]int64
-	stop context.CancelFunc
-	done chan struct{}
+	// sealed: a sealed record was folded; adopted: unsealed ones folded
+	// before it (Config.AdoptUnsealed); skipped: unsealed ones skipped.
+	sealed           bool
+	adopted, skipped int
+	stop             context.CancelFunc
+	done             chan struct{}
 }
 
 // Open starts tailing the registry and returns once the view has caught up
@@ -215,20 +224,9 @@ func (r *Registry) fold(b changelog.Batch) error {
 	defer r.mu.Unlock()
 	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch}
 	for _, rec := range b.Records {
-		gen, err := r.seal.open(rec)
-		if err != nil {
-			r.errs++
-			r.cfg.Log.Error().Err(err).Str("key", string(rec.Key)).Int64("offset", rec.Offset).Str("topic", r.cfg.Topic).
-				Msg("registry: ignoring a record that is not sealed under the cluster key: someone who can write to the topic but lacks the key wrote it")
+		if !r.admit(rec) {
 			continue
 		}
-		if last, ok := r.gens[string(rec.Key)]; ok && gen < last {
-			r.errs++
-			r.cfg.Log.Error().Err(&staleError{gen: gen, last: last}).Str("key", string(rec.Key)).Int64("offset", rec.Offset).Str("topic", r.cfg.Topic).
-				Msg("registry: ignoring a sealed record older than its key's last: a replay")
-			continue
-		}
-		r.gens[string(rec.Key)] = gen
 		if err := apply(v, rec); err != nil {
 			r.errs++
 			r.cfg.Log.Warn().Err(err).Str("key", string(rec.Key)).Int64("offset", rec.Offset).Msg("registry: skipping a record that does not decode")

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -124,4 +125,58 @@ type staleError struct {
 
 func (e *staleError) Error() string {
 	return fmt.Sprintf("registry: record written at generation %d, older than the key's last at %d (a replay)", e.gen, e.last)
+}
+
+// admit checks rec's seal and generation before fold applies it, and
+// counts and logs a record it skips. Called with r.mu held.
+func (r *Registry) admit(rec *kgo.Record) bool {
+	log := r.cfg.Log.With().Str("key", string(rec.Key)).Int64("offset", rec.Offset).Str("topic", r.cfg.Topic).Logger()
+	gen, err := r.seal.open(rec)
+	switch {
+	case err != nil && r.cfg.AdoptUnsealed && !r.sealed:
+		r.adopted++
+		log.Warn().Msg("registry: adopting a record written before sealing (--registry-adopt-unsealed)")
+		return true
+	case err != nil:
+		r.errs++
+		r.skipped++
+		log.Error().Err(err).Msg("registry: ignoring a record that is not sealed under the cluster key: someone who can write to the topic but lacks the key wrote it")
+		return false
+	}
+	if last, ok := r.gens[string(rec.Key)]; ok && gen < last {
+		r.errs++
+		log.Error().Err(&staleError{gen: gen, last: last}).Msg("registry: ignoring a sealed record older than its key's last: a replay")
+		return false
+	}
+	r.gens[string(rec.Key)] = gen
+	r.sealed = true
+	return true
+}
+
+// Unsealed reports whether the view holds records that are not sealed
+// (adopted, Config.AdoptUnsealed) with no sealed record after them, and
+// whether unsealed records were skipped with no sealed one anywhere: a
+// registry written by a sluice before sealing, which a node must not take
+// for an empty one.
+func (r *Registry) Unsealed() (adopted bool, skipped bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.adopted > 0 && !r.sealed, r.skipped > 0 && !r.sealed
+}
+
+// Reseal returns mutations that write every entry of v again, sealed: the
+// records of a registry adopted from before sealing, made its own.
+func (v *View) Reseal() []Mutation {
+	var muts []Mutation
+	for _, p := range v.Partitions {
+		muts = append(muts, PutPartition(p))
+	}
+	for _, n := range v.Nodes {
+		muts = append(muts, PutNode(n))
+	}
+	for id, w := range v.Writers {
+		b, _ := json.Marshal(w)
+		muts = append(muts, Mutation{Key: writerPrefix + id, Value: b})
+	}
+	return append(muts, Mutation{Key: maxEpochKey, Value: []byte(strconv.FormatUint(v.MaxEpoch, 10))})
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedb/sluice/keyspace"
 )
 
 // testKey is the cluster key of the package's tests.
@@ -114,5 +116,66 @@ func TestForgedAndReplayedRecordsAreIgnored(t *testing.T) {
 	put(Node{ID: "n1", DataAddr: "next:1", ControlAddr: "next:2"})
 	if got := r.View().Nodes["n1"].ControlAddr; got != "next:2" {
 		t.Fatalf("after a sealed update n1's control address is %s", got)
+	}
+}
+
+// A registry written before records were sealed: a reader skips its records
+// and says so (a node then refuses to take it for an empty registry); one
+// that adopts them folds them until its view is resealed, after which every
+// reader sees them sealed and skips any later unsealed record.
+func TestUnsealedRegistryIsAdoptedOnlyWhenAsked(t *testing.T) {
+	r, cfg := open(t)
+	r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.DefaultProduceTopic(cfg.Topic)}, cfg.Client...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	unsealed := func(ms ...Mutation) {
+		t.Helper()
+		for _, m := range ms {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(m.Key), Value: m.Value}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	old := Partition{ID: 1, Range: keyspace.Range{From: 0, To: 16}, Owner: "n1", Epoch: 3}
+	unsealed(PutNode(Node{ID: "n1", DataAddr: "a:1", ControlAddr: "a:2"}), PutPartition(old))
+
+	strict, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer strict.Close()
+	if adopted, skipped := strict.Unsealed(); adopted || !skipped || len(strict.View().Partitions) != 0 {
+		t.Fatalf("a strict reader of an unsealed registry: adopted %v skipped %v view %+v", adopted, skipped, strict.View())
+	}
+	acfg := cfg
+	acfg.AdoptUnsealed = true
+	adopter, err := Open(ctx, acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adopter.Close()
+	if adopted, _ := adopter.Unsealed(); !adopted || !adopter.View().Partitions[1].Equal(old) {
+		t.Fatalf("the adopting reader: adopted %v, view %+v", adopted, adopter.View())
+	}
+	if err := adopter.Update(ctx, func(v *View) ([]Mutation, error) { return v.Reseal(), nil }); err != nil {
+		t.Fatal(err)
+	}
+	unsealed(PutNode(Node{ID: "n1", DataAddr: "evil:1", ControlAddr: "evil:2"}))
+	for name, reg := range map[string]*Registry{"strict": strict, "adopter": adopter} {
+		if err := reg.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if adopted, skipped := reg.Unsealed(); adopted || skipped {
+			t.Errorf("%s after the reseal: adopted %v skipped %v", name, adopted, skipped)
+		}
+		v := reg.View()
+		if !v.Partitions[1].Equal(old) || v.Nodes["n1"].ControlAddr != "a:2" || v.MaxEpoch != 3 {
+			t.Errorf("%s after the reseal and a forged record: %+v", name, v)
+		}
 	}
 }

@@ -106,6 +106,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.AdvertiseControlAddr, "advertise-control-addr", "", "control address told to other nodes, which forward control calls to it (default: the listen address, 127.0.0.1 for 0.0.0.0)")
 	f.StringVar(&tokenFile, "control-token-file", "", "file holding the control plane's bearer token, the same on every node (default: DATA-DIR/control.token, made if missing)")
 	f.StringVar(&regKey, "registry-key-file", "", "file holding the cluster key registry records are sealed under, the same on every node; records without its seal are ignored (default: derived from the control token)")
+	f.BoolVar(&cfg.RegistryAdoptUnsealed, "registry-adopt-unsealed", false, "once, at the upgrade of a cluster whose registry was written before records were sealed: take its unsealed records and seal them")
 	f.Uint32Var(&cfg.ControlMaxStreams, "control-max-streams", cfg.ControlMaxStreams, "control-plane calls in flight per client connection (more wait)")
 	f.Float64Var(&cfg.ControlRate, "control-rate", cfg.ControlRate, "control-plane calls a second")
 	f.DurationVar(&cfg.Lease, "lease", cfg.Lease, "read lease: how long a commit lets a partition answer committed reads; a new owner waits it out")
