@@ -157,6 +157,11 @@ func runCrashLoop(t *testing.T, p *proc, brokers []string, ingest string, kcatAr
 			grpcWrites++
 		}
 	}
+	if r.kcat && grpcWrites == len(r.acked) {
+		// Every kcat run failed: with the embedded broker's credentials
+		// wrong or unusable the loop would silently test gRPC only.
+		t.Fatal("kcat is installed but none of its writes was acknowledged")
+	}
 	slices.Sort(toServe)
 	t.Logf("%d cycles (%d killed while restoring) in %v: %d acknowledged writes (%d gRPC, %d kcat), 0 lost, 0 stuck restarts; restart to serving: median %v, max %v",
 		crashCycles, duringRestore, time.Since(began).Round(time.Second), len(r.acked), grpcWrites, len(r.acked)-grpcWrites,
