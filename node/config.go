@@ -29,8 +29,10 @@ type Config struct {
 	// Brokers are Kafka's seed brokers. Empty: run an embedded Kafka-protocol
 	// broker (kfake) persisted under DataDir/kafka.
 	Brokers []string
-	// EmbeddedKafkaAddr is where the embedded broker listens, 127.0.0.1:PORT.
-	// Default 127.0.0.1:7403; port 0 picks a free one.
+	// EmbeddedKafkaAddr is where the embedded broker listens, HOST:PORT: one
+	// address, which it also tells its clients (0.0.0.0 is refused). It
+	// takes only the SASL credentials in DataDir/kafka.credentials
+	// (embedded.go). Default 127.0.0.1:7403; port 0 picks a free one.
 	EmbeddedKafkaAddr string
 	// Kafka secures the connections to Brokers (TLS, SASL) of every Kafka
 	// client the node makes. Default: plaintext, no authentication.
