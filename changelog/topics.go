@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -43,10 +44,14 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, t Topics, slots int32, re
 
 // Ensure describes the cluster's topics, creates only the missing ones (so an
 // operator who created them needs no Create ACL; DescribeConfigs is needed)
-// and reports the settings sluice depends on as the broker has them.
-func Ensure(ctx context.Context, cl *kgo.Client, t Topics, slots int32, replication int16) (TopicsState, error) {
+// and reports the settings sluice depends on as the broker has them. The
+// topics named in skip are left alone: a node that consumes no ingest
+// (--wal disk, none) skips t.Ingest() and t.DLQ(), so that a producer to
+// the ingest topic gets the broker's unknown-topic error instead of an
+// acknowledgement for records nothing will ever read.
+func Ensure(ctx context.Context, cl *kgo.Client, t Topics, slots int32, replication int16, skip ...string) (TopicsState, error) {
 	adm := kadm.NewClient(cl)
-	specs := topicSpecs(t, slots)
+	specs := slices.DeleteFunc(topicSpecs(t, slots), func(s topicSpec) bool { return slices.Contains(skip, s.name) })
 	names := make([]string, len(specs))
 	for i, s := range specs {
 		names[i] = s.name

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,7 +43,17 @@ func TestCrashLoopEmbedded(t *testing.T) {
 	kafka := freeAddr(t)
 	p := newProcArgs(t, dir, "--embedded-kafka-addr", kafka, "--http-addr", freeAddr(t))
 	keepOnFailure(t, dir)
-	runCrashLoop(t, p, []string{kafka}, changelog.Topics{Cluster: "sluice"}.Ingest())
+	// The embedded broker takes only its credentials: kcat writes as a
+	// collector, from what `sluice kafka-credentials` prints.
+	out, err := exec.Command(sluiceBin, "kafka-credentials", "--data-dir", dir, "--embedded-kafka-addr", kafka).Output()
+	if err != nil {
+		t.Fatalf("sluice kafka-credentials: %v", err)
+	}
+	props := filepath.Join(t.TempDir(), "collector.properties")
+	if err := os.WriteFile(props, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runCrashLoop(t, p, []string{kafka}, changelog.Topics{Cluster: "sluice"}.Ingest(), "-F", props)
 }
 
 // --wal disk (issue 23.11): the partition's Badger is its log. Such a node
@@ -112,6 +123,7 @@ type crashRun struct {
 	brokers []string
 	ingest  string
 	kcat    bool
+	kcatArg []string // kcat's extra flags (credentials)
 
 	mu    sync.Mutex
 	acked []acked
@@ -120,8 +132,8 @@ type crashRun struct {
 }
 
 // runCrashLoop runs the loop on p; kcat writes to the ingest topic on
-// brokers unless ingest is "".
-func runCrashLoop(t *testing.T, p *proc, brokers []string, ingest string) {
+// brokers (with kcatArg) unless ingest is "".
+func runCrashLoop(t *testing.T, p *proc, brokers []string, ingest string, kcatArg ...string) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("SLUICE_SEED"); s != "" {
 		var err error
@@ -131,7 +143,7 @@ func runCrashLoop(t *testing.T, p *proc, brokers []string, ingest string) {
 	}
 	t.Logf("seed %d (SLUICE_SEED=%d replays the schedule)", seed, seed)
 	_, err := exec.LookPath("kcat")
-	r := &crashRun{t: t, p: p, rng: rand.New(rand.NewPCG(seed, 12)), brokers: brokers, ingest: ingest, kcat: err == nil && ingest != ""}
+	r := &crashRun{t: t, p: p, rng: rand.New(rand.NewPCG(seed, 12)), brokers: brokers, ingest: ingest, kcat: err == nil && ingest != "", kcatArg: kcatArg}
 	if !r.kcat && ingest != "" {
 		t.Log("kcat not installed: gRPC writers only")
 	}
@@ -197,6 +209,11 @@ func runCrashLoop(t *testing.T, p *proc, brokers []string, ingest string) {
 		if a.grpc {
 			grpcWrites++
 		}
+	}
+	if r.kcat && grpcWrites == len(r.acked) {
+		// Every kcat run failed: with the embedded broker's credentials
+		// wrong or unusable the loop would silently test gRPC only.
+		t.Fatal("kcat is installed but none of its writes was acknowledged")
 	}
 	slices.Sort(toServe)
 	overwrites := 0
@@ -294,8 +311,8 @@ func (r *crashRun) produce(cycle int, stop <-chan struct{}) {
 			batch = append(batch, a)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		cmd := exec.CommandContext(ctx, "kcat", "-b", strings.Join(r.brokers, ","), "-t", r.ingest, "-P", "-K", "\t",
-			"-X", "enable.idempotence=true", "-X", "message.timeout.ms=5000")
+		cmd := exec.CommandContext(ctx, "kcat", append(append([]string{}, r.kcatArg...), "-b", strings.Join(r.brokers, ","), "-t", r.ingest, "-P", "-K", "\t",
+			"-X", "enable.idempotence=true", "-X", "message.timeout.ms=5000")...)
 		cmd.Stdin = strings.NewReader(lines.String())
 		err := cmd.Run()
 		cancel()

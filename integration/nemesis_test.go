@@ -47,7 +47,7 @@ var nodeIDs = []string{"n1", "n2", "n3"}
 func newNemesis(c *cluster, broker *restartable, seed uint64, keys []string, h *kvmodel.History) (*nemesis, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	reg, err := registry.Open(ctx, registry.Config{Client: []kgo.Opt{kgo.SeedBrokers(c.brokers)}, Topic: changelog.Topics{Cluster: c.name}.Registry()})
+	reg, err := registry.Open(ctx, registry.Config{Client: []kgo.Opt{kgo.SeedBrokers(c.brokers)}, Topic: changelog.Topics{Cluster: c.name}.Registry(), Key: registry.DeriveKey(clusterToken)})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/pipeline"
+	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/server"
 )
 
@@ -28,8 +29,10 @@ type Config struct {
 	// Brokers are Kafka's seed brokers. Empty: run an embedded Kafka-protocol
 	// broker (kfake) persisted under DataDir/kafka.
 	Brokers []string
-	// EmbeddedKafkaAddr is where the embedded broker listens, 127.0.0.1:PORT.
-	// Default 127.0.0.1:7403; port 0 picks a free one.
+	// EmbeddedKafkaAddr is where the embedded broker listens, HOST:PORT: one
+	// address, which it also tells its clients (0.0.0.0 is refused). It
+	// takes only the SASL credentials in DataDir/kafka.credentials
+	// (embedded.go). Default 127.0.0.1:7403; port 0 picks a free one.
 	EmbeddedKafkaAddr string
 	// Kafka secures the connections to Brokers (TLS, SASL) of every Kafka
 	// client the node makes. Default: plaintext, no authentication.
@@ -59,6 +62,17 @@ type Config struct {
 	// node of a cluster needs the same one: nodes call each other with it.
 	// Required: cmd/sluice reads it from --control-token-file or makes one.
 	ControlToken string
+	// RegistryKey is the cluster key every registry record is sealed under
+	// (registry/seal.go): a record without its seal, such as one any client
+	// of the broker can produce, is ignored and logged, so it cannot
+	// redirect clients or control calls. Every node of a cluster needs the
+	// same one. Default: derived from ControlToken (registry.DeriveKey),
+	// which every node shares already.
+	RegistryKey []byte
+	// RegistryAdoptUnsealed takes the unsealed records of a registry written
+	// before records were sealed, and seals them: for one start at the
+	// upgrade. Default: a registry of unsealed records only refuses the start.
+	RegistryAdoptUnsealed bool
 	// ControlMaxStreams bounds the control calls in flight on one
 	// connection. Default server.DefaultControlMaxConcurrentStreams.
 	ControlMaxStreams uint32
@@ -191,6 +205,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ControlToken == "" {
 		return errors.New("node: a control-plane token is required")
+	}
+	if len(c.RegistryKey) == 0 {
+		c.RegistryKey = registry.DeriveKey(c.ControlToken)
+	}
+	if len(c.RegistryKey) < 16 {
+		return fmt.Errorf("node: the registry key is %d bytes; it needs at least 16", len(c.RegistryKey))
 	}
 	if c.Partitions < 1 || int32(c.Partitions) > c.Slots {
 		return fmt.Errorf("node: %d partitions cannot cut %d slots", c.Partitions, c.Slots)

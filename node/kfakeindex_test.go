@@ -104,7 +104,7 @@ func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
 // start.
 func TestEmbeddedBrokerNeverCompacts(t *testing.T) {
 	n := startNode(t, Config{Brokers: []string{}, EmbeddedKafkaAddr: "127.0.0.1:0", Cluster: "embedded"})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(n.brokers...))
+	cl, err := kgo.NewClient(n.kafkaOpts()...)
 	if err != nil {
 		t.Fatal(err)
 	}

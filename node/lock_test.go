@@ -74,7 +74,7 @@ func TestRestartSkipsTheLeaseWaitOnlyAtTheSameEpoch(t *testing.T) {
 // startLogged starts a node against the test broker, logging into logs.
 func startLogged(t *testing.T, cfg Config, logs *syncBuffer) *Node {
 	t.Helper()
-	cfg.Brokers, cfg.ControlToken = kafkatest.Brokers(t), "t"
+	cfg.Brokers, cfg.ControlToken = kafkatest.Brokers(t), "test-token" // the token of the cluster's other nodes (openNode): the registry key derives from it
 	cfg.DataAddr, cfg.ControlAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "-"
 	cfg.Log = zerolog.New(logs)
 	n, err := Start(context.Background(), cfg)

@@ -81,7 +81,7 @@ func (n *Node) watchLogEnds() {
 	failing := false
 	for {
 		ctx, cancel := context.WithTimeout(stopped, 5*logEndsEvery)
-		listed, err := adm.ListCommittedOffsets(ctx, ingestTopic, changelogTopic)
+		listed, err := adm.ListCommittedOffsets(ctx, n.withoutSkipped(ingestTopic, changelogTopic)...)
 		cancel()
 		if err == nil {
 			err = listed.Error()

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -120,6 +120,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err = n.ensureTopics(ctx); err != nil {
 		return nil, cfg.Kafka.explain(n.brokers, err)
 	}
+	if err = n.readyEmbedded(ctx); err != nil {
+		return nil, err
+	}
 	if n.dataLn, err = net.Listen("tcp", cfg.DataAddr); err != nil {
 		return nil, fmt.Errorf("node: data port: %w", err)
 	}
@@ -168,9 +171,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 // written before writers were recorded, here, once.
 func (n *Node) joinRegistry(ctx context.Context) error {
 	var err error
-	n.registry, err = registry.Open(ctx, registry.Config{Client: n.kafkaOpts(), Topic: n.topics.Registry(), Log: n.cfg.Log})
+	n.registry, err = registry.Open(ctx, registry.Config{Client: n.kafkaOpts(), Topic: n.topics.Registry(), Key: n.cfg.RegistryKey, AdoptUnsealed: n.cfg.RegistryAdoptUnsealed, Log: n.cfg.Log})
 	if err != nil {
 		return err
+	}
+	adopted, skipped := n.registry.Unsealed()
+	if skipped {
+		return fmt.Errorf("node: %s holds records not sealed under this cluster's key and none that are: written by a sluice from before registry records were sealed "+
+			"(start one node once with --registry-adopt-unsealed to seal them), with another --registry-key-file or control token, or forged; the node will not take it for an empty registry", n.topics.Registry())
 	}
 	if n.prevInc, err = n.previousIncarnation(ctx); err != nil {
 		return err
@@ -183,7 +191,11 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 			return nil, err
 		}
 		inc = next
-		muts := []registry.Mutation{reg}
+		var muts []registry.Mutation
+		if adopted { // a registry from before sealing, now sealed: later unsealed records are ignored
+			muts = append(muts, v.Reseal()...)
+		}
+		muts = append(muts, reg)
 		if v.Nodes[me.ID] != me {
 			muts = append(muts, registry.PutNode(me))
 		}
@@ -232,24 +244,25 @@ func (n *Node) startKafka() error {
 		n.brokers = n.cfg.Brokers
 		return nil
 	}
-	_, portStr, err := net.SplitHostPort(n.cfg.EmbeddedKafkaAddr)
+	creds, err := EmbeddedCredentialsIn(n.cfg.DataDir)
 	if err != nil {
-		return fmt.Errorf("node: embedded kafka address %q: %w", n.cfg.EmbeddedKafkaAddr, err)
+		return fmt.Errorf("node: embedded kafka credentials: %w", err)
 	}
-	port, err := strconv.Atoi(portStr)
+	kopts, err := n.embeddedOpts(filepath.Join(n.cfg.DataDir, "kafka"), creds)
 	if err != nil {
-		return fmt.Errorf("node: embedded kafka port %q: %w", portStr, err)
+		return err
 	}
 	if err := n.repairEmbeddedLog(filepath.Join(n.cfg.DataDir, "kafka")); err != nil {
 		return err
 	}
-	n.embedded, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(filepath.Join(n.cfg.DataDir, "kafka")),
-		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": embeddedCleanerBackoff}))
+	n.embedded, err = kfake.NewCluster(append(kopts, kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": embeddedCleanerBackoff}))...)
 	if err != nil {
 		return fmt.Errorf("node: embedded kafka: %w", err)
 	}
 	n.brokers = n.embedded.ListenAddrs()
-	n.cfg.Log.Info().Strs("addr", n.brokers).Msg("embedded Kafka-protocol broker (kfake) started; use --brokers for a real Kafka cluster")
+	n.cfg.Kafka.SASL = scram.Auth{User: embeddedNodeUser, Pass: creds.NodePassword}.AsSha256Mechanism()
+	n.cfg.Log.Info().Strs("addr", n.brokers).Str("credentials", filepath.Join(n.cfg.DataDir, embeddedCredentialsFile)).
+		Msg("embedded Kafka-protocol broker (kfake) started, SASL required (`sluice kafka-credentials` prints a collector's); use --brokers for a real Kafka cluster")
 	return nil
 }
 
@@ -264,13 +277,14 @@ func (n *Node) ensureTopics(ctx context.Context) error {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	st, err := changelog.Ensure(ctx, cl, n.topics, n.cfg.Slots, n.cfg.ReplicationFactor)
+	st, err := changelog.Ensure(ctx, cl, n.topics, n.cfg.Slots, n.cfg.ReplicationFactor, n.noIngestTopics()...)
 	if err != nil {
 		return err
 	}
 	for _, t := range st.Created {
 		n.cfg.Log.Info().Str("topic", t).Msg("created topic")
 	}
+	n.warnStaleIngest(ctx, cl)
 	for _, m := range st.Mismatches {
 		n.cfg.Log.Warn().Str("topic", m.Topic).Str("setting", m.Setting).Str("found", m.Found).Str("needed", m.Want).Msg(m.String())
 	}

@@ -24,7 +24,7 @@ func TestRegistryAfterACrashWithAWriteInFlight(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	r, err := Open(ctx, Config{Client: opts, Topic: "reg"})
+	r, err := Open(ctx, Config{Client: opts, Topic: "reg", Key: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,13 +60,13 @@ func TestRegistryAfterACrashWithAWriteInFlight(t *testing.T) {
 	}
 	defer c.Close()
 	opts = []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	r, err = Open(ctx, Config{Client: opts, Topic: "reg"})
+	r, err = Open(ctx, Config{Client: opts, Topic: "reg", Key: testKey})
 	if err != nil {
 		t.Fatalf("opening the registry after the crash: %v", err)
 	}
 	defer r.Close()
 	put(r, "n2")
-	fresh, err := Open(ctx, Config{Client: opts, Topic: "reg"})
+	fresh, err := Open(ctx, Config{Client: opts, Topic: "reg", Key: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}

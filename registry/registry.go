@@ -143,33 +143,54 @@ func PutNode(n Node) Mutation {
 type Config struct {
 	Client []kgo.Opt
 	Topic  string
-	// Log hears of records skipped because they do not decode, and of
-	// failed reads of the topic (retried). Default: nothing.
+	// Key is the cluster key every record is sealed under (seal.go): a
+	// record that fails the seal is skipped and logged. Every node of a
+	// cluster needs the same one (DeriveKey makes one of a shared secret).
+	// Required: at least 16 bytes.
+	Key []byte
+	// AdoptUnsealed folds records that are not sealed as long as no sealed
+	// one came before them: a registry written by a sluice before sealing,
+	// for one start at the upgrade (View.Reseal then seals it). Default: an
+	// unsealed record is always skipped.
+	AdoptUnsealed bool
+	// Log hears of records skipped because they are not sealed or do not
+	// decode, and of failed reads of the topic (retried). Default: nothing.
 	Log zerolog.Logger
 }
 
 // Registry tails the registry topic and writes to it.
 type Registry struct {
 	cfg     Config
+	seal    sealer
 	cl      *kgo.Client
 	mu      sync.Mutex
 	view    *View
 	changed chan struct{}
-	errs    int // records that did not decode, skipped
-	stop    context.CancelFunc
-	done    chan struct{}
+	errs    int // records that were not sealed or did not decode, skipped
+	// gens is the generation of the last record folded under each key
+	// (seal.go): an older one is a replay.
+	gens map[string]int64
+	// sealed: a sealed record was folded; adopted: unsealed ones folded
+	// before it (Config.AdoptUnsealed); skipped: unsealed ones skipped.
+	sealed           bool
+	adopted, skipped int
+	stop             context.CancelFunc
+	done             chan struct{}
 }
 
 // Open starts tailing the registry and returns once the view has caught up
 // with the topic's end.
 func Open(ctx context.Context, cfg Config) (*Registry, error) {
+	if len(cfg.Key) < 16 {
+		return nil, fmt.Errorf("registry: a cluster key of at least 16 bytes is required to seal %s's records (got %d)", cfg.Topic, len(cfg.Key))
+	}
 	cl, err := kgo.NewClient(cfg.Client...)
 	if err != nil {
 		return nil, err
 	}
 	tailCtx, cancel := context.WithCancel(context.Background())
 	r := &Registry{
-		cfg: cfg, cl: cl, stop: cancel, done: make(chan struct{}), changed: make(chan struct{}),
+		cfg: cfg, seal: sealer{key: cfg.Key, topic: cfg.Topic}, gens: map[string]int64{}, cl: cl, stop: cancel, done: make(chan struct{}), changed: make(chan struct{}),
 		view: &View{Partitions: map[uint32]Partition{}, Nodes: map[string]Node{}, Writers: map[string]Writer{}, Incarnations: map[string]Incarnation{}},
 	}
 	go r.tail(tailCtx)
@@ -210,6 +231,9 @@ func (r *Registry) fold(b changelog.Batch) error {
 	defer r.mu.Unlock()
 	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Incarnations: maps.Clone(r.view.Incarnations), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID}
 	for _, rec := range b.Records {
+		if !r.admit(rec) {
+			continue
+		}
 		if err := apply(v, rec); err != nil {
 			r.errs++
 			r.cfg.Log.Warn().Err(err).Str("key", string(rec.Key)).Int64("offset", rec.Offset).Msg("registry: skipping a record that does not decode")
@@ -279,6 +303,7 @@ func apply(v *View, rec *kgo.Record) error {
 	return nil
 }
 
+// Errs counts the records skipped: not sealed, replayed, or not decoding.
 func (r *Registry) Errs() int { r.mu.Lock(); defer r.mu.Unlock(); return r.errs }
 
 // View returns the current view.
@@ -395,7 +420,8 @@ func (r *Registry) update(ctx context.Context, fn func(v *View) ([]Mutation, err
 	if err := r.CatchUp(ctx); err != nil {
 		return err
 	}
-	muts, err := fn(r.View())
+	v := r.View()
+	muts, err := fn(v)
 	if err != nil || len(muts) == 0 {
 		return err
 	}
@@ -405,7 +431,9 @@ func (r *Registry) update(ctx context.Context, fn func(v *View) ([]Mutation, err
 	}
 	recs := make([]*kgo.Record, len(muts))
 	for i, m := range muts {
-		recs[i] = &kgo.Record{Key: []byte(m.Key), Value: m.Value}
+		// Generation v.Next: above that of every update this one caught up
+		// with, so none of theirs can be replayed over it.
+		recs[i] = r.seal.seal(m, v.Next)
 	}
 	if err := w.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		_ = w.EndTransaction(ctx, kgo.TryAbort)

@@ -27,7 +27,7 @@ func open(t *testing.T) (*Registry, Config) {
 	if _, err := changelog.EnsureTopics(context.Background(), cl, tp, 16, 1); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Client: opts, Topic: tp.Registry()}
+	cfg := Config{Client: opts, Topic: tp.Registry(), Key: testKey}
 	r, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -180,9 +180,13 @@ func (c *Control) ListPartitions(ctx context.Context, _ *sluicev1.ListPartitions
 }
 
 // statusOf asks node for its partitions' state; nil when it does not answer.
+// This node answers for itself without a call: whatever address the registry
+// names for it, the token never leaves the process to learn its own state.
 func (c *Control) statusOf(ctx context.Context, v *registry.View, node string) map[uint32]*sluicev1.PartitionInfo {
 	var list []*sluicev1.PartitionInfo
-	if n, ok := v.Nodes[node]; ok {
+	if node == c.Node {
+		list = c.Cluster.LocalStatus()
+	} else if n, ok := v.Nodes[node]; ok {
 		list = c.peerStatus(ctx, n)
 	}
 	out := make(map[uint32]*sluicev1.PartitionInfo, len(list))
@@ -211,8 +215,14 @@ const forwardedTo = "sluice-forwarded-to"
 // peer calls another node's control plane with this cluster's token (every
 // node shares one). The call names the node it is meant for, so that an
 // address reaching the wrong node is refused there rather than served or
-// forwarded again.
+// forwarded again. The address is the one the registry holds, and only
+// records sealed under the cluster key are in it (registry/seal.go): one a
+// client of the broker forged is not. A call is never forwarded to this node
+// itself: every handler serves its own node's part locally.
 func (c *Control) peer(ctx context.Context, node string, call func(context.Context, sluicev1.ControlClient) error) error {
+	if node == c.Node {
+		return status.Errorf(codes.Internal, "control plane: a call for this node (%s) was about to be forwarded to itself; refused", node)
+	}
 	v := c.Cluster.Registry().View()
 	n, ok := v.Nodes[node]
 	if !ok {

@@ -26,6 +26,6 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), putCmd(), getCmd(), scanCmd(), watchCmd(), rmCmd(), ingestLagCmd(), partitionsCmd(), snapshotCmd(), operationCmd(), benchCmd())
+	root.AddCommand(serveCmd(), putCmd(), getCmd(), scanCmd(), watchCmd(), rmCmd(), ingestLagCmd(), partitionsCmd(), snapshotCmd(), operationCmd(), benchCmd(), kafkaCredentialsCmd())
 	return root
 }

@@ -27,6 +27,7 @@ func serveCmd() *cobra.Command {
 		logLevel  string
 		logFormat string
 		tokenFile string
+		regKey    string
 		dataToken string
 		config    string
 		pprof     string
@@ -62,6 +63,13 @@ func serveCmd() *cobra.Command {
 			if cfg.ControlToken, err = controlToken(tokenFile, cfg.DataDir, log); err != nil {
 				return err
 			}
+			if regKey != "" {
+				key, err := readSecret(regKey)
+				if err != nil {
+					return fmt.Errorf("registry key: %w", err)
+				}
+				cfg.RegistryKey = []byte(key)
+			}
 			if dataToken != "" {
 				if cfg.DataToken, err = readSecret(dataToken); err != nil {
 					return fmt.Errorf("data token: %w", err)
@@ -93,7 +101,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the partitions' stores (and the embedded broker)")
 	f.StringVar(&cfg.Cluster, "cluster", cfg.Cluster, "cluster name: the prefix of every topic")
 	f.StringVar(&brokers, "brokers", "", "Kafka seed brokers, host:port,...; empty runs an embedded broker")
-	f.StringVar(&cfg.EmbeddedKafkaAddr, "embedded-kafka-addr", cfg.EmbeddedKafkaAddr, "where the embedded broker listens (without --brokers); it takes no credentials")
+	f.StringVar(&cfg.EmbeddedKafkaAddr, "embedded-kafka-addr", cfg.EmbeddedKafkaAddr, "where the embedded broker listens (without --brokers): one address, HOST:PORT; it takes only clients with the credentials in DATA-DIR/kafka.credentials (sluice kafka-credentials)")
 	f.StringVar(&cfg.DataAddr, "data-addr", cfg.DataAddr, "data-plane gRPC listen address (loopback unless you name another: 0.0.0.0:7400 for all)")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "data-plane address told to clients and other nodes (default: the listen address, 127.0.0.1 for 0.0.0.0)")
 	f.StringVar(&dataToken, "data-token-file", "", "file holding a bearer token every data-plane call must carry (gRPC health excepted)")
@@ -102,6 +110,8 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.ControlAddr, "control-addr", cfg.ControlAddr, "control-plane gRPC listen address")
 	f.StringVar(&cfg.AdvertiseControlAddr, "advertise-control-addr", "", "control address told to other nodes, which forward control calls to it (default: the listen address, 127.0.0.1 for 0.0.0.0)")
 	f.StringVar(&tokenFile, "control-token-file", "", "file holding the control plane's bearer token, the same on every node (default: DATA-DIR/control.token, made if missing)")
+	f.StringVar(&regKey, "registry-key-file", "", "file holding the cluster key registry records are sealed under, the same on every node; records without its seal are ignored (default: derived from the control token)")
+	f.BoolVar(&cfg.RegistryAdoptUnsealed, "registry-adopt-unsealed", false, "once, at the upgrade of a cluster whose registry was written before records were sealed: take its unsealed records and seal them")
 	f.Uint32Var(&cfg.ControlMaxStreams, "control-max-streams", cfg.ControlMaxStreams, "control-plane calls in flight per client connection (more wait)")
 	f.Float64Var(&cfg.ControlRate, "control-rate", cfg.ControlRate, "control-plane calls a second")
 	f.DurationVar(&cfg.Lease, "lease", cfg.Lease, "read lease: how long a commit lets a partition answer committed reads; a new owner waits it out")
