@@ -195,14 +195,6 @@ func (n *Node) kafkaOpts() []kgo.Opt {
 	}, n.cfg.Kafka.Opts()...)
 }
 
-// embeddedCleanerBackoff is how often (ms) the embedded broker compacts:
-// once a century, that is never. kfake's compaction, unlike Kafka's, moves a
-// slot's log start up to the first record it keeps, and a partition that
-// must replay a slot from before it (a new partition, a lost disk) then
-// refuses to start ("the log starts at …"): the embedded log keeps every
-// record instead, at the cost of disk.
-const embeddedCleanerBackoff = "3153600000000"
-
 func (n *Node) startKafka() error {
 	if len(n.cfg.Brokers) > 0 {
 		n.brokers = n.cfg.Brokers
@@ -220,7 +212,7 @@ func (n *Node) startKafka() error {
 		return err
 	}
 	n.embedded, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(filepath.Join(n.cfg.DataDir, "kafka")),
-		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": embeddedCleanerBackoff}))
+		kfake.BrokerConfigs(embeddedBrokerConfigs))
 	if err != nil {
 		return fmt.Errorf("node: embedded kafka: %w", err)
 	}
