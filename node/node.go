@@ -46,6 +46,8 @@ type Node struct {
 
 	registry *registry.Registry
 	table    atomic.Pointer[router.Table]
+	// ownership is the lease of --wal disk and none partitions (lease.go).
+	ownership *ownership
 
 	mu    sync.RWMutex
 	parts map[uint32]*held // the partitions this node holds
@@ -159,6 +161,7 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.ownership = &ownership{reg: n.registry}
 	me := registry.Node{ID: n.cfg.NodeID, DataAddr: n.DataAddr(), ControlAddr: n.ControlAddr()}
 	return n.registry.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
 		var muts []registry.Mutation
