@@ -51,7 +51,8 @@ const (
 // ownership is a node's confirmations against the registry, shared by its
 // partitions: one registry read proves every partition the view gives it.
 type ownership struct {
-	reg *registry.Registry
+	reg   *registry.Registry
+	lease time.Duration
 
 	mu        sync.Mutex
 	confirmed time.Time     // the newest confirmation's t
@@ -59,35 +60,45 @@ type ownership struct {
 	err       error         // the last renewal's error
 }
 
-// renew confirms the registry afresh (single flight): a caller that finds
-// one in flight waits for it instead of starting another.
+// renew confirms the registry afresh (single flight: a caller that finds
+// a renewal in flight waits for it instead of starting another).
 func (o *ownership) renew(ctx context.Context) (time.Time, error) {
+	ch := o.start()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	}
 	o.mu.Lock()
-	if ch := o.renewing; ch != nil {
-		o.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		}
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		return o.confirmed, o.err
+	defer o.mu.Unlock()
+	return o.confirmed, o.err
+}
+
+// start starts a renewal unless one is in flight, and returns the channel
+// closed when the one in flight ends. A renewal has the lease to succeed.
+func (o *ownership) start() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.renewing != nil {
+		return o.renewing
 	}
 	ch := make(chan struct{})
 	o.renewing = ch
-	o.mu.Unlock()
-	t := time.Now()
-	err := o.reg.CatchUp(ctx)
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if err == nil && t.After(o.confirmed) {
-		o.confirmed = t
-	}
-	o.err = err
-	o.renewing = nil
-	close(ch)
-	return o.confirmed, err
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), o.lease)
+		defer cancel()
+		t := time.Now()
+		err := o.reg.CatchUp(ctx)
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if err == nil && t.After(o.confirmed) {
+			o.confirmed = t
+		}
+		o.err = err
+		o.renewing = nil
+		close(ch)
+	}()
+	return ch
 }
 
 // last is the newest confirmation.
@@ -135,6 +146,9 @@ func (a *leased) Append(ctx context.Context, g *wal.Group) ([]int64, error) {
 // the registry still gives the partition to this node at its epoch.
 func (a *leased) confirm(ctx context.Context) (time.Time, error) {
 	t := a.own.last()
+	if age := time.Since(t); age > a.lease/leaseRenewDiv/2 && age <= a.lease/leaseRenewDiv {
+		a.own.start() // half way: renew beside the appends, so that under steady writes none waits for the registry
+	}
 	if time.Since(t) > a.lease/leaseRenewDiv {
 		ctx, cancel := context.WithTimeout(ctx, a.lease)
 		defer cancel()

@@ -161,7 +161,7 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.ownership = &ownership{reg: n.registry}
+	n.ownership = &ownership{reg: n.registry, lease: n.cfg.Lease}
 	me := registry.Node{ID: n.cfg.NodeID, DataAddr: n.DataAddr(), ControlAddr: n.ControlAddr()}
 	return n.registry.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
 		var muts []registry.Mutation
