@@ -142,19 +142,24 @@ func (a *leased) Append(ctx context.Context, g *wal.Group) ([]int64, error) {
 	return offsets, nil
 }
 
-// confirm returns a confirmation at most lease/leaseRenewDiv old in which
-// the registry still gives the partition to this node at its epoch.
+// confirm returns a confirmation at most lease/leaseRenewDiv older than
+// the append (its group began before) in which the registry still gives
+// the partition to this node at its epoch.
 func (a *leased) confirm(ctx context.Context) (time.Time, error) {
+	start := time.Now()
+	oldest := start.Add(-a.lease / leaseRenewDiv)
 	t := a.own.last()
-	if age := time.Since(t); age > a.lease/leaseRenewDiv/2 && age <= a.lease/leaseRenewDiv {
+	if t.Before(start.Add(-a.lease/leaseRenewDiv/2)) && !t.Before(oldest) {
 		a.own.start() // half way: renew beside the appends, so that under steady writes none waits for the registry
 	}
-	if time.Since(t) > a.lease/leaseRenewDiv {
+	if t.Before(oldest) {
 		ctx, cancel := context.WithTimeout(ctx, a.lease)
 		defer cancel()
 		// A renewal already in flight may have read the registry before a
-		// pause: renew until one is fresh.
-		for time.Since(t) > a.lease/leaseRenewDiv {
+		// pause: renew until one is recent enough. One begun during this
+		// append always is, however long the registry took to answer (the
+		// acknowledgement's check below bounds that).
+		for t.Before(oldest) {
 			var err error
 			if t, err = a.own.renew(ctx); err != nil {
 				return t, fmt.Errorf("partition %d cannot confirm it is still this node's within its lease (%v): %w", a.spec.ID, a.lease, err)
