@@ -29,7 +29,9 @@ import (
 //	disk   cached   as disk;  reads from a local write-through cache
 //
 // The line monitor, clock, stages and consistency levels are the same in
-// every mode. Kafka still holds the registry (a single node's embedded
+// every mode; where Kafka's transactions fence a deposed owner, a local
+// log's partitions hold an ownership lease against the registry
+// (lease.go). Kafka still holds the registry (a single node's embedded
 // broker does); ingest and standbys need WAL kafka.
 const (
 	WALKafka = "kafka"
