@@ -29,7 +29,9 @@ import (
 //	disk   cached   as disk;  reads from a local write-through cache
 //
 // The line monitor, clock, stages and consistency levels are the same in
-// every mode. Kafka still holds the registry (a single node's embedded
+// every mode; where Kafka's transactions fence a deposed owner, a local
+// log's partitions hold an ownership lease against the registry
+// (lease.go). Kafka still holds the registry (a single node's embedded
 // broker does); ingest and standbys need WAL kafka.
 const (
 	WALKafka = "kafka"
@@ -126,8 +128,8 @@ func (n *Node) cacheDir(id uint32) string {
 }
 
 // applyMode sets cfg's log and store for the node's mode: the Kafka
-// changelog as it is, or a local log (wal/local) with no ingest and no lease
-// (nothing can fence a local log, so a lease would prove nothing), and the
+// changelog as it is, or a local log (wal/local) with no ingest, under the
+// ownership lease (lease.go: nothing fences a local log), and the
 // write-through cache over the durable store.
 func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.Config) error {
 	durable := store.Store(st)
@@ -158,18 +160,26 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 			return app, nil
 		}
 	}
+	if n.cfg.WAL != WALKafka && n.cfg.Lease > 0 {
+		// A local log cannot fence: the ownership lease does (lease.go).
+		inner := appender
+		appender = func(f func(context.Context) (wal.Appender, error)) func(context.Context) (wal.Appender, error) {
+			return inner(n.leaseAppender(spec, f))
+		}
+		cfg.Lease, cfg.LeaseWait = leaseTimes(n.cfg.Lease)
+	}
 	switch n.cfg.WAL {
 	case WALDisk:
 		log := local.NewDisk(st.(*store.Badger))
 		durable = closeHook{Store: log.Store(), restored: restored, before: n.handOff(spec, st)}
-		cfg.NewAppender, cfg.Replay, cfg.Ingest, cfg.Lease = appender(log.NewAppender), local.Replay, nil, 0
-		cfg.FenceOthers = nil // no Kafka producers to fence: the data dir's lock is the fence
+		cfg.NewAppender, cfg.Replay, cfg.Ingest = appender(log.NewAppender), local.Replay, nil
+		cfg.FenceOthers = nil // no Kafka producers to fence: the ownership lease is the fence
 		cfg.Retention = 0     // the store is the log: nothing compacts under it
 		cfg.Seed = n.seedHandoff(spec, st)
 	case WALNone:
 		log := local.NewNone(st)
 		durable = closeHook{Store: st, restored: restored, before: n.finalBackup(spec, st)}
-		cfg.NewAppender, cfg.Replay, cfg.Ingest, cfg.Lease = appender(log.NewAppender), local.Replay, nil, 0
+		cfg.NewAppender, cfg.Replay, cfg.Ingest = appender(log.NewAppender), local.Replay, nil
 		cfg.FenceOthers = nil
 		cfg.Retention = 0
 		cfg.Seed = n.seedHandoff(spec, st)

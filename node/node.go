@@ -51,6 +51,8 @@ type Node struct {
 	inc, prevInc registry.Incarnation
 	done         chan struct{} // closed when superseded (Done)
 	doneErr      error
+	// ownership is the lease of --wal disk and none partitions (lease.go).
+	ownership *ownership
 
 	mu    sync.RWMutex
 	parts map[uint32]*held // the partitions this node holds
@@ -183,6 +185,7 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 	if n.prevInc, err = n.previousIncarnation(ctx); err != nil {
 		return err
 	}
+	n.ownership = &ownership{reg: n.registry, lease: n.cfg.Lease}
 	me := registry.Node{ID: n.cfg.NodeID, DataAddr: n.DataAddr(), ControlAddr: n.ControlAddr()}
 	var inc registry.Incarnation
 	err = n.registry.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
@@ -231,14 +234,6 @@ func (n *Node) kafkaOpts() []kgo.Opt {
 	}, n.cfg.Kafka.Opts()...)
 }
 
-// embeddedCleanerBackoff is how often (ms) the embedded broker compacts:
-// once a century, that is never. kfake's compaction, unlike Kafka's, moves a
-// slot's log start up to the first record it keeps, and a partition that
-// must replay a slot from before it (a new partition, a lost disk) then
-// refuses to start ("the log starts at …"): the embedded log keeps every
-// record instead, at the cost of disk.
-const embeddedCleanerBackoff = "3153600000000"
-
 func (n *Node) startKafka() error {
 	if len(n.cfg.Brokers) > 0 {
 		n.brokers = n.cfg.Brokers
@@ -255,7 +250,7 @@ func (n *Node) startKafka() error {
 	if err := n.repairEmbeddedLog(filepath.Join(n.cfg.DataDir, "kafka")); err != nil {
 		return err
 	}
-	n.embedded, err = kfake.NewCluster(append(kopts, kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": embeddedCleanerBackoff}))...)
+	n.embedded, err = kfake.NewCluster(append(kopts, kfake.BrokerConfigs(embeddedBrokerConfigs))...)
 	if err != nil {
 		return fmt.Errorf("node: embedded kafka: %w", err)
 	}

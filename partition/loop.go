@@ -45,7 +45,7 @@ type restoreResult struct {
 func (l *loop) init(p *Partition) {
 	cfg := p.cfg
 	l.p = p
-	l.core = core.New(core.Config{ID: cfg.ID, Range: cfg.Range, Slots: cfg.Slots, Epoch: cfg.Epoch, Lease: cfg.Lease,
+	l.core = core.New(core.Config{ID: cfg.ID, Range: cfg.Range, Slots: cfg.Slots, Epoch: cfg.Epoch, Lease: cfg.Lease, LeaseWait: cfg.LeaseWait,
 		WindowSize: cfg.WindowSize, MaxGroupBytes: cfg.MaxGroupBytes, Stages: cfg.Stages})
 	l.appended = make(chan appendResult)
 	l.restored = make(chan restoreResult, 1)

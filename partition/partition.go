@@ -70,6 +70,10 @@ type Config struct {
 	// or not, never answers a read from a state the new owner has moved past.
 	// 0 disables the check (a single owner that can never be deposed).
 	Lease time.Duration
+	// LeaseWait is how long a new owner waits after fencing before it
+	// serves. Default Lease; longer where a commit proves ownership for less
+	// than a deposed owner's lease (core.Config.LeaseWait).
+	LeaseWait time.Duration
 	// SkipLeaseWait lets the first restore serve without waiting Lease after
 	// fencing. Set it only when this store last served this same epoch under
 	// the node's previous process on this very data directory, whose

@@ -19,6 +19,12 @@ type Config struct {
 	// owns its slots (see the package doc). 0 disables the check (a single
 	// owner that can never be deposed).
 	Lease time.Duration
+	// LeaseWait is how long a restored partition waits after fencing before
+	// it serves, so that a deposed owner's lease has run out. Default Lease;
+	// longer where a commit proves ownership for less than the lease a
+	// deposed owner may still hold (a log that cannot fence: node's
+	// ownership lease for --wal disk and none).
+	LeaseWait time.Duration
 	// WindowSize bounds replies held by the line monitor. Default 8192.
 	WindowSize int
 	// MaxGroupBytes bounds one append group (one transaction). Default 16 MiB.
@@ -32,6 +38,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.LeaseWait == 0 {
+		c.LeaseWait = c.Lease
+	}
 	if c.WindowSize == 0 {
 		c.WindowSize = 8192
 	}

@@ -193,13 +193,13 @@ func (c *Core) Restored(now time.Time, r Restore) {
 	c.Tick(now)
 }
 
-// serveAt is when a restored partition may serve: a lease after fencing
+// serveAt is when a restored partition may serve: LeaseWait after fencing
 // returned, unless no other process can have served its epoch.
 func (c *Core) serveAt() time.Time {
 	if c.restored.SkipLeaseWait {
 		return c.restored.FencedAt
 	}
-	return c.restored.FencedAt.Add(c.cfg.Lease)
+	return c.restored.FencedAt.Add(c.cfg.LeaseWait)
 }
 
 // Tick tells the core the time: a restored partition serves once its lease

@@ -1,4 +1,4 @@
-package node
+package kfakerepair
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -69,15 +68,15 @@ func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(idx, b[:len(b)-kfakeIndexEntry], 0o644); err != nil { // killed before the index write
+	if err := os.WriteFile(idx, b[:len(b)-indexEntry], 0o644); err != nil { // killed before the index write
 		t.Fatal(err)
 	}
 
-	repaired, err := repairKfakeIndexes(img)
+	repaired, err := repairIndexes(img)
 	if err != nil || !slices.Equal(repaired, []string{idx}) {
 		t.Fatalf("repaired %v (%v), want %s", repaired, err, idx)
 	}
-	if again, err := repairKfakeIndexes(img); err != nil || len(again) != 0 {
+	if again, err := repairIndexes(img); err != nil || len(again) != 0 {
 		t.Fatalf("a second repair rewrote %v (%v)", again, err)
 	}
 	c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(img))
@@ -97,31 +96,4 @@ func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
 	if !slices.Equal(keys, []string{"committed"}) {
 		t.Fatalf("replayed %v after the crash, want only [committed]", keys)
 	}
-}
-
-// The embedded broker never compacts: kfake's compaction moves a slot's log
-// start, and a partition replaying the slot from before it would refuse to
-// start.
-func TestEmbeddedBrokerNeverCompacts(t *testing.T) {
-	n := startNode(t, Config{Brokers: []string{}, EmbeddedKafkaAddr: "127.0.0.1:0", Cluster: "embedded"})
-	cl, err := kgo.NewClient(n.kafkaOpts()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	cfgs, err := kadm.NewClient(cl).DescribeBrokerConfigs(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rc := range cfgs {
-		for _, c := range rc.Configs {
-			if c.Key == "log.cleaner.backoff.ms" {
-				if c.Value == nil || *c.Value != embeddedCleanerBackoff {
-					t.Fatalf("log.cleaner.backoff.ms = %v, want %s (never)", c.Value, embeddedCleanerBackoff)
-				}
-				return
-			}
-		}
-	}
-	t.Fatal("the embedded broker does not report log.cleaner.backoff.ms")
 }

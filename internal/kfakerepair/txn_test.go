@@ -1,4 +1,4 @@
-package node
+package kfakerepair
 
 import (
 	"context"
@@ -64,26 +64,25 @@ func TestOpenTransactionsAreEndedBeforeKfakeStarts(t *testing.T) {
 		}
 	}
 	txn("x", "first", true)
-	txn("x", "half", true)
 	txn("y", "open", false) // killed before it committed
+	txn("x", "half", true)
 	img := t.TempDir()
 	if err := os.CopyFS(img, os.DirFS(dir)); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
-	// Killed after a's marker of "half", before b's: b loses its last marker.
+	// Killed after a's marker of "half", before b's and before the
+	// coordinator's endtx entry.
 	dropLastMarker(t, filepath.Join(img, "partitions", "b-0", "0.dat"))
+	cutPIDsLogBeforeLastEndTx(t, filepath.Join(img, "pids.log"))
 
-	finished, err := finishKfakeTransactions(img, time.Now())
-	slices.Sort(finished)
+	rep, err := Repair(img, time.Now())
+	finished := slices.Sorted(slices.Values(rep.Ended))
 	if err != nil || len(finished) != 3 || !strings.HasSuffix(finished[0], "aborted") || !strings.HasSuffix(finished[1], "aborted") || !strings.HasSuffix(finished[2], "committed") {
 		t.Fatalf("ended %v (%v); want y aborted in a-0 and b-0, x committed in b-0", finished, err)
 	}
-	if _, err := repairKfakeIndexes(img); err != nil {
-		t.Fatal(err)
-	}
-	if again, err := finishKfakeTransactions(img, time.Now()); err != nil || len(again) != 0 {
-		t.Fatalf("a second pass ended %v (%v)", again, err)
+	if again, err := Repair(img, time.Now()); err != nil || len(again.Lines()) != 0 {
+		t.Fatalf("a second pass did %v (%v)", again.Lines(), err)
 	}
 	c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(img))
 	if err != nil {
@@ -97,9 +96,7 @@ func TestOpenTransactionsAreEndedBeforeKfakeStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	if _, err := repairKfakeIndexes(again); err != nil {
-		t.Fatal(err)
-	}
+	repairOK(t, again)
 	c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(again))
 	if err != nil {
 		t.Fatal(err)
@@ -111,27 +108,41 @@ func TestOpenTransactionsAreEndedBeforeKfakeStarts(t *testing.T) {
 // replays checks that topics a and b each replay keys.
 func replays(t *testing.T, opts []kgo.Opt, keys ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	for _, topic := range []string{"a", "b"} {
-		var got []string
-		if _, err := changelog.Replay(ctx, opts, topic, map[int32]int64{0: 0}, func(b changelog.Batch) error {
-			for _, r := range b.Records {
-				got = append(got, string(r.Key))
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(got, keys) {
+		if got := replay(t, opts, topic); !slices.Equal(got, keys) {
 			t.Errorf("%s replays %v, want %v", topic, got, keys)
 		}
 	}
 }
 
+// replay is the keys partition 0 of topic replays, read committed.
+func replay(t *testing.T, opts []kgo.Opt, topic string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []string
+	if _, err := changelog.Replay(ctx, opts, topic, map[int32]int64{0: 0}, func(b changelog.Batch) error {
+		for _, r := range b.Records {
+			got = append(got, string(r.Key))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// repairOK repairs dir.
+func repairOK(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := Repair(dir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // dropLastMarker cuts the last control batch out of segment seg, as if the
 // process had died before writing it; the batches after it stay (their
-// offsets leave a gap). The index keeps an entry too many: repairKfakeIndexes
+// offsets leave a gap). The index keeps an entry too many: the repair
 // rebuilds it.
 func dropLastMarker(t *testing.T, seg string) {
 	t.Helper()

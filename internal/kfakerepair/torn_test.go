@@ -1,0 +1,123 @@
+package kfakerepair
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// A kill while kfake wrote the commit markers of a transaction over a and
+// b, then a torn write at the end of b's segment (a power cut, a full
+// disk). The repair commits b's part: its marker must not go after the
+// torn bytes (kfake truncates there and would drop it, aborting b's part),
+// and a second repair of the repaired log does nothing.
+func TestRepairOfATornLogCommitsOnceAndKeepsIt(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "kafka")
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir), kfake.SeedTopics(1, "a", "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"first", "half"} {
+		if err := w.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for _, topic := range []string{"a", "b"} {
+			if err := w.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	img := t.TempDir()
+	if err := os.CopyFS(img, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// Killed after a's marker of "half", before b's and before the
+	// coordinator's endtx entry; then a torn batch at the end of b.
+	seg := filepath.Join(img, "partitions", "b-0", "0.dat")
+	dropLastMarker(t, seg)
+	cutPIDsLogBeforeLastEndTx(t, filepath.Join(img, "pids.log"))
+	f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := make([]byte, 40)
+	binary.BigEndian.PutUint32(torn[8:12], 200) // a batch of 212 bytes, 40 of them written
+	if _, err := f.Write(torn); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	for round := 1; round <= 2; round++ {
+		repairOK(t, img)
+		c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(img))
+		if err != nil {
+			t.Fatal(err)
+		}
+		replays(t, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, "first", "half")
+		snap := t.TempDir()
+		if err := os.CopyFS(snap, os.DirFS(img)); err != nil { // and killed again
+			t.Fatal(err)
+		}
+		c.Close()
+		img = snap
+	}
+	before, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg = filepath.Join(img, "partitions", "b-0", "0.dat")
+	repairOK(t, img)
+	after, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(before, after) {
+		t.Fatalf("a repair of a repaired log changed b's segment (%d bytes, then %d)", len(before), len(after))
+	}
+}
+
+// cutPIDsLogBeforeLastEndTx cuts kfake's pids.log before its last endtx
+// entry: kfake writes it once every marker of the transaction is written.
+func cutPIDsLogBeforeLastEndTx(t *testing.T, path string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := -1
+	for pos := 0; pos+10 <= len(raw); {
+		n := int(binary.LittleEndian.Uint32(raw[pos:]))
+		var e struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(raw[pos+10:pos+8+n], &e) == nil && e.Type == "endtx" {
+			cut = pos
+		}
+		pos += 8 + n
+	}
+	if cut < 0 {
+		t.Fatalf("%s has no endtx entry", path)
+	}
+	if err := os.Truncate(path, int64(cut)); err != nil {
+		t.Fatal(err)
+	}
+}
