@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/sluicedb/sluice/internal/kafkatest"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,43 @@ func TestDiskModeWithoutABucketRefusesRemovalsAndMoves(t *testing.T) {
 	got, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: []byte(key)})
 	if err != nil || string(got.Value) != "v" {
 		t.Fatalf("Get %s after the refusals: %v %v", key, got, err)
+	}
+}
+
+// A partition of a --wal disk or none node has no standbys (they tail the
+// Kafka changelog, which these modes never write): asking for one is refused,
+// not accepted and left to fail on the standby's node.
+func TestLocalLogModesRefuseStandbys(t *testing.T) {
+	for _, wal := range []string{WALDisk, WALNone} {
+		t.Run(wal, func(t *testing.T) {
+			cfg := Config{Cluster: kafkatest.ClusterName(t), NodeID: "n1", Partitions: 2, WAL: wal, SnapshotURL: "file://" + t.TempDir()}
+			if wal == WALNone {
+				cfg.Store = StoreMemory
+			}
+			n := startNode(t, cfg)
+			cfg.NodeID = "n2" // a node to hold the standby
+			startNode(t, cfg)
+			ctx := context.Background()
+			ctl := controlOf(t, n.Node)
+			var err error
+			eventually(t, "remove answered within the rate limit", func() bool {
+				_, err = ctl.RemovePartition(ctx, &sluicev1.RemovePartitionRequest{Id: ptr(uint32(2))})
+				return status.Code(err) != codes.ResourceExhausted
+			})
+			if err != nil {
+				t.Fatalf("remove partition 2: %v", err)
+			}
+			free := n.registry.View().Partitions[1].Range.To
+			eventually(t, "add answered within the rate limit", func() bool {
+				_, err = ctl.AddPartition(ctx, &sluicev1.AddPartitionRequest{Range: &sluicev1.SlotRange{From: free, To: n.Slots()}, Node: "n1", Standbys: 1})
+				return status.Code(err) != codes.ResourceExhausted
+			})
+			if st := status.Convert(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "no standbys") {
+				t.Fatalf("a partition with a standby on a --wal %s node: %v, want FailedPrecondition naming why", wal, err)
+			}
+			if len(n.registry.View().Partitions) != 1 {
+				t.Fatalf("the refused add changed the registry: %v", n.registry.View().Partitions)
+			}
+		})
 	}
 }

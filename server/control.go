@@ -50,6 +50,10 @@ type Control struct {
 	// (their data could not follow their slots), or returns nil: Move and
 	// RemovePartition are then refused with FailedPrecondition.
 	Moves func() error
+	// Standbys, if set, says why partitions can have no standbys (the
+	// storage mode writes no changelog for them to tail), or returns nil:
+	// AddPartition with standbys is then refused with FailedPrecondition.
+	Standbys func() error
 }
 
 // movesRefused is the refusal of a move or removal, or nil.
@@ -101,6 +105,11 @@ func (c *Control) AddPartition(ctx context.Context, req *sluicev1.AddPartitionRe
 	r := toRange(req.Range)
 	if err := r.Validate(c.Cluster.Slots()); err != nil {
 		return nil, invalid("%v", err)
+	}
+	if req.Standbys > 0 && c.Standbys != nil {
+		if err := c.Standbys(); err != nil {
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
+		}
 	}
 	var added registry.Partition
 	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
