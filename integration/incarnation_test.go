@@ -19,11 +19,15 @@ import (
 // address; the first goes on serving.
 func TestSecondServeOfANodeIDIsRefused(t *testing.T) {
 	cluster := kafkatest.ClusterName(t)
-	first := newProc(t, cluster, t.TempDir())
+	dir := t.TempDir()
+	first := newProc(t, cluster, dir)
 	first.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// The cluster's control token (registry records are sealed under a key
+	// derived from it: another token is another cluster).
 	cmd := exec.CommandContext(ctx, sluiceBin, "serve", "--brokers", strings.Join(kafkatest.Brokers(t), ","), "--cluster", cluster,
+		"--control-token-file", filepath.Join(dir, "control.token"),
 		"--data-dir", t.TempDir(), "--data-addr", freeAddr(t), "--control-addr", freeAddr(t), "--http-addr", "-")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

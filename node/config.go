@@ -84,6 +84,13 @@ type Config struct {
 	// committed values without a new commit; a new owner waits it out after
 	// fencing. Default 1s.
 	Lease time.Duration
+	// OwnershipLease is how long a --wal disk or none partition's last
+	// confirmation against the registry lets it commit and acknowledge
+	// (lease.go); a new owner waits it out. Longer than Lease: each of its
+	// commits waits on it, and on a loaded machine a registry read can take
+	// a second (with 1s, disk-mode writers saw UNKNOWN and big groups were
+	// never acknowledged). Default 10s.
+	OwnershipLease time.Duration
 	// PartitionBudget bounds the bytes of requests one partition holds
 	// (queued or waiting for their reply); NodeBudget bounds them across the
 	// node's partitions. Beyond either, writes get RESOURCE_EXHAUSTED with a
@@ -163,6 +170,7 @@ func DefaultConfig() Config {
 		ControlAddr:       "127.0.0.1:7401",
 		HTTPAddr:          "127.0.0.1:7402",
 		Lease:             time.Second,
+		OwnershipLease:    10 * time.Second,
 		PartitionBudget:   64 << 20,
 		NodeBudget:        256 << 20,
 		ControlRate:       5,

@@ -123,7 +123,7 @@ func (n *Node) leaseAppender(spec registry.Partition, newAppender func(context.C
 		if err != nil {
 			return nil, err
 		}
-		return &leased{Appender: app, own: n.ownership, spec: spec, lease: n.cfg.Lease}, nil
+		return &leased{Appender: app, own: n.ownership, spec: spec, lease: n.cfg.OwnershipLease}, nil
 	}
 }
 

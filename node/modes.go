@@ -170,13 +170,13 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 			return app, nil
 		}
 	}
-	if n.cfg.WAL != WALKafka && n.cfg.Lease > 0 {
+	if n.cfg.WAL != WALKafka && n.cfg.OwnershipLease > 0 {
 		// A local log cannot fence: the ownership lease does (lease.go).
 		inner := appender
 		appender = func(f func(context.Context) (wal.Appender, error)) func(context.Context) (wal.Appender, error) {
 			return inner(n.leaseAppender(spec, f))
 		}
-		cfg.Lease, cfg.LeaseWait = leaseTimes(n.cfg.Lease)
+		cfg.Lease, cfg.LeaseWait = leaseTimes(n.cfg.OwnershipLease)
 	}
 	switch n.cfg.WAL {
 	case WALDisk:

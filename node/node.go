@@ -185,7 +185,7 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 	if n.prevInc, err = n.previousIncarnation(ctx); err != nil {
 		return err
 	}
-	n.ownership = &ownership{reg: n.registry, lease: n.cfg.Lease}
+	n.ownership = &ownership{reg: n.registry, lease: n.cfg.OwnershipLease}
 	me := registry.Node{ID: n.cfg.NodeID, DataAddr: n.DataAddr(), ControlAddr: n.ControlAddr()}
 	var inc registry.Incarnation
 	err = n.registry.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {

@@ -115,6 +115,7 @@ func serveCmd() *cobra.Command {
 	f.Uint32Var(&cfg.ControlMaxStreams, "control-max-streams", cfg.ControlMaxStreams, "control-plane calls in flight per client connection (more wait)")
 	f.Float64Var(&cfg.ControlRate, "control-rate", cfg.ControlRate, "control-plane calls a second")
 	f.DurationVar(&cfg.Lease, "lease", cfg.Lease, "read lease: how long a commit lets a partition answer committed reads; a new owner waits it out")
+	f.DurationVar(&cfg.OwnershipLease, "ownership-lease", cfg.OwnershipLease, "--wal disk and none: how long a confirmation of ownership against the registry lets a partition commit and acknowledge; a new owner waits it out")
 	bytesVar(f, &cfg.PartitionBudget, "partition-budget", cfg.PartitionBudget, "bytes of requests one partition holds (queued or awaiting their reply); more get RESOURCE_EXHAUSTED")
 	bytesVar(f, &cfg.NodeBudget, "node-budget", cfg.NodeBudget, "bytes of requests all of the node's partitions hold; more get RESOURCE_EXHAUSTED")
 	f.StringVar(&cfg.SnapshotURL, "snapshot-url", "", "blob URL for snapshots (file:///dir, s3://bucket/prefix?region=...): uploads, and restores of partitions with no local state")
