@@ -18,4 +18,7 @@ var (
 	// ErrInvalid: a request the rules refuse (a reserved id, more standbys
 	// than other nodes).
 	ErrInvalid = errors.New("registry: invalid request")
+	// ErrIDsExhausted: the partition id counter reached MaxPartitionID; ids
+	// are never reused, so no partition can be added.
+	ErrIDsExhausted = errors.New("registry: partition ids exhausted")
 )
