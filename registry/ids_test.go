@@ -32,7 +32,7 @@ func TestPartitionIDsAreNeverReused(t *testing.T) {
 	}
 	remove := func(id uint32) {
 		t.Helper()
-		if err := r.Update(ctx, func(v *View) ([]Mutation, error) { return v.Remove(v.Partitions[id]), nil }); err != nil {
+		if err := r.Update(ctx, func(v *View) ([]Mutation, error) { return v.Remove(v.Partitions[id]) }); err != nil {
 			t.Fatal(err)
 		}
 	}

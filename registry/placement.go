@@ -73,8 +73,8 @@ func (v *View) Add(req AddRequest, txnID func(uint32) string) ([]Mutation, Parti
 	} else if _, ok := v.Nodes[p.Owner]; !ok {
 		return nil, Partition{}, fmt.Errorf("%w %q", ErrUnknownNode, p.Owner)
 	}
-	if req.Standbys > len(v.Nodes)-1 {
-		return nil, Partition{}, fmt.Errorf("%w: %d standbys asked, but only %d other nodes have announced themselves", ErrInvalid, req.Standbys, len(v.Nodes)-1)
+	if err := v.checkStandbys(p.Owner, req.Standbys); err != nil {
+		return nil, Partition{}, err
 	}
 	p.Standbys = v.PickStandbys(p.Owner, req.Standbys)
 	muts = append(muts, PutPartition(p))
@@ -166,21 +166,35 @@ func (v *View) Find(id *uint32, r keyspace.Range) (Partition, error) {
 // stays: a partition added later over any of these slots fences its
 // producer, which may still be running (draining, paused, or behind on the
 // registry).
-func (v *View) Remove(p Partition) []Mutation { return []Mutation{DeletePartition(p.ID)} }
+// It refuses (ErrCannotCarry) when p's owner could not hand its data on to a
+// partition added over its slots (modes.go).
+func (v *View) Remove(p Partition) ([]Mutation, error) {
+	if err := v.CheckRemove(p); err != nil {
+		return nil, err
+	}
+	return []Mutation{DeletePartition(p.ID)}, nil
+}
 
 // Move returns the mutations that give partition id to node at a new epoch
 // (none if it is there already), and the partition as it will be. A standby
-// that becomes the owner is no longer a standby.
+// that becomes the owner is no longer a standby. It refuses
+// (ErrCannotCarry) a move the partition's data could not follow (modes.go).
 func (v *View) Move(id uint32, node string) ([]Mutation, Partition, error) {
 	p, err := v.Find(&id, keyspace.Range{})
 	if err != nil {
 		return nil, p, err
+	}
+	if err := v.handsOver(p.Owner); err != nil {
+		return nil, p, fmt.Errorf("partition %d: %w", p.ID, err)
 	}
 	if _, ok := v.Nodes[node]; !ok {
 		return nil, p, fmt.Errorf("%w %q", ErrUnknownNode, node)
 	}
 	if p.Owner == node {
 		return nil, p, nil
+	}
+	if err := v.CheckMove(p, node); err != nil {
+		return nil, p, err
 	}
 	epoch, bump := v.NextEpoch()
 	p.Owner, p.Epoch = node, epoch
@@ -209,30 +223,18 @@ func (v *View) LeastLoaded() string {
 	return best
 }
 
-// PickStandbys chooses n announced nodes other than owner, fewest replicas
-// (owned and standby) first, the smallest id among equals.
+// PickStandbys chooses n announced nodes other than owner that can keep a
+// standby (of --wal kafka, modes.go), fewest replicas (owned and standby)
+// first, the smallest id among equals.
 func (v *View) PickStandbys(owner string, n int) []string {
 	load := map[string]int{}
-	for id := range v.Nodes {
-		load[id] = 0
-	}
 	for _, p := range v.Partitions {
 		load[p.Owner]++
 		for _, s := range p.Standbys {
 			load[s]++
 		}
 	}
-	var nodes []string
-	for id := range load {
-		if _, ok := v.Nodes[id]; ok && id != owner {
-			nodes = append(nodes, id)
-		}
-	}
-	sort.Slice(nodes, func(i, j int) bool {
-		if load[nodes[i]] != load[nodes[j]] {
-			return load[nodes[i]] < load[nodes[j]]
-		}
-		return nodes[i] < nodes[j]
-	})
+	nodes := v.standbyCandidates(owner)
+	sort.SliceStable(nodes, func(i, j int) bool { return load[nodes[i]] < load[nodes[j]] })
 	return nodes[:min(n, len(nodes))]
 }
