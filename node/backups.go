@@ -182,14 +182,3 @@ func (n *Node) announce(ctx context.Context, spec registry.Partition) error {
 	}
 	return n.bucket.Announce(ctx, spec.ID, spec.Range, spec.Epoch, n.cfg.NodeID)
 }
-
-// movesRefused says why this node refuses to move or remove partitions, or
-// nil: with --wal disk and no snapshot bucket a partition's data lives only
-// on its owner's disk, so it could neither reach a new owner nor come back in
-// a partition added over its slots.
-func (n *Node) movesRefused() error {
-	if n.cfg.WAL == WALDisk && n.bucket == nil {
-		return errors.New("--wal disk without --snapshot-url: a partition's data lives only on its owner's disk, so it can neither move to another node nor come back in a partition added over its slots; start the nodes with --snapshot-url to move, remove, split or merge partitions")
-	}
-	return nil
-}

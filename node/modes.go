@@ -109,16 +109,6 @@ func (n *Node) logModes() {
 }
 
 // openStore opens partition id's store in dir for the node's mode.
-// standbysRefused says why this node's partitions can have no standbys, or
-// returns nil: a standby tails the Kafka changelog, which only --wal kafka
-// writes.
-func (n *Node) standbysRefused() error {
-	if n.cfg.WAL != WALKafka {
-		return fmt.Errorf("--wal %s: a standby tails the Kafka changelog, which this mode never writes, so its partitions have no standbys; add the partition without --standbys, or run the nodes with --wal kafka", n.cfg.WAL)
-	}
-	return nil
-}
-
 func (n *Node) openStore(id uint32, dir string, asStandby bool) (localStore, error) {
 	if asStandby && n.cfg.WAL != WALKafka {
 		return nil, fmt.Errorf("a standby tails the Kafka changelog: this node runs --wal %s, whose partitions have no standbys", n.cfg.WAL)

@@ -186,7 +186,9 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 		return err
 	}
 	n.ownership = &ownership{reg: n.registry, lease: n.cfg.OwnershipLease}
-	me := registry.Node{ID: n.cfg.NodeID, DataAddr: n.DataAddr(), ControlAddr: n.ControlAddr()}
+	// The node's storage mode goes into its record: the control plane's
+	// rules of where a partition's data can go read it (registry/modes.go).
+	me := registry.Node{ID: n.cfg.NodeID, DataAddr: n.DataAddr(), ControlAddr: n.ControlAddr(), WAL: n.cfg.WAL, Bucket: n.cfg.SnapshotURL != ""}
 	var inc registry.Incarnation
 	err = n.registry.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
 		next, reg, err := n.nextIncarnation(v, n.prevInc)
@@ -194,6 +196,10 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 			return nil, err
 		}
 		inc = next
+		if other, wal := v.MixedModes(me.ID, me.WAL); other != "" {
+			return nil, fmt.Errorf("node: this node runs --wal %s, but node %s of cluster %s announced --wal %s: a partition's data cannot follow its slots between modes (--wal kafka keeps it in the changelog, disk and none in the snapshot bucket), so a cluster runs one; start this node with --wal %s, or give it its own --cluster",
+				me.WAL, other, n.cfg.Cluster, wal, wal)
+		}
 		var muts []registry.Mutation
 		if adopted { // a registry from before sealing, now sealed: later unsealed records are ignored
 			muts = append(muts, v.Reseal()...)

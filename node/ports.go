@@ -51,7 +51,7 @@ func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
 		MaxRecvMsgBytes: server.ControlMaxRecvMsgBytes, MaxConcurrentStreams: n.cfg.ControlMaxStreams,
 		Unary: []grpc.UnaryServerInterceptor{tokenU, rateU, readyU}, Stream: []grpc.StreamServerInterceptor{tokenS, rateS, readyS},
 		Options: serverCreds(tr.control)})
-	server.RegisterControl(n.controlSrv, &server.Control{Node: n.cfg.NodeID, Cluster: n, Token: n.cfg.ControlToken, PeerCreds: tr.peer, Moves: n.movesRefused, Standbys: n.standbysRefused})
+	server.RegisterControl(n.controlSrv, &server.Control{Node: n.cfg.NodeID, Cluster: n, Token: n.cfg.ControlToken, PeerCreds: tr.peer})
 	for _, s := range []struct {
 		srv *grpc.Server
 		ln  net.Listener

@@ -18,4 +18,11 @@ var (
 	// ErrInvalid: a request the rules refuse (a reserved id, more standbys
 	// than other nodes).
 	ErrInvalid = errors.New("registry: invalid request")
+	// ErrCannotCarry: a partition's data could not follow the change asked
+	// for (modes.go): its owner or the node named runs a storage mode that
+	// cannot hand it over or take it.
+	ErrCannotCarry = errors.New("registry: the partition's data cannot follow")
+	// ErrIDsExhausted: the partition id counter reached MaxPartitionID; ids
+	// are never reused, so no partition can be added.
+	ErrIDsExhausted = errors.New("registry: partition ids exhausted")
 )

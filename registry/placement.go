@@ -41,21 +41,30 @@ func (v *View) Add(req AddRequest, txnID func(uint32) string) ([]Mutation, Parti
 	switch {
 	case req.ID == nil:
 		var idMut Mutation
-		p.ID, idMut = v.NextID()
+		var err error
+		if p.ID, idMut, err = v.NextID(); err != nil {
+			return nil, Partition{}, err
+		}
 		muts = append(muts, idMut)
 	case *req.ID == 0:
 		return nil, Partition{}, fmt.Errorf("%w: partition id 0 is reserved", ErrInvalid)
 	default:
-		if _, dup := v.Partitions[*req.ID]; dup {
-			return nil, Partition{}, fmt.Errorf("%w: partition %d exists", ErrExists, *req.ID)
-		}
-		if w, used := v.Writers[txnID(*req.ID)]; used {
-			return nil, Partition{}, fmt.Errorf("%w: partition id %d was given before (its changelog producer %s was given slots %s) and ids are never reused: a later owner of those slots would fence this partition; omit the id to take the next one", ErrExists, *req.ID, w.ID, w.ranges())
+		if err := v.checkGivenID(*req.ID); err != nil {
+			return nil, Partition{}, err
 		}
 		p.ID = *req.ID
 		if p.ID > v.maxID() {
 			muts = append(muts, Mutation{Key: maxIDKey, Value: []byte(strconv.FormatUint(uint64(p.ID), 10))})
 		}
+	}
+	// Whichever way the id came, it is free: PutPartition would replace a
+	// live partition that had it (its slots then lost their owner, and its
+	// data was pruned by whatever restored under its id).
+	if _, dup := v.Partitions[p.ID]; dup {
+		return nil, Partition{}, fmt.Errorf("%w: partition %d exists", ErrExists, p.ID)
+	}
+	if w, used := v.Writers[txnID(p.ID)]; used {
+		return nil, Partition{}, fmt.Errorf("%w: partition id %d was given before (its changelog producer %s was given slots %s) and ids are never reused: a later owner of those slots would fence this partition; omit the id to take the next one", ErrExists, p.ID, w.ID, w.ranges())
 	}
 	if p.Owner == "" {
 		if p.Owner = v.LeastLoaded(); p.Owner == "" {
@@ -64,8 +73,8 @@ func (v *View) Add(req AddRequest, txnID func(uint32) string) ([]Mutation, Parti
 	} else if _, ok := v.Nodes[p.Owner]; !ok {
 		return nil, Partition{}, fmt.Errorf("%w %q", ErrUnknownNode, p.Owner)
 	}
-	if req.Standbys > len(v.Nodes)-1 {
-		return nil, Partition{}, fmt.Errorf("%w: %d standbys asked, but only %d other nodes have announced themselves", ErrInvalid, req.Standbys, len(v.Nodes)-1)
+	if err := v.checkStandbys(p.Owner, req.Standbys); err != nil {
+		return nil, Partition{}, err
 	}
 	p.Standbys = v.PickStandbys(p.Owner, req.Standbys)
 	muts = append(muts, PutPartition(p))
@@ -77,15 +86,44 @@ func (v *View) Add(req AddRequest, txnID func(uint32) string) ([]Mutation, Parti
 
 const maxIDKey = "max-id"
 
+// Partition ids are bounded well below 2^32 so that the counter can never
+// wrap: an id one above 4294967295 was 0, the next Add without an id took 0
+// and every later one took 0 again, each replacing the partition before it.
+const (
+	// MaxPartitionID is the highest partition id: NextID refuses past it,
+	// and so does an Add that names a higher one.
+	MaxPartitionID = 1<<30 - 1
+	// MaxIDJump bounds how far above every id given so far an id named in
+	// an Add may be, so that one call cannot use up the counter.
+	MaxIDJump = 1 << 16
+)
+
 // NextID returns the id a new partition gets, one above every id ever given
 // (View.MaxID, and every id in use in a registry from before the counter),
 // and the mutation that records it as given. Ids are never reused, like
 // epochs: a removed partition's producer stays recorded as a writer of its
 // slots (writers.go), and a later owner of those slots would fence a new
-// partition that had its id.
-func (v *View) NextID() (uint32, Mutation) {
-	id := v.maxID() + 1
-	return id, Mutation{Key: maxIDKey, Value: []byte(strconv.FormatUint(uint64(id), 10))}
+// partition that had its id. Past MaxPartitionID it refuses (ErrIDsExhausted)
+// rather than wrap.
+func (v *View) NextID() (uint32, Mutation, error) {
+	next := uint64(v.maxID()) + 1
+	if next > MaxPartitionID {
+		return 0, Mutation{}, fmt.Errorf("%w: the highest id given is %d and ids go up to %d, never back; no partition can be added", ErrIDsExhausted, v.maxID(), MaxPartitionID)
+	}
+	id := uint32(next)
+	return id, Mutation{Key: maxIDKey, Value: []byte(strconv.FormatUint(uint64(id), 10))}, nil
+}
+
+// checkGivenID refuses an id an Add names that is above MaxPartitionID or
+// more than MaxIDJump above every id given so far.
+func (v *View) checkGivenID(id uint32) error {
+	if id > MaxPartitionID {
+		return fmt.Errorf("%w: partition id %d is above the highest id, %d; omit the id to take the next one", ErrInvalid, id, MaxPartitionID)
+	}
+	if limit := uint64(v.maxID()) + MaxIDJump; uint64(id) > limit {
+		return fmt.Errorf("%w: partition id %d is more than %d above the highest id given so far (%d), so it may be at most %d: ids are never reused, and one call must not use them up; omit the id to take the next one", ErrInvalid, id, MaxIDJump, v.maxID(), limit)
+	}
+	return nil
 }
 
 func (v *View) maxID() uint32 {
@@ -128,21 +166,35 @@ func (v *View) Find(id *uint32, r keyspace.Range) (Partition, error) {
 // stays: a partition added later over any of these slots fences its
 // producer, which may still be running (draining, paused, or behind on the
 // registry).
-func (v *View) Remove(p Partition) []Mutation { return []Mutation{DeletePartition(p.ID)} }
+// It refuses (ErrCannotCarry) when p's owner could not hand its data on to a
+// partition added over its slots (modes.go).
+func (v *View) Remove(p Partition) ([]Mutation, error) {
+	if err := v.CheckRemove(p); err != nil {
+		return nil, err
+	}
+	return []Mutation{DeletePartition(p.ID)}, nil
+}
 
 // Move returns the mutations that give partition id to node at a new epoch
 // (none if it is there already), and the partition as it will be. A standby
-// that becomes the owner is no longer a standby.
+// that becomes the owner is no longer a standby. It refuses
+// (ErrCannotCarry) a move the partition's data could not follow (modes.go).
 func (v *View) Move(id uint32, node string) ([]Mutation, Partition, error) {
 	p, err := v.Find(&id, keyspace.Range{})
 	if err != nil {
 		return nil, p, err
+	}
+	if err := v.handsOver(p.Owner); err != nil {
+		return nil, p, fmt.Errorf("partition %d: %w", p.ID, err)
 	}
 	if _, ok := v.Nodes[node]; !ok {
 		return nil, p, fmt.Errorf("%w %q", ErrUnknownNode, node)
 	}
 	if p.Owner == node {
 		return nil, p, nil
+	}
+	if err := v.CheckMove(p, node); err != nil {
+		return nil, p, err
 	}
 	epoch, bump := v.NextEpoch()
 	p.Owner, p.Epoch = node, epoch
@@ -171,30 +223,18 @@ func (v *View) LeastLoaded() string {
 	return best
 }
 
-// PickStandbys chooses n announced nodes other than owner, fewest replicas
-// (owned and standby) first, the smallest id among equals.
+// PickStandbys chooses n announced nodes other than owner that can keep a
+// standby (of --wal kafka, modes.go), fewest replicas (owned and standby)
+// first, the smallest id among equals.
 func (v *View) PickStandbys(owner string, n int) []string {
 	load := map[string]int{}
-	for id := range v.Nodes {
-		load[id] = 0
-	}
 	for _, p := range v.Partitions {
 		load[p.Owner]++
 		for _, s := range p.Standbys {
 			load[s]++
 		}
 	}
-	var nodes []string
-	for id := range load {
-		if _, ok := v.Nodes[id]; ok && id != owner {
-			nodes = append(nodes, id)
-		}
-	}
-	sort.Slice(nodes, func(i, j int) bool {
-		if load[nodes[i]] != load[nodes[j]] {
-			return load[nodes[i]] < load[nodes[j]]
-		}
-		return nodes[i] < nodes[j]
-	})
+	nodes := v.standbyCandidates(owner)
+	sort.SliceStable(nodes, func(i, j int) bool { return load[nodes[i]] < load[nodes[j]] })
 	return nodes[:min(n, len(nodes))]
 }

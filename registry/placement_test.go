@@ -96,7 +96,7 @@ func TestFindMoveRemove(t *testing.T) {
 	if err != nil || p.Owner != "n2" || p.Epoch != 6 || slices.Contains(p.Standbys, "n2") || len(muts) != 2 {
 		t.Errorf("move to the standby: %v %+v %v", muts, p, err)
 	}
-	if muts := v.Remove(v.Partitions[3]); len(muts) != 1 || muts[0].Value != nil {
+	if muts, err := v.Remove(v.Partitions[3]); err != nil || len(muts) != 1 || muts[0].Value != nil {
 		t.Errorf("remove: %v", muts)
 	}
 }

@@ -65,6 +65,12 @@ type Node struct {
 	ID          string `json:"id"`
 	DataAddr    string `json:"data_addr"`
 	ControlAddr string `json:"control_addr"`
+	// WAL is the node's write-ahead log (--wal: kafka, disk or none), and
+	// Bucket whether it has a snapshot bucket (--snapshot-url): what its
+	// partitions' data can follow their slots through (modes.go). A record
+	// from before nodes announced them has neither, and reads as kafka.
+	WAL    string `json:"wal,omitempty"`
+	Bucket bool   `json:"bucket,omitempty"`
 }
 
 // View is the registry at one offset. Never modified once published.

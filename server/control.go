@@ -36,7 +36,10 @@ type Cluster interface {
 }
 
 // Control is the control-plane gRPC service. It only writes desired state
-// into the registry; nodes reconcile with it.
+// into the registry; nodes reconcile with it. Whether a partition's data can
+// follow a move, a removal or a standby is the registry's rule
+// (registry/modes.go), decided on the modes its owner and the nodes named
+// announced, whichever node answers the call.
 type Control struct {
 	sluicev1.UnimplementedControlServer
 	// Node is this node's id.
@@ -46,25 +49,6 @@ type Control struct {
 	Token string
 	// PeerCreds secure calls to peers' control planes. Default: plaintext.
 	PeerCreds credentials.TransportCredentials
-	// Moves, if set, says why partitions can neither move nor be removed
-	// (their data could not follow their slots), or returns nil: Move and
-	// RemovePartition are then refused with FailedPrecondition.
-	Moves func() error
-	// Standbys, if set, says why partitions can have no standbys (the
-	// storage mode writes no changelog for them to tail), or returns nil:
-	// AddPartition with standbys is then refused with FailedPrecondition.
-	Standbys func() error
-}
-
-// movesRefused is the refusal of a move or removal, or nil.
-func (c *Control) movesRefused() error {
-	if c.Moves == nil {
-		return nil
-	}
-	if err := c.Moves(); err != nil {
-		return status.Error(codes.FailedPrecondition, err.Error())
-	}
-	return nil
 }
 
 func toRange(r *sluicev1.SlotRange) keyspace.Range {
@@ -106,11 +90,6 @@ func (c *Control) AddPartition(ctx context.Context, req *sluicev1.AddPartitionRe
 	if err := r.Validate(c.Cluster.Slots()); err != nil {
 		return nil, invalid("%v", err)
 	}
-	if req.Standbys > 0 && c.Standbys != nil {
-		if err := c.Standbys(); err != nil {
-			return nil, status.Error(codes.FailedPrecondition, err.Error())
-		}
-	}
 	var added registry.Partition
 	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
 		muts, p, err := v.Add(registry.AddRequest{ID: req.Id, Range: r, Owner: req.Node, Standbys: int(req.Standbys)}, c.Cluster.TransactionalID)
@@ -127,9 +106,6 @@ func (c *Control) RemovePartition(ctx context.Context, req *sluicev1.RemoveParti
 	if (req.Id == nil) == (req.Range == nil) {
 		return nil, invalid("name the partition by id or by range, not both or neither")
 	}
-	if err := c.movesRefused(); err != nil {
-		return nil, err
-	}
 	var removed registry.Partition
 	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
 		p, err := v.Find(req.Id, toRange(req.Range))
@@ -137,7 +113,7 @@ func (c *Control) RemovePartition(ctx context.Context, req *sluicev1.RemoveParti
 		if err != nil {
 			return nil, err
 		}
-		return v.Remove(p), nil
+		return v.Remove(p)
 	})
 	if err != nil {
 		return nil, err
@@ -146,9 +122,6 @@ func (c *Control) RemovePartition(ctx context.Context, req *sluicev1.RemoveParti
 }
 
 func (c *Control) MovePartition(ctx context.Context, req *sluicev1.MovePartitionRequest) (*sluicev1.PartitionInfo, error) {
-	if err := c.movesRefused(); err != nil {
-		return nil, err
-	}
 	var moved registry.Partition
 	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
 		muts, p, err := v.Move(req.Id, req.Node)

@@ -47,7 +47,8 @@ func toStatus(err error) error {
 		code = codes.ResourceExhausted
 	case partition.IsUnavailable(err):
 		code = codes.Unavailable
-	case errors.Is(err, partition.ErrWrongPartition), errors.Is(err, ErrNotHeld), errors.Is(err, registry.ErrNoNodes):
+	case errors.Is(err, partition.ErrWrongPartition), errors.Is(err, ErrNotHeld), errors.Is(err, registry.ErrNoNodes),
+		errors.Is(err, registry.ErrIDsExhausted), errors.Is(err, registry.ErrCannotCarry):
 		code = codes.FailedPrecondition
 	case errors.Is(err, registry.ErrNotFound):
 		code = codes.NotFound

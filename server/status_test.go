@@ -45,6 +45,8 @@ func TestEverySentinelHasItsCode(t *testing.T) {
 		{registry.ErrUnknownNode, codes.InvalidArgument, false},
 		{registry.ErrInvalid, codes.InvalidArgument, false},
 		{registry.ErrNoNodes, codes.FailedPrecondition, false},
+		{registry.ErrCannotCarry, codes.FailedPrecondition, false},
+		{registry.ErrIDsExhausted, codes.FailedPrecondition, false},
 		{snapshot.ErrOutsideRoot, codes.InvalidArgument, false},
 		{ErrNotHeld, codes.FailedPrecondition, false},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, false},

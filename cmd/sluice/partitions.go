@@ -99,15 +99,6 @@ func printTable(msg proto.Message) {
 	}
 }
 
-// parseRange reads "FROM-TO" (TO exclusive).
-func parseRange(s string) (*sluicev1.SlotRange, error) {
-	var r sluicev1.SlotRange
-	if _, err := fmt.Sscanf(s, "%d-%d", &r.From, &r.To); err != nil {
-		return nil, fmt.Errorf("slot range %q: want FROM-TO, TO exclusive (e.g. 0-4)", s)
-	}
-	return &r, nil
-}
-
 func partitionsCmd() *cobra.Command {
 	var f controlFlags
 	cmd := &cobra.Command{Use: "partitions", Short: "Manage partitions through the control plane (ls, add, rm, move)"}
@@ -147,9 +138,9 @@ func partitionsCmd() *cobra.Command {
 			}
 			req.Range = r
 		} else {
-			var id uint32
-			if _, err := fmt.Sscanf(args[0], "%d", &id); err != nil {
-				return fmt.Errorf("partition %q: want an id or FROM-TO", args[0])
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
 			}
 			req.Id = &id
 		}
@@ -160,9 +151,9 @@ func partitionsCmd() *cobra.Command {
 
 	var to string
 	move := &cobra.Command{Use: "move ID --to NODE", Short: "Move a partition to another node (a new epoch; the new owner fences the old)", Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, args []string) error {
-		var id uint32
-		if _, err := fmt.Sscanf(args[0], "%d", &id); err != nil {
-			return fmt.Errorf("partition %q: want an id", args[0])
+		id, err := parseID(args[0])
+		if err != nil {
+			return err
 		}
 		return f.run(func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error) {
 			return c.MovePartition(ctx, &sluicev1.MovePartitionRequest{Id: id, Node: to})
@@ -182,9 +173,9 @@ func snapshotCmd() *cobra.Command {
 		Short: "Start a snapshot of a partition into PATH (relative to its owner's --snapshot-root) on its owner's disk; prints the operation",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
-			var id uint32
-			if _, err := fmt.Sscanf(args[0], "%d", &id); err != nil {
-				return fmt.Errorf("partition %q: want an id", args[0])
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
 			}
 			return f.run(func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error) {
 				return c.Snapshot(ctx, &sluicev1.SnapshotRequest{Partition: id, Path: args[1]})
