@@ -51,11 +51,8 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, o ReadOptions) ([]R
 		_, err = dc.GetMany(ctx, &sluicev1.GetManyRequest{Consistency: o.Consistency, Session: o.Session})
 		return nil, err
 	}
-	c.mu.Lock()
-	known := c.routes != nil
-	c.mu.Unlock()
-	if !known {
-		_ = c.refresh(ctx)
+	if err := c.routed(ctx); err != nil {
+		return nil, err
 	}
 	out := make([]Read, len(keys))
 	pending := make([]int, len(keys))
@@ -65,7 +62,9 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, o ReadOptions) ([]R
 	var unread int
 	err := retry.Tries(ctx, c.maxAttempts, retry.ClientPolicy(), func(attempt int) (bool, error) {
 		if attempt > 0 {
-			_ = c.refresh(ctx)
+			if err := c.unreachable(ctx); err != nil {
+				return false, err
+			}
 		}
 		again, err := c.getManyOnce(ctx, keys, pending, o, out)
 		pending, unread = again, len(again)
@@ -140,6 +139,7 @@ func (c *Client) getManyOnce(ctx context.Context, keys [][]byte, pending []int, 
 			dc, err := c.data(cl.addr)
 			if err == nil {
 				resp, err = dc.GetMany(ctx, req)
+				err = c.dial.explain(cl.addr, err)
 			}
 			mu.Lock()
 			defer mu.Unlock()

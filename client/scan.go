@@ -81,11 +81,8 @@ func (c *Client) scan(ctx context.Context, o ScanOptions, yield func(KeyValue, e
 	if o.Consistency == sluicev1.Consistency_SESSION && o.Session == nil {
 		o.Session = c.Session()
 	}
-	c.mu.Lock()
-	known := c.routes != nil
-	c.mu.Unlock()
-	if !known {
-		_ = c.refresh(ctx)
+	if err := c.routed(ctx); err != nil {
+		return nil, err
 	}
 	token := o.PageToken
 	var last []byte
@@ -93,7 +90,9 @@ func (c *Client) scan(ctx context.Context, o ScanOptions, yield func(KeyValue, e
 	var next []byte
 	err := retry.Tries(ctx, c.maxAttempts, retry.ClientPolicy(), func(attempt int) (bool, error) {
 		if attempt > 0 {
-			_ = c.refresh(ctx)
+			if err := c.unreachable(ctx); err != nil {
+				return false, err
+			}
 		}
 		if last != nil {
 			token = c.pageToken(o, last)

@@ -54,7 +54,8 @@ func (f *controlFlags) run(fn func(ctx context.Context, c sluicev1.ControlClient
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	msg, err := fn(ctx, sluicev1.NewControlClient(cc))
+	cl := sluicev1.NewControlClient(cc)
+	msg, err := callControl(ctx, f.addr, func(ctx context.Context) (proto.Message, error) { return fn(ctx, cl) })
 	if err != nil {
 		return err
 	}

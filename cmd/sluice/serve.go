@@ -123,7 +123,7 @@ func serveCmd() *cobra.Command {
 	f.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "partitions a new node cuts the slots into")
 	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", cfg.ReplicationFactor, "replication factor of the topics sluice creates")
 	registerStorage(f, &cfg)
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logLevel, "log-level", "info", logLevels)
 	f.StringVar(&logFormat, "log-format", "auto", "json, console, or auto (console on a terminal)")
 	return cmd
 }
