@@ -125,9 +125,11 @@ type op func(ctx context.Context, rng *rand.Rand, key func() []byte) error
 
 // Result is what a run measured.
 type Result struct {
-	Config    Config        `json:"config"`
-	Ops       int64         `json:"ops"`
-	Errors    int64         `json:"errors"`
+	Config Config `json:"config"`
+	Ops    int64  `json:"ops"`
+	Errors int64  `json:"errors"`
+	// Causes are the errors by code and message, the most frequent first.
+	Causes    []Cause       `json:"causes,omitempty"`
 	Elapsed   time.Duration `json:"elapsed_ns"`
 	OpsPerSec float64       `json:"ops_per_sec"`
 	// Latency percentiles, milliseconds.
@@ -184,6 +186,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		recs    = make([]*recorder, cfg.Concurrency)
 		ops     atomic.Int64
 		errs    atomic.Int64
+		why     causes
 		wg      sync.WaitGroup
 		start   = time.Now()
 		seconds []Second
@@ -227,6 +230,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 						return
 					}
 					errs.Add(1)
+					why.add(err)
 					continue
 				}
 				if cfg.Ops == 0 {
@@ -272,7 +276,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	n := total.TotalCount()
 	ms := func(q float64) float64 { return float64(total.ValueAtQuantile(q)) / 1000 }
 	return &Result{
-		Config: cfg, Ops: n, Errors: errs.Load(), Elapsed: elapsed, OpsPerSec: float64(n) / elapsed.Seconds(),
+		Config: cfg, Ops: n, Errors: errs.Load(), Causes: why.list(), Elapsed: elapsed, OpsPerSec: float64(n) / elapsed.Seconds(),
 		P50: ms(50), P90: ms(90), P99: ms(99), P999: ms(99.9), Max: float64(total.Max()) / 1000, Timeline: seconds,
 	}, nil
 }
@@ -311,4 +315,5 @@ func (r *Result) Print(w io.Writer) {
 		fmt.Fprintf(w, "throughput  %.0f ops/s\n", r.OpsPerSec)
 	}
 	fmt.Fprintf(w, "latency ms  p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n", r.P50, r.P90, r.P99, r.P999, r.Max)
+	r.printProblems(w)
 }

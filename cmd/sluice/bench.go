@@ -34,7 +34,7 @@ func benchCmd() *cobra.Command {
 		Short: "Load a cluster and report throughput and latency percentiles",
 		Long:  "Workloads:\n" + strings.Join(names, "\n"),
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			cfg.Addrs = strings.Split(addrs, ",")
 			if brokers != "" {
 				cfg.Brokers = strings.Split(brokers, ",")
@@ -76,6 +76,12 @@ func benchCmd() *cobra.Command {
 				return err
 			}
 			r.Print(cmd.OutOrStdout())
+			defer func() {
+				if err == nil && r.ErrorsDominate() {
+					err = fmt.Errorf("bench: %d of %d calls failed (a run fails when at least half of its calls do); the most frequent: %s",
+						r.Errors, r.Errors+r.Ops, r.Causes[0].Error)
+				}
+			}()
 			if jsonOut != "" {
 				b, err := json.MarshalIndent(r, "", "  ")
 				if err != nil {
