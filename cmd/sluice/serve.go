@@ -35,8 +35,16 @@ func serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a node (with an embedded Kafka-protocol broker unless --brokers is given)",
-		Args:  cobra.NoArgs,
+		Long: "Run a node (with an embedded Kafka-protocol broker unless --brokers is given).\n\n" +
+			"Every flag can also be set in the --config file, its name as a top-level key (node-id: n1), and as\n" +
+			"an environment variable SLUICE_<NAME> (SLUICE_NODE_ID=n1). A flag given on the command line wins\n" +
+			"over the environment, which wins over the file, which wins over the default. Unknown keys in the\n" +
+			"file are refused, naming the line.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnvAndConfig(cmd.Flags()); err != nil {
+				return err
+			}
 			log, err := newLogger(os.Stderr, logLevel, logFormat)
 			if err != nil {
 				return err
@@ -88,7 +96,7 @@ func serveCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&config, "config", "", "config file (YAML): the write pipeline's stages and Kafka's TLS and SASL settings; see examples/sluice.yaml")
+	f.StringVar(&config, "config", "", "config file (YAML): any of these flags by name, the write pipeline's stages, Kafka's TLS and SASL settings, storage; see examples/sluice.yaml")
 	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's id in the cluster")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the partitions' stores (and the embedded broker)")
 	f.StringVar(&cfg.Cluster, "cluster", cfg.Cluster, "cluster name: the prefix of every topic")
