@@ -103,7 +103,7 @@ func benchCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&addrs, "addr", "127.0.0.1:7400", "data-plane address(es) of nodes, comma-separated")
+	f.StringVar(&addrs, "addr", envOr("SLUICE_ADDR", "127.0.0.1:7400"), "data-plane address(es) of nodes, comma-separated ($SLUICE_ADDR)")
 	f.StringVarP(&cfg.Workload, "workload", "w", "upsert-batch", "what to run (see above)")
 	f.IntVar(&cfg.ValueSize, "value-size", 100, "bytes per value")
 	f.IntVar(&cfg.Keys, "keys", 100_000, "key space")

@@ -25,13 +25,13 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.addr, "addr", "127.0.0.1:7400", "data-plane address of a node")
+	cmd.Flags().StringVar(&f.addr, "addr", envOr("SLUICE_ADDR", "127.0.0.1:7400"), "data-plane address of a node ($SLUICE_ADDR)")
 	def := f.timeout // a command may set its own default first
 	if def == 0 && !f.untimed {
 		def = 10 * time.Second
 	}
 	cmd.Flags().DurationVar(&f.timeout, "timeout", def, "how long to try (0: no limit)")
-	cmd.Flags().StringVar(&f.tokenFile, "data-token-file", "", "file holding the data plane's bearer token ($SLUICE_DATA_TOKEN also works)")
+	cmd.Flags().StringVar(&f.tokenFile, "data-token-file", os.Getenv("SLUICE_DATA_TOKEN_FILE"), "file holding the data plane's bearer token ($SLUICE_DATA_TOKEN_FILE; or the token itself in $SLUICE_DATA_TOKEN)")
 	f.tls.register(cmd.Flags())
 }
 
