@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,9 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/node"
@@ -97,6 +103,45 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 				}
 				if got != want {
 					ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+				}
+			},
+			// probe grpc ADDR | probe http URL: what an orchestrator's probe
+			// sees, without any token: gRPC health's status, or the HTTP
+			// status and body.
+			"probe": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: probe grpc ADDR | probe http URL")
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				var out string
+				var err error
+				switch args[0] {
+				case "grpc":
+					var cc *grpc.ClientConn
+					if cc, err = grpc.NewClient(args[1], grpc.WithTransportCredentials(insecure.NewCredentials())); err == nil {
+						var r *healthpb.HealthCheckResponse
+						if r, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err == nil {
+							out = r.Status.String()
+						}
+						cc.Close()
+					}
+				case "http":
+					var resp *http.Response
+					if resp, err = http.Get(args[1]); err == nil {
+						b, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						out = fmt.Sprintf("%d %s", resp.StatusCode, b)
+					}
+				default:
+					ts.Fatalf("probe: grpc or http")
+				}
+				if err != nil {
+					out = err.Error()
+				}
+				fmt.Fprintln(ts.Stdout(), out)
+				if (err != nil) != neg {
+					ts.Fatalf("probe %s %s: %s", args[0], args[1], out)
 				}
 			},
 			// deadport: $DEADPORT is a port nothing listens on.
