@@ -144,6 +144,15 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 					ts.Fatalf("probe %s %s: %s", args[0], args[1], out)
 				}
 			},
+			// busyport: $BUSYPORT is a port something listens on, until the
+			// script ends.
+			"busyport": func(ts *testscript.TestScript, neg bool, args []string) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				ts.Check(err)
+				ts.Defer(func() { ln.Close() })
+				_, port, _ := net.SplitHostPort(ln.Addr().String())
+				ts.Setenv("BUSYPORT", port)
+			},
 			// deadport: $DEADPORT is a port nothing listens on.
 			"deadport": func(ts *testscript.TestScript, neg bool, args []string) {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -67,7 +67,8 @@ func serveCmd() *cobra.Command {
 			if cfg.Kafka, err = kafka.build(); err != nil {
 				return err
 			}
-			if cfg.ControlToken, err = controlToken(tokenFile, cfg.DataDir, log); err != nil {
+			var saveToken func() error
+			if cfg.ControlToken, saveToken, err = controlToken(tokenFile, cfg.DataDir, log); err != nil {
 				return err
 			}
 			if dataToken != "" {
@@ -83,6 +84,12 @@ func serveCmd() *cobra.Command {
 			defer stop()
 			n, err := node.Start(ctx, cfg)
 			if err != nil {
+				return err
+			}
+			// Written once the node started: a start that fails (a busy
+			// port) leaves no token file behind.
+			if err := saveToken(); err != nil {
+				n.Close()
 				return err
 			}
 			select {
@@ -137,36 +144,40 @@ func serveCmd() *cobra.Command {
 }
 
 // controlToken reads the control plane's token from file or, with no file
-// named, from DATA-DIR/control.token, making a random one there the first
-// time. The token itself is never logged.
-func controlToken(file, dataDir string, log zerolog.Logger) (string, error) {
+// named, from DATA-DIR/control.token; the first time, it makes a random one,
+// which save writes there (once the node has started). The token itself is
+// never logged.
+func controlToken(file, dataDir string, log zerolog.Logger) (tok string, save func() error, err error) {
+	nothing := func() error { return nil }
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("control token: %w", err)
+			return "", nil, fmt.Errorf("control token: %w", err)
 		}
 		if tok := strings.TrimSpace(string(b)); tok != "" {
-			return tok, nil
+			return tok, nothing, nil
 		}
-		return "", fmt.Errorf("control token: %s is empty", file)
+		return "", nil, fmt.Errorf("control token: %s is empty", file)
 	}
 	path := filepath.Join(dataDir, "control.token")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), nil
+		return strings.TrimSpace(string(b)), nothing, nil
 	}
 	var raw [24]byte
 	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	tok := hex.EncodeToString(raw[:])
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	log.Info().Str("file", path).Msg("made a control-plane token")
-	return tok, nil
+	tok = hex.EncodeToString(raw[:])
+	return tok, func() error {
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+			return err
+		}
+		log.Info().Str("file", path).Msg("made a control-plane token")
+		return nil
+	}, nil
 }
 
 // serveTLS are the node's TLS files, made into the *tls.Config values the
