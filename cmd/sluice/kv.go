@@ -84,16 +84,22 @@ func putCmd() *cobra.Command {
 		ifAbsent  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "put KEY [VALUE | -]",
+		Use:   "put KEY [VALUE | -] [KEY VALUE]...",
 		Short: "Write a key (its value from the argument, stdin with -, or --value-file)",
 		Long: "Write a key. The value is the second argument; \"-\" reads it from stdin and --value-file\n" +
 			"from a file, byte for byte (no trailing newline is removed): for values too long for a command\n" +
-			"line, or binary ones. Prints the write's version, slot and changelog offset.",
+			"line, or binary ones. Prints the write's version, slot and changelog offset.\n\n" +
+			"Several KEY VALUE pairs are one request, split by partition: the keys of one partition are\n" +
+			"written atomically (all or none), each partition's part on its own. Then each key's line is\n" +
+			"KEY<TAB>version N (slot S, offset O).",
 		Example: "  sluice put greeting hello\n  sluice put page - < page.html\n  sluice put blob --value-file photo.jpg\n" +
 			"  sluice put session:1 token --ttl 30m\n  sluice put lock holder-1 --if-absent",
-		Args: cobra.RangeArgs(1, 2),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			value, err := putValue(cmd, args, valueFile)
+			if len(args) > 2 && (len(args)%2 != 0 || valueFile != "") {
+				return usageError(fmt.Errorf("several keys: give KEY VALUE pairs (%d arguments), without --value-file", len(args)))
+			}
+			value, err := putValue(cmd, args[:min(len(args), 2)], valueFile)
 			if err != nil {
 				return err
 			}
@@ -109,10 +115,22 @@ func putCmd() *cobra.Command {
 			case cmd.Flags().Changed("if-version"):
 				e.ExpectedVersion = &ifVersion
 			}
+			entries := []client.Entry{e}
+			for i := 2; i+1 < len(args); i += 2 {
+				more := e
+				more.Key, more.Value = []byte(args[i]), []byte(args[i+1])
+				entries = append(entries, more)
+			}
 			return f.run(func(ctx context.Context, c *client.Client) error {
-				res, err := c.Upsert(ctx, e)
+				res, err := c.Upsert(ctx, entries...)
 				if err != nil {
 					return err
+				}
+				if len(res) > 1 {
+					for i, r := range res {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s\tversion %d (slot %d, offset %d)\n", entries[i].Key, r.Version, r.Slot, r.Offset)
+					}
+					return nil
 				}
 				if res[0].Offset < 0 {
 					fmt.Fprintln(cmd.OutOrStdout(), "dropped by the write pipeline")
