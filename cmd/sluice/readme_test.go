@@ -17,7 +17,7 @@ import (
 
 // readmeSections are the README sections whose shell blocks run as a test:
 // the first hour of a user, from the install line on.
-var readmeSections = []string{"## Run it"}
+var readmeSections = []string{"## Run it", "### Conditional writes and counters"}
 
 // TestREADME runs the shell blocks of the README's user sections as a user
 // types them (through sh, with the sluice under test on PATH) and checks what
