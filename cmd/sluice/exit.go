@@ -68,7 +68,7 @@ func report(w io.Writer, cmd *cobra.Command, err error) int {
 		return exitOK
 	}
 	code := exitCode(err)
-	if code == exitFailed && strings.HasPrefix(err.Error(), "unknown command") {
+	if code == exitFailed && (strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "required flag")) {
 		code = exitUsage
 	}
 	fmt.Fprintf(w, "sluice: %s\n", message(err))
@@ -117,6 +117,9 @@ func message(err error) string {
 		case codes.DeadlineExceeded:
 			return "no answer before the deadline (--timeout): " + st.Message()
 		case codes.Unauthenticated:
+			if strings.HasPrefix(st.Message(), "control plane") {
+				return st.Message() + " (give the token with --control-token-file or $SLUICE_CONTROL_TOKEN)"
+			}
 			return st.Message() + " (give the token with --data-token-file or $SLUICE_DATA_TOKEN)"
 		}
 		return st.Message()
