@@ -118,11 +118,19 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 				var err error
 				switch args[0] {
 				case "grpc":
+					// Health turns SERVING a moment after the node is ready:
+					// ask until it does, or fails otherwise.
 					var cc *grpc.ClientConn
 					if cc, err = grpc.NewClient(args[1], grpc.WithTransportCredentials(insecure.NewCredentials())); err == nil {
-						var r *healthpb.HealthCheckResponse
-						if r, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err == nil {
-							out = r.Status.String()
+						for {
+							var r *healthpb.HealthCheckResponse
+							if r, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err == nil {
+								out = r.Status.String()
+							}
+							if err != nil || r.Status == healthpb.HealthCheckResponse_SERVING || ctx.Err() != nil {
+								break
+							}
+							time.Sleep(20 * time.Millisecond)
 						}
 						cc.Close()
 					}
