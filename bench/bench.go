@@ -8,10 +8,12 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,15 +163,21 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	// One untimed operation per client first: connections and routes are made
 	// lazily, and a paced run must not start behind its schedule.
 	var warm sync.WaitGroup
+	warmErrs := make([]error, cfg.Concurrency)
 	for c := range cfg.Concurrency {
 		warm.Add(1)
 		go func() {
 			defer warm.Done()
 			rng := rand.New(rand.NewPCG(uint64(c), 7))
-			_ = w(ctx, rng, keyFunc(cfg, rng))
+			warmErrs[c] = w(ctx, rng, keyFunc(cfg, rng))
 		}()
 	}
 	warm.Wait()
+	// No node reached at all: say so at once, not after a run of errors.
+	var ce *client.ConnectError
+	if errors.As(warmErrs[0], &ce) && !slices.ContainsFunc(warmErrs, func(err error) bool { return !errors.As(err, &ce) }) {
+		return nil, fmt.Errorf("bench: %w", warmErrs[0])
+	}
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)

@@ -48,7 +48,7 @@ func (f *clientFlags) options() ([]client.Option, error) {
 	token := os.Getenv("SLUICE_DATA_TOKEN")
 	if f.tokenFile != "" {
 		if token, err = readSecret(f.tokenFile); err != nil {
-			return nil, fmt.Errorf("data token: %w", err)
+			return nil, &exitError{exitDenied, fmt.Errorf("data token: %w", err)}
 		}
 	}
 	if token != "" {
