@@ -211,7 +211,7 @@ func (c *Client) observe(s *sluicev1.Session) {
 
 // Session returns the client's session token: what its writes reached. Pass
 // it to another client's GetSession to read one's own writes there.
-func (c *Client) Session() *sluicev1.Session {
+func (c *Client) Session() *Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := &sluicev1.Session{Offsets: make(map[int32]int64, len(c.session)), Cluster: c.cluster}
@@ -251,7 +251,7 @@ func (c *Client) doAt(ctx context.Context, key []byte, read bool, pick func([]by
 
 // Upsert writes entries: split by partition, each part atomic, sent to its
 // owner in parallel. It returns one result per entry, in order.
-func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*sluicev1.WriteResult, error) {
+func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*WriteResult, error) {
 	if len(entries) == 0 {
 		return nil, c.do(ctx, nil, func(dc sluicev1.DataClient) error {
 			_, err := dc.Upsert(ctx, &sluicev1.UpsertRequest{})
@@ -310,7 +310,7 @@ func (c *Client) Get(ctx context.Context, key []byte) (Value, bool, error) {
 
 // GetSession reads a key from committed state once the serving replica has
 // applied session (nil: this client's own writes so far).
-func (c *Client) GetSession(ctx context.Context, key []byte, session *sluicev1.Session) (Value, bool, error) {
+func (c *Client) GetSession(ctx context.Context, key []byte, session *Session) (Value, bool, error) {
 	if session == nil {
 		session = c.Session()
 	}

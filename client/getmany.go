@@ -21,10 +21,10 @@ const (
 type ReadOptions struct {
 	// Consistency: LINEARIZABLE (the default) through the owners' inboxes;
 	// SESSION or EVENTUAL from committed state, on owners or standbys.
-	Consistency sluicev1.Consistency
+	Consistency Consistency
 	// Session, for SESSION: what the read must see. Nil: this client's own
 	// writes so far.
-	Session *sluicev1.Session
+	Session *Session
 }
 
 // Read is one key's answer: Found false is "not found".

@@ -28,8 +28,8 @@ type ScanOptions struct {
 	// Consistency: LINEARIZABLE (the default) makes each partition's part
 	// see every write acknowledged before the scan; SESSION waits for
 	// Session (nil: this client's writes); EVENTUAL reads what each owner has.
-	Consistency sluicev1.Consistency
-	Session     *sluicev1.Session
+	Consistency Consistency
+	Session     *Session
 }
 
 // KeyValue is one key of a scan and its value.
