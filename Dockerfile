@@ -9,8 +9,9 @@ RUN CGO_ENABLED=0 go build -trimpath -o /out/sluice ./cmd/sluice
 # Root in the image so the /data volume is writable without setup.
 FROM gcr.io/distroless/static-debian12
 COPY --from=build /out/sluice /usr/local/bin/sluice
-# 7400 data plane (gRPC), 7402 /metrics /healthz /debug/pprof
-EXPOSE 7400 7402
+# 7400 data plane (gRPC), 7401 control plane (gRPC, bearer token),
+# 7402 HTTP: /metrics /livez /readyz /healthz (/debug/pprof only with --pprof)
+EXPOSE 7400 7401 7402
 VOLUME ["/data"]
 ENTRYPOINT ["/usr/local/bin/sluice"]
 CMD ["serve", "--data-dir", "/data"]

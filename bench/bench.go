@@ -8,10 +8,12 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,9 +127,11 @@ type op func(ctx context.Context, rng *rand.Rand, key func() []byte) error
 
 // Result is what a run measured.
 type Result struct {
-	Config    Config        `json:"config"`
-	Ops       int64         `json:"ops"`
-	Errors    int64         `json:"errors"`
+	Config Config `json:"config"`
+	Ops    int64  `json:"ops"`
+	Errors int64  `json:"errors"`
+	// Causes are the errors by code and message, the most frequent first.
+	Causes    []Cause       `json:"causes,omitempty"`
 	Elapsed   time.Duration `json:"elapsed_ns"`
 	OpsPerSec float64       `json:"ops_per_sec"`
 	// Latency percentiles, milliseconds.
@@ -159,15 +163,21 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	// One untimed operation per client first: connections and routes are made
 	// lazily, and a paced run must not start behind its schedule.
 	var warm sync.WaitGroup
+	warmErrs := make([]error, cfg.Concurrency)
 	for c := range cfg.Concurrency {
 		warm.Add(1)
 		go func() {
 			defer warm.Done()
 			rng := rand.New(rand.NewPCG(uint64(c), 7))
-			_ = w(ctx, rng, keyFunc(cfg, rng))
+			warmErrs[c] = w(ctx, rng, keyFunc(cfg, rng))
 		}()
 	}
 	warm.Wait()
+	// No node reached at all: say so at once, not after a run of errors.
+	var ce *client.ConnectError
+	if errors.As(warmErrs[0], &ce) && !slices.ContainsFunc(warmErrs, func(err error) bool { return !errors.As(err, &ce) }) {
+		return nil, fmt.Errorf("bench: %w", warmErrs[0])
+	}
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
@@ -184,6 +194,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		recs    = make([]*recorder, cfg.Concurrency)
 		ops     atomic.Int64
 		errs    atomic.Int64
+		why     causes
 		wg      sync.WaitGroup
 		start   = time.Now()
 		seconds []Second
@@ -227,6 +238,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 						return
 					}
 					errs.Add(1)
+					why.add(err)
 					continue
 				}
 				if cfg.Ops == 0 {
@@ -272,7 +284,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	n := total.TotalCount()
 	ms := func(q float64) float64 { return float64(total.ValueAtQuantile(q)) / 1000 }
 	return &Result{
-		Config: cfg, Ops: n, Errors: errs.Load(), Elapsed: elapsed, OpsPerSec: float64(n) / elapsed.Seconds(),
+		Config: cfg, Ops: n, Errors: errs.Load(), Causes: why.list(), Elapsed: elapsed, OpsPerSec: float64(n) / elapsed.Seconds(),
 		P50: ms(50), P90: ms(90), P99: ms(99), P999: ms(99.9), Max: float64(total.Max()) / 1000, Timeline: seconds,
 	}, nil
 }
@@ -311,4 +323,5 @@ func (r *Result) Print(w io.Writer) {
 		fmt.Fprintf(w, "throughput  %.0f ops/s\n", r.OpsPerSec)
 	}
 	fmt.Fprintf(w, "latency ms  p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n", r.P50, r.P90, r.P99, r.P999, r.Max)
+	r.printProblems(w)
 }

@@ -65,7 +65,7 @@ func TestRunAgainstANode(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(r.Timeline) > 0 {
-			if err := r.WriteSVG(&svg); err != nil || !strings.Contains(svg.String(), "<polyline") {
+			if err := r.WriteSVG(&svg); err != nil || !strings.Contains(svg.String(), "<svg") {
 				t.Fatalf("svg: %v", err)
 			}
 			if !strings.Contains(progress.String(), "ops/s") || !strings.Contains(progress.String(), "/300") {

@@ -2,45 +2,68 @@ package bench
 
 import (
 	"fmt"
+	"image/color"
 	"io"
-	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
 )
 
-// WriteSVG plots the run's timeline: ops/s (blue, left axis) and p99 latency
-// (red, right axis) per second.
+// WriteSVG plots the run's timeline as SVG (gonum/plot): throughput above,
+// p99 latency below, per second of the run, each with its axes, ticks,
+// grid and legend.
 func (r *Result) WriteSVG(w io.Writer) error {
-	const width, height, pad = 720, 320, 48
-	n := len(r.Timeline)
-	if n == 0 {
+	if len(r.Timeline) == 0 {
 		return fmt.Errorf("bench: no timeline to plot")
 	}
-	maxOps, maxP99 := 1.0, 0.001
-	for _, s := range r.Timeline {
-		maxOps, maxP99 = max(maxOps, s.OpsPerSec), max(maxP99, s.P99)
+	unit := "ops/s"
+	if r.Config.Batched() {
+		unit = "calls/s"
 	}
-	x := func(i int) float64 { return pad + float64(i)*float64(width-2*pad)/float64(max(n-1, 1)) }
-	y := func(v, top float64) float64 { return height - pad - v/top*float64(height-2*pad) }
-	line := func(val func(Second) float64, top float64) string {
-		var pts []string
-		for i, s := range r.Timeline {
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(i), y(val(s), top)))
-		}
-		return strings.Join(pts, " ")
+	ops := make(plotter.XYs, len(r.Timeline))
+	p99 := make(plotter.XYs, len(r.Timeline))
+	for i, s := range r.Timeline {
+		ops[i] = plotter.XY{X: float64(i + 1), Y: s.OpsPerSec}
+		p99[i] = plotter.XY{X: float64(i + 1), Y: s.P99}
 	}
-	_, err := fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">
-<rect width="100%%" height="100%%" fill="white"/>
-<text x="%d" y="20">sluice bench %s: %.0f ops/s, p99 %.2f ms (concurrency %d)</text>
-<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>
-<text x="4" y="%d" fill="#1f5fbf">%.0f ops/s</text><text x="%d" y="%d" fill="#c0392b" text-anchor="end">p99 %.1f ms</text>
-<text x="%d" y="%d" text-anchor="end">%d s</text>
-<polyline fill="none" stroke="#1f5fbf" stroke-width="2" points="%s"/>
-<polyline fill="none" stroke="#c0392b" stroke-width="2" points="%s"/>
-</svg>
-`, width, height, pad, r.Config.Workload, r.OpsPerSec, r.P99, r.Config.Concurrency,
-		pad, height-pad, width-pad, height-pad,
-		pad-6, maxOps, width-4, pad-6, maxP99,
-		width-pad, height-pad+16, n,
-		line(func(s Second) float64 { return s.OpsPerSec }, maxOps),
-		line(func(s Second) float64 { return s.P99 }, maxP99))
+	top, err := panel(fmt.Sprintf("sluice bench %s: %.0f %s, p99 %.2f ms (concurrency %d)", r.Config.Workload, r.OpsPerSec, unit, r.P99, r.Config.Concurrency),
+		unit, unit+" in each second", ops, color.RGBA{R: 0x1f, G: 0x5f, B: 0xbf, A: 0xff})
+	if err != nil {
+		return err
+	}
+	bottom, err := panel("", "p99 latency (ms)", "p99 of each second", p99, color.RGBA{R: 0xc0, G: 0x39, B: 0x2b, A: 0xff})
+	if err != nil {
+		return err
+	}
+	bottom.X.Label.Text = "seconds into the run"
+	c := vgsvg.New(8*vg.Inch, 6*vg.Inch)
+	dc := draw.New(c)
+	tiles := draw.Tiles{Rows: 2, Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter, PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter,
+		PadLeft: 2 * vg.Millimeter, PadRight: 2 * vg.Millimeter}
+	top.Draw(tiles.At(dc, 0, 0))
+	bottom.Draw(tiles.At(dc, 0, 1))
+	_, err = c.WriteTo(w)
 	return err
+}
+
+// panel is one plot of a series against the run's seconds.
+func panel(title, ylabel, legend string, pts plotter.XYs, col color.Color) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = ylabel
+	p.Y.Min = 0
+	p.Add(plotter.NewGrid())
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return nil, err
+	}
+	l.Color = col
+	l.Width = vg.Points(1.5)
+	p.Add(l)
+	p.Legend.Add(legend, l)
+	p.Legend.Top = true
+	return p, nil
 }

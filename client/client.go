@@ -24,8 +24,10 @@ package client
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -41,6 +43,9 @@ import (
 type Entry struct {
 	Key   []byte
 	Value []byte
+	// TTL, if set, makes the value expire this long after the write (whole
+	// seconds; a part of a second is rounded up).
+	TTL time.Duration
 	// ExpectedVersion, if set, makes the write a compare-and-set: it applies
 	// only if the key's version is this one (0: must not exist); otherwise the
 	// call fails with codes.Aborted naming the current version.
@@ -66,6 +71,7 @@ type Client struct {
 	cluster string          // the cluster of the session's tokens
 	// maxAttempts bounds the tries of one call (WithMaxAttempts).
 	maxAttempts int
+	dial        *dialer
 }
 
 func (c *Client) data(addr string) (sluicev1.DataClient, error) {
@@ -73,13 +79,13 @@ func (c *Client) data(addr string) (sluicev1.DataClient, error) {
 	defer c.mu.Unlock()
 	cc, ok := c.conns[addr]
 	if !ok {
-		opts := []grpc.DialOption{grpc.WithTransportCredentials(c.creds), grpc.WithUnaryInterceptor(refuseOversized),
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(c.creds), grpc.WithUnaryInterceptor(refuseOversized), grpc.WithContextDialer(c.dial.dial),
 			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(MaxRequestBytes), grpc.MaxCallRecvMsgSize(8<<20))}
 		if c.token != "" {
 			opts = append(opts, grpc.WithPerRPCCredentials(c.token))
 		}
 		var err error
-		cc, err = grpc.NewClient(addr, opts...)
+		cc, err = grpc.NewClient(target(addr), opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -89,25 +95,49 @@ func (c *Client) data(addr string) (sluicev1.DataClient, error) {
 }
 
 // refresh fetches the routing table from the first entry node that answers.
+// When none answers it returns the first one's error, a *ConnectError if it
+// could not be reached.
 func (c *Client) refresh(ctx context.Context) error {
-	var last error
+	var first error
 	for _, addr := range c.entries {
 		dc, err := c.data(addr)
-		if err != nil {
-			last = err
-			continue
+		if err == nil {
+			var r *sluicev1.Routes
+			if r, err = dc.GetRoutes(ctx, &sluicev1.GetRoutesRequest{}); err == nil {
+				c.mu.Lock()
+				c.routes = r
+				c.mu.Unlock()
+				return nil
+			}
 		}
-		r, err := dc.GetRoutes(ctx, &sluicev1.GetRoutesRequest{})
-		if err != nil {
-			last = err
-			continue
+		if first == nil {
+			first = c.dial.explain(addr, err)
 		}
-		c.mu.Lock()
-		c.routes = r
-		c.mu.Unlock()
+	}
+	return first
+}
+
+// routed loads the routing table if the client has none yet; it fails only
+// when no entry node could be reached.
+func (c *Client) routed(ctx context.Context) error {
+	c.mu.Lock()
+	known := c.routes != nil
+	c.mu.Unlock()
+	if known {
 		return nil
 	}
-	return last
+	return c.unreachable(ctx)
+}
+
+// unreachable is refresh's error when no entry node could be reached: the
+// call fails with it at once, since no retry can succeed before one comes
+// up. Other refresh errors leave the call to find its own answer.
+func (c *Client) unreachable(ctx context.Context) error {
+	var ce *ConnectError
+	if err := c.refresh(ctx); errors.As(err, &ce) {
+		return err
+	}
+	return nil
 }
 
 // owner is the address of the node owning key, and the partition, from the
@@ -181,7 +211,7 @@ func (c *Client) observe(s *sluicev1.Session) {
 
 // Session returns the client's session token: what its writes reached. Pass
 // it to another client's GetSession to read one's own writes there.
-func (c *Client) Session() *sluicev1.Session {
+func (c *Client) Session() *Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := &sluicev1.Session{Offsets: make(map[int32]int64, len(c.session)), Cluster: c.cluster}
@@ -200,39 +230,36 @@ func (c *Client) do(ctx context.Context, key []byte, call func(dc sluicev1.DataC
 // doAt is do against the node pick chooses; a read may also be retried after
 // a broken connection.
 func (c *Client) doAt(ctx context.Context, key []byte, read bool, pick func([]byte) string, call func(dc sluicev1.DataClient) error) error {
-	c.mu.Lock()
-	known := c.routes != nil
-	c.mu.Unlock()
-	if !known {
-		_ = c.refresh(ctx)
+	if err := c.routed(ctx); err != nil {
+		return err
 	}
 	return retry.Tries(ctx, c.maxAttempts, retry.ClientPolicy(), func(attempt int) (bool, error) {
 		if attempt > 0 {
-			_ = c.refresh(ctx)
+			if err := c.unreachable(ctx); err != nil {
+				return false, err
+			}
 		}
-		dc, err := c.data(pick(key))
+		addr := pick(key)
+		dc, err := c.data(addr)
 		if err != nil {
 			return false, err
 		}
-		err = call(dc)
+		err = c.dial.explain(addr, call(dc))
 		return err != nil && retryable(err, read), err
 	})
 }
 
 // Upsert writes entries: split by partition, each part atomic, sent to its
 // owner in parallel. It returns one result per entry, in order.
-func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*sluicev1.WriteResult, error) {
+func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*WriteResult, error) {
 	if len(entries) == 0 {
 		return nil, c.do(ctx, nil, func(dc sluicev1.DataClient) error {
 			_, err := dc.Upsert(ctx, &sluicev1.UpsertRequest{})
 			return err
 		})
 	}
-	c.mu.Lock()
-	known := c.routes != nil
-	c.mu.Unlock()
-	if !known {
-		_ = c.refresh(ctx)
+	if err := c.routed(ctx); err != nil {
+		return nil, err
 	}
 	parts := map[uint32][]int{}
 	var order []uint32
@@ -250,7 +277,7 @@ func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*sluicev1.Writ
 		go func() {
 			req := &sluicev1.UpsertRequest{Entries: make([]*sluicev1.Entry, len(idx))}
 			for j, i := range idx {
-				req.Entries[j] = &sluicev1.Entry{Key: entries[i].Key, Value: entries[i].Value, ExpectedVersion: entries[i].ExpectedVersion}
+				req.Entries[j] = &sluicev1.Entry{Key: entries[i].Key, Value: entries[i].Value, TtlSeconds: ttlSeconds(entries[i].TTL), ExpectedVersion: entries[i].ExpectedVersion}
 			}
 			errs <- c.do(ctx, entries[idx[0]].Key, func(dc sluicev1.DataClient) error {
 				resp, err := dc.Upsert(ctx, req)
@@ -283,7 +310,7 @@ func (c *Client) Get(ctx context.Context, key []byte) (Value, bool, error) {
 
 // GetSession reads a key from committed state once the serving replica has
 // applied session (nil: this client's own writes so far).
-func (c *Client) GetSession(ctx context.Context, key []byte, session *sluicev1.Session) (Value, bool, error) {
+func (c *Client) GetSession(ctx context.Context, key []byte, session *Session) (Value, bool, error) {
 	if session == nil {
 		session = c.Session()
 	}
@@ -327,9 +354,15 @@ func (c *Client) Remove(ctx context.Context, key []byte) (existed bool, err erro
 // Increment adds delta to a key holding a decimal int64 (missing: 0) and
 // returns the new value.
 func (c *Client) Increment(ctx context.Context, key []byte, delta int64) (int64, error) {
+	return c.IncrementTTL(ctx, key, delta, 0)
+}
+
+// IncrementTTL is Increment that also makes the value expire ttl after the
+// write (0: the key keeps the expiry it has).
+func (c *Client) IncrementTTL(ctx context.Context, key []byte, delta int64, ttl time.Duration) (int64, error) {
 	var n int64
 	err := c.do(ctx, key, func(dc sluicev1.DataClient) error {
-		resp, err := dc.Increment(ctx, &sluicev1.IncrementRequest{Key: key, Delta: delta})
+		resp, err := dc.Increment(ctx, &sluicev1.IncrementRequest{Key: key, Delta: delta, TtlSeconds: ttlSeconds(ttl)})
 		if err == nil {
 			n = resp.Value
 			c.observe(resp.Session)
@@ -337,6 +370,14 @@ func (c *Client) Increment(ctx context.Context, key []byte, delta int64) (int64,
 		return err
 	})
 	return n, err
+}
+
+// ttlSeconds is d in whole seconds, rounded up (0 for none).
+func ttlSeconds(d time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	return uint32((d + time.Second - 1) / time.Second)
 }
 
 // Close closes every connection.

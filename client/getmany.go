@@ -21,10 +21,10 @@ const (
 type ReadOptions struct {
 	// Consistency: LINEARIZABLE (the default) through the owners' inboxes;
 	// SESSION or EVENTUAL from committed state, on owners or standbys.
-	Consistency sluicev1.Consistency
+	Consistency Consistency
 	// Session, for SESSION: what the read must see. Nil: this client's own
 	// writes so far.
-	Session *sluicev1.Session
+	Session *Session
 }
 
 // Read is one key's answer: Found false is "not found".
@@ -51,11 +51,8 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, o ReadOptions) ([]R
 		_, err = dc.GetMany(ctx, &sluicev1.GetManyRequest{Consistency: o.Consistency, Session: o.Session})
 		return nil, err
 	}
-	c.mu.Lock()
-	known := c.routes != nil
-	c.mu.Unlock()
-	if !known {
-		_ = c.refresh(ctx)
+	if err := c.routed(ctx); err != nil {
+		return nil, err
 	}
 	out := make([]Read, len(keys))
 	pending := make([]int, len(keys))
@@ -65,7 +62,9 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, o ReadOptions) ([]R
 	var unread int
 	err := retry.Tries(ctx, c.maxAttempts, retry.ClientPolicy(), func(attempt int) (bool, error) {
 		if attempt > 0 {
-			_ = c.refresh(ctx)
+			if err := c.unreachable(ctx); err != nil {
+				return false, err
+			}
 		}
 		again, err := c.getManyOnce(ctx, keys, pending, o, out)
 		pending, unread = again, len(again)
@@ -140,6 +139,7 @@ func (c *Client) getManyOnce(ctx context.Context, keys [][]byte, pending []int, 
 			dc, err := c.data(cl.addr)
 			if err == nil {
 				resp, err = dc.GetMany(ctx, req)
+				err = c.dial.explain(cl.addr, err)
 			}
 			mu.Lock()
 			defer mu.Unlock()

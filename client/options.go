@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -42,13 +43,30 @@ func WithMaxAttempts(n int) Option {
 	return func(c *Client) { c.maxAttempts = max(n, 1) }
 }
 
+// WithDialTimeout bounds the making of one connection to a node (default
+// DefaultDialTimeout); a node that cannot be reached fails the call with a
+// *ConnectError.
+func WithDialTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.dial.timeout = d
+		}
+	}
+}
+
 // Dial returns a client that learns the cluster through addrs (any nodes).
 // It connects lazily: no call is made before the first request.
 func Dial(addrs []string, opts ...Option) (*Client, error) {
 	if len(addrs) == 0 || addrs[0] == "" {
 		return nil, fmt.Errorf("client: no address")
 	}
-	c := &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), session: map[int32]int64{}, maxAttempts: 30}
+	for _, a := range addrs {
+		if err := checkAddr(a); err != nil {
+			return nil, err
+		}
+	}
+	c := &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), session: map[int32]int64{}, maxAttempts: 30,
+		dial: &dialer{timeout: DefaultDialTimeout, failed: map[string]error{}}}
 	for _, o := range opts {
 		o(c)
 	}

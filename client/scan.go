@@ -28,8 +28,8 @@ type ScanOptions struct {
 	// Consistency: LINEARIZABLE (the default) makes each partition's part
 	// see every write acknowledged before the scan; SESSION waits for
 	// Session (nil: this client's writes); EVENTUAL reads what each owner has.
-	Consistency sluicev1.Consistency
-	Session     *sluicev1.Session
+	Consistency Consistency
+	Session     *Session
 }
 
 // KeyValue is one key of a scan and its value.
@@ -81,11 +81,8 @@ func (c *Client) scan(ctx context.Context, o ScanOptions, yield func(KeyValue, e
 	if o.Consistency == sluicev1.Consistency_SESSION && o.Session == nil {
 		o.Session = c.Session()
 	}
-	c.mu.Lock()
-	known := c.routes != nil
-	c.mu.Unlock()
-	if !known {
-		_ = c.refresh(ctx)
+	if err := c.routed(ctx); err != nil {
+		return nil, err
 	}
 	token := o.PageToken
 	var last []byte
@@ -93,7 +90,9 @@ func (c *Client) scan(ctx context.Context, o ScanOptions, yield func(KeyValue, e
 	var next []byte
 	err := retry.Tries(ctx, c.maxAttempts, retry.ClientPolicy(), func(attempt int) (bool, error) {
 		if attempt > 0 {
-			_ = c.refresh(ctx)
+			if err := c.unreachable(ctx); err != nil {
+				return false, err
+			}
 		}
 		if last != nil {
 			token = c.pageToken(o, last)

@@ -32,14 +32,14 @@ type Change struct {
 // reached. Keep the token to resume a later watch from it.
 type WatchBatch struct {
 	Changes []Change
-	Session *sluicev1.Session
+	Session *Session
 }
 
 // WatchOptions tune a Watch.
 type WatchOptions struct {
 	// From is where to start: a session token from a write response or a
 	// previous WatchBatch. Nil: changes committed from now on.
-	From *sluicev1.Session
+	From *Session
 	// OnResume, if set, is told each time the stream broke (err) and the
 	// watch resumes, from the last token it received, through addr.
 	OnResume func(addr string, err error)

@@ -46,7 +46,7 @@ func TestCLIAgainstEmbeddedBroker(t *testing.T) {
 		t.Fatalf("rm exit %d", code)
 	}
 	_, errs, code := sluice(t, p.addr, "get", "nope")
-	if code != 1 || !strings.Contains(errs, `key "nope" not found`) {
+	if code != 3 || !strings.Contains(errs, `key "nope" not found`) { // 3: not found
 		t.Fatalf("get of a missing key: exit %d, stderr %q", code, errs)
 	}
 	p.kill()
@@ -54,7 +54,7 @@ func TestCLIAgainstEmbeddedBroker(t *testing.T) {
 	if out, _, code := sluice(t, p.addr, "get", "hello"); code != 0 || out != "world\n" {
 		t.Fatalf("get after kill -9: %q exit %d", out, code)
 	}
-	if _, _, code := sluice(t, p.addr, "get", "bye"); code != 1 {
+	if _, _, code := sluice(t, p.addr, "get", "bye"); code != 3 {
 		t.Fatal("a removed key came back after kill -9")
 	}
 	if _, err := os.Stat(dir + "/kafka"); err != nil {
@@ -104,7 +104,7 @@ func TestConfigFileStages(t *testing.T) {
 	if _, _, code := sluice(t, p.addr, "put", "tmp/x", "{}"); code != 0 {
 		t.Fatal("a dropped write is not an error")
 	}
-	if _, _, code := sluice(t, p.addr, "get", "tmp/x"); code != 1 {
+	if _, _, code := sluice(t, p.addr, "get", "tmp/x"); code != 3 {
 		t.Fatal("a write the pipeline drops was stored")
 	}
 }

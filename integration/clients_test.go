@@ -64,7 +64,7 @@ func startClients(t *testing.T, p *proc) *clientLoad {
 		func(n int) []string { return []string{"watch", "cli-"} },
 		func(n int) []string { return []string{"rm", key(n + 3)} },
 		func(n int) []string {
-			return []string{"partitions", "ls", "--control-addr", p.control, "--token-file", token, "--timeout", "2s"}
+			return []string{"partitions", "ls", "--control-addr", p.control, "--control-token-file", token, "--timeout", "2s"}
 		},
 	}
 	for w := range 2 { // two CLI loops, each cycling through the commands

@@ -54,7 +54,10 @@ func (n *Node) startHTTP(reg *prometheus.Registry) error {
 	n.httpLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+	// Kubernetes' convention: /livez says the process answers (restart it
+	// if not), /readyz that it serves (send it traffic); /healthz is /readyz.
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	ready := func(w http.ResponseWriter, _ *http.Request) {
 		if !n.Ready() {
 			// Which partitions hold the node back, and why: a restore that
 			// waits names the slot it waits for.
@@ -62,7 +65,9 @@ func (n *Node) startHTTP(reg *prometheus.Registry) error {
 			return
 		}
 		fmt.Fprintln(w, "ok")
-	})
+	}
+	mux.HandleFunc("/readyz", ready)
+	mux.HandleFunc("/healthz", ready)
 	writeTimeout := httpWriteTimeout
 	if n.cfg.Pprof != PprofOff {
 		mux.Handle("/debug/pprof/", guardPprof(n.cfg.Pprof, pprofMux()))

@@ -45,7 +45,8 @@ func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
 	// Streams (reflection, health watches) authenticate like unary calls;
 	// the token is checked before the rate limit, so that callers without
 	// it cannot use up the budget.
-	tokenU, tokenS := server.RequireToken("control plane", n.cfg.ControlToken)
+	// Health without the token: an orchestrator's probe has none.
+	tokenU, tokenS := server.RequireToken("control plane", n.cfg.ControlToken, server.HealthService)
 	rateU, rateS := server.RateLimit(n.cfg.ControlRate, max(1, int(n.cfg.ControlRate)))
 	n.controlSrv, _ = server.NewGRPCServer(server.Port{Name: "control", Log: n.cfg.Log, Metrics: prometheus.NewRegistry(), Panics: panics,
 		MaxRecvMsgBytes: server.ControlMaxRecvMsgBytes, MaxConcurrentStreams: n.cfg.ControlMaxStreams,

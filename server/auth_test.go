@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -100,7 +101,7 @@ func TestRateLimitIsNotApplied(t *testing.T) {
 	}
 	_, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{})
 	st := status.Convert(err)
-	if st.Code() != codes.ResourceExhausted || len(st.Details()) != 1 {
+	if st.Code() != codes.ResourceExhausted || len(st.Details()) != 2 {
 		t.Fatalf("over the rate: %v %v, want ResourceExhausted with NotApplied", st.Code(), st.Details())
 	}
 	if _, ok := st.Details()[0].(*sluicev1.NotApplied); !ok {
@@ -108,5 +109,36 @@ func TestRateLimitIsNotApplied(t *testing.T) {
 	}
 	if err := listServices(cc); status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("a stream over the rate: %v", err)
+	}
+}
+
+// Issue 28.5: four control commands in a row failed the last three; read-only
+// calls spend a budget of their own and a refusal says when to retry.
+func TestRateLimitReadsDoNotSpendTheWriteBudget(t *testing.T) {
+	u, _ := RateLimit(0.001, 1)
+	call := func(method string) error {
+		_, err := u(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) { return nil, nil })
+		return err
+	}
+	if err := call(sluicev1.Control_AddPartition_FullMethodName); err != nil {
+		t.Fatal(err)
+	}
+	for i := range ReadRateFactor {
+		if err := call(sluicev1.Control_ListPartitions_FullMethodName); err != nil {
+			t.Fatalf("read %d after the write budget was spent: %v", i, err)
+		}
+	}
+	st := status.Convert(call(sluicev1.Control_MovePartition_FullMethodName))
+	if st.Code() != codes.ResourceExhausted {
+		t.Fatalf("a second write: %v", st.Err())
+	}
+	var hint *errdetails.RetryInfo
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			hint = ri
+		}
+	}
+	if hint == nil || hint.RetryDelay.AsDuration() <= 0 {
+		t.Fatalf("no retry hint in %v", st.Details())
 	}
 }

@@ -34,7 +34,7 @@ func benchCmd() *cobra.Command {
 		Short: "Load a cluster and report throughput and latency percentiles",
 		Long:  "Workloads:\n" + strings.Join(names, "\n"),
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			cfg.Addrs = strings.Split(addrs, ",")
 			if brokers != "" {
 				cfg.Brokers = strings.Split(brokers, ",")
@@ -76,6 +76,12 @@ func benchCmd() *cobra.Command {
 				return err
 			}
 			r.Print(cmd.OutOrStdout())
+			defer func() {
+				if err == nil && r.ErrorsDominate() {
+					err = fmt.Errorf("bench: %d of %d calls failed (a run fails when at least half of its calls do); the most frequent: %s",
+						r.Errors, r.Errors+r.Ops, r.Causes[0].Error)
+				}
+			}()
 			if jsonOut != "" {
 				b, err := json.MarshalIndent(r, "", "  ")
 				if err != nil {
@@ -97,7 +103,7 @@ func benchCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&addrs, "addr", "127.0.0.1:7400", "data-plane address(es) of nodes, comma-separated")
+	f.StringVar(&addrs, "addr", envOr("SLUICE_ADDR", "127.0.0.1:7400"), "data-plane address(es) of nodes, comma-separated ($SLUICE_ADDR)")
 	f.StringVarP(&cfg.Workload, "workload", "w", "upsert-batch", "what to run (see above)")
 	f.IntVar(&cfg.ValueSize, "value-size", 100, "bytes per value")
 	f.IntVar(&cfg.Keys, "keys", 100_000, "key space")

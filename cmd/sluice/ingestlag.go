@@ -41,7 +41,7 @@ may not be counted yet.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:7402", "a node's HTTP (metrics) address")
+	cmd.Flags().StringVar(&httpAddr, "http-addr", envOr("SLUICE_HTTP_ADDR", "127.0.0.1:7402"), "a node's HTTP (metrics) address ($SLUICE_HTTP_ADDR)")
 	return cmd
 }
 

@@ -6,26 +6,31 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 )
 
-func main() {
-	if err := rootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "sluice:", err)
-		os.Exit(1)
-	}
+func main() { os.Exit(run()) }
+
+// run runs the command line and returns the process's exit code (exit.go).
+func run() int {
+	root := rootCmd()
+	cmd, err := root.ExecuteC()
+	return report(os.Stderr, cmd, err)
 }
 
 func rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sluice",
 		Short:         "sluice is a partitioned key-value service whose write-ahead log is Kafka",
+		Long:          "sluice is a partitioned key-value service whose write-ahead log is Kafka.\n\n" + exitCodesHelp,
+		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), putCmd(), getCmd(), scanCmd(), watchCmd(), rmCmd(), ingestLagCmd(), partitionsCmd(), snapshotCmd(), operationCmd(), benchCmd(), kafkaCredentialsCmd())
+	root.SetVersionTemplate("sluice {{.Version}}\n")
+	root.AddCommand(serveCmd(), putCmd(), getCmd(), incrCmd(), scanCmd(), watchCmd(), rmCmd(), ingestLagCmd(), partitionsCmd(), snapshotCmd(), operationCmd(), benchCmd(), versionCmd(), kafkaCredentialsCmd())
+	markUsageErrors(root)
 	return root
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,21 +28,28 @@ type controlFlags struct {
 }
 
 func (f *controlFlags) register(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVar(&f.addr, "control-addr", "127.0.0.1:7401", "control-plane address of a node")
-	cmd.PersistentFlags().StringVar(&f.tokenFile, "token-file", "data/control.token", "file holding the control plane's bearer token ($SLUICE_TOKEN wins)")
-	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "table or json")
+	fs := cmd.PersistentFlags()
+	fs.StringVar(&f.addr, "control-addr", envOr("SLUICE_CONTROL_ADDR", "127.0.0.1:7401"), "control-plane address of a node ($SLUICE_CONTROL_ADDR)")
+	fs.StringVar(&f.tokenFile, "control-token-file", "", "file holding the control plane's bearer token (default: $SLUICE_CONTROL_TOKEN, else $SLUICE_DATA_DIR/control.token, else data/control.token)")
+	// The old spelling, kept working.
+	fs.StringVar(&f.tokenFile, "token-file", "", "")
+	_ = fs.MarkDeprecated("token-file", "use --control-token-file")
+	fs.StringVarP(&f.output, "output", "o", "text", "text or json")
 	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline of the call (control calls are slow by design)")
 	f.tls.register(cmd.PersistentFlags())
 }
 
 func (f *controlFlags) run(fn func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error)) error {
-	token := os.Getenv("SLUICE_TOKEN")
-	if token == "" {
-		b, err := os.ReadFile(f.tokenFile)
-		if err != nil {
-			return fmt.Errorf("control token: %w (set --token-file or $SLUICE_TOKEN)", err)
-		}
-		token = strings.TrimSpace(string(b))
+	switch f.output {
+	case "text", "json":
+	case "table": // the old name of text
+		f.output = "text"
+	default:
+		return usageError(fmt.Errorf("--output %q: text or json", f.output))
+	}
+	token, err := f.token()
+	if err != nil {
+		return err
 	}
 	creds, err := f.tls.creds()
 	if err != nil {
@@ -54,7 +62,8 @@ func (f *controlFlags) run(fn func(ctx context.Context, c sluicev1.ControlClient
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	msg, err := fn(ctx, sluicev1.NewControlClient(cc))
+	cl := sluicev1.NewControlClient(cc)
+	msg, err := callControl(ctx, f.addr, func(ctx context.Context) (proto.Message, error) { return fn(ctx, cl) })
 	if err != nil {
 		return err
 	}
@@ -97,6 +106,35 @@ func printTable(msg proto.Message) {
 			fmt.Printf("node %s: data %s, control %s\n", n.Id, n.DataAddr, n.ControlAddr)
 		}
 	}
+}
+
+// token is the control token: --control-token-file, else
+// $SLUICE_CONTROL_TOKEN (or its old name $SLUICE_TOKEN), else the file a
+// node makes in its data directory ($SLUICE_DATA_DIR, else ./data). A flag
+// wins over the environment, as everywhere.
+func (f *controlFlags) token() (string, error) {
+	file := f.tokenFile
+	if file == "" {
+		for _, env := range []string{"SLUICE_CONTROL_TOKEN", "SLUICE_TOKEN"} {
+			if tok := strings.TrimSpace(os.Getenv(env)); tok != "" {
+				return tok, nil
+			}
+		}
+		file = filepath.Join(envOr("SLUICE_DATA_DIR", "data"), "control.token")
+	}
+	tok, err := readSecret(file)
+	if err != nil {
+		return "", &exitError{exitDenied, fmt.Errorf("control token: %w (give --control-token-file, or $SLUICE_CONTROL_TOKEN)", err)}
+	}
+	return tok, nil
+}
+
+// envOr is the environment variable name, or def when it is unset or empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func partitionsCmd() *cobra.Command {

@@ -27,21 +27,30 @@ type readFlags struct {
 	clientFlags
 	output      string
 	consistency string
+	raw         bool // -o raw is allowed
 }
 
 func (f *readFlags) register(cmd *cobra.Command) {
 	f.clientFlags.register(cmd)
-	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "text or json")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", f.outputs())
 	cmd.Flags().StringVar(&f.consistency, "consistency", "linearizable", "linearizable, session or eventual")
 }
 
+// outputs names the -o formats: raw only where one value is printed (get).
+func (f *readFlags) outputs() string {
+	if f.raw {
+		return "text, json or raw (the value's bytes alone, no newline: one key)"
+	}
+	return "text or json"
+}
+
 func (f *readFlags) level() (sluicev1.Consistency, error) {
-	if f.output != "text" && f.output != "json" {
-		return 0, fmt.Errorf("--output %q: text or json", f.output)
+	if f.output != "text" && f.output != "json" && (f.output != "raw" || !f.raw) {
+		return 0, usageError(fmt.Errorf("--output %q: %s", f.output, f.outputs()))
 	}
 	v, ok := sluicev1.Consistency_value[strings.ToUpper(f.consistency)]
 	if !ok {
-		return 0, fmt.Errorf("--consistency %q: linearizable, session or eventual", f.consistency)
+		return 0, usageError(fmt.Errorf("--consistency %q: linearizable, session or eventual", f.consistency))
 	}
 	return sluicev1.Consistency(v), nil
 }
@@ -77,18 +86,22 @@ func newJSONRead(key []byte, v client.Value) jsonRead {
 }
 
 func getCmd() *cobra.Command {
-	var f readFlags
+	f := readFlags{raw: true}
 	cmd := &cobra.Command{
 		Use:   "get KEY [KEY...]",
-		Short: "Read keys (exits 1 if one does not exist, unless -o json)",
+		Short: "Read keys (exits 3 if one does not exist, unless -o json)",
 		Long: "Read one key, or many in one GetMany per node (up to 1,000 keys a call; more are split).\n" +
 			"Text output: the value of one key; KEY<TAB>VALUE lines for several. -o json: an array of\n" +
-			"{key, found, value, version, timestamp} in the order asked (value_base64 for bytes that are not UTF-8).",
+			"{key, found, value, version, timestamp} in the order asked (value_base64 for bytes that are not UTF-8).\n" +
+			"-o raw: the one key's value, byte for byte, without a newline (sluice get k -o raw > file).",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			level, err := f.level()
 			if err != nil {
 				return err
+			}
+			if f.output == "raw" && len(args) != 1 {
+				return usageError(fmt.Errorf("-o raw prints one value: give one KEY"))
 			}
 			keys := make([][]byte, len(args))
 			for i, a := range args {
@@ -123,6 +136,10 @@ func printReads(w io.Writer, output string, keys [][]byte, reads []client.Read) 
 		switch {
 		case !r.Found:
 			missing = append(missing, fmt.Sprintf("%q", keys[i]))
+		case output == "raw":
+			if _, err := w.Write(r.Data); err != nil {
+				return err
+			}
 		case len(keys) == 1:
 			if _, err := w.Write(append(r.Data, '\n')); err != nil {
 				return err
@@ -133,9 +150,9 @@ func printReads(w io.Writer, output string, keys [][]byte, reads []client.Read) 
 	}
 	switch {
 	case len(missing) == 1:
-		return fmt.Errorf("key %s not found", missing[0])
+		return notFound(fmt.Errorf("key %s not found", missing[0]))
 	case len(missing) > 1:
-		return fmt.Errorf("%d of %d keys not found: %s", len(missing), len(keys), strings.Join(missing, ", "))
+		return notFound(fmt.Errorf("%d of %d keys not found: %s", len(missing), len(keys), strings.Join(missing, ", ")))
 	}
 	return nil
 }

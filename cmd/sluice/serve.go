@@ -36,8 +36,16 @@ func serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a node (with an embedded Kafka-protocol broker unless --brokers is given)",
-		Args:  cobra.NoArgs,
+		Long: "Run a node (with an embedded Kafka-protocol broker unless --brokers is given).\n\n" +
+			"Every flag can also be set in the --config file, its name as a top-level key (node-id: n1), and as\n" +
+			"an environment variable SLUICE_<NAME> (SLUICE_NODE_ID=n1). A flag given on the command line wins\n" +
+			"over the environment, which wins over the file, which wins over the default. Unknown keys in the\n" +
+			"file are refused, naming the line.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnvAndConfig(cmd.Flags()); err != nil {
+				return err
+			}
 			log, err := newLogger(os.Stderr, logLevel, logFormat)
 			if err != nil {
 				return err
@@ -60,7 +68,8 @@ func serveCmd() *cobra.Command {
 			if cfg.Kafka, err = kafka.build(); err != nil {
 				return err
 			}
-			if cfg.ControlToken, err = controlToken(tokenFile, cfg.DataDir, log); err != nil {
+			var saveToken func() error
+			if cfg.ControlToken, saveToken, err = controlToken(tokenFile, cfg.DataDir, log); err != nil {
 				return err
 			}
 			if regKey != "" {
@@ -85,6 +94,12 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Written once the node started: a start that fails (a busy
+			// port) leaves no token file behind.
+			if err := saveToken(); err != nil {
+				n.Close()
+				return err
+			}
 			select {
 			case <-ctx.Done():
 				log.Info().Msg("shutting down")
@@ -96,7 +111,7 @@ func serveCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&config, "config", "", "config file (YAML): the write pipeline's stages and Kafka's TLS and SASL settings; see examples/sluice.yaml")
+	f.StringVar(&config, "config", "", "config file (YAML): any of these flags by name, the write pipeline's stages, Kafka's TLS and SASL settings, storage; see examples/sluice.yaml")
 	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's id in the cluster")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the partitions' stores (and the embedded broker)")
 	f.StringVar(&cfg.Cluster, "cluster", cfg.Cluster, "cluster name: the prefix of every topic")
@@ -134,42 +149,46 @@ func serveCmd() *cobra.Command {
 	f.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "partitions a new node cuts the slots into")
 	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", cfg.ReplicationFactor, "replication factor of the topics sluice creates")
 	registerStorage(f, &cfg)
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logLevel, "log-level", "info", logLevels)
 	f.StringVar(&logFormat, "log-format", "auto", "json, console, or auto (console on a terminal)")
 	return cmd
 }
 
 // controlToken reads the control plane's token from file or, with no file
-// named, from DATA-DIR/control.token, making a random one there the first
-// time. The token itself is never logged.
-func controlToken(file, dataDir string, log zerolog.Logger) (string, error) {
+// named, from DATA-DIR/control.token; the first time, it makes a random one,
+// which save writes there (once the node has started). The token itself is
+// never logged.
+func controlToken(file, dataDir string, log zerolog.Logger) (tok string, save func() error, err error) {
+	nothing := func() error { return nil }
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("control token: %w", err)
+			return "", nil, fmt.Errorf("control token: %w", err)
 		}
 		if tok := strings.TrimSpace(string(b)); tok != "" {
-			return tok, nil
+			return tok, nothing, nil
 		}
-		return "", fmt.Errorf("control token: %s is empty", file)
+		return "", nil, fmt.Errorf("control token: %s is empty", file)
 	}
 	path := filepath.Join(dataDir, "control.token")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), nil
+		return strings.TrimSpace(string(b)), nothing, nil
 	}
 	var raw [24]byte
 	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	tok := hex.EncodeToString(raw[:])
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	log.Info().Str("file", path).Msg("made a control-plane token")
-	return tok, nil
+	tok = hex.EncodeToString(raw[:])
+	return tok, func() error {
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+			return err
+		}
+		log.Info().Str("file", path).Msg("made a control-plane token")
+		return nil
+	}, nil
 }
 
 // serveTLS are the node's TLS files, made into the *tls.Config values the

@@ -41,7 +41,11 @@ var (
 // Main runs the tests, checks that they leaked no goroutine (go.uber.org/goleak;
 // not when benchmarks ran, whose node lives as long as the binary) and stops
 // a broker the binary started.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main returning the exit code, for a TestMain that has more to do
+// after it (testscript.RunMain removes its temporary directory).
+func Run(m *testing.M) int {
 	code := m.Run()
 	if started != nil { // before the leak check: its process waiter is ours
 		started.Stop()
@@ -53,7 +57,7 @@ func Main(m *testing.M) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // Brokers returns the seed brokers of a real Kafka, starting one if needed.
