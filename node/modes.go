@@ -186,6 +186,7 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 		cfg.FenceOthers = nil // no Kafka producers to fence: the ownership lease is the fence
 		cfg.Retention = 0     // the store is the log: nothing compacts under it
 		cfg.Seed = n.seedHandoff(spec, st)
+		cfg.Stages = local.DiskStages(cfg.Stages) // no value into badger's value log
 	case WALNone:
 		log := local.NewNone(st)
 		durable = closeHook{Store: st, restored: restored, before: n.finalBackup(spec, st)}

@@ -103,9 +103,9 @@ func setBatch(w entrySetter, b kv.Batch) error {
 // whole one).
 func (s *Badger) DropAll() error { return s.db.DropAll() }
 
-// maxLSMValue is badger's largest value threshold: an entry's value of this
+// MaxLSMValue is badger's largest value threshold: an entry's value of this
 // size or more goes to the value log.
-const maxLSMValue = 1 << 20
+const MaxLSMValue = 1 << 20
 
 // ErrValueTooLarge wraps (with ErrNotWritten and kv.ErrInvalid, so a client
 // gets InvalidArgument) a value ApplyAtomic refuses: its encoded form would
@@ -120,10 +120,10 @@ func inLSM(b kv.Batch) error {
 			continue
 		}
 		n := uvarintLen(c.Version) + uvarintLen(c.Timestamp) + uvarintLen(c.ExpiresAt) + len(c.Value)
-		if n >= maxLSMValue {
+		if n >= MaxLSMValue {
 			return fmt.Errorf("%w: %w: %w: the value of key %q is %d bytes, %d with its version, timestamp and expiry; "+
 				"a store that is its own write-ahead log (--wal disk) keeps each under %d bytes (1 MiB, badger's value threshold), so at most %d bytes of value here",
-				ErrNotWritten, kv.ErrInvalid, ErrValueTooLarge, c.Key, len(c.Value), n, maxLSMValue, maxLSMValue-1-(n-len(c.Value)))
+				ErrNotWritten, kv.ErrInvalid, ErrValueTooLarge, c.Key, len(c.Value), n, MaxLSMValue, MaxLSMValue-1-(n-len(c.Value)))
 		}
 	}
 	return nil

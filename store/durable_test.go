@@ -52,7 +52,7 @@ func TestDurableStoreKeepsValuesOutOfTheValueLog(t *testing.T) {
 	}
 	// Values past one transaction together, and the largest a store that
 	// is its own log keeps, are still written whole.
-	largest := maxLSMValue - 1 - 3 // version 1, timestamp 0, expiry 0: one byte each
+	largest := MaxLSMValue - 1 - 3 // version 1, timestamp 0, expiry 0: one byte each
 	b := kv.Batch{Offsets: map[int32]int64{0: 2}, Changes: []kv.Change{
 		{Key: []byte("a"), Value: big[:700<<10], Version: 1}, {Key: []byte("b"), Value: big[:700<<10], Version: 1},
 		{Key: []byte("c"), Value: bytes.Repeat([]byte("v"), largest), Version: 1}}}

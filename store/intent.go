@@ -27,7 +27,7 @@ var (
 
 const (
 	intentFormat = 2
-	// intentChunk is well under maxLSMValue and under the 15 % of a
+	// intentChunk is well under MaxLSMValue and under the 15 % of a
 	// memtable one transaction takes.
 	intentChunk = 512 << 10
 )
