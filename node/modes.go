@@ -178,6 +178,10 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 		}
 		cfg.Lease, cfg.LeaseWait = leaseTimes(n.cfg.Lease)
 	}
+	// The Kafka changelog holds every acknowledged write: a store found
+	// corrupt is emptied and restored from it (partition/corrupt.go). A
+	// local log is the store: its partition stops, naming the corruption.
+	cfg.DiscardCorrupt = n.cfg.WAL == WALKafka
 	switch n.cfg.WAL {
 	case WALDisk:
 		log := local.NewDisk(st.(*store.Badger))
@@ -197,9 +201,16 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 	}
 	cfg.Store = durable
 	if n.cfg.Store == StoreCached {
+		log := n.cfg.Log.With().Uint32("partition", spec.ID).Str("dir", n.cacheDir(spec.ID)).Logger()
 		c, err := store.OpenCached(durable, n.cacheDir(spec.ID))
 		if err != nil {
-			return err
+			// The cache is disposable: it never stops a partition from
+			// starting (a full or failing cache disk).
+			log.Error().Err(err).Msg("write-through cache did not open: the partition serves from its durable store, without the cache, until it starts again")
+			return nil
+		}
+		if c.Dropped != nil {
+			log.Warn().Err(c.Dropped).Msg("the write-through cache found did not open: removed and made anew")
 		}
 		n.cfg.Log.Info().Uint32("partition", spec.ID).Bool("kept", c.Kept).Str("dir", n.cacheDir(spec.ID)).Msg("write-through cache open")
 		cfg.Store = c
