@@ -127,9 +127,9 @@ func (n *Node) openStore(id uint32, dir string, asStandby bool) (localStore, err
 	case WALNone:
 		return store.NewMemory(), nil
 	case WALDisk:
-		return store.OpenBadger(store.DurableBadgerOptions(filepath.Join(dir, "badger")))
+		return store.OpenBadger(store.DurableBadgerOptions(filepath.Join(dir, "badger")).WithLogger(newBadgerLog(n.cfg.Log, id)))
 	}
-	return store.OpenBadger(store.BadgerOptions(filepath.Join(dir, "badger")))
+	return store.OpenBadger(store.BadgerOptions(filepath.Join(dir, "badger")).WithLogger(newBadgerLog(n.cfg.Log, id)))
 }
 
 // cacheDir is partition id's cache under CacheDir.
