@@ -4,13 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // Opening the cache's Badger. The cache is disposable: a cache that does not
 // open (an error, or a panic in badger over a corrupt table: the outside
 // tester's D4, "index out of range … Recovering from initIndex crash" in
-// table.OpenTable) is removed and made anew; it never stops a partition, or
+// table.OpenTable, which tablesOpen meets first) is removed and made anew; it never stops a partition, or
 // the node, from starting. A fault on one of badger's memory-mapped files
 // (SIGBUS: the cache's disk is full, or failing) during the open is a panic
 // too (debug.SetPanicOnFault), recovered the same way. A disk without room
@@ -60,5 +65,31 @@ func openRecovered(dir string) (cache *Badger, err error) {
 			cache, err = nil, fmt.Errorf("badger panicked opening the cache: %v", r)
 		}
 	}()
+	if err := tablesOpen(dir); err != nil {
+		return nil, err
+	}
 	return openBadger(BadgerOptions(dir))
+}
+
+// tablesOpen opens each of the cache's tables as badger's open will, here,
+// where a panic is recovered: badger opens them in goroutines of its own,
+// where a corrupt table's panic (table.OpenTable's "Recovering from
+// initIndex crash") stops the process.
+func tablesOpen(dir string) error {
+	names, err := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		mf, err := z.OpenMmapFile(name, os.O_RDONLY, 0)
+		if err != nil {
+			return fmt.Errorf("opening table %s: %w", name, err)
+		}
+		t, err := table.OpenTable(mf, table.Options{Compression: options.None, ChkMode: options.NoVerification})
+		if err != nil {
+			return fmt.Errorf("opening table %s: %w", name, err)
+		}
+		t.MmapFile.Close(-1) // not DecrRef, which deletes the file
+	}
+	return nil
 }
