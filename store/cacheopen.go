@@ -15,8 +15,8 @@ import (
 // Opening the cache's Badger. The cache is disposable: a cache that does not
 // open (an error, or a panic in badger over a corrupt table: the outside
 // tester's D4, "index out of range … Recovering from initIndex crash" in
-// table.OpenTable, which tablesOpen meets first) is removed and made anew; it never stops a partition, or
-// the node, from starting. A fault on one of badger's memory-mapped files
+// table.OpenTable, which tablesOpen meets first) is removed and made anew;
+// it never stops a partition, or the node, from starting. A fault on one of badger's memory-mapped files
 // (SIGBUS: the cache's disk is full, or failing) during the open is a panic
 // too (debug.SetPanicOnFault), recovered the same way. A disk without room
 // for a new cache's files is refused before badger maps them (ErrCacheNoRoom):
