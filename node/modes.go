@@ -117,9 +117,9 @@ func (n *Node) openStore(id uint32, dir string, asStandby bool) (localStore, err
 	case WALNone:
 		return store.NewMemory(), nil
 	case WALDisk:
-		return store.OpenBadger(store.DurableBadgerOptions(filepath.Join(dir, "badger")))
+		return store.OpenBadger(store.DurableBadgerOptions(filepath.Join(dir, "badger")).WithLogger(newBadgerLog(n.cfg.Log, id)))
 	}
-	return store.OpenBadger(store.BadgerOptions(filepath.Join(dir, "badger")))
+	return store.OpenBadger(store.BadgerOptions(filepath.Join(dir, "badger")).WithLogger(newBadgerLog(n.cfg.Log, id)))
 }
 
 // cacheDir is partition id's cache under CacheDir.
@@ -168,6 +168,10 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 		}
 		cfg.Lease, cfg.LeaseWait = leaseTimes(n.cfg.OwnershipLease)
 	}
+	// The Kafka changelog holds every acknowledged write: a store found
+	// corrupt is emptied and restored from it (partition/corrupt.go). A
+	// local log is the store: its partition stops, naming the corruption.
+	cfg.DiscardCorrupt = n.cfg.WAL == WALKafka
 	switch n.cfg.WAL {
 	case WALDisk:
 		log := local.NewDisk(st.(*store.Badger))
@@ -176,6 +180,7 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 		cfg.FenceOthers = nil // no Kafka producers to fence: the ownership lease is the fence
 		cfg.Retention = 0     // the store is the log: nothing compacts under it
 		cfg.Seed = n.seedHandoff(spec, st)
+		cfg.Stages = local.DiskStages(cfg.Stages) // no value into badger's value log
 	case WALNone:
 		log := local.NewNone(st)
 		durable = closeHook{Store: st, restored: restored, before: n.finalBackup(spec, st)}
@@ -186,9 +191,16 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 	}
 	cfg.Store = durable
 	if n.cfg.Store == StoreCached {
+		log := n.cfg.Log.With().Uint32("partition", spec.ID).Str("dir", n.cacheDir(spec.ID)).Logger()
 		c, err := store.OpenCached(durable, n.cacheDir(spec.ID))
 		if err != nil {
-			return err
+			// The cache is disposable: it never stops a partition from
+			// starting (a full or failing cache disk).
+			log.Error().Err(err).Msg("write-through cache did not open: the partition serves from its durable store, without the cache, until it starts again")
+			return nil
+		}
+		if c.Dropped != nil {
+			log.Warn().Err(c.Dropped).Msg("the write-through cache found did not open: removed and made anew")
 		}
 		n.cfg.Log.Info().Uint32("partition", spec.ID).Bool("kept", c.Kept).Str("dir", n.cacheDir(spec.ID)).Msg("write-through cache open")
 		cfg.Store = c

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
@@ -111,5 +112,28 @@ func badInputChangesNothing(t *testing.T, n *testNode) {
 	))
 	if got, _ := n.data.Get(ctx, &sluicev1.GetRequest{Key: []byte("text")}); string(got.Value) != "abc" {
 		t.Fatalf("a refused increment changed the value: %q", got.Value)
+	}
+}
+
+// The outside tester's D1: under --wal disk a value badger would put in its
+// value log (1,048,570 bytes under a 1-byte key, within an Upsert's 1 MiB)
+// is refused with InvalidArgument naming the limit, in both disk modes, and
+// the key keeps its acknowledged value.
+func TestDiskModesRefuseAValueForBadgersValueLog(t *testing.T) {
+	for _, mode := range []string{"disk+badger", "disk+cached"} {
+		t.Run(mode, func(t *testing.T) {
+			n := startNode(t, modeConfigs(t)[mode])
+			ctx := context.Background()
+			if _, err := n.data.Upsert(ctx, upsert("x", "A")); err != nil {
+				t.Fatal(err)
+			}
+			_, err := n.data.Upsert(ctx, upsert("x", strings.Repeat("B", 1_048_570)))
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "1048545") {
+				t.Fatalf("a value of 1,048,570 bytes: %v, want InvalidArgument naming the limit", err)
+			}
+			if got, err := n.data.Get(ctx, &sluicev1.GetRequest{Key: []byte("x")}); err != nil || string(got.Value) != "A" {
+				t.Fatalf("get x: %+v %v", got, err)
+			}
+		})
 	}
 }

@@ -93,6 +93,14 @@ type Config struct {
 	// not replayed onto (removals may be compacted away): it is emptied and
 	// restored afresh (Seed, then the log). 0 disables the check.
 	Retention time.Duration
+	// DiscardCorrupt says the log holds every acknowledged write (WAL
+	// kafka): a store found corrupt (a read wrapping store.ErrCorrupt: a
+	// power cut or a failed sync lost pages the store's offsets had already
+	// reached) is emptied at the re-sync and restored afresh (Seed, then the
+	// log), as an empty disk is. Without it (the store is the log) the
+	// partition does not serve again: every restore fails, naming the
+	// corruption (corrupt.go).
+	DiscardCorrupt bool
 	// Owns, if set, is asked twice in every restore, from a fresh read of the
 	// registry, whether this node still owns the partition at this epoch:
 	// before fencing, and again once its own producer is fenced in (which
@@ -138,6 +146,7 @@ type Partition struct {
 	serving  atomic.Bool
 	progress atomic.Int32           // restore percent
 	deposed  atomic.Pointer[error]  // set once a newer owner took over
+	corrupt  atomic.Pointer[error]  // a store read found corruption (corrupt.go)
 	view                            // committed state, for reads that skip the inbox
 	lag      atomic.Int64           // log offsets left to replay while restoring
 	waiting  atomic.Pointer[string] // what a stalled restore waits for (waitingFor)

@@ -85,6 +85,7 @@ func (l *loop) step(req *request) {
 		}
 		reads, err := p.cfg.Store.GetMany(keys)
 		if err != nil {
+			p.foundCorrupt(err)
 			l.core.ReadFailed(now, r, err)
 			return
 		}

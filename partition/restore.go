@@ -146,6 +146,14 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 func (p *Partition) startingPoint(ctx context.Context) (map[int32]int64, error) {
 	cfg := &p.cfg
 	stored, err := cfg.Store.Offsets()
+	p.foundCorrupt(err)
+	cleared, cerr := p.discardCorrupt()
+	if cerr != nil {
+		return nil, cerr
+	}
+	if cleared {
+		stored, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -16,24 +17,25 @@ import (
 // all. One badger transaction is atomic across crashes (its replay drops an
 // unfinished one), but it is bounded: 15 % of a memtable (1.2 MiB with
 // sluice's 8 MiB memtables) and as many entries as fit. A batch past that is
-// written as an intent first: the whole batch as one value under a reserved
-// key, synced; then its entries; then the intent is removed. A crash between
-// leaves the intent, which OpenBadger applies again (replaying whole-state
-// changes is idempotent) before anyone reads.
-
-// metaIntent holds the batch being written past one transaction's bound.
-var metaIntent = []byte("mintent")
+// written as an intent first: the whole batch under reserved keys, synced;
+// then its entries; then the intent is removed. A crash between leaves the
+// intent, which OpenBadger applies again (replaying whole-state changes is
+// idempotent) before anyone reads (intent.go).
 
 // DurableBadgerOptions are BadgerOptions for a store that is its own
 // write-ahead log: every badger write is synced before it returns (badger
-// syncs its memtable's log and value log after each write), so what
+// syncs its memtable's log after each write), so what
 // ApplyAtomic returned is on the disk and everything before it too.
 //
-// Values stay in the LSM tree up to badger's largest threshold (1 MiB, which
-// every value of an Upsert is under but for one within a few bytes of it):
+// Values stay in the LSM tree up to badger's largest threshold (1 MiB):
 // badger returns a failed sync of its memtable's log, but only logs a failed
-// sync of its value log (value.go, write's deferred Sync) and acknowledges
-// the write, whose value may then not be on the disk.
+// sync of its value log (value.go, write's deferred Sync, with SyncWrites its
+// DB.Sync does not sync the value log either) and acknowledges the write,
+// whose value may then not be on the disk; after a restart its pointer leads
+// to whatever the disk held (issue D1: "store: corrupt value" for good). So
+// nothing ApplyAtomic writes may reach the value log: a value whose encoded
+// form is 1 MiB or more is refused (ErrValueTooLarge), and an intent is
+// written in chunks under the threshold.
 func DurableBadgerOptions(dir string) badger.Options {
 	return BadgerOptions(dir).WithSyncWrites(true).WithValueThreshold(1 << 20)
 }
@@ -42,6 +44,9 @@ func DurableBadgerOptions(dir string) badger.Options {
 // one badger transaction when it fits, else through an intent. On a store
 // opened with DurableBadgerOptions it returns once b is on the disk.
 func (s *Badger) ApplyAtomic(b kv.Batch) error {
+	if err := inLSM(b); err != nil {
+		return err
+	}
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	err := setBatch(txn, b)
@@ -56,54 +61,6 @@ func (s *Badger) ApplyAtomic(b kv.Batch) error {
 		return fmt.Errorf("store: apply: %w", err)
 	}
 	return nil
-}
-
-// applyByIntent writes the intent, then b, then removes the intent; each step
-// durable before the next on a synced store.
-func (s *Badger) applyByIntent(b kv.Batch) error {
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	if err := txn.Set(metaIntent, encodeBatch(b)); err != nil {
-		return fmt.Errorf("store: apply: %w: writing the intent: %w", ErrNotWritten, err)
-	}
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("store: apply: writing the intent: %w", err)
-	}
-	return s.finishIntent(b)
-}
-
-func (s *Badger) finishIntent(b kv.Batch) error {
-	if err := s.Apply(b); err != nil {
-		return err
-	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(metaIntent) }); err != nil {
-		return fmt.Errorf("store: apply: removing the intent: %w", err)
-	}
-	return nil
-}
-
-// recoverIntent applies again the batch a crash left half-written.
-func (s *Badger) recoverIntent() error {
-	var raw []byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(metaIntent)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		raw, err = item.ValueCopy(nil)
-		return err
-	})
-	if err != nil || raw == nil {
-		return err
-	}
-	b, err := decodeBatch(raw)
-	if err != nil {
-		return fmt.Errorf("store: the intent left by a crash: %w", err)
-	}
-	return s.finishIntent(b)
 }
 
 // entrySetter is what a batch is written into: a badger transaction or a
@@ -145,6 +102,34 @@ func setBatch(w entrySetter, b kv.Batch) error {
 // DropAll empties the store (a half-loaded snapshot must not be taken for a
 // whole one).
 func (s *Badger) DropAll() error { return s.db.DropAll() }
+
+// MaxLSMValue is badger's largest value threshold: an entry's value of this
+// size or more goes to the value log.
+const MaxLSMValue = 1 << 20
+
+// ErrValueTooLarge wraps (with ErrNotWritten and kv.ErrInvalid, so a client
+// gets InvalidArgument) a value ApplyAtomic refuses: its encoded form would
+// reach badger's value log, whose failed sync badger does not return.
+var ErrValueTooLarge = errors.New("store: value too large for a store that is its own write-ahead log")
+
+// inLSM refuses a batch with a value whose encoded form (value, version,
+// timestamp, expiry) would go to badger's value log.
+func inLSM(b kv.Batch) error {
+	for _, c := range b.Changes {
+		if c.Remove {
+			continue
+		}
+		n := uvarintLen(c.Version) + uvarintLen(c.Timestamp) + uvarintLen(c.ExpiresAt) + len(c.Value)
+		if n >= MaxLSMValue {
+			return fmt.Errorf("%w: %w: %w: the value of key %q is %d bytes, %d with its version, timestamp and expiry; "+
+				"a store that is its own write-ahead log (--wal disk) keeps each under %d bytes (1 MiB, badger's value threshold), so at most %d bytes of value here",
+				ErrNotWritten, kv.ErrInvalid, ErrValueTooLarge, c.Key, len(c.Value), n, MaxLSMValue, MaxLSMValue-1-(n-len(c.Value)))
+		}
+	}
+	return nil
+}
+
+func uvarintLen(v uint64) int { return len(binary.AppendUvarint(nil, v)) }
 
 // ErrNotWritten wraps an ApplyAtomic error raised before anything was handed
 // to badger: nothing of the batch is or can become part of the store, and

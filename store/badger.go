@@ -173,12 +173,12 @@ func (s *Badger) slotOffsets(base []byte) (map[int32]int64, error) {
 		for it.Rewind(); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if len(k) != len(base)+4 {
-				return fmt.Errorf("store: bad offset key %q", k)
+				return fmt.Errorf("store: bad offset key %q: %w", k, ErrCorrupt)
 			}
 			slot := int32(binary.BigEndian.Uint32(k[len(base):]))
 			err := it.Item().Value(func(v []byte) error {
 				if len(v) != 8 {
-					return fmt.Errorf("store: bad offset value for slot %d", slot)
+					return fmt.Errorf("store: bad offset value for slot %d: %w", slot, ErrCorrupt)
 				}
 				out[slot] = int64(binary.BigEndian.Uint64(v))
 				return nil

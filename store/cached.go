@@ -55,6 +55,9 @@ type Cached struct {
 	broken atomic.Bool
 	// Kept says whether Open kept the cache it found (false: dropped or new).
 	Kept bool
+	// Dropped, if not nil, is why Open could not open the cache it found
+	// and made a new one (cacheopen.go).
+	Dropped error
 }
 
 var _ Store = (*Cached)(nil)
@@ -76,11 +79,11 @@ func OpenCached(durable Store, dir string) (*Cached, error) {
 	if err := os.Remove(clean); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("store: cache: %w", err)
 	}
-	cache, err := OpenBadger(BadgerOptions(filepath.Join(dir, "badger")))
+	cache, dropped, err := openCache(filepath.Join(dir, "badger"))
 	if err != nil {
 		return nil, fmt.Errorf("store: cache: %w", err)
 	}
-	c := &Cached{durable: durable, cache: cache, dir: dir}
+	c := &Cached{durable: durable, cache: cache, dir: dir, Dropped: dropped}
 	c.Kept, err = c.Resync(wasClean)
 	if err != nil {
 		cache.Close()
@@ -193,7 +196,11 @@ func (c *Cached) GetMany(keys [][]byte) ([]kv.Read, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		// The cache is disposable: one that cannot be read (its disk lost
+		// pages) is not used again until the next open drops it, and never
+		// passes for a corrupt durable store.
+		c.broken.Store(true)
+		return c.durable.GetMany(keys)
 	}
 	if len(missed) == 0 {
 		return out, nil

@@ -22,7 +22,11 @@ var (
 	metaIngestBase = []byte("mingest/") // + 4-byte big-endian slot
 )
 
-var errCorrupt = errors.New("store: corrupt value")
+// ErrCorrupt wraps a value the store cannot decode: the disk lost or
+// mangled what was written (a page a failed sync or a power cut dropped).
+var ErrCorrupt = errors.New("store: corrupt value")
+
+var errCorrupt = ErrCorrupt
 
 func dataKey(key []byte) []byte {
 	k := make([]byte, 1+len(key))

@@ -43,9 +43,10 @@ import (
 // it serves and acknowledges nothing, until the node reopens the store from
 // the disk (a restart: badger's close writes its memtable out afresh to a
 // new table, synced, so what is served then is on the disk; if that fails,
-// the reopened store holds what the disk holds). Values of 64 KiB and more
-// live in badger's value log, which its close does not write again: one
-// whose sync failed may be lost even so.
+// the reopened store holds what the disk holds). Nothing of the store
+// reaches badger's value log, whose failed sync badger does not return and
+// whose close does not write it again: a value over MaxDiskValue is refused
+// (ValueLimit), and an intent is written in chunks (store.ApplyAtomic).
 type Disk struct {
 	st Durable
 	// appending serialises appends and fencing: a new appender waits for
