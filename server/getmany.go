@@ -101,10 +101,11 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 	left := MaxGetManyValueBytes
 	for i, j := range of {
 		r := got[j]
-		if left -= len(r.Value); left < 0 && r.Found {
+		if r.Found && len(r.Value) > left { // a refused copy spends nothing
 			out[i] = overLimit()
 			continue
 		}
+		left -= len(r.Value)
 		if sent[j] { // a key named again: its own message, the value's bytes shared
 			r = &sluicev1.KeyRead{Found: r.Found, Value: r.Value, Version: r.Version, Timestamp: r.Timestamp, Error: r.Error}
 		}
