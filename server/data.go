@@ -47,6 +47,9 @@ type Data struct {
 	Stopping <-chan struct{}
 	// MaxWatches bounds the watches this node serves at once. Default 64.
 	MaxWatches int
+	// SessionWait bounds how long a SESSION read waits for its replica to
+	// apply the token's offsets. Default DefaultSessionWait.
+	SessionWait time.Duration
 
 	watches atomic.Int32
 }
@@ -234,7 +237,7 @@ func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.Get
 				return nil, err
 			}
 			slot := keyspace.Slot(req.Key, d.Table().Slots())
-			if err := rd.WaitApplied(ctx, slot, req.Session.GetOffsets()[slot]); err != nil {
+			if err := d.sessionWait(req.Session).wait(ctx, rd, slot); err != nil {
 				return nil, toStatus(err)
 			}
 		}
@@ -298,12 +301,4 @@ func (d *Data) GetRoutes(context.Context, *sluicev1.GetRoutesRequest) (*sluicev1
 			Standbys: p.Standbys, StandbyAddrs: p.StandbyAddrs})
 	}
 	return out, nil
-}
-
-// checkSession refuses a session token of another cluster.
-func (d *Data) checkSession(s *sluicev1.Session, what string) error {
-	if c := s.GetCluster(); c != "" && d.Cluster != "" && c != d.Cluster {
-		return invalid("%s: a token of cluster %q, this is cluster %q", what, c, d.Cluster)
-	}
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
@@ -68,9 +69,14 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 	// Each partition's share in one step; the partitions in parallel.
 	budget := store.NewReadBudget(MaxGetManyValueBytes)
 	var wg sync.WaitGroup
+	var refusedOnce sync.Once
+	var refused error // bad input found while reading (a session token past the changelog's end)
 	for k, pt := range order {
 		run := func() {
 			reads, err := pt.read(ctx, pt.keys, budget)
+			if status.Code(err) == codes.InvalidArgument {
+				refusedOnce.Do(func() { refused = err })
+			}
 			for n, j := range pt.index {
 				switch {
 				case err != nil:
@@ -90,6 +96,9 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 		go func() { defer wg.Done(); run() }()
 	}
 	wg.Wait()
+	if refused != nil {
+		return nil, refused
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, toStatus(err)
 	}
@@ -181,6 +190,7 @@ func (d *Data) manyReader(ctx context.Context, key []byte, req *sluicev1.GetMany
 		}, nil
 	}
 	return rd, func(ctx context.Context, keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
+		w := d.sessionWait(req.Session)
 		waited := map[int32]bool{}
 		for _, k := range keys {
 			slot := keyspace.Slot(k, slots)
@@ -188,7 +198,7 @@ func (d *Data) manyReader(ctx context.Context, key []byte, req *sluicev1.GetMany
 				continue
 			}
 			waited[slot] = true
-			if err := rd.WaitApplied(ctx, slot, req.Session.GetOffsets()[slot]); err != nil {
+			if err := w.wait(ctx, rd, slot); err != nil {
 				return nil, err
 			}
 		}

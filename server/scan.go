@@ -242,6 +242,7 @@ func (d *Data) scanParts(req *sluicev1.ScanRequest) ([]scanPart, error) {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	var parts []scanPart
+	session := d.sessionWait(req.Session) // the parts' waits share one deadline
 	for _, id := range ids {
 		p, ok := t.ByID(id)
 		if !ok {
@@ -253,12 +254,12 @@ func (d *Data) scanParts(req *sluicev1.ScanRequest) ([]scanPart, error) {
 			if !ok {
 				return nil, notApplied(codes.Unavailable, fmt.Sprintf("partition %d is not open on node %s yet", id, d.Node))
 			}
-			parts = append(parts, scanPart{id: id, rd: lp, prep: d.scanPrep(req, lp, lp, p.Range)})
+			parts = append(parts, scanPart{id: id, rd: lp, prep: d.scanPrep(req, session, lp, lp, p.Range)})
 			continue
 		}
 		if req.Consistency != sluicev1.Consistency_LINEARIZABLE && d.Standby != nil && slices.Contains(p.Standbys, d.Node) {
 			if sb, ok := d.Standby(id); ok {
-				parts = append(parts, scanPart{id: id, rd: sb, prep: d.scanPrep(req, nil, sb, p.Range)})
+				parts = append(parts, scanPart{id: id, rd: sb, prep: d.scanPrep(req, session, nil, sb, p.Range)})
 				continue
 			}
 		}
@@ -273,7 +274,7 @@ func (d *Data) scanParts(req *sluicev1.ScanRequest) ([]scanPart, error) {
 // before it takes the next request, so the store then holds every write
 // acknowledged before the scan started; SESSION waits until the replica has
 // applied the session's offsets of the partition's slots.
-func (d *Data) scanPrep(req *sluicev1.ScanRequest, owner *partition.Partition, rd CommittedReader, r keyspace.Range) func(context.Context) error {
+func (d *Data) scanPrep(req *sluicev1.ScanRequest, session *sessionWait, owner *partition.Partition, rd CommittedReader, r keyspace.Range) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if owner != nil {
 			if _, err := owner.ReadCommittedMany(nil, nil); err != nil { // not serving: says why
@@ -285,9 +286,9 @@ func (d *Data) scanPrep(req *sluicev1.ScanRequest, owner *partition.Partition, r
 			_, err := owner.GetMany(ctx, nil, nil)
 			return err
 		case sluicev1.Consistency_SESSION:
-			for slot, off := range req.Session.GetOffsets() {
+			for slot := range req.Session.GetOffsets() {
 				if r.Contains(slot) {
-					if err := rd.WaitApplied(ctx, slot, off); err != nil {
+					if err := session.wait(ctx, rd, slot); err != nil {
 						return err
 					}
 				}
