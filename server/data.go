@@ -47,6 +47,10 @@ type Data struct {
 	Stopping <-chan struct{}
 	// MaxWatches bounds the watches this node serves at once. Default 64.
 	MaxWatches int
+	// ReadMemory, if set, bounds the bytes of read responses the node holds
+	// at once (and must be the data port's stats handler too, to give back
+	// what a call holds when it ends).
+	ReadMemory *ReadMemory
 	// SessionWait bounds how long a SESSION read waits for its replica to
 	// apply the token's offsets. Default DefaultSessionWait.
 	SessionWait time.Duration
@@ -217,6 +221,11 @@ func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.Get
 	if err := kv.ValidateKey(req.Key); err != nil {
 		return nil, toStatus(err)
 	}
+	hold, done := d.ReadMemory.hold(ctx)
+	defer done()
+	if err := hold.take(ctx, kv.MaxBatchBytes); err != nil { // the largest value
+		return nil, err
+	}
 	var r kv.Read
 	switch req.Consistency {
 	case sluicev1.Consistency_LINEARIZABLE:
@@ -251,7 +260,10 @@ func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.Get
 		return &sluicev1.GetResponse{}, nil
 	}
 	v := r.Value
-	return &sluicev1.GetResponse{Found: true, Value: v.Data, Version: v.Version, Timestamp: v.Timestamp}, nil
+	hold.keep(int64(len(v.Data)))
+	resp := &sluicev1.GetResponse{Found: true, Value: v.Data, Version: v.Version, Timestamp: v.Timestamp}
+	hold.sendHeld(resp) // until written to the connection
+	return resp, nil
 }
 
 func (d *Data) Remove(ctx context.Context, req *sluicev1.RemoveRequest) (*sluicev1.RemoveResponse, error) {

@@ -46,6 +46,11 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 	if err := d.validateGetMany(req); err != nil {
 		return nil, err
 	}
+	hold, done := d.ReadMemory.hold(ctx)
+	defer done()
+	if err := hold.take(ctx, MaxGetManyValueBytes); err != nil {
+		return nil, err
+	}
 	slots := d.Table().Slots()
 	distinct, of := dedupe(req.Keys)
 	got := make([]*sluicev1.KeyRead, len(distinct))
@@ -121,7 +126,10 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 		sent[j] = true
 		out[i] = r
 	}
-	return &sluicev1.GetManyResponse{Results: out}, nil
+	resp := &sluicev1.GetManyResponse{Results: out}
+	hold.keep(int64(MaxGetManyValueBytes - left))
+	hold.sendHeld(resp) // until written to the connection
+	return resp, nil
 }
 
 // dedupe returns keys without repeats, in the order of their first

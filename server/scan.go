@@ -30,6 +30,8 @@ import (
 const (
 	scanChunkEntries = 512
 	scanChunkBytes   = 256 << 10
+	// scanEntryMax is the most bytes of one entry: a key and a value.
+	scanEntryMax = kv.MaxKeyBytes + kv.MaxBatchBytes
 )
 
 // scanRange is what a Scan reads: [lo, hi) (hi nil: no upper bound), and the
@@ -71,12 +73,23 @@ func (d *Data) Scan(req *sluicev1.ScanRequest, stream grpc.ServerStreamingServer
 	if rg.empty {
 		return stream.Send(first)
 	}
+	// The most a scan holds, taken from the node's read memory at once
+	// before it reads (a scan that took it entry by entry could wait for
+	// more while holding some, and scans waiting on each other starved):
+	// an entry per partition, the message in the making and the last one
+	// sent (gRPC's write quota lets it go when the next Send returns).
+	hold, done := d.ReadMemory.hold(ctx)
+	defer done()
+	if err := hold.take(ctx, int64(len(parts)+2)*scanEntryMax+scanChunkBytes); err != nil {
+		return err
+	}
+	advance := (*scanHead).advance
 	heads := make([]*scanHead, 0, len(parts))
 	for _, pt := range parts {
 		next, stop := iter.Pull2(scanSeq(pt.rd, rg.lo, rg.hi))
 		defer stop()
 		h := &scanHead{id: pt.id, next: next}
-		if err := h.advance(); err != nil {
+		if err := advance(h); err != nil {
 			return err
 		}
 		heads = append(heads, h)
@@ -103,7 +116,7 @@ func (d *Data) Scan(req *sluicev1.ScanRequest, stream grpc.ServerStreamingServer
 		msg.Entries = append(msg.Entries, &sluicev1.ScanEntry{Key: h.key, Value: h.val.Data, Version: h.val.Version, Timestamp: h.val.Timestamp})
 		size += len(h.key) + len(h.val.Data)
 		sent++
-		if err := h.advance(); err != nil {
+		if err := advance(h); err != nil {
 			return err
 		}
 		if len(msg.Entries) >= scanChunkEntries || size >= scanChunkBytes {
