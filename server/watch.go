@@ -93,7 +93,7 @@ func (d *Data) Watch(req *sluicev1.WatchRequest, stream grpc.ServerStreamingServ
 	// when the next Send returns: gRPC's write quota).
 	hold, done := d.ReadMemory.hold(ctx)
 	defer done()
-	if err := hold.take(ctx, watchChunkBytes+kv.MaxKeyBytes+kv.MaxBatchBytes); err != nil {
+	if err := hold.take(ctx, watchChunkBytes); err != nil {
 		return err
 	}
 	w := &watcher{d: d, stream: stream, prefix: req.Prefix, pos: pos}
