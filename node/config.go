@@ -97,6 +97,10 @@ type Config struct {
 	// NotApplied detail. Defaults 64 MiB and 256 MiB.
 	PartitionBudget int64
 	NodeBudget      int64
+	// ReadMemory bounds the bytes of read responses (Get, GetMany, Scan,
+	// Watch) the node holds at once; a read that cannot get its share
+	// soon gets RESOURCE_EXHAUSTED. Default server.DefaultReadMemory.
+	ReadMemory int64
 	// SnapshotURL, if set, is a blob URL (file:///…, s3://bucket/prefix?region=…)
 	// where snapshots are uploaded and from which a partition with no local
 	// state is restored.
@@ -173,6 +177,7 @@ func DefaultConfig() Config {
 		OwnershipLease:    10 * time.Second,
 		PartitionBudget:   64 << 20,
 		NodeBudget:        256 << 20,
+		ReadMemory:        server.DefaultReadMemory,
 		ControlRate:       5,
 		Slots:             keyspace.DefaultSlots,
 		Partitions:        4,

@@ -47,6 +47,13 @@ type Data struct {
 	Stopping <-chan struct{}
 	// MaxWatches bounds the watches this node serves at once. Default 64.
 	MaxWatches int
+	// ReadMemory, if set, bounds the bytes of read responses the node holds
+	// at once (and must be the data port's stats handler too, to give back
+	// what a call holds when it ends).
+	ReadMemory *ReadMemory
+	// SessionWait bounds how long a SESSION read waits for its replica to
+	// apply the token's offsets. Default DefaultSessionWait.
+	SessionWait time.Duration
 
 	watches atomic.Int32
 }
@@ -214,6 +221,11 @@ func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.Get
 	if err := kv.ValidateKey(req.Key); err != nil {
 		return nil, toStatus(err)
 	}
+	hold, done := d.ReadMemory.hold(ctx)
+	defer done()
+	if err := hold.take(ctx, kv.MaxBatchBytes); err != nil { // the largest value
+		return nil, err
+	}
 	var r kv.Read
 	switch req.Consistency {
 	case sluicev1.Consistency_LINEARIZABLE:
@@ -234,7 +246,7 @@ func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.Get
 				return nil, err
 			}
 			slot := keyspace.Slot(req.Key, d.Table().Slots())
-			if err := rd.WaitApplied(ctx, slot, req.Session.GetOffsets()[slot]); err != nil {
+			if err := d.sessionWait(req.Session).wait(ctx, rd, slot); err != nil {
 				return nil, toStatus(err)
 			}
 		}
@@ -248,7 +260,10 @@ func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.Get
 		return &sluicev1.GetResponse{}, nil
 	}
 	v := r.Value
-	return &sluicev1.GetResponse{Found: true, Value: v.Data, Version: v.Version, Timestamp: v.Timestamp}, nil
+	hold.keep(int64(len(v.Data)))
+	resp := &sluicev1.GetResponse{Found: true, Value: v.Data, Version: v.Version, Timestamp: v.Timestamp}
+	hold.sendHeld(resp) // until written to the connection
+	return resp, nil
 }
 
 func (d *Data) Remove(ctx context.Context, req *sluicev1.RemoveRequest) (*sluicev1.RemoveResponse, error) {
@@ -298,12 +313,4 @@ func (d *Data) GetRoutes(context.Context, *sluicev1.GetRoutesRequest) (*sluicev1
 			Standbys: p.Standbys, StandbyAddrs: p.StandbyAddrs})
 	}
 	return out, nil
-}
-
-// checkSession refuses a session token of another cluster.
-func (d *Data) checkSession(s *sluicev1.Session, what string) error {
-	if c := s.GetCluster(); c != "" && d.Cluster != "" && c != d.Cluster {
-		return invalid("%s: a token of cluster %q, this is cluster %q", what, c, d.Cluster)
-	}
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
@@ -45,6 +46,11 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 	if err := d.validateGetMany(req); err != nil {
 		return nil, err
 	}
+	hold, done := d.ReadMemory.hold(ctx)
+	defer done()
+	if err := hold.take(ctx, MaxGetManyValueBytes); err != nil {
+		return nil, err
+	}
 	slots := d.Table().Slots()
 	distinct, of := dedupe(req.Keys)
 	got := make([]*sluicev1.KeyRead, len(distinct))
@@ -68,9 +74,14 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 	// Each partition's share in one step; the partitions in parallel.
 	budget := store.NewReadBudget(MaxGetManyValueBytes)
 	var wg sync.WaitGroup
+	var refusedOnce sync.Once
+	var refused error // bad input found while reading (a session token past the changelog's end)
 	for k, pt := range order {
 		run := func() {
 			reads, err := pt.read(ctx, pt.keys, budget)
+			if status.Code(err) == codes.InvalidArgument {
+				refusedOnce.Do(func() { refused = err })
+			}
 			for n, j := range pt.index {
 				switch {
 				case err != nil:
@@ -90,6 +101,9 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 		go func() { defer wg.Done(); run() }()
 	}
 	wg.Wait()
+	if refused != nil {
+		return nil, refused
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, toStatus(err)
 	}
@@ -101,17 +115,21 @@ func (d *Data) GetMany(ctx context.Context, req *sluicev1.GetManyRequest) (*slui
 	left := MaxGetManyValueBytes
 	for i, j := range of {
 		r := got[j]
-		if left -= len(r.Value); left < 0 && r.Found {
+		if r.Found && len(r.Value) > left { // a refused copy spends nothing
 			out[i] = overLimit()
 			continue
 		}
+		left -= len(r.Value)
 		if sent[j] { // a key named again: its own message, the value's bytes shared
 			r = &sluicev1.KeyRead{Found: r.Found, Value: r.Value, Version: r.Version, Timestamp: r.Timestamp, Error: r.Error}
 		}
 		sent[j] = true
 		out[i] = r
 	}
-	return &sluicev1.GetManyResponse{Results: out}, nil
+	resp := &sluicev1.GetManyResponse{Results: out}
+	hold.keep(int64(MaxGetManyValueBytes - left))
+	hold.sendHeld(resp) // until written to the connection
+	return resp, nil
 }
 
 // dedupe returns keys without repeats, in the order of their first
@@ -180,6 +198,7 @@ func (d *Data) manyReader(ctx context.Context, key []byte, req *sluicev1.GetMany
 		}, nil
 	}
 	return rd, func(ctx context.Context, keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
+		w := d.sessionWait(req.Session)
 		waited := map[int32]bool{}
 		for _, k := range keys {
 			slot := keyspace.Slot(k, slots)
@@ -187,7 +206,7 @@ func (d *Data) manyReader(ctx context.Context, key []byte, req *sluicev1.GetMany
 				continue
 			}
 			waited[slot] = true
-			if err := rd.WaitApplied(ctx, slot, req.Session.GetOffsets()[slot]); err != nil {
+			if err := w.wait(ctx, rd, slot); err != nil {
 				return nil, err
 			}
 		}

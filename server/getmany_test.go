@@ -169,3 +169,32 @@ func TestGetManyBadInput(t *testing.T) {
 		}
 	}
 }
+
+// A key named again past the limit is refused, but a later key that still
+// fits is read: what a refused copy would have taken is not spent.
+func TestGetManyRepeatedKeyOverLimitLeavesRoomForSmallerKeys(t *testing.T) {
+	n := startNode(t)
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("b"), 1_000_000)
+	if _, err := n.cl.Upsert(ctx, client.Entry{Key: []byte("big"), Value: big}, client.Entry{Key: []byte("small"), Value: []byte("s")}); err != nil {
+		t.Fatal(err)
+	}
+	keys := [][]byte{[]byte("big"), []byte("big"), []byte("big"), []byte("big"), []byte("small")}
+	for _, level := range []sluicev1.Consistency{sluicev1.Consistency_LINEARIZABLE, sluicev1.Consistency_SESSION, sluicev1.Consistency_EVENTUAL} {
+		resp, err := n.data.GetMany(ctx, &sluicev1.GetManyRequest{Keys: keys, Consistency: level, Session: n.cl.Session()})
+		if err != nil {
+			t.Fatalf("%v: %v", level, err)
+		}
+		for i, r := range resp.Results[:3] {
+			if !r.Found || len(r.Value) != len(big) {
+				t.Fatalf("%v: copy %d of big = found %v, %d bytes, error %v", level, i, r.Found, len(r.Value), r.Error)
+			}
+		}
+		if r := resp.Results[3]; r.Error == nil || codes.Code(r.Error.Code) != codes.ResourceExhausted {
+			t.Fatalf("%v: the 4th copy of big = %+v, want RESOURCE_EXHAUSTED", level, r.Error)
+		}
+		if r := resp.Results[4]; !r.Found || string(r.Value) != "s" {
+			t.Fatalf("%v: small = found %v, error %v; want its value (145,728 bytes were left)", level, r.Found, r.Error)
+		}
+	}
+}

@@ -30,6 +30,8 @@ import (
 const (
 	scanChunkEntries = 512
 	scanChunkBytes   = 256 << 10
+	// scanEntryMax is the most bytes of one entry: a key and a value.
+	scanEntryMax = kv.MaxKeyBytes + kv.MaxBatchBytes
 )
 
 // scanRange is what a Scan reads: [lo, hi) (hi nil: no upper bound), and the
@@ -71,12 +73,23 @@ func (d *Data) Scan(req *sluicev1.ScanRequest, stream grpc.ServerStreamingServer
 	if rg.empty {
 		return stream.Send(first)
 	}
+	// The most a scan holds, taken from the node's read memory at once
+	// before it reads (a scan that took it entry by entry could wait for
+	// more while holding some, and scans waiting on each other starved):
+	// an entry per partition, the message in the making and the last one
+	// sent (gRPC's write quota lets it go when the next Send returns).
+	hold, done := d.ReadMemory.hold(ctx)
+	defer done()
+	if err := hold.take(ctx, int64(len(parts)+2)*scanEntryMax+scanChunkBytes); err != nil {
+		return err
+	}
+	advance := (*scanHead).advance
 	heads := make([]*scanHead, 0, len(parts))
 	for _, pt := range parts {
 		next, stop := iter.Pull2(scanSeq(pt.rd, rg.lo, rg.hi))
 		defer stop()
 		h := &scanHead{id: pt.id, next: next}
-		if err := h.advance(); err != nil {
+		if err := advance(h); err != nil {
 			return err
 		}
 		heads = append(heads, h)
@@ -103,7 +116,7 @@ func (d *Data) Scan(req *sluicev1.ScanRequest, stream grpc.ServerStreamingServer
 		msg.Entries = append(msg.Entries, &sluicev1.ScanEntry{Key: h.key, Value: h.val.Data, Version: h.val.Version, Timestamp: h.val.Timestamp})
 		size += len(h.key) + len(h.val.Data)
 		sent++
-		if err := h.advance(); err != nil {
+		if err := advance(h); err != nil {
 			return err
 		}
 		if len(msg.Entries) >= scanChunkEntries || size >= scanChunkBytes {
@@ -242,6 +255,7 @@ func (d *Data) scanParts(req *sluicev1.ScanRequest) ([]scanPart, error) {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	var parts []scanPart
+	session := d.sessionWait(req.Session) // the parts' waits share one deadline
 	for _, id := range ids {
 		p, ok := t.ByID(id)
 		if !ok {
@@ -253,12 +267,12 @@ func (d *Data) scanParts(req *sluicev1.ScanRequest) ([]scanPart, error) {
 			if !ok {
 				return nil, notApplied(codes.Unavailable, fmt.Sprintf("partition %d is not open on node %s yet", id, d.Node))
 			}
-			parts = append(parts, scanPart{id: id, rd: lp, prep: d.scanPrep(req, lp, lp, p.Range)})
+			parts = append(parts, scanPart{id: id, rd: lp, prep: d.scanPrep(req, session, lp, lp, p.Range)})
 			continue
 		}
 		if req.Consistency != sluicev1.Consistency_LINEARIZABLE && d.Standby != nil && slices.Contains(p.Standbys, d.Node) {
 			if sb, ok := d.Standby(id); ok {
-				parts = append(parts, scanPart{id: id, rd: sb, prep: d.scanPrep(req, nil, sb, p.Range)})
+				parts = append(parts, scanPart{id: id, rd: sb, prep: d.scanPrep(req, session, nil, sb, p.Range)})
 				continue
 			}
 		}
@@ -273,7 +287,7 @@ func (d *Data) scanParts(req *sluicev1.ScanRequest) ([]scanPart, error) {
 // before it takes the next request, so the store then holds every write
 // acknowledged before the scan started; SESSION waits until the replica has
 // applied the session's offsets of the partition's slots.
-func (d *Data) scanPrep(req *sluicev1.ScanRequest, owner *partition.Partition, rd CommittedReader, r keyspace.Range) func(context.Context) error {
+func (d *Data) scanPrep(req *sluicev1.ScanRequest, session *sessionWait, owner *partition.Partition, rd CommittedReader, r keyspace.Range) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if owner != nil {
 			if _, err := owner.ReadCommittedMany(nil, nil); err != nil { // not serving: says why
@@ -285,9 +299,9 @@ func (d *Data) scanPrep(req *sluicev1.ScanRequest, owner *partition.Partition, r
 			_, err := owner.GetMany(ctx, nil, nil)
 			return err
 		case sluicev1.Consistency_SESSION:
-			for slot, off := range req.Session.GetOffsets() {
+			for slot := range req.Session.GetOffsets() {
 				if r.Contains(slot) {
-					if err := rd.WaitApplied(ctx, slot, off); err != nil {
+					if err := session.wait(ctx, rd, slot); err != nil {
 						return err
 					}
 				}

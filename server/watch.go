@@ -88,6 +88,14 @@ func (d *Data) Watch(req *sluicev1.WatchRequest, stream grpc.ServerStreamingServ
 	if err != nil {
 		return err
 	}
+	// A message in the making, held in the node's read memory for the
+	// watch's life, taken at once (the message sent before it has left
+	// when the next Send returns: gRPC's write quota).
+	hold, done := d.ReadMemory.hold(ctx)
+	defer done()
+	if err := hold.take(ctx, watchChunkBytes); err != nil {
+		return err
+	}
 	w := &watcher{d: d, stream: stream, prefix: req.Prefix, pos: pos}
 	if err := w.send(nil); err != nil {
 		return err

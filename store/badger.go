@@ -91,9 +91,10 @@ func (s *Badger) GetMany(keys [][]byte) ([]kv.Read, error) { return s.GetManyWit
 // table block or value log) before it is copied out.
 func (s *Badger) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) {
 	out := make([]kv.Read, 0, len(keys))
+	now := time.Now()
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, k := range keys {
-			r, _, fits, err := read(txn, k, b)
+			r, _, fits, err := read(txn, k, b, now)
 			if err != nil || !fits {
 				return err
 			}
@@ -105,14 +106,15 @@ func (s *Badger) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) 
 }
 
 func get(txn *badger.Txn, key []byte) (kv.Read, error) {
-	r, _, _, err := read(txn, key, nil)
+	r, _, _, err := read(txn, key, nil, time.Time{})
 	return r, err
 }
 
 // read reads key in txn: held says the store has an entry for it (a value
 // or a tombstone); fits is false, and nothing copied, if its value does not
-// fit in b.
-func read(txn *badger.Txn, key []byte, b *ReadBudget) (r kv.Read, held, fits bool, err error) {
+// fit in b. Within a budget, a value expired at now is absent and not
+// copied (ReadBudget.admit).
+func read(txn *badger.Txn, key []byte, b *ReadBudget, now time.Time) (r kv.Read, held, fits bool, err error) {
 	item, err := txn.Get(dataKey(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return kv.Read{}, false, true, nil
@@ -121,13 +123,13 @@ func read(txn *badger.Txn, key []byte, b *ReadBudget) (r kv.Read, held, fits boo
 		return kv.Read{}, false, false, err
 	}
 	err = item.Value(func(raw []byte) error {
-		r, err = decodeRead(raw)
-		if fits = b.take(len(r.Value.Data)); !fits {
-			r = kv.Read{}
+		if r, err = decodeRead(raw); err != nil {
 			return err
 		}
-		r.Value.Data = bytes.Clone(r.Value.Data)
-		return err
+		if r, fits = b.admit(r, now); fits {
+			r.Value.Data = bytes.Clone(r.Value.Data)
+		}
+		return nil
 	})
 	return r, err == nil, fits, err
 }

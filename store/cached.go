@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -257,7 +258,9 @@ func (c *Cached) fill(gen uint64, keys [][]byte, reads []kv.Read) {
 			r := reads[i]
 			e := badger.NewEntry(dataKey(k), encodeRead(r))
 			if r.Found || r.Value.Version != 0 {
-				e.ExpiresAt = retainUntil(kv.Change{Remove: !r.Found, Timestamp: r.Value.Timestamp, ExpiresAt: r.Value.ExpiresAt})
+				// An expired value read within a budget is absent with its
+				// expiry: kept as long as the durable store keeps it.
+				e.ExpiresAt = retainUntil(kv.Change{Remove: !r.Found && r.Value.ExpiresAt == 0, Timestamp: r.Value.Timestamp, ExpiresAt: r.Value.ExpiresAt})
 			}
 			if err := txn.SetEntry(e); err != nil {
 				return err // too big a fill: the rest stays uncached
@@ -327,9 +330,12 @@ func (c *Cached) Close() error {
 	return err
 }
 
-// GetManyWithin is GetMany within b: the cached keys, in order, until one
-// does not fit, then the misses before it from the durable store within
-// what is left.
+// GetManyWithin is GetMany within b, charged in the keys' order whichever
+// store holds each: it finds which keys the cache holds, reads the misses
+// from the durable store within what b has left (at most that much more),
+// then takes each key's size from b in order, copying a cached value only
+// once it fits, and stops at the first that does not. So the first key is
+// read whenever its value fits in b, cached or not.
 func (c *Cached) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) {
 	if b == nil {
 		return c.GetMany(keys)
@@ -337,43 +343,66 @@ func (c *Cached) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) 
 	if c.broken.Load() {
 		return c.durable.GetManyWithin(keys, b)
 	}
-	out, n := make([]kv.Read, len(keys)), len(keys)
-	var missed []int
+	var out []kv.Read
+	gen := c.gen.Load()
+	var mkeys [][]byte
+	var reads []kv.Read
 	err := c.cache.db.View(func(txn *badger.Txn) error {
+		items := make([]*badger.Item, len(keys)) // nil: a miss
 		for i, k := range keys {
-			r, held, fits, err := read(txn, k, b)
+			item, err := txn.Get(dataKey(k))
 			switch {
+			case errors.Is(err, badger.ErrKeyNotFound):
+				mkeys = append(mkeys, k)
 			case err != nil:
 				return err
-			case !fits:
-				n = i
-				return nil
-			case held:
-				out[i] = r
 			default:
-				missed = append(missed, i)
+				items[i] = item
 			}
+		}
+		if len(mkeys) > 0 {
+			var err error
+			if reads, err = c.durable.GetManyWithin(mkeys, NewReadBudget(b.Left())); err != nil {
+				return err
+			}
+		}
+		now := time.Now()
+		out = make([]kv.Read, 0, len(keys))
+		m := 0 // the misses met so far
+		for _, item := range items {
+			var r kv.Read
+			if item == nil {
+				if m == len(reads) {
+					return nil // a miss the durable read did not reach
+				}
+				if r = reads[m]; !b.take(len(r.Value.Data)) {
+					return nil
+				}
+				m++
+				out = append(out, r)
+				continue
+			}
+			fits := true
+			err := item.Value(func(raw []byte) error {
+				var err error
+				if r, err = decodeRead(raw); err != nil {
+					return err
+				}
+				if r, fits = b.admit(r, now); fits {
+					r.Value.Data = bytes.Clone(r.Value.Data)
+				}
+				return nil
+			})
+			if err != nil || !fits {
+				return err
+			}
+			out = append(out, r)
 		}
 		return nil
 	})
-	if err != nil || len(missed) == 0 {
-		return out[:n], err
-	}
-	mkeys := make([][]byte, len(missed))
-	for j, i := range missed {
-		mkeys[j] = keys[i]
-	}
-	gen := c.gen.Load()
-	reads, err := c.durable.GetManyWithin(mkeys, b)
 	if err != nil {
 		return nil, err
 	}
-	for j, r := range reads {
-		out[missed[j]] = r
-	}
-	if len(reads) < len(missed) {
-		n = missed[len(reads)]
-	}
 	c.fill(gen, mkeys[:len(reads)], reads)
-	return out[:n], nil
+	return out, nil
 }

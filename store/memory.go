@@ -86,7 +86,8 @@ func (m *Memory) GetMany(keys [][]byte) ([]kv.Read, error) { return m.GetManyWit
 // and never changes it), so a read copies nothing; b still bounds what one
 // request holds of them, as with Badger.
 func (m *Memory) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) {
-	now := uint64(m.now().Unix())
+	at := m.now()
+	now := uint64(at.Unix())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -94,8 +95,8 @@ func (m *Memory) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) 
 	}
 	out := make([]kv.Read, 0, len(keys))
 	for _, k := range keys {
-		r := m.getLocked(k, now)
-		if !b.take(len(r.Value.Data)) {
+		r, fits := b.admit(m.getLocked(k, now), at)
+		if !fits {
 			break
 		}
 		out = append(out, r)

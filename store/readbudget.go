@@ -1,12 +1,18 @@
 package store
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicedb/sluice/kv"
+)
 
 // A ReadBudget bounds the bytes of values that reads copy out of stores for
 // one request (a GetMany's response limit): a read takes each value's size
 // from it before it copies the value, and stops at the first value that
 // does not fit, so a request naming many large values never holds more than
-// the budget of them, however many keys it names. One ReadBudget may be
+// the budget of them, however many keys it names. A value expired at the
+// read's time takes nothing: it is answered absent, without its bytes. One ReadBudget may be
 // shared by the reads of many partitions, in parallel. A nil *ReadBudget
 // bounds nothing.
 type ReadBudget struct {
@@ -42,4 +48,21 @@ func (b *ReadBudget) take(n int) bool {
 			return true
 		}
 	}
+}
+
+// admit is what a read within b hands out of the stored state r at now: an
+// expired value is absent (its version, clock stamp and expiry kept) and
+// takes nothing, as no byte of it is answered; any other value takes its
+// size, or nothing and false if it does not fit. A nil b admits r as stored.
+func (b *ReadBudget) admit(r kv.Read, now time.Time) (kv.Read, bool) {
+	if b == nil {
+		return r, true
+	}
+	if r.Found && r.Value.Expired(now) {
+		return kv.Read{Value: kv.Value{Version: r.Value.Version, Timestamp: r.Value.Timestamp, ExpiresAt: r.Value.ExpiresAt}}, true
+	}
+	if !b.take(len(r.Value.Data)) {
+		return kv.Read{}, false
+	}
+	return r, true
 }

@@ -25,7 +25,9 @@ type Store interface {
 	// it reads keys in order at one point and stops before the first value
 	// that does not fit, so out[i] is keys[i] for i < len(out) and the keys
 	// from len(out) on were not read. Missing and removed keys take nothing
-	// from b. A nil b reads every key.
+	// from b, nor do values expired at the read's time, which are read as
+	// absent (version and expiry kept) without their bytes. A nil b reads
+	// every key as stored.
 	GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error)
 	// Apply writes the batch: all of it or, after a crash, a prefix of its
 	// changes and none of its offsets (which is safe: replay is idempotent).

@@ -133,6 +133,7 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&cfg.OwnershipLease, "ownership-lease", cfg.OwnershipLease, "--wal disk and none: how long a confirmation of ownership against the registry lets a partition commit and acknowledge; a new owner waits it out")
 	bytesVar(f, &cfg.PartitionBudget, "partition-budget", cfg.PartitionBudget, "bytes of requests one partition holds (queued or awaiting their reply); more get RESOURCE_EXHAUSTED")
 	bytesVar(f, &cfg.NodeBudget, "node-budget", cfg.NodeBudget, "bytes of requests all of the node's partitions hold; more get RESOURCE_EXHAUSTED")
+	bytesVar(f, &cfg.ReadMemory, "read-memory", cfg.ReadMemory, "bytes of read responses (Get, GetMany, Scan, Watch) the node holds at once; a read that cannot get its share within 2s gets RESOURCE_EXHAUSTED")
 	f.StringVar(&cfg.SnapshotURL, "snapshot-url", "", "blob URL for snapshots (file:///dir, s3://bucket/prefix?region=...): uploads, and restores of partitions with no local state")
 	f.IntVar(&cfg.SnapshotKeep, "snapshot-keep", cfg.SnapshotKeep, "snapshots kept per partition in --snapshot-url")
 	f.StringVar(&cfg.SnapshotRoot, "snapshot-root", "", "the only folder snapshots are written under; a snapshot's path is taken relative to it (default DATA-DIR/snapshots)")
