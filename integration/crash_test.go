@@ -37,8 +37,11 @@ func (b *batch) send(dc sluicev1.DataClient, timeout time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	_, err := dc.Upsert(ctx, req)
-	b.acked = err == nil
+	resp, err := dc.Upsert(ctx, req)
+	// Acknowledged only if no part failed: a call over several partitions
+	// that partly applied answers without an error and names the parts
+	// that did not (each part is still all there or all absent).
+	b.acked = err == nil && len(failedEntries(resp)) == 0
 	return err
 }
 

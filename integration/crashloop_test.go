@@ -283,15 +283,40 @@ func (r *crashRun) write(cycle, writer int, stop <-chan struct{}) {
 		}
 		r.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := dc.Upsert(ctx, req)
+		resp, err := dc.Upsert(ctx, req)
 		cancel()
 		if err != nil {
 			return // the node is gone, or refuses for now: this writer is done
 		}
+		// The keys span partitions: each partition's part is acknowledged
+		// or fails on its own, and an answer without an error may still
+		// name failed parts (a partition re-syncing, stopping). Only the
+		// entries of no failed part were acknowledged.
+		failed := failedEntries(resp)
 		r.mu.Lock()
-		r.acked = append(r.acked, batch...)
+		for i, a := range batch {
+			if !failed[i] {
+				r.acked = append(r.acked, a)
+			}
+		}
 		r.mu.Unlock()
+		if len(failed) > 0 {
+			return // a partition refuses for now: this writer is done
+		}
 	}
+}
+
+// failedEntries are the entries of an Upsert's failed parts: a call over
+// several partitions that partly applied answers without an error and
+// names the parts that did not (sluicev1.PartFailure).
+func failedEntries(resp *sluicev1.UpsertResponse) map[int]bool {
+	failed := map[int]bool{}
+	for _, f := range resp.GetFailures() {
+		for _, i := range f.Entries {
+			failed[int(i)] = true
+		}
+	}
+	return failed
 }
 
 // produce has kcat write lines to the ingest topic until stop; a kcat run
