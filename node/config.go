@@ -34,6 +34,17 @@ type Config struct {
 	// takes only the SASL credentials in DataDir/kafka.credentials
 	// (embedded.go). Default 127.0.0.1:7403; port 0 picks a free one.
 	EmbeddedKafkaAddr string
+	// TakeOver starts the node even when the process its node id last
+	// registered cannot be asked whether it is alive (its address does not
+	// answer within the probe's 5 s): for an operator who knows that
+	// process is gone (its host is down). Without it such a start is
+	// refused, naming the other process (incarnation.go).
+	TakeOver bool
+	// MovedDataDir starts a node on an embedded broker whose data directory
+	// is not the one its node id last ran on (a copy, or a move to another
+	// disk or host): for an operator who moved it deliberately and runs no
+	// other copy. Without it such a start is refused (incarnation.go).
+	MovedDataDir bool
 	// Kafka secures the connections to Brokers (TLS, SASL) of every Kafka
 	// client the node makes. Default: plaintext, no authentication.
 	Kafka KafkaSecurity

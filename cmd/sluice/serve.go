@@ -102,6 +102,8 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.Cluster, "cluster", cfg.Cluster, "cluster name: the prefix of every topic")
 	f.StringVar(&brokers, "brokers", "", "Kafka seed brokers, host:port,...; empty runs an embedded broker")
 	f.StringVar(&cfg.EmbeddedKafkaAddr, "embedded-kafka-addr", cfg.EmbeddedKafkaAddr, "where the embedded broker listens (without --brokers): one address, HOST:PORT; it takes only clients with the credentials in DATA-DIR/kafka.credentials (sluice kafka-credentials)")
+	f.BoolVar(&cfg.TakeOver, "take-over", false, "start even if the process this node id last registered cannot be asked whether it is alive (its address does not answer within 5 s): only when you know it is gone")
+	f.BoolVar(&cfg.MovedDataDir, "moved-data-dir", false, "with the embedded broker, start on a data directory that is not the one this node id last ran on (a deliberate move; never while another copy of it runs)")
 	f.StringVar(&cfg.DataAddr, "data-addr", cfg.DataAddr, "data-plane gRPC listen address (loopback unless you name another: 0.0.0.0:7400 for all)")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "data-plane address told to clients and other nodes (default: the listen address, 127.0.0.1 for 0.0.0.0)")
 	f.StringVar(&dataToken, "data-token-file", "", "file holding a bearer token every data-plane call must carry (gRPC health excepted)")
