@@ -59,6 +59,13 @@ type Config struct {
 	// DataToken, if set, is the bearer token every data-plane call but gRPC
 	// health must carry.
 	DataToken string
+	// MaxConnections bounds the connections each port (data, control,
+	// HTTP, the embedded broker) holds open at once; more wait in the
+	// kernel's backlog until one closes. A flood of idle connections then
+	// cannot take the file descriptors the node needs for its own files and
+	// broker connections (connlimit.go). Default: an eighth of the open
+	// file limit, between 256 and 16,384.
+	MaxConnections int
 	// DataMaxStreams bounds the data-plane calls in flight on one connection
 	// (more wait). Default server.DefaultMaxConcurrentStreams.
 	DataMaxStreams uint32
@@ -180,6 +187,7 @@ func DefaultConfig() Config {
 		Slots:             keyspace.DefaultSlots,
 		Partitions:        4,
 		ReplicationFactor: 1,
+		MaxConnections:    defaultMaxConnections(),
 		DataMaxStreams:    server.DefaultMaxConcurrentStreams,
 		ControlMaxStreams: server.DefaultControlMaxConcurrentStreams,
 		SnapshotKeep:      3,
@@ -222,6 +230,9 @@ func (c *Config) setDefaults() error {
 	}
 	if len(c.RegistryKey) < 16 {
 		return fmt.Errorf("node: the registry key is %d bytes; it needs at least 16", len(c.RegistryKey))
+	}
+	if c.MaxConnections < minMaxConnections {
+		return fmt.Errorf("node: --max-connections %d is below the minimum of %d (the node's own clients of its embedded broker need them)", c.MaxConnections, minMaxConnections)
 	}
 	if c.Partitions < 1 || int32(c.Partitions) > c.Slots {
 		return fmt.Errorf("node: %d partitions cannot cut %d slots", c.Partitions, c.Slots)

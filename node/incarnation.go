@@ -200,22 +200,44 @@ func (n *Node) watchIncarnation() {
 	}
 }
 
-// supersede stops serving in favour of newer: health says NOT_SERVING at
-// once, and the node closes (Done, Err).
+// supersede stops serving in favour of newer.
 func (n *Node) supersede(newer registry.Incarnation) {
-	err := fmt.Errorf("%w: %s; this process (incarnation %d) stops serving", ErrSuperseded, newer, n.inc.N)
-	n.cfg.Log.Error().Err(err).Str("newer", newer.String()).Msg("another process of this node id started: stopping")
-	n.health.Shutdown()
-	n.doneErr = err
-	close(n.done)
-	go n.Close()
+	n.stopServing(fmt.Errorf("%w: %s; this process (incarnation %d) stops serving", ErrSuperseded, newer, n.inc.N))
+}
+
+// stopServing stops the node of its own accord, for err: health says
+// NOT_SERVING at once, and the node closes (Done, Err). The first cause
+// counts.
+func (n *Node) stopServing(err error) {
+	n.doneOnce.Do(func() {
+		n.cfg.Log.Error().Err(err).Msg("the node stops serving")
+		if n.health != nil {
+			n.health.Shutdown()
+		}
+		n.doneErr = err
+		close(n.done)
+		go n.Close()
+	})
+}
+
+// closing reports whether the node closes, or has not yet started: what
+// its listeners' closing is then not a loss.
+func (n *Node) closing() bool {
+	select {
+	case <-n.stop:
+		return true
+	default:
+		return !n.started.Load()
+	}
 }
 
 // Done is closed when the node stopped serving of its own accord: a newer
-// process of its node id registered. Err then says so.
+// process of its node id registered (ErrSuperseded), or its embedded broker
+// stopped listening (ErrEmbeddedBrokerLost). Err then says why.
 func (n *Node) Done() <-chan struct{} { return n.done }
 
-// Err is why Done was closed (wrapping ErrSuperseded), or nil.
+// Err is why Done was closed (wrapping ErrSuperseded or
+// ErrEmbeddedBrokerLost), or nil.
 func (n *Node) Err() error {
 	select {
 	case <-n.done:

@@ -89,7 +89,7 @@ func serveCmd() *cobra.Command {
 			case <-ctx.Done():
 				log.Info().Msg("shutting down")
 				return n.Close()
-			case <-n.Done(): // a newer process of this node id took over
+			case <-n.Done(): // a newer process of this node id took over, or the embedded broker stopped listening
 				n.Close()
 				return n.Err()
 			}
@@ -108,6 +108,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "data-plane address told to clients and other nodes (default: the listen address, 127.0.0.1 for 0.0.0.0)")
 	f.StringVar(&dataToken, "data-token-file", "", "file holding a bearer token every data-plane call must carry (gRPC health excepted)")
 	f.StringVar(&tlsFiles.dataClientCA, "data-client-ca", "", "PEM CA: the data port requires client certificates it signed (mutual TLS; needs --tls-cert)")
+	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "connections each port (data, control, HTTP, the embedded broker) holds at once; more wait until one closes (default: an eighth of the open file limit, 256 to 16384)")
 	f.Uint32Var(&cfg.DataMaxStreams, "data-max-streams", cfg.DataMaxStreams, "data-plane calls in flight per client connection (more wait)")
 	f.StringVar(&cfg.ControlAddr, "control-addr", cfg.ControlAddr, "control-plane gRPC listen address")
 	f.StringVar(&cfg.AdvertiseControlAddr, "advertise-control-addr", "", "control address told to other nodes, which forward control calls to it (default: the listen address, 127.0.0.1 for 0.0.0.0)")
