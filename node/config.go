@@ -34,6 +34,17 @@ type Config struct {
 	// takes only the SASL credentials in DataDir/kafka.credentials
 	// (embedded.go). Default 127.0.0.1:7403; port 0 picks a free one.
 	EmbeddedKafkaAddr string
+	// TakeOver starts the node even when the process its node id last
+	// registered cannot be asked whether it is alive (its address does not
+	// answer within the probe's 5 s): for an operator who knows that
+	// process is gone (its host is down). Without it such a start is
+	// refused, naming the other process (incarnation.go).
+	TakeOver bool
+	// MovedDataDir starts a node on an embedded broker whose data directory
+	// is not the one its node id last ran on (a copy, or a move to another
+	// disk or host): for an operator who moved it deliberately and runs no
+	// other copy. Without it such a start is refused (incarnation.go).
+	MovedDataDir bool
 	// Kafka secures the connections to Brokers (TLS, SASL) of every Kafka
 	// client the node makes. Default: plaintext, no authentication.
 	Kafka KafkaSecurity
@@ -48,6 +59,13 @@ type Config struct {
 	// DataToken, if set, is the bearer token every data-plane call but gRPC
 	// health must carry.
 	DataToken string
+	// MaxConnections bounds the connections each port (data, control,
+	// HTTP, the embedded broker) holds open at once; more wait in the
+	// kernel's backlog until one closes. A flood of idle connections then
+	// cannot take the file descriptors the node needs for its own files and
+	// broker connections (connlimit.go). Default: an eighth of the open
+	// file limit, between 256 and 16,384.
+	MaxConnections int
 	// DataMaxStreams bounds the data-plane calls in flight on one connection
 	// (more wait). Default server.DefaultMaxConcurrentStreams.
 	DataMaxStreams uint32
@@ -182,6 +200,7 @@ func DefaultConfig() Config {
 		Slots:             keyspace.DefaultSlots,
 		Partitions:        4,
 		ReplicationFactor: 1,
+		MaxConnections:    defaultMaxConnections(),
 		DataMaxStreams:    server.DefaultMaxConcurrentStreams,
 		ControlMaxStreams: server.DefaultControlMaxConcurrentStreams,
 		SnapshotKeep:      3,
@@ -224,6 +243,9 @@ func (c *Config) setDefaults() error {
 	}
 	if len(c.RegistryKey) < 16 {
 		return fmt.Errorf("node: the registry key is %d bytes; it needs at least 16", len(c.RegistryKey))
+	}
+	if c.MaxConnections < minMaxConnections {
+		return fmt.Errorf("node: --max-connections %d is below the minimum of %d (the node's own clients of its embedded broker need them)", c.MaxConnections, minMaxConnections)
 	}
 	if c.Partitions < 1 || int32(c.Partitions) > c.Slots {
 		return fmt.Errorf("node: %d partitions cannot cut %d slots", c.Partitions, c.Slots)

@@ -160,7 +160,11 @@ func (n *Node) embeddedOpts(dir string, creds EmbeddedCredentials) ([]kfake.Opt,
 	return []kfake.Opt{
 		kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+			ln, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil {
+				return nil, err
+			}
+			return n.limit(&brokerListener{Listener: ln, log: n.cfg.Log, closing: n.closing, lost: n.stopServing}), nil
 		}),
 		kfake.EnableSASL(), kfake.EnableACLs(),
 		kfake.Superuser(embeddedMechanism, embeddedNodeUser, creds.NodePassword),

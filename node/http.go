@@ -51,7 +51,7 @@ func (n *Node) startHTTP(reg *prometheus.Registry) error {
 	if err != nil {
 		return fmt.Errorf("node: http port: %w", err)
 	}
-	n.httpLn = ln
+	n.httpLn = n.limit(ln)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Kubernetes' convention: /livez says the process answers (restart it

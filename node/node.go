@@ -49,8 +49,10 @@ type Node struct {
 	// inc is this process's incarnation of its node id, prevInc the one
 	// registered before it (incarnation.go).
 	inc, prevInc registry.Incarnation
-	done         chan struct{} // closed when superseded (Done)
+	done         chan struct{} // closed when the node stops serving of its own accord (Done)
+	doneOnce     sync.Once
 	doneErr      error
+	started      atomic.Bool // Start returned the node
 	// ownership is the lease of --wal disk and none partitions (lease.go).
 	ownership *ownership
 
@@ -128,9 +130,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.dataLn, err = net.Listen("tcp", cfg.DataAddr); err != nil {
 		return nil, fmt.Errorf("node: data port: %w", err)
 	}
+	n.dataLn = n.limit(n.dataLn)
 	if n.controlLn, err = net.Listen("tcp", cfg.ControlAddr); err != nil {
 		return nil, fmt.Errorf("node: control port: %w", err)
 	}
+	n.controlLn = n.limit(n.controlLn)
 	n.warnExposure()
 	if err := n.joinRegistry(ctx); err != nil {
 		return nil, cfg.Kafka.explain(n.brokers, err)
@@ -161,6 +165,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Strs("brokers", n.brokers).Int32("slots", n.slots).Str("mode", cfg.Mode()).Msg("sluice node started")
 	n.logModes()
 	started = true
+	n.started.Store(true)
 	return n, nil
 }
 

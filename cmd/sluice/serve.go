@@ -104,7 +104,7 @@ func serveCmd() *cobra.Command {
 			case <-ctx.Done():
 				log.Info().Msg("shutting down")
 				return n.Close()
-			case <-n.Done(): // a newer process of this node id took over
+			case <-n.Done(): // a newer process of this node id took over, or the embedded broker stopped listening
 				n.Close()
 				return n.Err()
 			}
@@ -117,10 +117,13 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.Cluster, "cluster", cfg.Cluster, "cluster name: the prefix of every topic")
 	f.StringVar(&brokers, "brokers", "", "Kafka seed brokers, host:port,...; empty runs an embedded broker")
 	f.StringVar(&cfg.EmbeddedKafkaAddr, "embedded-kafka-addr", cfg.EmbeddedKafkaAddr, "where the embedded broker listens (without --brokers): one address, HOST:PORT; it takes only clients with the credentials in DATA-DIR/kafka.credentials (sluice kafka-credentials)")
+	f.BoolVar(&cfg.TakeOver, "take-over", false, "start even if the process this node id last registered cannot be asked whether it is alive (its address does not answer within 5 s): only when you know it is gone")
+	f.BoolVar(&cfg.MovedDataDir, "moved-data-dir", false, "with the embedded broker, start on a data directory that is not the one this node id last ran on (a deliberate move; never while another copy of it runs)")
 	f.StringVar(&cfg.DataAddr, "data-addr", cfg.DataAddr, "data-plane gRPC listen address (loopback unless you name another: 0.0.0.0:7400 for all)")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "data-plane address told to clients and other nodes (default: the listen address, 127.0.0.1 for 0.0.0.0)")
 	f.StringVar(&dataToken, "data-token-file", "", "file holding a bearer token every data-plane call must carry (gRPC health excepted)")
 	f.StringVar(&tlsFiles.dataClientCA, "data-client-ca", "", "PEM CA: the data port requires client certificates it signed (mutual TLS; needs --tls-cert)")
+	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "connections each port (data, control, HTTP, the embedded broker) holds at once; more wait until one closes (default: an eighth of the open file limit, 256 to 16384)")
 	f.Uint32Var(&cfg.DataMaxStreams, "data-max-streams", cfg.DataMaxStreams, "data-plane calls in flight per client connection (more wait)")
 	f.StringVar(&cfg.ControlAddr, "control-addr", cfg.ControlAddr, "control-plane gRPC listen address")
 	f.StringVar(&cfg.AdvertiseControlAddr, "advertise-control-addr", "", "control address told to other nodes, which forward control calls to it (default: the listen address, 127.0.0.1 for 0.0.0.0)")
