@@ -109,6 +109,10 @@ type Config struct {
 	// a second (with 1s, disk-mode writers saw UNKNOWN and big groups were
 	// never acknowledged). Default 10s.
 	OwnershipLease time.Duration
+	// BeforeRegistry, if set, runs once the ports are bound and before the
+	// node writes its first registry record (the CLI keeps a control token
+	// it made there). An error fails the start.
+	BeforeRegistry func() error
 	// PartitionBudget bounds the bytes of requests one partition holds
 	// (queued or waiting for their reply); NodeBudget bounds them across the
 	// node's partitions. Beyond either, writes get RESOURCE_EXHAUSTED with a

@@ -136,6 +136,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.controlLn = n.limit(n.controlLn)
 	n.warnExposure()
+	// The first record this node writes is sealed under a key derived from
+	// its control token: the token is kept before it (a start that failed
+	// after the registry write but before the token was kept left a
+	// cluster no later start could read), and only once the ports are
+	// bound (a busy port leaves no token behind).
+	if cfg.BeforeRegistry != nil {
+		if err := cfg.BeforeRegistry(); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.joinRegistry(ctx); err != nil {
 		return nil, cfg.Kafka.explain(n.brokers, err)
 	}

@@ -90,14 +90,13 @@ func serveCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// Written once the ports are bound and before the registry is:
+			// a busy port leaves no token file behind, and a start that
+			// fails later leaves the token its registry records are sealed
+			// under.
+			cfg.BeforeRegistry = saveToken
 			n, err := node.Start(ctx, cfg)
 			if err != nil {
-				return err
-			}
-			// Written once the node started: a start that fails (a busy
-			// port) leaves no token file behind.
-			if err := saveToken(); err != nil {
-				n.Close()
 				return err
 			}
 			select {
