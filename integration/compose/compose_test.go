@@ -43,11 +43,9 @@ func TestComposeUp(t *testing.T) {
 	if len(steps) == 0 {
 		t.Fatalf("README.md has no sh block under %q", section)
 	}
-	var block []string
-	for _, s := range steps {
-		block = append(block, s.cmd)
+	if checkEveryComposeCommandRuns(t, blockCommands(steps), readme, composeFile) {
+		checkObserveProfile(t, root)
 	}
-	checkEveryComposeCommandRuns(t, root, block, readme, composeFile)
 
 	bin := t.TempDir()
 	if out, err := dockertest.Run(context.Background(), root, nil, "go", "build", "-o", filepath.Join(bin, "sluice"), "./cmd/sluice"); err != nil {
@@ -88,19 +86,42 @@ func TestComposeUp(t *testing.T) {
 	}
 }
 
+// TestEveryComposeCommandIsRun needs no Docker: every `docker compose`
+// command of the README and of the compose file's comments must be a line of
+// the README's block (which TestComposeUp runs word for word), or start the
+// observe profile (TestComposeUp checks its configuration).
+func TestEveryComposeCommandIsRun(t *testing.T) {
+	root, err := dockertest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := readFile(t, filepath.Join(root, "README.md"))
+	steps := localDevSteps(readme)
+	if len(steps) == 0 {
+		t.Fatalf("README.md has no sh block under %q", section)
+	}
+	checkEveryComposeCommandRuns(t, blockCommands(steps), readme, readFile(t, filepath.Join(root, "docker-compose.yml")))
+}
+
+func blockCommands(steps []step) []string {
+	var block []string
+	for _, s := range steps {
+		block = append(block, s.cmd)
+	}
+	return block
+}
+
 // checkEveryComposeCommandRuns fails unless every `docker compose` command
-// of the README and of the compose file's comments is a line of the block
-// (which the test runs), or starts the observe profile, whose images
-// (Prometheus, Grafana) cannot be built here: for those it checks the
-// profile's configuration and the files it mounts.
-func checkEveryComposeCommandRuns(t *testing.T, root string, block []string, readme, composeFile string) {
+// of the README and of the compose file's comments is a line of the block,
+// or starts the observe profile, whose images (Prometheus, Grafana) cannot
+// be built here. It returns whether one starts that profile.
+func checkEveryComposeCommandRuns(t *testing.T, block []string, readme, composeFile string) (observe bool) {
 	t.Helper()
 	for _, c := range commentCommands(composeFile) {
 		if !slices.Contains(block, c) {
 			t.Errorf("docker-compose.yml's comment names %q, which the README's block does not run", c)
 		}
 	}
-	observe := false
 	for _, c := range append(composeCommands(readme), composeCommands(composeFile)...) {
 		switch {
 		case slices.Contains(block, c):
@@ -110,9 +131,13 @@ func checkEveryComposeCommandRuns(t *testing.T, root string, block []string, rea
 			t.Errorf("%q (README or docker-compose.yml) is not a line of the README's %q block, so no test runs it", c, section)
 		}
 	}
-	if !observe {
-		return
-	}
+	return observe
+}
+
+// checkObserveProfile checks the observe profile's configuration and the
+// files it mounts: its images cannot be built here.
+func checkObserveProfile(t *testing.T, root string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	out, err := dockertest.Run(ctx, root, []string{"COMPOSE_PROJECT_NAME=" + project}, "docker", "compose", "--profile", "observe", "config")
