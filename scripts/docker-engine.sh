@@ -91,6 +91,9 @@ PLUGIN
 stop() {
   docker info >/dev/null 2>&1 && cleanup_containers
   [ -f "$pidfile" ] || return 0
+  # An engine of our own: also the stopped containers a failed image build
+  # leaves (the legacy builder keeps a failed step's container).
+  docker container prune -f >/dev/null 2>&1 || true
   local pid
   pid=$(cat "$pidfile")
   rm -f "$pidfile"
