@@ -55,7 +55,8 @@ var inlineCompose = regexp.MustCompile("`(docker compose[^`]*)`")
 func composeCommands(text string) []string {
 	var cmds []string
 	for _, m := range inlineCompose.FindAllStringSubmatch(text, -1) {
-		cmds = append(cmds, m[1])
+		// A code span may wrap over lines: compare its words.
+		cmds = append(cmds, strings.Join(strings.Fields(m[1]), " "))
 	}
 	sc := bufio.NewScanner(strings.NewReader(text))
 	for sc.Scan() {
