@@ -26,7 +26,7 @@ var layer = map[string]int{
 	"cmd/sluice": 6,
 }
 
-var support = []string{"internal/kafkalocal", "internal/kafkalocal/cmd/kafkalocal", "internal/kafkatest", "internal/layers", "snapshot/snapshottest", "integration", "bench/fsync", "proto"}
+var support = []string{"internal/kafkalocal", "internal/kafkalocal/cmd/kafkalocal", "internal/kafkatest", "internal/dockertest", "integration/compose", "internal/layers", "snapshot/snapshottest", "integration", "bench/fsync", "proto"}
 
 func TestImportsFlowOneWay(t *testing.T) {
 	root, err := filepath.Abs("../..")
