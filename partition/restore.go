@@ -27,7 +27,6 @@ func (l *loop) startRestore() {
 	l.restores++
 	first := l.restores == 1
 	l.phases.begin(l.restores)
-	p.versions.reset()
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
