@@ -1,8 +1,8 @@
 // Package partition is one partition: the slot range it owns, served by one
 // goroutine that owns all of its state.
 //
-//	p := partition.Start(partition.Config{ID: 1, Range: r, Slots: 16, Epoch: e,
-//		Store: st, NewAppender: newAppender, Replay: replay})
+//	p := partition.Start(partition.Config{Config: core.Config{ID: 1, Range: r, Slots: 16, Epoch: e},
+//		Store: st, WAL: log}) // log: a wal.Log, the storage mode's
 //	defer p.Close()
 //	res, err := p.Upsert(ctx, entries) // acknowledged once its transaction committed
 //	r, err := p.Get(ctx, key)          // linearizable

@@ -47,9 +47,7 @@ type restoreResult struct {
 
 func (l *loop) init(p *Partition) {
 	l.p = p
-	cfg := p.cfg
-	l.core = core.New(core.Config{ID: cfg.ID, Range: cfg.Range, Slots: cfg.Slots, Epoch: cfg.Epoch, Lease: cfg.Lease, LeaseWait: cfg.LeaseWait,
-		WindowSize: cfg.WindowSize, MaxGroupBytes: cfg.MaxGroupBytes, Stages: cfg.Stages})
+	l.core = core.New(p.cfg.Config)
 	l.d = core.NewDriver(l.core, timedStore{p}, p.versions, l, false)
 	l.appended = make(chan appendResult)
 	l.restored = make(chan restoreResult, 1)
