@@ -66,6 +66,13 @@ func (*memLog) Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch)
 }
 func (*memLog) Retention() time.Duration { return 0 }
 
+// consumer is the partition's ingest source: the topic's slots.
+type consumer struct{ cfg ingest.Config }
+
+func (c consumer) Consume(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
+	return ingest.Consume(ctx, c.cfg, from, deliver)
+}
+
 // The ingest lag to applied state counts a record until a linearizable read
 // returns it: with the store's writes held, the consumer has fetched every
 // record (the fetched lag, all the old metric counted, is 0) but the applied
@@ -99,10 +106,8 @@ func TestAppliedLagIsZeroOnlyOnceReadable(t *testing.T) {
 		Config: core.Config{ID: 1, Range: keyspace.Range{From: 0, To: slots}, Slots: slots, Epoch: 1},
 		Store:  st,
 		WAL:    log,
-		Ingest: func(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
-			return ingest.Consume(ctx, ingest.Config{Client: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Topic: topic, Lag: lag}, from, deliver)
-		},
-		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+		Ingest: consumer{ingest.Config{Client: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Topic: topic, Lag: lag}},
+		Log:    zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 	})
 	p.Store(part)
 	defer part.Close()

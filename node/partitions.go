@@ -190,7 +190,7 @@ func (n *Node) startPartition(spec registry.Partition, st localStore, resumed bo
 		// Ownership and fencing, in the order fencing.go explains.
 		Owns:    n.owns(spec),
 		WAL:     n.changelogLog(spec),
-		Ingest:  n.consumeIngest(),
+		Ingest:  n.ingestSource(),
 		Seed:    n.seed(spec, st),
 		Log:     n.cfg.Log,
 		Metrics: n.metrics,

@@ -10,6 +10,7 @@ import (
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/ingest"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/partition"
 	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -96,10 +97,15 @@ func decoded(fn func(wal.Batch) error) func(changelog.Batch) error {
 	}
 }
 
-// consumeIngest consumes the given slots of the ingest topic.
-func (n *Node) consumeIngest() func(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
-	cfg := ingest.Config{Client: n.kafkaOpts(), Topic: n.topics.Ingest(), Lag: n.ingestLag}
-	return func(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
-		return ingest.Consume(ctx, cfg, from, deliver)
-	}
+// ingestSource is the partitions' source of ingest records: the ingest
+// topic's consumer.
+func (n *Node) ingestSource() partition.IngestSource {
+	return ingestConsumer{cfg: ingest.Config{Client: n.kafkaOpts(), Topic: n.topics.Ingest(), Lag: n.ingestLag}}
+}
+
+// ingestConsumer consumes slots of the ingest topic (ingest.Consume).
+type ingestConsumer struct{ cfg ingest.Config }
+
+func (c ingestConsumer) Consume(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
+	return ingest.Consume(ctx, c.cfg, from, deliver)
 }

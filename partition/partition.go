@@ -43,10 +43,9 @@ type Config struct {
 	VersionCacheKeys int
 	// Metrics, if set, is where the partition reports.
 	Metrics *Metrics
-	// Ingest, if set, consumes the partition's slots of the ingest topic from
-	// the given next offsets, handing batches to deliver (which blocks while
-	// the partition is busy), until ctx ends.
-	Ingest func(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error
+	// Ingest, if set, is the partition's source of ingest records: its
+	// slots of the ingest topic (ingest.go).
+	Ingest IngestSource
 	// SkipLeaseWait lets the first restore serve without waiting Lease after
 	// fencing. Set it only when this store last served this same epoch under
 	// the node's previous process on this very data directory, whose
