@@ -13,6 +13,7 @@ import (
 	"github.com/sluicedb/sluice/pipeline"
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
+	"github.com/sluicedb/sluice/wal/local"
 )
 
 // The simulator's world: one partition's owners (core instances, each with
@@ -56,6 +57,8 @@ type simFaults struct {
 	pause         float64 // per client op: an owner pauses (a GC pause, SIGSTOP)
 	closeOld      float64 // a deposed owner is closed gracefully (the manager's release)
 	crash         float64 // per client op: the owner's process is killed and restarts on its disk
+	syncFail      float64 // --wal disk: a synced write fails (written or not: unknown)
+	readFail      float64 // --wal disk: a store read fails
 }
 
 // simTrace prints what happens in a run (SLUICE_SEED=... go test -v).
@@ -78,6 +81,9 @@ type world struct {
 	queue  events
 	faults simFaults
 	lease  time.Duration
+	// mode is the storage mode the seed chose: "kafka" (the fake log) or
+	// "disk" (wal/local's Disk over a store with faults, sim_disk_test.go).
+	mode string
 
 	log      *simLog
 	ingest   map[int32][]kv.IngestRecord // the ingest topic
@@ -89,8 +95,9 @@ type world struct {
 	steps    int
 }
 
-func newWorld(seed uint64, f simFaults) *world {
+func newWorld(seed uint64, f simFaults, mode string) *world {
 	w := &world{
+		mode:     mode,
 		rng:      rand.New(rand.NewPCG(seed, seed^0x5eed)),
 		now:      time.UnixMilli(1_700_000_000_000),
 		faults:   f,
@@ -143,7 +150,7 @@ func (w *world) chance(p float64) bool { return p > 0 && w.rng.Float64() < p }
 // runs on until it learns it was deposed (or is closed).
 func (w *world) move() {
 	w.epoch++
-	in := newInst(w, len(w.insts), w.epoch)
+	in := newInst(w, len(w.insts), w.epoch, nil)
 	if old := w.owner; old != nil {
 		w.injected["move"]++
 		if w.chance(w.faults.closeOld) {
@@ -162,13 +169,16 @@ func (w *world) move() {
 // served this epoch (node's partition.json "served"): one killed before it
 // ever served had not waited the lease out, and a deposed owner may still
 // answer within it.
-func (w *world) crash() {
+func (w *world) crash() { w.restart("crash") }
+
+// restart is crash, counted as why.
+func (w *world) restart(why string) {
 	old := w.owner
-	w.injected["crash"]++
+	w.injected[why]++
 	old.killed = true
 	old.d.Kill()
-	in := newInst(w, len(w.insts), old.epoch)
-	in.st, in.restarted = old.st, old.served || old.restarted
+	in := newInst(w, len(w.insts), old.epoch, old.st)
+	in.restarted = old.served || old.restarted
 	w.owner = in
 	w.insts = append(w.insts, in)
 	w.trace("crash: i%d restarts as i%d", old.id, in.id)
@@ -238,10 +248,20 @@ type inst struct {
 	// it shares with the process restarted on it.
 	killed   bool
 	deferred []func() // inputs waiting, in order, while paused
+	// disk is the --wal disk log over st, app its appender (sim_disk_test.go).
+	disk *local.Disk
+	app  wal.Appender
 }
 
-func newInst(w *world, id int, epoch uint64) *inst {
-	in := &inst{w: w, id: id, epoch: epoch, st: store.NewMemoryClock(func() time.Time { return w.now }), vers: newVersions(8)}
+// newInst starts an owner on st, or on an empty store if st is nil.
+func newInst(w *world, id int, epoch uint64, st *store.Memory) *inst {
+	if st == nil {
+		st = store.NewMemoryClock(func() time.Time { return w.now })
+	}
+	in := &inst{w: w, id: id, epoch: epoch, st: st, vers: newVersions(8)}
+	if w.mode == "disk" {
+		in.disk = local.NewDisk(simDurable{in})
+	}
 	in.core = core.New(core.Config{ID: 1, Range: keyspace.Range{From: 0, To: simSlots}, Slots: simSlots, Epoch: epoch, Lease: w.lease, WindowSize: 64, Stages: simStages})
 	// Held: store writes happen late relative to other events (nextApply).
 	in.d = core.NewDriver(in.core, simStore{in}, in.vers, in, true)
@@ -321,15 +341,28 @@ func (s simStore) Apply(b kv.Batch) error {
 		w.injected["apply-fail"]++
 		return fmt.Errorf("disk full")
 	}
-	return s.in.st.Apply(b)
+	return s.in.durable().Apply(b)
 }
 
-func (s simStore) GetMany(keys [][]byte) ([]kv.Read, error) { return s.in.st.GetMany(keys) }
+func (s simStore) GetMany(keys [][]byte) ([]kv.Read, error) { return s.in.durable().GetMany(keys) }
+
+// durable is the store the driver writes: in --wal disk the Disk's, which
+// skips what the appender wrote.
+func (in *inst) durable() store.Store {
+	if in.disk != nil {
+		return in.disk.Store()
+	}
+	return in.st
+}
 
 // append plays the flusher and the log: the commit lands after a delay,
 // unless a fault or a fence stops it; the answer comes back after another.
 func (in *inst) append(g *core.Group) {
 	w := in.w
+	if in.disk != nil {
+		in.appendDisk(g)
+		return
+	}
 	producer := in.producer
 	slow := w.dur(time.Millisecond, 8*time.Millisecond)
 	if w.chance(0.05) {
@@ -384,6 +417,10 @@ func (in *inst) nextApply() {
 func (in *inst) restore() {
 	w := in.w
 	in.restores++
+	if in.disk != nil {
+		in.restoreDisk()
+		return
+	}
 	w.after(w.dur(0, 5*time.Millisecond), func() {
 		if in.killed {
 			return // gone before it asked the registry
