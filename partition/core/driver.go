@@ -166,7 +166,12 @@ func (d *Driver) ApplyNext() bool {
 	if len(d.toApply) == 0 {
 		return false
 	}
-	d.applyQueued(1)
+	g := d.toApply[0]
+	d.toApply = d.toApply[1:]
+	if err := d.write(g); err != nil {
+		d.fail(d.toApply, err)
+		d.toApply = nil
+	}
 	d.carry()
 	return true
 }
@@ -185,12 +190,18 @@ func (d *Driver) carry() {
 		if rd.Append != nil {
 			d.io.Append(rd.Append)
 		}
-		d.toApply = append(d.toApply, rd.Apply...)
 		for _, g := range rd.Apply {
 			d.io.Queued(g)
 		}
-		if !d.held {
-			d.applyQueued(len(d.toApply))
+		if d.held {
+			d.toApply = append(d.toApply, rd.Apply...)
+		} else {
+			for i, g := range rd.Apply {
+				if err := d.write(g); err != nil {
+					d.fail(rd.Apply[i+1:], err)
+					break
+				}
+			}
 		}
 		if rd.Restore {
 			if d.cache != nil {
@@ -215,29 +226,25 @@ func (d *Driver) carry() {
 	}
 }
 
-// applyQueued writes the first n queued groups to the store, in order, and
-// reports each to the core. After a failed write the groups behind it are
-// not written (the store's offsets would claim the failed one): every queued
-// group fails with it.
-func (d *Driver) applyQueued(n int) {
-	for n > 0 && len(d.toApply) > 0 {
-		g := d.toApply[0]
-		d.toApply = d.toApply[1:]
-		n--
-		b := g.Batch()
-		b.SyncedAt = d.io.Now().UnixMilli() // the slots' only writer: behind the log by its groups in flight only
-		err := d.store.Apply(b)
-		if d.cache != nil {
-			d.cache.Applied(b.Changes)
-		}
-		d.io.Stored(g, b, err)
+// write writes a committed group to the store (changes and offsets in one
+// write) and reports it to the core. After a failed write the groups behind
+// it are not written (the store's offsets would claim the failed one): the
+// caller fails them (fail).
+func (d *Driver) write(g *Group) error {
+	b := g.Batch()
+	b.SyncedAt = d.io.Now().UnixMilli() // the slots' only writer: behind the log by its groups in flight only
+	err := d.store.Apply(b)
+	if d.cache != nil {
+		d.cache.Applied(b.Changes)
+	}
+	d.io.Stored(g, b, err)
+	d.core.Applied(d.io.Now(), g.N, err)
+	return err
+}
+
+// fail reports groups unwritten behind a failed write as failed with it.
+func (d *Driver) fail(gs []*Group, err error) {
+	for _, g := range gs {
 		d.core.Applied(d.io.Now(), g.N, err)
-		if err != nil {
-			for _, later := range d.toApply {
-				d.core.Applied(d.io.Now(), later.N, err)
-			}
-			d.toApply = nil
-			return
-		}
 	}
 }
