@@ -17,6 +17,7 @@ import (
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition"
+	"github.com/sluicedb/sluice/partition/core"
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -58,6 +59,20 @@ func (l *memLog) Append(_ context.Context, g *wal.Group) ([]int64, error) {
 
 func (*memLog) Close() {}
 
+// memLog is its own log's only appender; nothing follows the store.
+func (l *memLog) NewAppender(context.Context) (wal.Appender, error) { return l, nil }
+func (*memLog) Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
+	return from, nil
+}
+func (*memLog) Retention() time.Duration { return 0 }
+
+// consumer is the partition's ingest source: the topic's slots.
+type consumer struct{ cfg ingest.Config }
+
+func (c consumer) Consume(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
+	return ingest.Consume(ctx, c.cfg, from, deliver)
+}
+
 // The ingest lag to applied state counts a record until a linearizable read
 // returns it: with the store's writes held, the consumer has fetched every
 // record (the fetched lag, all the old metric counted, is 0) but the applied
@@ -88,15 +103,11 @@ func TestAppliedLagIsZeroOnlyOnceReadable(t *testing.T) {
 	})
 	log := &memLog{next: map[int32]int64{}}
 	part := partition.Start(partition.Config{
-		ID: 1, Range: keyspace.Range{From: 0, To: slots}, Slots: slots, Epoch: 1, Store: st,
-		NewAppender: func(context.Context) (wal.Appender, error) { return log, nil },
-		Replay: func(_ context.Context, from map[int32]int64, _ func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
-			return from, nil
-		},
-		Ingest: func(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
-			return ingest.Consume(ctx, ingest.Config{Client: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Topic: topic, Lag: lag}, from, deliver)
-		},
-		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+		Config: core.Config{ID: 1, Range: keyspace.Range{From: 0, To: slots}, Slots: slots, Epoch: 1},
+		Store:  st,
+		WAL:    log,
+		Ingest: consumer{ingest.Config{Client: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Topic: topic, Lag: lag}},
+		Log:    zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 	})
 	p.Store(part)
 	defer part.Close()

@@ -13,6 +13,7 @@ import (
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition"
+	"github.com/sluicedb/sluice/partition/core"
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal/local"
 )
@@ -80,8 +81,8 @@ func TestCachedDiskIsNotBehindAfterAResync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := partition.Start(partition.Config{ID: 1, Range: keyspace.Range{From: 0, To: 4}, Slots: 4, Epoch: 1,
-		Store: c, NewAppender: resyncCache(c, d.NewAppender, zerolog.Nop()), Replay: local.Replay, Log: zerolog.Nop()})
+	p := partition.Start(partition.Config{Config: core.Config{ID: 1, Range: keyspace.Range{From: 0, To: 4}, Slots: 4, Epoch: 1},
+		Store: c, WAL: opened{Log: d, newAppender: resyncCache(c, d.NewAppender, zerolog.Nop())}, Log: zerolog.Nop()})
 	defer p.Close()
 	ctx := context.Background()
 	get := func() (kv.Read, error) { // once the partition serves (60 s at most)

@@ -172,21 +172,19 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 	// corrupt is emptied and restored from it (partition/corrupt.go). A
 	// local log is the store: its partition stops, naming the corruption.
 	cfg.DiscardCorrupt = n.cfg.WAL == WALKafka
+	// A local log has no Kafka producers to fence (the ownership lease is
+	// the fence), nothing compacts under its store, and no ingest.
 	switch n.cfg.WAL {
 	case WALDisk:
 		log := local.NewDisk(st.(*store.Badger))
 		durable = closeHook{Store: log.Store(), restored: restored, before: n.handOff(spec, st)}
-		cfg.NewAppender, cfg.Replay, cfg.Ingest = appender(log.NewAppender), local.Replay, nil
-		cfg.FenceOthers = nil // no Kafka producers to fence: the ownership lease is the fence
-		cfg.Retention = 0     // the store is the log: nothing compacts under it
+		cfg.WAL, cfg.Ingest = opened{Log: log, newAppender: appender(log.NewAppender)}, nil
 		cfg.Seed = n.seedHandoff(spec, st)
 		cfg.Stages = local.DiskStages(cfg.Stages) // no value into badger's value log
 	case WALNone:
 		log := local.NewNone(st)
 		durable = closeHook{Store: st, restored: restored, before: n.finalBackup(spec, st)}
-		cfg.NewAppender, cfg.Replay, cfg.Ingest = appender(log.NewAppender), local.Replay, nil
-		cfg.FenceOthers = nil
-		cfg.Retention = 0
+		cfg.WAL, cfg.Ingest = opened{Log: log, newAppender: appender(log.NewAppender)}, nil
 		cfg.Seed = n.seedHandoff(spec, st)
 	}
 	cfg.Store = durable
@@ -204,7 +202,7 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 		}
 		n.cfg.Log.Info().Uint32("partition", spec.ID).Bool("kept", c.Kept).Str("dir", n.cacheDir(spec.ID)).Msg("write-through cache open")
 		cfg.Store = c
-		cfg.NewAppender = resyncCache(c, cfg.NewAppender, n.cfg.Log.With().Uint32("partition", spec.ID).Logger())
+		cfg.WAL = opened{Log: cfg.WAL, newAppender: resyncCache(c, cfg.WAL.NewAppender, n.cfg.Log.With().Uint32("partition", spec.ID).Logger())}
 	}
 	return nil
 }

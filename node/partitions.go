@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicedb/sluice/partition"
+	"github.com/sluicedb/sluice/partition/core"
 	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/router"
 	"github.com/sluicedb/sluice/snapshot"
@@ -182,19 +183,17 @@ func (n *Node) promote(spec registry.Partition) error {
 // mode (modes.go); resumed skips its first read-lease wait (see open).
 func (n *Node) startPartition(spec registry.Partition, st localStore, resumed bool) error {
 	cfg := partition.Config{
-		ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Store: st, Lease: n.cfg.Lease, Stages: n.cfg.Stages,
+		Config:         core.Config{ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Lease: n.cfg.Lease, Stages: n.cfg.Stages},
+		Store:          st,
 		MaxQueuedBytes: n.cfg.PartitionBudget, NodeBudget: n.budget,
 		SkipLeaseWait: resumed,
 		// Ownership and fencing, in the order fencing.go explains.
-		Owns:        n.owns(spec),
-		FenceOthers: n.fenceOthers(spec),
-		NewAppender: n.ownAppender(spec),
-		Replay:      n.replay(n.partitionLog(spec)),
-		Ingest:      n.consumeIngest(),
-		Seed:        n.seed(spec, st),
-		Retention:   n.retention,
-		Log:         n.cfg.Log,
-		Metrics:     n.metrics,
+		Owns:    n.owns(spec),
+		WAL:     n.changelogLog(spec),
+		Ingest:  n.ingestSource(),
+		Seed:    n.seed(spec, st),
+		Log:     n.cfg.Log,
+		Metrics: n.metrics,
 	}
 	if err := n.applyMode(spec, st, &cfg); err != nil {
 		return err

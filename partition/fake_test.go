@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/partition/core"
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -90,13 +91,28 @@ func (l *fakeLog) replay(ctx context.Context, from map[int32]int64, fn func(wal.
 
 func testConfig(l *fakeLog, st store.Store) Config {
 	return Config{
-		ID: 1, Range: keyspace.Range{From: 0, To: 4}, Slots: 4, Epoch: 1,
-		Store:       st,
-		NewAppender: func(context.Context) (wal.Appender, error) { return fakeAppender{l}, nil },
-		Replay:      l.replay,
-		Log:         zerolog.Nop(),
+		Config: core.Config{ID: 1, Range: keyspace.Range{From: 0, To: 4}, Slots: 4, Epoch: 1},
+		Store:  st,
+		WAL: &testLog{
+			newAppender: func(context.Context) (wal.Appender, error) { return fakeAppender{l}, nil },
+			replay:      l.replay,
+		},
+		Log: zerolog.Nop(),
 	}
 }
+
+// testLog is a wal.Log of parts a test may swap (cfg.WAL.(*testLog)).
+type testLog struct {
+	newAppender func(context.Context) (wal.Appender, error)
+	replay      wal.ReplayFunc
+	retention   time.Duration
+}
+
+func (t *testLog) NewAppender(ctx context.Context) (wal.Appender, error) { return t.newAppender(ctx) }
+func (t *testLog) Replay(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, waiting func(string)) (map[int32]int64, error) {
+	return t.replay(ctx, from, fn, waiting)
+}
+func (t *testLog) Retention() time.Duration { return t.retention }
 
 // startServing starts a partition and waits until it serves.
 func startServing(t *testing.T, cfg Config) *Partition {

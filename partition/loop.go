@@ -9,10 +9,13 @@ import (
 )
 
 // loop is what the partition's goroutine owns beside the core: the
-// appender and its flusher, the restore, the ingest consumer, the timer.
+// appender and its flusher, the restore, the ingest consumer, the timer. It
+// hands its inputs to the driver (core.Driver), which carries out the
+// core's Readys through the loop's effects (effects.go).
 type loop struct {
 	p        *Partition
 	core     *core.Core
+	d        *core.Driver
 	app      wal.Appender
 	toFlush  chan *core.Group // to the flusher; nil while no appender serves
 	appended chan appendResult
@@ -43,24 +46,24 @@ type restoreResult struct {
 }
 
 func (l *loop) init(p *Partition) {
-	cfg := p.cfg
 	l.p = p
-	l.core = core.New(core.Config{ID: cfg.ID, Range: cfg.Range, Slots: cfg.Slots, Epoch: cfg.Epoch, Lease: cfg.Lease, LeaseWait: cfg.LeaseWait,
-		WindowSize: cfg.WindowSize, MaxGroupBytes: cfg.MaxGroupBytes, Stages: cfg.Stages})
+	l.core = core.New(p.cfg.Config)
+	l.d = core.NewDriver(l.core, timedStore{p}, p.versions, l, false)
 	l.appended = make(chan appendResult)
 	l.restored = make(chan restoreResult, 1)
 	l.wake = time.NewTimer(time.Hour)
 	l.wake.Stop()
 }
 
-// run is the partition's goroutine: a thin select loop around the core. When
-// the core is busy (its window or its groups are full) the inbox case is set
-// to nil: intake pauses, nothing else changes.
+// run is the partition's goroutine: a thin select loop that owns the
+// channels and the time and hands each input to the driver. When the core
+// is busy (its window or its groups are full) the inbox case is set to nil:
+// intake pauses, nothing else changes.
 func (p *Partition) run() {
 	defer close(p.done)
 	l := &p.loop
 	closing := p.closing
-	l.carry(l.core.Ready())
+	l.d.Start()
 	for l.core.State() != core.Stopped {
 		inbox := p.inbox
 		if l.core.Busy() {
@@ -68,110 +71,32 @@ func (p *Partition) run() {
 		}
 		select {
 		case req := <-inbox:
-			l.step(req)
+			l.d.Step(&req.Request)
+			if req.Handle == nil {
+				// An ingest delivery has no reply: its bytes moved into the
+				// core's groups, bounded by the window and the group size.
+				p.release(req)
+			}
 		case res := <-l.appended:
 			p.metrics.appended(res)
-			l.core.Appended(time.Now(), res.n, res.offsets, res.err)
+			l.d.Appended(res.n, res.offsets, res.err)
 		case r := <-l.restored:
 			l.phases.restored = time.Now()
 			l.app = r.app
 			if r.app != nil {
 				l.startFlusher()
 			}
-			l.core.Restored(time.Now(), r.r)
+			l.d.Restored(r.r)
 		case <-l.wake.C:
-			l.core.Tick(time.Now())
+			l.d.Tick()
 		case <-closing:
 			closing = nil
-			l.core.Close(time.Now())
+			l.d.Close()
 		case <-p.ctx.Done():
-			l.core.Kill(time.Now())
+			l.d.Kill()
 		}
-		l.carry(l.core.Ready())
 	}
 	l.shutdown()
-}
-
-// carry carries out a Ready, in the order of its fields, and the Readys its
-// store writes lead to.
-func (l *loop) carry(rd core.Ready) {
-	for {
-		if rd.StopIngest {
-			l.stopIngesting()
-		}
-		for _, r := range rd.Replies {
-			req := r.Handle.(*request)
-			l.p.release(req)
-			req.reply <- r
-		}
-		if rd.Append != nil {
-			l.toFlush <- rd.Append // buffered 1 and the flusher is idle: never blocks
-		}
-		var failed error
-		for _, g := range rd.Apply {
-			// After a failed store write the later groups are not written:
-			// the store's offsets would claim the failed one.
-			if failed == nil {
-				failed = l.apply(g)
-			}
-			l.core.Applied(time.Now(), g.N, failed)
-		}
-		if rd.Restore {
-			l.startRestore()
-		}
-		if rd.StartIngest != nil {
-			l.startIngest(rd.StartIngest)
-		}
-		if !rd.WakeAt.IsZero() {
-			l.wake.Reset(time.Until(rd.WakeAt))
-		}
-		l.publish()
-		if rd.Stop || len(rd.Apply) == 0 {
-			return
-		}
-		rd = l.core.Ready()
-	}
-}
-
-// publish makes the core's state visible to callers.
-func (l *loop) publish() {
-	p := l.p
-	switch l.core.State() {
-	case core.Serving:
-		if !p.serving.Load() {
-			p.progress.Store(100)
-			p.serving.Store(true)
-			l.servingNow()
-		}
-	case core.Deposed:
-		if p.deposed.Load() == nil {
-			err := l.core.Deposed()
-			p.deposed.Store(&err)
-			p.serving.Store(false)
-			p.cfg.Log.Warn().Err(err).Msg("partition deposed: not serving")
-		}
-	default:
-		p.serving.Store(false)
-	}
-	p.applies.Store(l.core.Applies())
-	p.metrics.observe(p)
-}
-
-// apply writes a committed group to the store (changes and offsets in one
-// write), keeps the version cache exact, and publishes how far the store
-// reaches. Until then the core's overlay answers for the group's keys.
-func (l *loop) apply(g *core.Group) error {
-	p := l.p
-	b := g.Batch()
-	start := time.Now()
-	b.SyncedAt = start.UnixMilli() // the slots' only writer: behind the log by its groups in flight only
-	err := p.cfg.Store.Apply(b)
-	p.metrics.applied(time.Since(start))
-	p.versions.applied(b.Changes)
-	if err == nil {
-		p.view.publish(b.Offsets, b.Ingest)
-	}
-	return err
 }
 
 // startFlusher starts the goroutine that appends the core's groups with the

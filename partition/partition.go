@@ -12,7 +12,6 @@ import (
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition/core"
-	"github.com/sluicedb/sluice/pipeline"
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -20,23 +19,16 @@ import (
 // Config describes a partition and what it needs. Zero values take the
 // defaults written on each field.
 type Config struct {
-	ID    uint32
-	Range keyspace.Range
-	// Slots is the cluster's slot count.
-	Slots int32
-	Epoch uint64
+	// Config is the core's: ID, Range, Slots, Epoch, the read lease and its
+	// wait, the line monitor's window, the group bound, the stages.
+	core.Config
 	// Store is the partition's committed state; the partition closes it.
 	Store store.Store
-	// FenceOthers, if set, fences every other writer that ever wrote to a
-	// slot of the range (older partitions over the same slots) before the
-	// partition fences its own and replays.
-	FenceOthers func(ctx context.Context) error
-	// NewAppender creates the log's producer; it must fence older producers
-	// of the partition before it returns.
-	NewAppender func(ctx context.Context) (wal.Appender, error)
-	// Replay reads the log from the given offsets up to its committed end.
-	Replay wal.ReplayFunc
-	Log    zerolog.Logger
+	// WAL is the partition's write-ahead log in the node's storage mode:
+	// the restore opens its appender (fencing every older writer of the
+	// slots) and replays it from the store's offsets.
+	WAL wal.Log
+	Log zerolog.Logger
 	// InboxSize bounds queued requests; beyond it callers get ErrInboxFull. Default 1024.
 	InboxSize int
 	// MaxQueuedBytes bounds the bytes of the requests the partition holds
@@ -45,35 +37,15 @@ type Config struct {
 	MaxQueuedBytes int64
 	// NodeBudget, if set, bounds the same bytes across the node's partitions.
 	NodeBudget *Budget
-	// WindowSize bounds replies held by the line monitor. Default 8192.
-	WindowSize int
-	// MaxGroupBytes bounds one append group (one transaction). Default 16 MiB.
-	MaxGroupBytes int
 	// VersionCacheKeys bounds the cache of committed keys' versions that lets
 	// most writes skip a store read (about 100 bytes a key). Default 65536;
 	// negative disables it.
 	VersionCacheKeys int
 	// Metrics, if set, is where the partition reports.
 	Metrics *Metrics
-	// Ingest, if set, consumes the partition's slots of the ingest topic from
-	// the given next offsets, handing batches to deliver (which blocks while
-	// the partition is busy), until ctx ends.
-	Ingest func(ctx context.Context, from map[int32]int64, deliver func([]kv.IngestRecord) error) error
-	// Stages run on every upsert, from gRPC and from ingest alike, after
-	// validation and the clock and before the state machine.
-	Stages []pipeline.Stage
-	// Lease is how long a committed transaction proves that this partition
-	// still owns its slots. Within it, a read of a committed value answers at
-	// once; after it, the read waits for a commit (a heartbeat if nothing else
-	// is written), which a newer owner's fencing would refuse. A new owner waits
-	// Lease after fencing returned before it serves, so a deposed one, paused
-	// or not, never answers a read from a state the new owner has moved past.
-	// 0 disables the check (a single owner that can never be deposed).
-	Lease time.Duration
-	// LeaseWait is how long a new owner waits after fencing before it
-	// serves. Default Lease; longer where a commit proves ownership for less
-	// than a deposed owner's lease (core.Config.LeaseWait).
-	LeaseWait time.Duration
+	// Ingest, if set, is the partition's source of ingest records: its
+	// slots of the ingest topic (ingest.go).
+	Ingest IngestSource
 	// SkipLeaseWait lets the first restore serve without waiting Lease after
 	// fencing. Set it only when this store last served this same epoch under
 	// the node's previous process on this very data directory, whose
@@ -88,11 +60,6 @@ type Config struct {
 	// Seed, if set, fills an empty store before its first restore (from the
 	// newest snapshot); the replay then starts at the offsets it loaded.
 	Seed func(ctx context.Context) error
-	// Retention is the log's tombstone retention (the changelog's
-	// delete.retention.ms). A store last in sync with the log longer ago is
-	// not replayed onto (removals may be compacted away): it is emptied and
-	// restored afresh (Seed, then the log). 0 disables the check.
-	Retention time.Duration
 	// DiscardCorrupt says the log holds every acknowledged write (WAL
 	// kafka): a store found corrupt (a read wrapping store.ErrCorrupt: a
 	// power cut or a failed sync lost pages the store's offsets had already

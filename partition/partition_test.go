@@ -283,7 +283,7 @@ func TestLeaseWaitCountsFromWhenFencingReturned(t *testing.T) {
 	cfg := testConfig(l, store.NewMemory())
 	cfg.Lease = 2 * time.Second
 	returned := make(chan time.Time, 1)
-	cfg.NewAppender = func(ctx context.Context) (wal.Appender, error) {
+	cfg.WAL.(*testLog).newAppender = func(ctx context.Context) (wal.Appender, error) {
 		select { // fencing takes 1.5 s to take effect and return
 		case <-time.After(1500 * time.Millisecond):
 		case <-ctx.Done():
@@ -321,7 +321,7 @@ func TestOwnershipIsCheckedAgainAfterItsOwnFence(t *testing.T) {
 		return fmt.Errorf("%w: removed from the registry", ErrDeposed)
 	}
 	closed := make(chan struct{})
-	cfg.NewAppender = func(context.Context) (wal.Appender, error) {
+	cfg.WAL.(*testLog).newAppender = func(context.Context) (wal.Appender, error) {
 		return closeNotifier{fakeAppender{l}, closed}, nil
 	}
 	p := Start(cfg)

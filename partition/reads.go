@@ -1,8 +1,6 @@
 package partition
 
 import (
-	"time"
-
 	"github.com/sluicedb/sluice/partition/core"
 )
 
@@ -18,7 +16,7 @@ import (
 //     parallel; the core uses those values unless a store write since could
 //     have changed them (core.Stale).
 //
-// What is left, the loop reads (resolve).
+// What is left, the driver reads (core.Driver.Step).
 
 // prefetch reads into req the committed state of its keys, on the caller's
 // goroutine; keys whose version is cached are skipped when the request needs
@@ -54,47 +52,4 @@ func (p *Partition) prefetch(req *core.Request) {
 			j++
 		}
 	}
-}
-
-// step completes req's reads and hands it to the core: the version cache for
-// writes that need no data, then the store for what the core says it lacks.
-func (l *loop) step(req *request) {
-	p := l.p
-	now := time.Now()
-	if req.Handle == nil {
-		// An ingest delivery has no reply: its bytes move into the core's
-		// groups, bounded by the window and the group size.
-		defer p.release(req)
-	}
-	if l.core.State() != core.Serving {
-		l.core.Request(now, &req.Request) // answered at once
-		return
-	}
-	r := &req.Request
-	if r.Reads == nil {
-		r.Reads = make([]core.Read, r.NumKeys())
-	}
-	seen := l.core.Applies()
-	if !r.NeedsData() {
-		p.versions.fill(r, seen)
-	}
-	if stale := l.core.Stale(r); len(stale) > 0 {
-		keys := make([][]byte, len(stale))
-		for j, i := range stale {
-			keys[j] = r.KeyAt(i)
-		}
-		reads, err := p.cfg.Store.GetMany(keys)
-		if err != nil {
-			p.foundCorrupt(err)
-			l.core.ReadFailed(now, r, err)
-			return
-		}
-		for j, i := range stale {
-			r.Reads[i] = core.Read{Read: reads[j], OK: true, Seen: seen}
-			if !r.NeedsData() {
-				p.versions.read(keys[j], reads[j]) // a write follows: remember the version it makes
-			}
-		}
-	}
-	l.core.Request(now, r)
 }

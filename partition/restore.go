@@ -27,7 +27,6 @@ func (l *loop) startRestore() {
 	l.restores++
 	first := l.restores == 1
 	l.phases.begin(l.restores)
-	p.versions.reset()
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -68,12 +67,7 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 		return nil, core.Restore{}, err
 	}
 	fenceStart := time.Now()
-	if cfg.FenceOthers != nil {
-		if err := cfg.FenceOthers(ctx); err != nil {
-			return nil, core.Restore{}, fmt.Errorf("fencing older writers of the slots: %w", err)
-		}
-	}
-	app, err := cfg.NewAppender(ctx)
+	app, err := cfg.WAL.NewAppender(ctx)
 	if err != nil {
 		return nil, core.Restore{}, fmt.Errorf("fencing: %w", err)
 	}
@@ -116,7 +110,7 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	// Fenced: the log's end no longer moves but by this partition, so once
 	// the replay ends the store is in sync with the log as of now.
 	replayed := time.Now()
-	reached, err := cfg.Replay(ctx, from, func(b wal.Batch) error {
+	reached, err := cfg.WAL.Replay(ctx, from, func(b wal.Batch) error {
 		if err := applyBatch(cfg.Store, b, cfg.Epoch, &r.Clock, r.Ingest); err != nil {
 			return err
 		}
@@ -157,8 +151,8 @@ func (p *Partition) startingPoint(ctx context.Context) (map[int32]int64, error) 
 	if err != nil {
 		return nil, err
 	}
-	if len(stored) > 0 && cfg.Retention > 0 {
-		cleared, err := clearIfStale(cfg.Store, cfg.Retention, p.wallClock(), cfg.Log)
+	if retention := cfg.WAL.Retention(); len(stored) > 0 && retention > 0 {
+		cleared, err := clearIfStale(cfg.Store, retention, p.wallClock(), cfg.Log)
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +192,7 @@ func (p *Partition) syncedBefore(empty bool) (time.Time, error) {
 // been compacted away before the replay reached them. The store keeps its
 // SyncedAt, so the restore tried again empties it first.
 func (p *Partition) replayedInTime(synced time.Time) error {
-	if r, took := p.cfg.Retention, p.wallClock().Sub(synced); r > 0 && took > r {
+	if r, took := p.cfg.WAL.Retention(), p.wallClock().Sub(synced); r > 0 && took > r {
 		return fmt.Errorf("the replay ended %s after the store was last in sync with the changelog, longer than its delete.retention.ms (%s): "+
 			"removals may have been compacted away before the replay reached them; restoring afresh (raise delete.retention.ms if restores take this long)",
 			took.Round(time.Second), r)

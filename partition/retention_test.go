@@ -63,7 +63,7 @@ func TestRestoreEmptiesAStoreOutOfSyncLongerThanRetention(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l, st, _ := compacted(t, tc.ago)
 			cfg := testConfig(l, st)
-			cfg.Retention = tc.retention
+			cfg.WAL.(*testLog).retention = tc.retention
 			before := time.Now()
 			p := startServing(t, cfg)
 			r, err := p.Get(ctx, []byte("gone"))
@@ -113,7 +113,7 @@ func TestStandbyEmptiesAStoreOutOfSyncLongerThanRetention(t *testing.T) {
 		t.Fatalf("the standby's store still holds a key removed while it was away: %+v", r)
 	}
 	cfg := testConfig(l, st)
-	cfg.Retention = time.Hour
+	cfg.WAL.(*testLog).retention = time.Hour
 	p := startServing(t, cfg)
 	if r, err := p.Get(context.Background(), []byte("gone")); err != nil || r.Found {
 		t.Fatalf("after promotion Get(gone) = %+v %v, want absent", r, err)
@@ -129,7 +129,7 @@ func TestReplayEndingPastTheRetentionRestoresAfresh(t *testing.T) {
 	synced, _ := st.SyncedAt()
 	var froms []int64
 	cfg := testConfig(l, st)
-	cfg.Retention = retention
+	cfg.WAL.(*testLog).retention = retention
 	var late atomic.Bool
 	cfg.now = func() time.Time {
 		if late.Load() {
@@ -137,7 +137,7 @@ func TestReplayEndingPastTheRetentionRestoresAfresh(t *testing.T) {
 		}
 		return time.Now()
 	}
-	cfg.Replay = func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, waiting func(string)) (map[int32]int64, error) {
+	cfg.WAL.(*testLog).replay = func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, waiting func(string)) (map[int32]int64, error) {
 		froms = append(froms, from[slot])
 		late.Store(true) // the first replay is slow: it ends past the retention
 

@@ -13,6 +13,7 @@ import (
 	"github.com/sluicedb/sluice/pipeline"
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
+	"github.com/sluicedb/sluice/wal/local"
 )
 
 // The simulator's world: one partition's owners (core instances, each with
@@ -56,6 +57,8 @@ type simFaults struct {
 	pause         float64 // per client op: an owner pauses (a GC pause, SIGSTOP)
 	closeOld      float64 // a deposed owner is closed gracefully (the manager's release)
 	crash         float64 // per client op: the owner's process is killed and restarts on its disk
+	syncFail      float64 // --wal disk: a synced write fails (written or not: unknown)
+	readFail      float64 // --wal disk: a store read fails
 }
 
 // simTrace prints what happens in a run (SLUICE_SEED=... go test -v).
@@ -78,6 +81,9 @@ type world struct {
 	queue  events
 	faults simFaults
 	lease  time.Duration
+	// mode is the storage mode the seed chose: "kafka" (the fake log) or
+	// "disk" (wal/local's Disk over a store with faults, sim_disk_test.go).
+	mode string
 
 	log      *simLog
 	ingest   map[int32][]kv.IngestRecord // the ingest topic
@@ -89,8 +95,9 @@ type world struct {
 	steps    int
 }
 
-func newWorld(seed uint64, f simFaults) *world {
+func newWorld(seed uint64, f simFaults, mode string) *world {
 	w := &world{
+		mode:     mode,
 		rng:      rand.New(rand.NewPCG(seed, seed^0x5eed)),
 		now:      time.UnixMilli(1_700_000_000_000),
 		faults:   f,
@@ -143,17 +150,17 @@ func (w *world) chance(p float64) bool { return p > 0 && w.rng.Float64() < p }
 // runs on until it learns it was deposed (or is closed).
 func (w *world) move() {
 	w.epoch++
-	in := newInst(w, len(w.insts), w.epoch)
+	in := newInst(w, len(w.insts), w.epoch, nil)
 	if old := w.owner; old != nil {
 		w.injected["move"]++
 		if w.chance(w.faults.closeOld) {
-			w.after(w.dur(0, 50*time.Millisecond), func() { old.do(func() { old.core.Close(w.now) }) })
+			w.after(w.dur(0, 50*time.Millisecond), func() { old.do(old.d.Close) })
 		}
 	}
 	w.owner = in
 	w.insts = append(w.insts, in)
 	w.trace("move: owner i%d at epoch %d", in.id, in.epoch)
-	in.carry(in.core.Ready())
+	in.d.Start()
 }
 
 // crash kills the owner's process (kill -9) and starts it again on the same
@@ -162,18 +169,20 @@ func (w *world) move() {
 // served this epoch (node's partition.json "served"): one killed before it
 // ever served had not waited the lease out, and a deposed owner may still
 // answer within it.
-func (w *world) crash() {
+func (w *world) crash() { w.restart("crash") }
+
+// restart is crash, counted as why.
+func (w *world) restart(why string) {
 	old := w.owner
-	w.injected["crash"]++
-	old.core.Kill(w.now)
+	w.injected[why]++
 	old.killed = true
-	old.carry(old.core.Ready())
-	in := newInst(w, len(w.insts), old.epoch)
-	in.st, in.restarted = old.st, old.served || old.restarted
+	old.d.Kill()
+	in := newInst(w, len(w.insts), old.epoch, old.st)
+	in.restarted = old.served || old.restarted
 	w.owner = in
 	w.insts = append(w.insts, in)
 	w.trace("crash: i%d restarts as i%d", old.id, in.id)
-	in.carry(in.core.Ready())
+	in.d.Start()
 }
 
 // simLog is the fake write-ahead log: committed records per slot. Fencing is
@@ -222,11 +231,11 @@ type inst struct {
 	id       int
 	epoch    uint64
 	core     *core.Core
+	d        *core.Driver // carries out the core's Readys with the effects below
 	st       *store.Memory
 	vers     *versions
-	producer uint64 // the producer epoch its fence obtained; 0 before
-	applying bool
-	applyQ   []*core.Group
+	producer uint64    // the producer epoch its fence obtained; 0 before
+	applying bool      // a store write is scheduled
 	paused   time.Time // events for it wait until then
 	gen      uint64    // the ingest consumer's generation; 0 when stopped
 	restores int
@@ -239,16 +248,28 @@ type inst struct {
 	// it shares with the process restarted on it.
 	killed   bool
 	deferred []func() // inputs waiting, in order, while paused
+	// disk is the --wal disk log over st, app its appender (sim_disk_test.go).
+	disk *local.Disk
+	app  wal.Appender
 }
 
-func newInst(w *world, id int, epoch uint64) *inst {
-	in := &inst{w: w, id: id, epoch: epoch, st: store.NewMemoryClock(func() time.Time { return w.now }), vers: newVersions(8)}
+// newInst starts an owner on st, or on an empty store if st is nil.
+func newInst(w *world, id int, epoch uint64, st *store.Memory) *inst {
+	if st == nil {
+		st = store.NewMemoryClock(func() time.Time { return w.now })
+	}
+	in := &inst{w: w, id: id, epoch: epoch, st: st, vers: newVersions(8)}
+	if w.mode == "disk" {
+		in.disk = local.NewDisk(simDurable{in})
+	}
 	in.core = core.New(core.Config{ID: 1, Range: keyspace.Range{From: 0, To: simSlots}, Slots: simSlots, Epoch: epoch, Lease: w.lease, WindowSize: 64, Stages: simStages})
+	// Held: store writes happen late relative to other events (nextApply).
+	in.d = core.NewDriver(in.core, simStore{in}, in.vers, in, true)
 	return in
 }
 
-// do runs fn as the instance's loop would, after any pause, in the order
-// the instance received its inputs, and carries out the Ready that follows.
+// do runs fn, an input to the driver, as the instance's loop would: after
+// any pause, in the order the instance received its inputs.
 func (in *inst) do(fn func()) {
 	in.deferred = append(in.deferred, fn)
 	if len(in.deferred) == 1 {
@@ -270,45 +291,78 @@ func (in *inst) drain() {
 	for len(in.deferred) > 0 {
 		fn := in.deferred[0]
 		fn()
-		in.carry(in.core.Ready())
 		in.deferred = in.deferred[1:]
 	}
 }
 
-// carry carries out a Ready the way loop.carry does, with delays.
-func (in *inst) carry(rd core.Ready) {
-	w := in.w
+// The instance's effects (core.Effects): the loop's, played by events with
+// delays.
+
+func (in *inst) Now() time.Time { return in.w.now }
+func (in *inst) StopIngest()    { in.gen = 0 }
+
+func (in *inst) Reply(r core.Reply) {
+	in.w.after(in.w.dur(0, 2*time.Millisecond), func() { r.Handle.(*simCall).done(r) })
+}
+
+func (in *inst) Append(g *core.Group)                { in.append(g) }
+func (in *inst) Queued(*core.Group)                  {}
+func (in *inst) Stored(*core.Group, kv.Batch, error) {}
+func (in *inst) Restore()                            { in.restore() }
+func (in *inst) Stop()                               {}
+
+func (in *inst) StartIngest(s *core.IngestStart) {
+	in.gen = s.Gen
+	in.consume(s.Gen, s.From)
+}
+
+func (in *inst) WakeAt(t time.Time) {
+	in.w.after(t.Sub(in.w.now), func() { in.do(in.d.Tick) })
+}
+
+func (in *inst) Carried() {
 	if in.core.State() == core.Serving {
 		in.served = true
 	}
-	if rd.StopIngest {
-		in.gen = 0
-	}
-	for _, r := range rd.Replies {
-		r := r
-		w.after(w.dur(0, 2*time.Millisecond), func() { r.Handle.(*simCall).done(r) })
-	}
-	if g := rd.Append; g != nil {
-		in.append(g)
-	}
-	in.applyQ = append(in.applyQ, rd.Apply...)
 	in.nextApply()
-	if rd.Restore {
-		in.restore()
+}
+
+// simStore is the instance's store as its driver sees it, with faults: a
+// store write fails now and then (a full disk); a killed process writes
+// nothing.
+type simStore struct{ in *inst }
+
+func (s simStore) Apply(b kv.Batch) error {
+	w := s.in.w
+	switch {
+	case s.in.killed:
+		return fmt.Errorf("the process was killed")
+	case w.chance(w.faults.applyFail):
+		w.injected["apply-fail"]++
+		return fmt.Errorf("disk full")
 	}
-	if s := rd.StartIngest; s != nil {
-		in.gen = s.Gen
-		in.consume(s.Gen, s.From)
+	return s.in.durable().Apply(b)
+}
+
+func (s simStore) GetMany(keys [][]byte) ([]kv.Read, error) { return s.in.durable().GetMany(keys) }
+
+// durable is the store the driver writes: in --wal disk the Disk's, which
+// skips what the appender wrote.
+func (in *inst) durable() store.Store {
+	if in.disk != nil {
+		return in.disk.Store()
 	}
-	if !rd.WakeAt.IsZero() {
-		w.after(rd.WakeAt.Sub(w.now), func() { in.do(func() { in.core.Tick(w.now) }) })
-	}
+	return in.st
 }
 
 // append plays the flusher and the log: the commit lands after a delay,
 // unless a fault or a fence stops it; the answer comes back after another.
 func (in *inst) append(g *core.Group) {
 	w := in.w
+	if in.disk != nil {
+		in.appendDisk(g)
+		return
+	}
 	producer := in.producer
 	slow := w.dur(time.Millisecond, 8*time.Millisecond)
 	if w.chance(0.05) {
@@ -333,47 +387,27 @@ func (in *inst) append(g *core.Group) {
 		default:
 			offs = w.log.commit(g)
 		}
-		w.after(w.dur(0, 2*time.Millisecond), func() { in.do(func() { in.core.Appended(w.now, g.N, offs, err) }) })
+		w.after(w.dur(0, 2*time.Millisecond), func() { in.do(func() { in.d.Appended(g.N, offs, err) }) })
 	})
 }
 
-// nextApply writes the oldest committed group to the store after a delay:
-// store writes finish late relative to other events, in order. After a
-// failed one, the groups behind it are not written (the store's offsets
-// would claim the failed one): they fail too.
+// nextApply has the driver write its oldest queued group to the store
+// after a delay: store writes finish late relative to other events, in
+// order (the driver fails the groups behind a failed one).
 func (in *inst) nextApply() {
 	w := in.w
-	if in.applying || len(in.applyQ) == 0 {
+	if in.applying || in.d.Pending() == 0 {
 		return
 	}
 	in.applying = true
-	g := in.applyQ[0]
-	in.applyQ = in.applyQ[1:]
 	w.after(w.dur(0, 5*time.Millisecond), func() {
 		in.do(func() {
 			in.applying = false
 			if in.killed {
-				in.applyQ = nil
 				return
 			}
-			var err error
-			if w.chance(w.faults.applyFail) {
-				w.injected["apply-fail"]++
-				err = fmt.Errorf("disk full")
-			} else {
-				b := g.Batch()
-				err = in.st.Apply(b)
-				in.vers.applied(b.Changes)
-			}
-			in.core.Applied(w.now, g.N, err)
-			if err != nil {
-				for _, later := range in.applyQ {
-					in.core.Applied(w.now, later.N, err)
-				}
-				in.applyQ = nil
-			}
+			in.d.ApplyNext()
 		})
-		in.nextApply()
 	})
 }
 
@@ -383,7 +417,10 @@ func (in *inst) nextApply() {
 func (in *inst) restore() {
 	w := in.w
 	in.restores++
-	in.vers.reset()
+	if in.disk != nil {
+		in.restoreDisk()
+		return
+	}
 	w.after(w.dur(0, 5*time.Millisecond), func() {
 		if in.killed {
 			return // gone before it asked the registry
@@ -391,7 +428,7 @@ func (in *inst) restore() {
 		if w.epoch != in.epoch {
 			w.trace("i%d restore: deposed", in.id)
 			in.do(func() {
-				in.core.Restored(w.now, core.Restore{Err: fmt.Errorf("%w: the registry has epoch %d", ErrDeposed, w.epoch)})
+				in.d.Restored(core.Restore{Err: fmt.Errorf("%w: the registry has epoch %d", ErrDeposed, w.epoch)})
 			})
 			return
 		}
@@ -416,7 +453,7 @@ func (in *inst) restore() {
 			if w.epoch != in.epoch { // ownership again, after its own fence
 				w.trace("i%d restore: deposed after its fence", in.id)
 				in.do(func() {
-					in.core.Restored(w.now, core.Restore{Err: fmt.Errorf("%w: the registry has epoch %d", ErrDeposed, w.epoch)})
+					in.d.Restored(core.Restore{Err: fmt.Errorf("%w: the registry has epoch %d", ErrDeposed, w.epoch)})
 				})
 				return
 			}
@@ -439,7 +476,7 @@ func (in *inst) restore() {
 			b := w.log.replay(from)
 			r.Err = applyBatch(in.st, b, in.epoch, &r.Clock, r.Ingest)
 			w.trace("i%d restored: fence returned, %d records replayed, err %v", in.id, len(b.Records), r.Err)
-			in.do(func() { in.core.Restored(w.now, r) })
+			in.do(func() { in.d.Restored(r) })
 		})
 	})
 }
@@ -475,28 +512,9 @@ func (in *inst) consume(gen uint64, from map[int32]int64) {
 	w.after(0, poll)
 }
 
-// step plays loop.step: fill reads (the version cache, then the store for
-// what the core says it lacks) and hand the request to the core.
+// step hands a request to the driver, as the loop does from its inbox.
 func (in *inst) step(req *core.Request) {
-	in.do(func() {
-		if in.core.State() == core.Serving {
-			if req.Reads == nil {
-				req.Reads = make([]core.Read, req.NumKeys())
-			}
-			seen := in.core.Applies()
-			if !req.NeedsData() {
-				in.vers.fill(req, seen)
-			}
-			for _, i := range in.core.Stale(req) {
-				r, _ := in.st.Get(req.KeyAt(i))
-				req.Reads[i] = core.Read{Read: r, OK: true, Seen: seen}
-				if !req.NeedsData() {
-					in.vers.read(req.KeyAt(i), r)
-				}
-			}
-		}
-		in.core.Request(in.w.now, req)
-	})
+	in.do(func() { in.d.Step(req) })
 }
 
 // prefetch plays the caller's read before it queues the request.

@@ -42,10 +42,10 @@ func (c *versions) cached(req *core.Request) []bool {
 	return out
 }
 
-// fill gives req, from the cache, the state of the keys its caller did not
+// Fill gives req, from the cache, the state of the keys its caller did not
 // read: what the store holds after seen writes. For the loop, the only
 // writer: no lock.
-func (c *versions) fill(req *core.Request, seen uint64) {
+func (c *versions) Fill(req *core.Request, seen uint64) {
 	for i := range req.Reads {
 		if req.Reads[i].OK {
 			continue
@@ -57,8 +57,8 @@ func (c *versions) fill(req *core.Request, seen uint64) {
 	}
 }
 
-// applied records the changes the loop wrote to the store.
-func (c *versions) applied(changes []kv.Change) {
+// Applied records the changes the loop wrote to the store.
+func (c *versions) Applied(changes []kv.Change) {
 	if c.max <= 0 {
 		return
 	}
@@ -69,8 +69,8 @@ func (c *versions) applied(changes []kv.Change) {
 	}
 }
 
-// read records a state the loop read from the store.
-func (c *versions) read(key []byte, r kv.Read) {
+// Read records a state the loop read from the store.
+func (c *versions) Read(key []byte, r kv.Read) {
 	if c.max <= 0 {
 		return
 	}
@@ -91,8 +91,8 @@ func (c *versions) putLocked(key string, r kv.Read) {
 	c.m[key] = version{n: r.Value.Version, timestamp: r.Value.Timestamp, expiresAt: r.Value.ExpiresAt, found: r.Found}
 }
 
-// reset empties the cache: the store was rewritten.
-func (c *versions) reset() {
+// Reset empties the cache: the store was rewritten.
+func (c *versions) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.m = make(map[string]version)

@@ -1,15 +1,18 @@
 // Package wal is the write-ahead log as a partition's loop sees it: append
-// a group of records atomically, learn its outcome, replay from offsets. The
-// Kafka changelog (package changelog) is one implementation; the partition
-// core and loop know only this package.
+// a group of records atomically, learn its outcome, replay from offsets. A
+// storage mode is one Log: the Kafka changelog (package changelog, wired in
+// by package node), a partition's own disk or none (package wal/local); the
+// partition core and loop know only this package.
 //
-//	app, err := newAppender(ctx)        // fences every older writer of the partition's slots
+//	app, err := log.NewAppender(ctx)    // fences every older writer of the partition's slots
 //	offsets, err := app.Append(ctx, g)  // offsets[i] is g.Records[i]'s; err wraps ErrNotCommitted or ErrCommitUnknown
+//	reached, err := log.Replay(ctx, from, apply, waiting)
 package wal
 
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/sluicedb/sluice/kv"
 )
@@ -53,6 +56,22 @@ type DeadLetter struct {
 type Forward struct {
 	Slot   int32
 	Record kv.IngestRecord
+}
+
+// Log is one partition's write-ahead log, in one storage mode.
+type Log interface {
+	// NewAppender fences every older writer of the partition's slots
+	// (older partitions over the same slots, then the partition's own older
+	// producers) and returns the partition's appender.
+	NewAppender(ctx context.Context) (Appender, error)
+	// Replay reads the log's committed records from the given next offset
+	// of each slot up to its end (ReplayFunc).
+	Replay(ctx context.Context, from map[int32]int64, fn func(Batch) error, waiting func(what string)) (map[int32]int64, error)
+	// Retention is the log's tombstone retention (the changelog's
+	// delete.retention.ms): a store last in sync with the log longer ago is
+	// not replayed onto but restored afresh. 0: nothing compacts the log
+	// under the store.
+	Retention() time.Duration
 }
 
 // Appender appends one partition owner's groups. Creating it fences every

@@ -1,7 +1,10 @@
 // Package core is the partition's logic as a pure state machine, in the
 // shape of etcd-io/raft's RawNode: it takes inputs and returns what to do. It
 // has no goroutines, channels, clock reads or I/O; the partition's loop
-// (package partition) owns those, feeds the core and carries out its Ready.
+// (package partition) owns those and hands the inputs to the Driver
+// (driver.go), which steps the core and carries out its Ready through the
+// loop's Effects. The simulator and the scripts drive the same Driver with
+// simulated effects, so the Ready contract exists once.
 //
 //	c := core.New(cfg)                 // restoring: Ready asks for a restore
 //	c.Request(now, req)                // a client request, with the values its caller read
@@ -10,6 +13,9 @@
 //	c.Restored(now, r)                 // a restore finished
 //	c.Tick(now)                        // time passed (lease wait, drain timeout)
 //	rd := c.Ready()                    // replies, the group to append, store batches, ...
+//
+//	d := core.NewDriver(c, store, cache, effects, false)
+//	d.Step(req)                        // completes req's reads, steps the core, carries out the Ready
 //
 // The rules the core keeps (DESIGN.md):
 //   - replies leave in the order the requests came (the line monitor), each

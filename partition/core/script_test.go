@@ -29,24 +29,28 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// harness plays the loop: it keeps a fake store and log, fills the values a
-// request needs (as the loop does with Stale), and prints Ready.
+// harness drives the core with the driver the loop uses (driver.go), over a
+// fake store and log, and prints what each Ready asks for (its effects).
 type harness struct {
 	c   *Core
+	d   *Driver
 	cfg Config
 	now time.Time
+	t   *testing.T
+	out *strings.Builder // the current command's output
 	// store is the committed state the harness applied; offsets per slot.
 	store   map[string]kv.Read
 	offsets map[int32]int64
 	// log is the next offset per slot of the fake log.
-	log       map[int32]int64
-	applies   []*Group // handed out by Ready, not yet applied
-	manual    bool     // apply only on the apply command
-	inflight  *Group
-	orphan    *Group // in flight when a restore began
-	pre       map[string]Read
-	nextID    int
-	ingestGen uint64
+	log        map[int32]int64
+	manual     bool // apply only on the apply command (a held driver)
+	failNext   error
+	inflight   *Group
+	orphan     *Group // in flight when a restore began
+	pre        map[string]Read
+	prefetched map[string]bool // the current request's keys read by prefetch
+	nextID     int
+	ingestGen  uint64
 }
 
 func newHarness() *harness {
@@ -61,6 +65,7 @@ func newHarness() *harness {
 
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	var out strings.Builder
+	h.t, h.out = t, &out
 	switch d.Cmd {
 	case "config":
 		*h = *newHarness()
@@ -92,6 +97,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			}
 		}
 		h.c = New(h.cfg)
+		h.d = NewDriver(h.c, h, nil, h, h.manual)
+		h.t, h.out = t, &out
+		h.d.Start()
 	case "store":
 		// store k=v@version ...: the committed state before the partition starts.
 		for _, f := range strings.Fields(d.Input) {
@@ -116,10 +124,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 				}
 			}
 		}
-		h.c.Restored(h.now, r)
+		h.d.Restored(r)
 	case "tick":
 		h.now = h.now.Add(dur(t, d.CmdArgs[0].Key))
-		h.c.Tick(h.now)
+		h.d.Tick()
 	case "upsert", "cas":
 		req := &Request{Op: OpUpsert}
 		for _, a := range d.CmdArgs {
@@ -197,23 +205,26 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			offs[i] = h.log[r.Slot]
 			h.log[r.Slot]++
 		}
-		h.c.Appended(h.now, g.N, offs, nil)
+		h.d.Appended(g.N, offs, nil)
 	case "append-fail":
 		g := h.take(t)
 		err := fmt.Errorf("%w: refused", wal.ErrNotCommitted)
 		if d.HasArg("permanent") {
 			err = fmt.Errorf("%w (%w): MESSAGE_TOO_LARGE", wal.ErrNotCommitted, wal.ErrPermanent)
 		}
-		h.c.Appended(h.now, g.N, nil, err)
+		h.d.Appended(g.N, nil, err)
 	case "append-unknown":
 		g := h.take(t)
-		h.c.Appended(h.now, g.N, nil, fmt.Errorf("%w: the broker went silent", wal.ErrCommitUnknown))
+		h.d.Appended(g.N, nil, fmt.Errorf("%w: the broker went silent", wal.ErrCommitUnknown))
 	case "apply":
 		var err error
 		if d.HasArg("fail") {
 			err = errors.New("disk full")
 		}
-		h.apply(t, err)
+		h.failNext = err
+		if !h.d.ApplyNext() {
+			t.Fatal("nothing to apply")
+		}
 	case "prefetch":
 		// prefetch k...: a caller reads keys from the store now, for the next request.
 		h.pre = map[string]Read{}
@@ -222,9 +233,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return ""
 	case "close":
-		h.c.Close(h.now)
+		h.d.Close()
 	case "kill":
-		h.c.Kill(h.now)
+		h.d.Kill()
 	case "state":
 		fmt.Fprintf(&out, "state %s held %d busy %v applies %d\n", h.c.State(), h.c.Held(), h.c.Busy(), h.c.Applies())
 		keys := make([]string, 0, len(h.store))
@@ -239,30 +250,24 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	default:
 		t.Fatalf("unknown command %s", d.Cmd)
 	}
-	h.print(t, &out)
 	return out.String()
 }
 
-// request completes the request's reads as the loop does and steps it: the
-// values prefetched (by the prefetch command) first, then the store for what
-// Stale names.
+// request gives the request the values prefetched (by the prefetch
+// command) and steps it: the driver reads the store for what Stale names.
 func (h *harness) request(req *Request, out *strings.Builder) {
 	h.nextID++
 	req.Handle = "r" + strconv.Itoa(h.nextID)
 	req.Reads = make([]Read, req.NumKeys())
+	h.prefetched = map[string]bool{}
 	for i := range req.Reads {
 		if r, ok := h.pre[string(req.KeyAt(i))]; ok {
 			req.Reads[i] = r
+			h.prefetched[string(req.KeyAt(i))] = true
 		}
 	}
 	h.pre = nil
-	for _, i := range h.c.Stale(req) {
-		if req.Reads[i].OK {
-			fmt.Fprintf(out, "read %s again\n", req.KeyAt(i))
-		}
-		req.Reads[i] = Read{Read: h.store[string(req.KeyAt(i))], OK: true, Seen: h.c.Applies()}
-	}
-	h.c.Request(h.now, req)
+	h.d.Step(req)
 }
 
 func (h *harness) take(t *testing.T) *Group {
@@ -277,68 +282,65 @@ func (h *harness) take(t *testing.T) *Group {
 	return g
 }
 
-func (h *harness) apply(t *testing.T, err error) {
-	if len(h.applies) == 0 {
-		t.Fatal("nothing to apply")
+// The harness's store (driver.go's Store): a map.
+
+func (h *harness) Apply(b kv.Batch) error {
+	if err := h.failNext; err != nil {
+		h.failNext = nil
+		return err
 	}
-	g := h.applies[0]
-	h.applies = h.applies[1:]
-	if err == nil {
-		b := g.Batch()
-		for _, c := range b.Changes {
-			h.store[string(c.Key)] = c.Read()
-		}
-		for s, o := range b.Offsets {
-			h.offsets[s] = o
-		}
+	for _, c := range b.Changes {
+		h.store[string(c.Key)] = c.Read()
 	}
-	h.c.Applied(h.now, g.N, err)
+	for s, o := range b.Offsets {
+		h.offsets[s] = o
+	}
+	return nil
 }
 
-// print carries out and prints the core's Ready until it has nothing more.
-func (h *harness) print(t *testing.T, out *strings.Builder) {
-	for {
-		rd := h.c.Ready()
-		if rd.StopIngest {
-			fmt.Fprintln(out, "stop-ingest")
+func (h *harness) GetMany(keys [][]byte) ([]kv.Read, error) {
+	out := make([]kv.Read, len(keys))
+	for i, k := range keys {
+		if h.prefetched[string(k)] {
+			fmt.Fprintf(h.out, "read %s again\n", k)
 		}
-		for _, r := range rd.Replies {
-			fmt.Fprintf(out, "reply %s\n", replyString(r))
-		}
-		if g := rd.Append; g != nil {
-			if h.inflight != nil {
-				t.Fatal("a second group in flight")
-			}
-			h.inflight = g
-			fmt.Fprintf(out, "append %s\n", groupString(g))
-		}
-		for _, g := range rd.Apply {
-			fmt.Fprintf(out, "apply g%d\n", g.N)
-			h.applies = append(h.applies, g)
-		}
-		if rd.Restore {
-			fmt.Fprintln(out, "restore")
-			// The flusher of a group in flight stops; its result may still come.
-			h.orphan, h.inflight = h.inflight, nil
-		}
-		if s := rd.StartIngest; s != nil {
-			h.ingestGen = s.Gen
-			fmt.Fprintf(out, "start-ingest gen %d from %s\n", s.Gen, offsetsString(s.From))
-		}
-		if !rd.WakeAt.IsZero() {
-			fmt.Fprintf(out, "wake in %s\n", rd.WakeAt.Sub(h.now))
-		}
-		if rd.Stop {
-			fmt.Fprintln(out, "stop")
-		}
-		if len(rd.Apply) == 0 || h.manual {
-			break
-		}
-		for range rd.Apply {
-			h.apply(t, nil)
-		}
+		out[i] = h.store[string(k)]
 	}
+	return out, nil
 }
+
+// The harness's effects: each prints what the Ready asked for.
+
+func (h *harness) Now() time.Time { return h.now }
+func (h *harness) StopIngest()    { fmt.Fprintln(h.out, "stop-ingest") }
+func (h *harness) Reply(r Reply)  { fmt.Fprintf(h.out, "reply %s\n", replyString(r)) }
+
+func (h *harness) Append(g *Group) {
+	if h.inflight != nil {
+		h.t.Fatal("a second group in flight")
+	}
+	h.inflight = g
+	fmt.Fprintf(h.out, "append %s\n", groupString(g))
+}
+
+func (h *harness) Queued(g *Group)                { fmt.Fprintf(h.out, "apply g%d\n", g.N) }
+func (h *harness) Stored(*Group, kv.Batch, error) {}
+
+func (h *harness) Restore() {
+	fmt.Fprintln(h.out, "restore")
+	// The flusher of a group in flight stops; its result may still come.
+	h.orphan, h.inflight = h.inflight, nil
+}
+
+func (h *harness) StartIngest(s *IngestStart) {
+	h.ingestGen = s.Gen
+	fmt.Fprintf(h.out, "start-ingest gen %d from %s\n", s.Gen, offsetsString(s.From))
+}
+
+func (h *harness) WakeAt(t time.Time) { fmt.Fprintf(h.out, "wake in %s\n", t.Sub(h.now)) }
+
+func (h *harness) Stop()    { fmt.Fprintln(h.out, "stop") }
+func (h *harness) Carried() {}
 
 func replyString(r Reply) string {
 	id := r.Handle.(string)

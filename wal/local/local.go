@@ -13,14 +13,18 @@
 // Offsets are sequence numbers per slot, stored with the data as the Kafka
 // offsets are in --wal kafka, so session tokens and restores work the same.
 //
+// Both are a wal.Log: their Replay has nothing to do, and nothing compacts
+// them (Retention 0).
+//
 //	log := local.NewDisk(st)                 // st opened with store.DurableBadgerOptions
-//	cfg.Store, cfg.NewAppender, cfg.Replay = log.Store(), log.NewAppender, local.Replay
+//	cfg.Store, cfg.WAL = log.Store(), log
 package local
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/wal"
@@ -37,11 +41,27 @@ var (
 	ErrSyncFailed = errors.New("wal/local: a sync of the partition's store failed; what was written after the last successful sync may not be on the disk, so the partition serves nothing until the node restarts and reopens the store from the disk")
 )
 
-// Replay is the replay of a local log: the store is the log, so there is
-// nothing after its offsets.
-func Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
+var (
+	_ wal.Log = (*Disk)(nil)
+	_ wal.Log = (*None)(nil)
+)
+
+// Replay of a local log: the store is the log, so there is nothing after
+// its offsets.
+func (d *Disk) Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
 	return from, nil
 }
+
+// Retention: nothing compacts the log under the store (it is the store).
+func (d *Disk) Retention() time.Duration { return 0 }
+
+// Replay of no log: the store is all there is.
+func (n *None) Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
+	return from, nil
+}
+
+// Retention: there is no log to compact.
+func (n *None) Retention() time.Duration { return 0 }
 
 // sequence numbers one appender's records per slot.
 type sequence struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition"
+	"github.com/sluicedb/sluice/partition/core"
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -41,15 +42,22 @@ func (s *failingSync) ApplyAtomic(b kv.Batch) error {
 func startDisk(t *testing.T, st Durable, appenders *atomic.Int64) *partition.Partition {
 	t.Helper()
 	d := NewDisk(st)
-	p := partition.Start(partition.Config{ID: 1, Range: keyspace.Range{From: 0, To: 4}, Slots: 4, Epoch: 1,
-		Store: d.Store(), Replay: Replay, Log: zerolog.Nop(),
-		NewAppender: func(ctx context.Context) (wal.Appender, error) {
-			appenders.Add(1)
-			return d.NewAppender(ctx)
-		}})
+	p := partition.Start(partition.Config{Config: core.Config{ID: 1, Range: keyspace.Range{From: 0, To: 4}, Slots: 4, Epoch: 1},
+		Store: d.Store(), WAL: countingLog{d, appenders}, Log: zerolog.Nop()})
 	t.Cleanup(func() { p.Close() })
 	waitUntil(t, "the partition serves", p.Serving)
 	return p
+}
+
+// countingLog counts the appenders asked of its Disk.
+type countingLog struct {
+	*Disk
+	n *atomic.Int64
+}
+
+func (c countingLog) NewAppender(ctx context.Context) (wal.Appender, error) {
+	c.n.Add(1)
+	return c.Disk.NewAppender(ctx)
 }
 
 // waitUntil waits for cond with a generous deadline: never a speed assumption.

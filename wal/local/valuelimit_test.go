@@ -14,8 +14,8 @@ import (
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition"
+	"github.com/sluicedb/sluice/partition/core"
 	"github.com/sluicedb/sluice/store"
-	"github.com/sluicedb/sluice/wal"
 )
 
 // The outside tester's D1: a value of 1,048,570 bytes under a 1-byte key
@@ -30,12 +30,8 @@ func TestDiskRefusesAValueBadgerWouldPutInItsValueLog(t *testing.T) {
 	}
 	var appenders atomic.Int64
 	d := NewDisk(st)
-	p := partition.Start(partition.Config{ID: 1, Range: keyspace.Range{From: 0, To: 4}, Slots: 4, Epoch: 1,
-		Store: d.Store(), Replay: Replay, Log: zerolog.Nop(), Stages: DiskStages(nil),
-		NewAppender: func(ctx context.Context) (wal.Appender, error) {
-			appenders.Add(1)
-			return d.NewAppender(ctx)
-		}})
+	p := partition.Start(partition.Config{Config: core.Config{ID: 1, Range: keyspace.Range{From: 0, To: 4}, Slots: 4, Epoch: 1, Stages: DiskStages(nil)},
+		Store: d.Store(), WAL: countingLog{d, &appenders}, Log: zerolog.Nop()})
 	t.Cleanup(func() { p.Close() })
 	waitUntil(t, "the partition serves", p.Serving)
 	ctx := context.Background()
