@@ -65,7 +65,7 @@ func TestIngestFromKcatReadWithSluiceGet(t *testing.T) {
 		for i := 0; i < 10; i++ {
 			out, errs, code := sluice(t, p.addr, "get", fmt.Sprint("user:", i))
 			if i == 7 {
-				if code != 1 {
+				if code != 3 { // exit 3: not found
 					return fmt.Errorf("user:7 was removed but get says %q %q", out, errs)
 				}
 				continue

@@ -158,7 +158,7 @@ func TestReadSideAcrossNodes(t *testing.T) {
 		t.Fatalf("get -o json: %q %q exit %d", out, errs, code)
 	}
 	out, errs, code = sluice(t, c.nodes["n3"].addr, "get", "rs-0001", "rs-none", "rs-0002")
-	if code != 1 || out != "rs-0001\tv1\nrs-0002\tv2\n" || !strings.Contains(errs, `key "rs-none" not found`) {
+	if code != 3 || out != "rs-0001\tv1\nrs-0002\tv2\n" || !strings.Contains(errs, `key "rs-none" not found`) { // exit 3: not found
 		t.Fatalf("get of three keys: %q %q exit %d", out, errs, code)
 	}
 	out, errs, code = sluice(t, c.nodes["n3"].addr, "scan", "rs-00", "--limit", "3")

@@ -453,6 +453,12 @@ func (n *Node) close() {
 		_ = n.httpSrv.Shutdown(ctx)
 		cancel()
 	}
+	if n.mgr != nil {
+		// The first reconcile's workers run before manage does and add to
+		// n.wg (markServed): they end (stop is closed) before n.wg is
+		// waited for, or an Add from zero races with the Wait.
+		n.mgr.workers.Wait()
+	}
 	n.wg.Wait()
 	n.mu.Lock()
 	parts := n.parts
