@@ -171,7 +171,7 @@ func TestReadSideAcrossNodes(t *testing.T) {
 		t.Fatalf("scan's next page: %q exit %d", out, code)
 	}
 	_, errs, code = sluice(t, c.nodes["n1"].addr, "scan", "rs-01", "--page-token", tok)
-	if code != 1 || !strings.Contains(errs, "made for another prefix or range") {
+	if code != 6 || !strings.Contains(errs, "made for another prefix or range") { // exit 6: refused by the cluster
 		t.Fatalf("a token of another prefix: %q exit %d", errs, code)
 	}
 }
