@@ -103,7 +103,15 @@ func TestThreeBrokersLoseABroker(t *testing.T) {
 			t.Logf("killed broker %d (%s: it led %d of the changelog's partitions), restarted after %v",
 				victim+1, kind, led[victim], time.Since(f.at).Round(100*time.Millisecond))
 			faults = append(faults, f)
-			time.Sleep(3 * time.Second) // writes between faults
+			// Writes between faults: until every key took an acknowledged
+			// write called after this kill (the window is measured from the
+			// kill, and a broker that led most partitions takes its
+			// restart and more), at most 2 minutes, then 3 s more.
+			eventually(t, 2*time.Minute, func() error {
+				_, err := unavailability(h.Operations(), keys, f.at)
+				return err
+			})
+			time.Sleep(3 * time.Second)
 		}
 	}
 	close(stop)
