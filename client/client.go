@@ -25,6 +25,7 @@ package client
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -69,7 +70,8 @@ type Client struct {
 	routes  *sluicev1.Routes
 	session map[int32]int64 // what this client's writes reached, for SESSION reads
 	cluster string          // the cluster of the session's tokens
-	// maxAttempts bounds the tries of one call (WithMaxAttempts).
+	// maxAttempts bounds the tries of one call (WithMaxAttempts); 0: see
+	// attempts.
 	maxAttempts int
 	dial        *dialer
 }
@@ -227,13 +229,29 @@ func (c *Client) do(ctx context.Context, key []byte, call func(dc sluicev1.DataC
 	return c.doAt(ctx, key, false, func(k []byte) string { addr, _ := c.owner(k); return addr }, call)
 }
 
+// DefaultMaxAttempts bounds the tries of a call with no deadline and no
+// WithMaxAttempts.
+const DefaultMaxAttempts = 30
+
+// attempts is how many tries a call with ctx may make: WithMaxAttempts's,
+// else until ctx's deadline, else DefaultMaxAttempts.
+func (c *Client) attempts(ctx context.Context) int {
+	if c.maxAttempts > 0 {
+		return c.maxAttempts
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return math.MaxInt
+	}
+	return DefaultMaxAttempts
+}
+
 // doAt is do against the node pick chooses; a read may also be retried after
 // a broken connection.
 func (c *Client) doAt(ctx context.Context, key []byte, read bool, pick func([]byte) string, call func(dc sluicev1.DataClient) error) error {
 	if err := c.routed(ctx); err != nil {
 		return err
 	}
-	return retry.Tries(ctx, c.maxAttempts, retry.ClientPolicy(), func(attempt int) (bool, error) {
+	return retry.Tries(ctx, c.attempts(ctx), retry.ClientPolicy(), func(attempt int) (bool, error) {
 		if attempt > 0 {
 			if err := c.unreachable(ctx); err != nil {
 				return false, err

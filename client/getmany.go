@@ -60,7 +60,7 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, o ReadOptions) ([]R
 		pending[i] = i
 	}
 	var unread int
-	err := retry.Tries(ctx, c.maxAttempts, retry.ClientPolicy(), func(attempt int) (bool, error) {
+	err := retry.Tries(ctx, c.attempts(ctx), retry.ClientPolicy(), func(attempt int) (bool, error) {
 		if attempt > 0 {
 			if err := c.unreachable(ctx); err != nil {
 				return false, err
@@ -76,7 +76,7 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, o ReadOptions) ([]R
 	case unread > 0 && ctx.Err() != nil:
 		return nil, status.FromContextError(ctx.Err()).Err()
 	case unread > 0:
-		return nil, status.Errorf(codes.Unavailable, "client: %d keys still unread after %d attempts", unread, c.maxAttempts)
+		return nil, status.Errorf(codes.Unavailable, "client: %d keys still unread after %d attempts", unread, c.attempts(ctx))
 	}
 	return out, nil
 }

@@ -36,9 +36,12 @@ func WithToken(token string) Option {
 	return func(c *Client) { c.token = bearer(token) }
 }
 
-// WithMaxAttempts bounds the tries of one call (default 30): answers that
-// say the request was not applied are tried again, with backoff, until
-// this many were made or the call's context ends.
+// WithMaxAttempts bounds the tries of one call: answers that say the
+// request was not applied are tried again, with backoff, until this many
+// were made or the call's context ends. Without it a call whose context has
+// a deadline is tried until the deadline (a partition restoring after a
+// move or a failover comes back within it), and one without a deadline
+// DefaultMaxAttempts times.
 func WithMaxAttempts(n int) Option {
 	return func(c *Client) { c.maxAttempts = max(n, 1) }
 }
@@ -65,7 +68,7 @@ func Dial(addrs []string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
-	c := &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), session: map[int32]int64{}, maxAttempts: 30,
+	c := &Client{entries: addrs, creds: insecure.NewCredentials(), conns: make(map[string]*grpc.ClientConn), session: map[int32]int64{},
 		dial: &dialer{timeout: DefaultDialTimeout, failed: map[string]error{}}}
 	for _, o := range opts {
 		o(c)

@@ -88,7 +88,7 @@ func (c *Client) scan(ctx context.Context, o ScanOptions, yield func(KeyValue, e
 	var last []byte
 	sent := 0
 	var next []byte
-	err := retry.Tries(ctx, c.maxAttempts, retry.ClientPolicy(), func(attempt int) (bool, error) {
+	err := retry.Tries(ctx, c.attempts(ctx), retry.ClientPolicy(), func(attempt int) (bool, error) {
 		if attempt > 0 {
 			if err := c.unreachable(ctx); err != nil {
 				return false, err

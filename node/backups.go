@@ -87,19 +87,26 @@ func (n *Node) backupEvery(h *held) {
 // the newest valid one. A bucket that fails fails the seed (the restore is
 // retried): starting empty would lose everything, and backups of the empty
 // state would then push the good ones out of the bucket.
-func (n *Node) seedHandoff(spec registry.Partition, st localStore) func(context.Context) error {
+//
+// handedOver: the record was final and of the epoch just before this one.
+// That owner stopped serving before its final snapshot (its store closed),
+// and it alone held that epoch; any owner before it was waited out by it.
+// So no process can still answer for the partition: the new owner need not
+// wait out the ownership lease (a planned move takes a moment, not 10 s).
+func (n *Node) seedHandoff(spec registry.Partition, st localStore) func(context.Context) (bool, error) {
 	if n.bucket == nil {
 		return nil
 	}
-	return func(ctx context.Context) error {
+	return func(ctx context.Context) (handedOver bool, err error) {
 		log := n.cfg.Log.With().Uint32("partition", spec.ID).Uint64("epoch", spec.Epoch).Logger()
 		deadline, logged := time.Now().Add(n.cfg.HandoffTimeout), time.Time{}
 		for {
 			o, ok, err := n.bucket.Owner(ctx, spec.ID)
 			if err != nil && !errors.Is(err, snapshot.ErrCorrupt) {
-				return err
+				return false, err
 			}
 			if err != nil || !ok || o.Final || o.Epoch >= spec.Epoch {
+				handedOver = err == nil && ok && o.Final && o.Epoch+1 == spec.Epoch
 				break
 			}
 			if time.Now().After(deadline) {
@@ -113,7 +120,7 @@ func (n *Node) seedHandoff(spec registry.Partition, st localStore) func(context.
 			}
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return false, ctx.Err()
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
@@ -123,9 +130,9 @@ func (n *Node) seedHandoff(spec registry.Partition, st localStore) func(context.
 		want := snapshot.Want{Partition: spec.ID, Range: spec.Range, Slots: n.slots}
 		_, ok, err := n.bucket.Restore(ctx, want, st, work, log)
 		if err != nil || ok {
-			return err
+			return handedOver && ok, err
 		}
-		return n.carrySlots(ctx, spec, want, st, work)
+		return false, n.carrySlots(ctx, spec, want, st, work)
 	}
 }
 

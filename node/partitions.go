@@ -260,11 +260,11 @@ func (n *Node) partitionLog(spec registry.Partition) zerolog.Logger {
 // needs an offset no longer there stops with an error naming it). Only a
 // store left holding part of a snapshot fails the seed, and the restore is
 // tried again.
-func (n *Node) seed(spec registry.Partition, st localStore) func(context.Context) error {
+func (n *Node) seed(spec registry.Partition, st localStore) func(context.Context) (bool, error) {
 	if n.bucket == nil {
 		return nil
 	}
-	return func(ctx context.Context) error {
+	return func(ctx context.Context) (bool, error) {
 		work := filepath.Join(n.cfg.DataDir, "restore", fmt.Sprintf("p%d", spec.ID))
 		defer os.RemoveAll(work)
 		log := n.cfg.Log.With().Uint32("partition", spec.ID).Uint64("epoch", spec.Epoch).Logger()
@@ -272,12 +272,12 @@ func (n *Node) seed(spec registry.Partition, st localStore) func(context.Context
 		_, _, err := n.bucket.Restore(ctx, want, st, work, log)
 		switch {
 		case err == nil:
-			return nil
+			return false, nil
 		case ctx.Err() != nil, errors.Is(err, snapshot.ErrStoreDirty):
-			return err
+			return false, err
 		}
 		log.Warn().Err(err).Str("fallback", "changelog").Msg("the snapshot bucket failed: restoring from the whole changelog instead")
-		return nil
+		return false, nil
 	}
 }
 

@@ -59,7 +59,12 @@ type Config struct {
 	now func() time.Time
 	// Seed, if set, fills an empty store before its first restore (from the
 	// newest snapshot); the replay then starts at the offsets it loaded.
-	Seed func(ctx context.Context) error
+	// handedOver says the snapshot was the final one of the owner of the
+	// epoch just before this one, taken after it had stopped serving (a
+	// planned --wal disk or none hand-off): no other process can answer for
+	// the partition any longer, so the first restore serves without waiting
+	// out a deposed owner's lease, as with SkipLeaseWait.
+	Seed func(ctx context.Context) (handedOver bool, err error)
 	// DiscardCorrupt says the log holds every acknowledged write (WAL
 	// kafka): a store found corrupt (a read wrapping store.ErrCorrupt: a
 	// power cut or a failed sync lost pages the store's offsets had already

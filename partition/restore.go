@@ -62,7 +62,7 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 		}
 		cfg.Log.Info().Str("phase", "registry").Dur("took", time.Since(start)).Msg("ownership confirmed in the registry")
 	}
-	stored, err := p.startingPoint(ctx)
+	stored, handedOver, err := p.startingPoint(ctx)
 	if err != nil {
 		return nil, core.Restore{}, err
 	}
@@ -86,7 +86,7 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	cfg.Log.Info().Str("phase", "fence").Dur("took", fenced).Msg("fenced")
 	// From here no older writer can commit: a deposed owner's lease ran from
 	// its last commit, which was before now.
-	r := core.Restore{FencedAt: time.Now(), SkipLeaseWait: first && cfg.SkipLeaseWait}
+	r := core.Restore{FencedAt: time.Now(), SkipLeaseWait: first && (cfg.SkipLeaseWait || handedOver)}
 	fail := func(err error) (wal.Appender, core.Restore, error) {
 		app.Close()
 		return nil, core.Restore{}, err
@@ -136,25 +136,25 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 
 // startingPoint returns the offsets the replay starts from: the store's,
 // unless it is too stale to replay onto (then it is emptied); an empty store
-// is first filled from a snapshot if there is a Seed.
-func (p *Partition) startingPoint(ctx context.Context) (map[int32]int64, error) {
+// is first filled from a snapshot if there is a Seed (handedOver: see Seed).
+func (p *Partition) startingPoint(ctx context.Context) (stored map[int32]int64, handedOver bool, err error) {
 	cfg := &p.cfg
-	stored, err := cfg.Store.Offsets()
+	stored, err = cfg.Store.Offsets()
 	p.foundCorrupt(err)
 	cleared, cerr := p.discardCorrupt()
 	if cerr != nil {
-		return nil, cerr
+		return nil, false, cerr
 	}
 	if cleared {
 		stored, err = nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if retention := cfg.WAL.Retention(); len(stored) > 0 && retention > 0 {
 		cleared, err := clearIfStale(cfg.Store, retention, p.wallClock(), cfg.Log)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if cleared {
 			stored = nil
@@ -162,15 +162,15 @@ func (p *Partition) startingPoint(ctx context.Context) (map[int32]int64, error) 
 	}
 	if len(stored) == 0 && cfg.Seed != nil {
 		start := time.Now()
-		if err := cfg.Seed(ctx); err != nil {
-			return nil, fmt.Errorf("loading a snapshot: %w", err)
+		if handedOver, err = cfg.Seed(ctx); err != nil {
+			return nil, false, fmt.Errorf("loading a snapshot: %w", err)
 		}
 		if stored, err = cfg.Store.Offsets(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		cfg.Log.Info().Str("phase", "snapshot").Bool("loaded", len(stored) > 0).Dur("took", time.Since(start)).Msg("snapshot phase done")
+		cfg.Log.Info().Str("phase", "snapshot").Bool("loaded", len(stored) > 0).Bool("handed_over", handedOver).Dur("took", time.Since(start)).Msg("snapshot phase done")
 	}
-	return stored, nil
+	return stored, handedOver, nil
 }
 
 // syncedBefore returns when the store, about to be replayed onto, was last
