@@ -1,15 +1,12 @@
 package kfakerepair
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/changelog"
@@ -22,14 +19,8 @@ import (
 // read that batch as committed at its crash recovery; after the repair it
 // aborts it, and only what was committed replays.
 func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "kafka")
 	tp := changelog.Topics{Cluster: "idx"}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir), kfake.SeedTopics(1, tp.Changelog()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	c, dir, ctx := startKfake(t, tp.Changelog())
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 	for attempt := 0; ; attempt++ {
 		g := &wal.Group{Records: []kv.Record{{Kind: kv.KindChange, Change: kv.Change{Key: []byte("committed"), Value: []byte("v"), Version: 1}}}}
@@ -57,10 +48,7 @@ func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
 	if err := w.ProduceSync(ctx, &kgo.Record{Key: []byte("in-flight"), Value: []byte("v")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	img := t.TempDir()
-	if err := os.CopyFS(img, os.DirFS(dir)); err != nil {
-		t.Fatal(err)
-	}
+	img := crashImage(t, dir)
 	w.Close()
 	c.Close()
 	idx := filepath.Join(img, "partitions", tp.Changelog()+"-0", "0.idx")
@@ -79,10 +67,7 @@ func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
 	if again, err := repairIndexes(img); err != nil || len(again) != 0 {
 		t.Fatalf("a second repair rewrote %v (%v)", again, err)
 	}
-	c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(img))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = restartKfake(t, img)
 	defer c.Close()
 	var keys []string
 	if _, err := changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, tp.Changelog(), map[int32]int64{0: 0}, func(b changelog.Batch) error {

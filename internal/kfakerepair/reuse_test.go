@@ -1,15 +1,12 @@
 package kfakerepair
 
 import (
-	"context"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
 )
@@ -19,13 +16,7 @@ import (
 // CreateTime an hour behind the broker (an event time) and is killed before
 // EndTxn. The second never committed: the repair aborts it.
 func TestReusedEpochTransactionWithoutEndTxnIsAborted(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "kafka")
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir), kfake.SeedTopics(1, "a", "b"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	c, dir, ctx := startKfake(t, "a", "b")
 	w, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("old"), kgo.MaxVersions(kversion.V3_0_0()))
 	if err != nil {
 		t.Fatal(err)
@@ -46,19 +37,13 @@ func TestReusedEpochTransactionWithoutEndTxnIsAborted(t *testing.T) {
 	if err := w.ProduceSync(ctx, &kgo.Record{Topic: "b", Key: []byte("never-committed"), Timestamp: time.Now().Add(-time.Hour)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	img := t.TempDir()
-	if err := os.CopyFS(img, os.DirFS(dir)); err != nil { // killed before EndTxn
-		t.Fatal(err)
-	}
+	img := crashImage(t, dir) // killed before EndTxn
 	c.Close()
 	rep, err := Repair(img, time.Now())
 	if err != nil || len(rep.Ended) != 1 || !strings.HasSuffix(rep.Ended[0], "aborted") {
 		t.Fatalf("ended %v (%v); want b-0's open transaction aborted", rep.Ended, err)
 	}
-	c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(img))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = restartKfake(t, img)
 	defer c.Close()
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 	if got := replay(t, opts, "a"); !slices.Equal(got, []string{"first"}) {
@@ -75,13 +60,7 @@ func TestReusedEpochTransactionWithoutEndTxnIsAborted(t *testing.T) {
 // epoch has two groups of markers for one endtx: the second's commit was
 // decided, and b's part is committed too.
 func TestReusedEpochTransactionCutShortInEndTxnIsCommitted(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "kafka")
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir), kfake.SeedTopics(1, "a", "b"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	c, dir, ctx := startKfake(t, "a", "b")
 	w, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("old"), kgo.MaxVersions(kversion.V3_0_0()))
 	if err != nil {
 		t.Fatal(err)
@@ -100,10 +79,7 @@ func TestReusedEpochTransactionCutShortInEndTxnIsCommitted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	img := t.TempDir()
-	if err := os.CopyFS(img, os.DirFS(dir)); err != nil {
-		t.Fatal(err)
-	}
+	img := crashImage(t, dir)
 	c.Close()
 	dropLastMarker(t, filepath.Join(img, "partitions", "b-0", "0.dat"))
 	cutPIDsLogBeforeLastEndTx(t, filepath.Join(img, "pids.log"))
@@ -111,10 +87,7 @@ func TestReusedEpochTransactionCutShortInEndTxnIsCommitted(t *testing.T) {
 	if err != nil || len(rep.Ended) != 1 || !strings.HasSuffix(rep.Ended[0], "committed") {
 		t.Fatalf("ended %v (%v); want b-0's part committed", rep.Ended, err)
 	}
-	c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(img))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = restartKfake(t, img)
 	defer c.Close()
 	replays(t, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, "first", "second")
 }

@@ -1,16 +1,13 @@
 package kfakerepair
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -20,13 +17,7 @@ import (
 // torn bytes (kfake truncates there and would drop it, aborting b's part),
 // and a second repair of the repaired log does nothing.
 func TestRepairOfATornLogCommitsOnceAndKeepsIt(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "kafka")
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir), kfake.SeedTopics(1, "a", "b"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	c, dir, ctx := startKfake(t, "a", "b")
 	w, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("x"))
 	if err != nil {
 		t.Fatal(err)
@@ -45,10 +36,7 @@ func TestRepairOfATornLogCommitsOnceAndKeepsIt(t *testing.T) {
 		}
 	}
 	w.Close()
-	img := t.TempDir()
-	if err := os.CopyFS(img, os.DirFS(dir)); err != nil {
-		t.Fatal(err)
-	}
+	img := crashImage(t, dir)
 	c.Close()
 	// Killed after a's marker of "half", before b's and before the
 	// coordinator's endtx entry; then a torn batch at the end of b.
@@ -68,15 +56,9 @@ func TestRepairOfATornLogCommitsOnceAndKeepsIt(t *testing.T) {
 
 	for round := 1; round <= 2; round++ {
 		repairOK(t, img)
-		c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(img))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c = restartKfake(t, img)
 		replays(t, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, "first", "half")
-		snap := t.TempDir()
-		if err := os.CopyFS(snap, os.DirFS(img)); err != nil { // and killed again
-			t.Fatal(err)
-		}
+		snap := crashImage(t, img) // and killed again
 		c.Close()
 		img = snap
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/changelog"
@@ -23,13 +22,7 @@ import (
 // once its producer has committed again (kfake alone would then read it as
 // part of that commit).
 func TestOpenTransactionsAreEndedBeforeKfakeStarts(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "kafka")
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir), kfake.SeedTopics(1, "a", "b"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	c, dir, ctx := startKfake(t, "a", "b")
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 	txn := func(id, key string, commit bool) {
 		t.Helper()
@@ -66,10 +59,7 @@ func TestOpenTransactionsAreEndedBeforeKfakeStarts(t *testing.T) {
 	txn("x", "first", true)
 	txn("y", "open", false) // killed before it committed
 	txn("x", "half", true)
-	img := t.TempDir()
-	if err := os.CopyFS(img, os.DirFS(dir)); err != nil {
-		t.Fatal(err)
-	}
+	img := crashImage(t, dir)
 	c.Close()
 	// Killed after a's marker of "half", before b's and before the
 	// coordinator's endtx entry.
@@ -84,23 +74,14 @@ func TestOpenTransactionsAreEndedBeforeKfakeStarts(t *testing.T) {
 	if again, err := Repair(img, time.Now()); err != nil || len(again.Lines()) != 0 {
 		t.Fatalf("a second pass did %v (%v)", again.Lines(), err)
 	}
-	c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(img))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = restartKfake(t, img)
 	opts = []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 	replays(t, opts, "first", "half")
-	txn("y", "later", true) // the aborted producer commits again
-	again := t.TempDir()
-	if err := os.CopyFS(again, os.DirFS(img)); err != nil { // and the broker crashes again
-		t.Fatal(err)
-	}
+	txn("y", "later", true)     // the aborted producer commits again
+	again := crashImage(t, img) // and the broker crashes again
 	c.Close()
 	repairOK(t, again)
-	c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(again))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = restartKfake(t, again)
 	defer c.Close()
 	replays(t, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, "first", "half", "later")
 }
