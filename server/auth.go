@@ -54,19 +54,7 @@ func RequireToken(plane, token string, open ...string) (grpc.UnaryServerIntercep
 		}
 		return status.Error(codes.Unauthenticated, plane+": a valid bearer token is required (authorization: Bearer <token>)")
 	}
-	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := check(ctx, info.FullMethod); err != nil {
-			return nil, err
-		}
-		return handler(ctx, req)
-	}
-	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if err := check(ss.Context(), info.FullMethod); err != nil {
-			return err
-		}
-		return handler(srv, ss)
-	}
-	return unary, stream
+	return gate(check)
 }
 
 // RateLimit returns interceptors, unary and streaming, that share one budget
@@ -79,7 +67,7 @@ func RequireToken(plane, token string, open ...string) (grpc.UnaryServerIntercep
 func RateLimit(perSecond float64, burst int) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	writes := rate.NewLimiter(rate.Limit(perSecond), burst)
 	reads := rate.NewLimiter(rate.Limit(perSecond*ReadRateFactor), burst*ReadRateFactor)
-	check := func(method string) error {
+	check := func(_ context.Context, method string) error {
 		lim, what := writes, "calls"
 		if readOnlyControl[method[strings.LastIndexByte(method, '/')+1:]] && strings.Contains(method, ".Control/") {
 			lim, what = reads, "read-only calls"
@@ -97,19 +85,7 @@ func RateLimit(perSecond float64, burst int) (grpc.UnaryServerInterceptor, grpc.
 		}
 		return st.Err()
 	}
-	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := check(info.FullMethod); err != nil {
-			return nil, err
-		}
-		return handler(ctx, req)
-	}
-	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if err := check(info.FullMethod); err != nil {
-			return err
-		}
-		return handler(srv, ss)
-	}
-	return unary, stream
+	return gate(check)
 }
 
 // ReadRateFactor is how many times the write budget the control plane's

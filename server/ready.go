@@ -14,7 +14,7 @@ import (
 // named in open (health, reflection). The error's text is the answer's: say
 // what is missing and that it is temporary.
 func RequireReady(ready func() error, open ...string) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
-	check := func(method string) error {
+	check := func(_ context.Context, method string) error {
 		for _, svc := range open {
 			if strings.HasPrefix(method, "/"+svc+"/") {
 				return nil
@@ -25,17 +25,5 @@ func RequireReady(ready func() error, open ...string) (grpc.UnaryServerIntercept
 		}
 		return nil
 	}
-	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := check(info.FullMethod); err != nil {
-			return nil, err
-		}
-		return handler(ctx, req)
-	}
-	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if err := check(info.FullMethod); err != nil {
-			return err
-		}
-		return handler(srv, ss)
-	}
-	return unary, stream
+	return gate(check)
 }

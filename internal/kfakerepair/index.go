@@ -92,17 +92,7 @@ func index(data, old []byte) (want []byte, ok bool) {
 	return want, true
 }
 
+// writeSync replaces path's content with b, synced.
 func writeSync(path string, b []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return syncWrite(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, b)
 }

@@ -145,7 +145,12 @@ func truncate(path string, size int64) error {
 // appendSync appends b to file path and makes it durable before the
 // broker reads it.
 func appendSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	return syncWrite(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, b)
+}
+
+// syncWrite writes b to path opened with flag and syncs it.
+func syncWrite(path string, flag int, b []byte) error {
+	f, err := os.OpenFile(path, flag, 0o644)
 	if err != nil {
 		return err
 	}
