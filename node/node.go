@@ -52,10 +52,10 @@ type Node struct {
 	// joinedAt is the highest epoch the registry had given when this
 	// process registered its incarnation (firstowner.go).
 	joinedAt uint64
-	done         chan struct{} // closed when the node stops serving of its own accord (Done)
-	doneOnce     sync.Once
-	doneErr      error
-	started      atomic.Bool // Start returned the node
+	done     chan struct{} // closed when the node stops serving of its own accord (Done)
+	doneOnce sync.Once
+	doneErr  error
+	started  atomic.Bool // Start returned the node
 	// ownership is the lease of --wal disk and none partitions (lease.go).
 	ownership *ownership
 
