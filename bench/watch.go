@@ -77,7 +77,9 @@ func WatchLatency(ctx context.Context, cfg Config, progress io.Writer) (*WatchRe
 		watchErr <- c.Watch(wctx, []byte(prefix), client.WatchOptions{}, func(b client.WatchBatch) error {
 			now := time.Now()
 			once.Do(func() {
-				slotCount = int32(len(b.Session.GetOffsets()))
+				if b.Session != nil {
+					slotCount = int32(len(b.Session.Offsets))
+				}
 				close(started)
 			})
 			mu.Lock()

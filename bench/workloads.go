@@ -12,7 +12,6 @@ import (
 
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
-	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
 // newWorkload returns the operation of cfg's workload and what closes it.
@@ -81,8 +80,8 @@ func newWorkload(cfg Config) (op, func(), error) {
 			_, _, err := c.GetEventual(ctx, key())
 			return err
 		},
-		"get-many":          getMany(c, cfg, sluicev1.Consistency_LINEARIZABLE),
-		"get-many-eventual": getMany(c, cfg, sluicev1.Consistency_EVENTUAL),
+		"get-many":          getMany(c, cfg, client.Linearizable),
+		"get-many-eventual": getMany(c, cfg, client.Eventual),
 		"scan": func(ctx context.Context, _ *rand.Rand, key func() []byte) error {
 			n := 0
 			_, err := c.ScanFunc(ctx, client.ScanOptions{Start: key(), Limit: cfg.Batch}, func(client.KeyValue) bool { n++; return true })
@@ -95,7 +94,7 @@ func newWorkload(cfg Config) (op, func(), error) {
 }
 
 // getMany is one GetMany of cfg.Batch keys at level.
-func getMany(c *client.Client, cfg Config, level sluicev1.Consistency) op {
+func getMany(c *client.Client, cfg Config, level client.Consistency) op {
 	return func(ctx context.Context, _ *rand.Rand, key func() []byte) error {
 		keys := make([][]byte, cfg.Batch)
 		for i := range keys {

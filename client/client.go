@@ -216,7 +216,7 @@ func (c *Client) observe(s *sluicev1.Session) {
 func (c *Client) Session() *Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := &sluicev1.Session{Offsets: make(map[int32]int64, len(c.session)), Cluster: c.cluster}
+	s := &Session{Offsets: make(map[int32]int64, len(c.session)), Cluster: c.cluster}
 	for slot, off := range c.session {
 		s.Offsets[slot] = off
 	}
@@ -288,7 +288,7 @@ func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*WriteResult, 
 		}
 		parts[p] = append(parts[p], i)
 	}
-	out := make([]*sluicev1.WriteResult, len(entries))
+	out := make([]*WriteResult, len(entries))
 	errs := make(chan error, len(order))
 	for _, p := range order {
 		idx := parts[p]
@@ -301,7 +301,7 @@ func (c *Client) Upsert(ctx context.Context, entries ...Entry) ([]*WriteResult, 
 				resp, err := dc.Upsert(ctx, req)
 				if err == nil {
 					for j, i := range idx {
-						out[i] = resp.Results[j]
+						out[i] = writeResultFromProto(resp.Results[j])
 					}
 					c.observe(resp.Session)
 				}
@@ -332,7 +332,7 @@ func (c *Client) GetSession(ctx context.Context, key []byte, session *Session) (
 	if session == nil {
 		session = c.Session()
 	}
-	return c.get(ctx, &sluicev1.GetRequest{Key: key, Consistency: sluicev1.Consistency_SESSION, Session: session})
+	return c.get(ctx, &sluicev1.GetRequest{Key: key, Consistency: sluicev1.Consistency_SESSION, Session: sessionToProto(session)})
 }
 
 // GetEventual reads a key's committed state as the serving replica has it.

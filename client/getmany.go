@@ -40,7 +40,7 @@ type Read struct {
 // response limit are asked again (after a routes refresh) until the context
 // ends; any other error fails the call.
 func (c *Client) GetMany(ctx context.Context, keys [][]byte, o ReadOptions) ([]Read, error) {
-	if o.Consistency == sluicev1.Consistency_SESSION && o.Session == nil {
+	if o.Consistency == SessionRead && o.Session == nil {
 		o.Session = c.Session()
 	}
 	if len(keys) == 0 { // the node's answer: INVALID_ARGUMENT
@@ -48,7 +48,7 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, o ReadOptions) ([]R
 		if err != nil {
 			return nil, err
 		}
-		_, err = dc.GetMany(ctx, &sluicev1.GetManyRequest{Consistency: o.Consistency, Session: o.Session})
+		_, err = dc.GetMany(ctx, &sluicev1.GetManyRequest{Consistency: consistencyToProto(o.Consistency), Session: sessionToProto(o.Session)})
 		return nil, err
 	}
 	if err := c.routed(ctx); err != nil {
@@ -91,7 +91,7 @@ func (c *Client) getManyOnce(ctx context.Context, keys [][]byte, pending []int, 
 	var addrs []string
 	for _, i := range pending {
 		addr, p := c.owner(keys[i])
-		if o.Consistency != sluicev1.Consistency_LINEARIZABLE {
+		if o.Consistency != Linearizable {
 			a, ok := chosen[p]
 			if !ok {
 				a = c.replica(keys[i])
@@ -121,6 +121,7 @@ func (c *Client) getManyOnce(ctx context.Context, keys [][]byte, pending []int, 
 			idx = idx[n:]
 		}
 	}
+	level, session := consistencyToProto(o.Consistency), sessionToProto(o.Session)
 	var (
 		mu    sync.Mutex
 		again []int
@@ -131,7 +132,7 @@ func (c *Client) getManyOnce(ctx context.Context, keys [][]byte, pending []int, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req := &sluicev1.GetManyRequest{Keys: make([][]byte, len(cl.index)), Consistency: o.Consistency, Session: o.Session}
+			req := &sluicev1.GetManyRequest{Keys: make([][]byte, len(cl.index)), Consistency: level, Session: session}
 			for j, i := range cl.index {
 				req.Keys[j] = keys[i]
 			}

@@ -78,7 +78,7 @@ func (c *Client) ScanFunc(ctx context.Context, o ScanOptions, fn func(KeyValue) 
 // it in a way that may pass. It returns the next page's token when the
 // limit stopped it and keys remain.
 func (c *Client) scan(ctx context.Context, o ScanOptions, yield func(KeyValue, error) bool) ([]byte, error) {
-	if o.Consistency == sluicev1.Consistency_SESSION && o.Session == nil {
+	if o.Consistency == SessionRead && o.Session == nil {
 		o.Session = c.Session()
 	}
 	if err := c.routed(ctx); err != nil {
@@ -191,7 +191,7 @@ func (c *Client) scanOnce(ctx context.Context, o ScanOptions, token []byte, limi
 		if err != nil {
 			return false, err
 		}
-		req := &sluicev1.ScanRequest{Prefix: o.Prefix, Start: o.Start, End: o.End, PageToken: token, Consistency: o.Consistency, Session: o.Session, Partitions: byAddr[addr]}
+		req := &sluicev1.ScanRequest{Prefix: o.Prefix, Start: o.Start, End: o.End, PageToken: token, Consistency: consistencyToProto(o.Consistency), Session: sessionToProto(o.Session), Partitions: byAddr[addr]}
 		if limit > 0 {
 			req.Limit = uint32(limit + 1) // one more: says whether keys remain
 		}

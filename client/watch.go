@@ -54,7 +54,7 @@ type WatchOptions struct {
 // a retry: a bad prefix or token (INVALID_ARGUMENT), a token the compacted
 // changelog no longer holds (OUT_OF_RANGE), a missing data token.
 func (c *Client) Watch(ctx context.Context, prefix []byte, o WatchOptions, fn func(WatchBatch) error) error {
-	from := o.From
+	from := sessionToProto(o.From)
 	backoff := 50 * time.Millisecond
 	tried := map[string]bool{}
 	addr := c.entries[0]
@@ -129,7 +129,7 @@ func (c *Client) watchOnce(ctx context.Context, addr string, prefix []byte, from
 		}
 		progressed = true
 		*from = m.Session
-		b := WatchBatch{Session: m.Session, Changes: make([]Change, len(m.Events))}
+		b := WatchBatch{Session: sessionFromProto(m.Session), Changes: make([]Change, len(m.Events))}
 		for i, e := range m.Events {
 			b.Changes[i] = Change{Key: e.Key, Removed: e.Removed, Version: e.Version, Timestamp: e.Timestamp, Slot: e.Slot, Offset: e.Offset}
 			if !e.Removed {

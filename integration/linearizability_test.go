@@ -54,14 +54,14 @@ func do(ctx context.Context, c *client.Client, id, n int, rng *rand.Rand, keys [
 		}
 	case r < 70:
 		in.Op = "put"
-		var res []*sluicev1.WriteResult
+		var res []*client.WriteResult
 		if res, err = c.Upsert(callCtx, client.Entry{Key: []byte(in.Key), Value: []byte(in.Value)}); err == nil {
 			out.Version = res[0].Version
 		}
 	case r < 90:
 		in.Op, in.Expect = "cas", versions[in.Key]
 		expect := in.Expect
-		var res []*sluicev1.WriteResult
+		var res []*client.WriteResult
 		res, err = c.Upsert(callCtx, client.Entry{Key: []byte(in.Key), Value: []byte(in.Value), ExpectedVersion: &expect})
 		if err == nil {
 			out.OK, out.Version = true, res[0].Version

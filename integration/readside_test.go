@@ -42,7 +42,7 @@ func TestReadSideAcrossNodes(t *testing.T) {
 	if _, err := cl.Upsert(ctx, entries...); err != nil {
 		t.Fatal(err)
 	}
-	for _, level := range []sluicev1.Consistency{sluicev1.Consistency_LINEARIZABLE, sluicev1.Consistency_SESSION, sluicev1.Consistency_EVENTUAL} {
+	for _, level := range []client.Consistency{client.Linearizable, client.SessionRead, client.Eventual} {
 		reads, err := cl.GetMany(ctx, append(keys, []byte("rs-missing")), client.ReadOptions{Consistency: level})
 		if err != nil {
 			t.Fatalf("%v: %v", level, err)

@@ -62,7 +62,8 @@ func TestStandbyServesReadsAndHandsOverFast(t *testing.T) {
 
 	// SESSION at the standby: sees the write made through the owner.
 	sb := dataClient(t, c.nodes[sbNode].addr)
-	resp, err := sb.Get(ctx, &sluicev1.GetRequest{Key: last.Key, Consistency: sluicev1.Consistency_SESSION, Session: w.Session()})
+	tok := w.Session()
+	resp, err := sb.Get(ctx, &sluicev1.GetRequest{Key: last.Key, Consistency: sluicev1.Consistency_SESSION, Session: &sluicev1.Session{Offsets: tok.Offsets, Cluster: tok.Cluster}})
 	if err != nil || !resp.Found || string(resp.Value) != string(last.Value) {
 		t.Fatalf("session read at the standby: %v %v", resp, err)
 	}

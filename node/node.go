@@ -49,10 +49,13 @@ type Node struct {
 	// inc is this process's incarnation of its node id, prevInc the one
 	// registered before it (incarnation.go).
 	inc, prevInc registry.Incarnation
-	done         chan struct{} // closed when the node stops serving of its own accord (Done)
-	doneOnce     sync.Once
-	doneErr      error
-	started      atomic.Bool // Start returned the node
+	// joinedAt is the highest epoch the registry had given when this
+	// process registered its incarnation (firstowner.go).
+	joinedAt uint64
+	done     chan struct{} // closed when the node stops serving of its own accord (Done)
+	doneOnce sync.Once
+	doneErr  error
+	started  atomic.Bool // Start returned the node
 	// ownership is the lease of --wal disk and none partitions (lease.go).
 	ownership *ownership
 
@@ -204,13 +207,16 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 	// The node's storage mode goes into its record: the control plane's
 	// rules of where a partition's data can go read it (registry/modes.go).
 	me := registry.Node{ID: n.cfg.NodeID, DataAddr: n.DataAddr(), ControlAddr: n.ControlAddr(), WAL: n.cfg.WAL, Bucket: n.cfg.SnapshotURL != ""}
-	var inc registry.Incarnation
+	var (
+		inc      registry.Incarnation
+		joinedAt uint64
+	)
 	err = n.registry.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
 		next, reg, err := n.nextIncarnation(v, n.prevInc)
 		if err != nil {
 			return nil, err
 		}
-		inc = next
+		inc, joinedAt = next, v.MaxEpoch
 		if other, wal := v.MixedModes(me.ID, me.WAL); other != "" {
 			return nil, fmt.Errorf("node: this node runs --wal %s, but node %s of cluster %s announced --wal %s: a partition's data cannot follow its slots between modes (--wal kafka keeps it in the changelog, disk and none in the snapshot bucket), so a cluster runs one; start this node with --wal %s, or give it its own --cluster",
 				me.WAL, other, n.cfg.Cluster, wal, wal)
@@ -240,7 +246,7 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 		}
 		return muts, nil
 	})
-	n.inc = inc
+	n.inc, n.joinedAt = inc, joinedAt
 	return err
 }
 

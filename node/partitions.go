@@ -180,13 +180,14 @@ func (n *Node) promote(spec registry.Partition) error {
 }
 
 // startPartition starts the owner's partition on st, in the node's storage
-// mode (modes.go); resumed skips its first read-lease wait (see open).
+// mode (modes.go); resumed skips its first read-lease wait (see open), and
+// so does a brand-new cluster's first owner (firstowner.go).
 func (n *Node) startPartition(spec registry.Partition, st localStore, resumed bool) error {
 	cfg := partition.Config{
 		Config:         core.Config{ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Lease: n.cfg.Lease, Stages: n.cfg.Stages},
 		Store:          st,
 		MaxQueuedBytes: n.cfg.PartitionBudget, NodeBudget: n.budget,
-		SkipLeaseWait: resumed,
+		SkipLeaseWait: resumed || n.firstOwner(spec),
 		// Ownership and fencing, in the order fencing.go explains.
 		Owns:    n.owns(spec),
 		WAL:     n.changelogLog(spec),

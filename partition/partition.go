@@ -52,7 +52,9 @@ type Config struct {
 	// exclusive lock the caller now holds (no earlier process on it is
 	// alive), and no other process of the node registered between (node's
 	// incarnations): no other process can have answered a read of it since,
-	// so there is no deposed owner's lease to wait out.
+	// so there is no deposed owner's lease to wait out. Or when the partition
+	// is a brand-new cluster's, opened by the process that created it, and
+	// no other partition ever held any of its slots (node/firstowner.go).
 	// Every later restore (a re-sync) waits.
 	SkipLeaseWait bool
 	// now is the wall clock of the retention checks (tests); nil: time.Now.

@@ -3,6 +3,8 @@ package partition
 import (
 	"sync"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition/core"
 )
@@ -12,12 +14,14 @@ import (
 // keys, so most writes build their change without a store read (an LSM read
 // per key was 40 % of a node's CPU under batched upserts). Only the loop
 // writes it, from store writes it applies and store reads it makes, so a
-// cached entry always equals the store's; a restore empties it. Callers may
-// ask whether keys are cached (to skip prefetching them), under the read lock.
+// cached entry always equals the store's; a restore empties it. When full it
+// drops the least recently used key (hashicorp/golang-lru): a dropped key
+// costs a store read, never a wrong version. Callers may ask whether keys
+// are cached (to skip prefetching them), under the read lock; a key dropped
+// between that question and the loop's Fill is read by the loop.
 type versions struct {
 	mu  sync.RWMutex
-	m   map[string]version
-	max int
+	lru *simplelru.LRU[string, version] // nil: disabled
 }
 
 type version struct {
@@ -27,30 +31,44 @@ type version struct {
 	found     bool
 }
 
+// newVersions returns a cache of max keys; max <= 0 disables it.
 func newVersions(max int) *versions {
-	return &versions{m: make(map[string]version), max: max}
+	c := &versions{}
+	if max > 0 {
+		c.lru, _ = simplelru.NewLRU[string, version](max, nil) // only a size <= 0 fails
+	}
+	return c
 }
 
 // cached reports, for callers, which of req's keys the cache holds.
 func (c *versions) cached(req *core.Request) []bool {
 	out := make([]bool, req.NumKeys())
+	if c.lru == nil {
+		return out
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for i := range out {
-		_, out[i] = c.m[string(req.KeyAt(i))]
+		out[i] = c.lru.Contains(string(req.KeyAt(i))) // no recency update: safe under the read lock
 	}
 	return out
 }
 
 // Fill gives req, from the cache, the state of the keys its caller did not
-// read: what the store holds after seen writes. For the loop, the only
-// writer: no lock.
+// read: what the store holds after seen writes. The loop's. A hit leaves
+// the key's recency alone: the write it fills makes the key the most
+// recently used once applied (Applied).
 func (c *versions) Fill(req *core.Request, seen uint64) {
+	if c.lru == nil {
+		return
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	for i := range req.Reads {
 		if req.Reads[i].OK {
 			continue
 		}
-		if v, ok := c.m[string(req.KeyAt(i))]; ok {
+		if v, ok := c.lru.Peek(string(req.KeyAt(i))); ok {
 			r := kv.Read{Value: kv.Value{Version: v.n, Timestamp: v.timestamp, ExpiresAt: v.expiresAt}, Found: v.found}
 			req.Reads[i] = core.Read{Read: r, OK: true, Seen: seen}
 		}
@@ -59,7 +77,7 @@ func (c *versions) Fill(req *core.Request, seen uint64) {
 
 // Applied records the changes the loop wrote to the store.
 func (c *versions) Applied(changes []kv.Change) {
-	if c.max <= 0 {
+	if c.lru == nil {
 		return
 	}
 	c.mu.Lock()
@@ -71,7 +89,7 @@ func (c *versions) Applied(changes []kv.Change) {
 
 // Read records a state the loop read from the store.
 func (c *versions) Read(key []byte, r kv.Read) {
-	if c.max <= 0 {
+	if c.lru == nil {
 		return
 	}
 	c.mu.Lock()
@@ -79,21 +97,18 @@ func (c *versions) Read(key []byte, r kv.Read) {
 	c.putLocked(string(key), r)
 }
 
-// putLocked stores r's version, evicting an arbitrary entry when full (Go's
-// map iteration starts at a random place: random replacement).
+// putLocked stores r's version, dropping the least recently used key when
+// the cache is full.
 func (c *versions) putLocked(key string, r kv.Read) {
-	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
-		for k := range c.m {
-			delete(c.m, k)
-			break
-		}
-	}
-	c.m[key] = version{n: r.Value.Version, timestamp: r.Value.Timestamp, expiresAt: r.Value.ExpiresAt, found: r.Found}
+	c.lru.Add(key, version{n: r.Value.Version, timestamp: r.Value.Timestamp, expiresAt: r.Value.ExpiresAt, found: r.Found})
 }
 
 // Reset empties the cache: the store was rewritten.
 func (c *versions) Reset() {
+	if c.lru == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.m = make(map[string]version)
+	c.lru.Purge()
 }

@@ -67,7 +67,7 @@ func TestGetManyAllocatesWithinItsLimit(t *testing.T) {
 		value []byte
 	}{{"one 256 KiB value named 1000 times", dups, dup}, {"64 distinct 512 KiB values", distinct, large}} {
 		for _, level := range []sluicev1.Consistency{sluicev1.Consistency_LINEARIZABLE, sluicev1.Consistency_SESSION, sluicev1.Consistency_EVENTUAL} {
-			req := &sluicev1.GetManyRequest{Keys: tc.keys, Consistency: level, Session: n.cl.Session()}
+			req := &sluicev1.GetManyRequest{Keys: tc.keys, Consistency: level, Session: wireSession(n.cl.Session())}
 			var resp *sluicev1.GetManyResponse
 			var err error
 			got := allocated(func() { resp, err = n.data.GetMany(ctx, req) })

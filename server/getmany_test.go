@@ -15,7 +15,7 @@ import (
 )
 
 // put writes n keys "prefix-%03d" = "value-%03d" and returns the session.
-func put(t *testing.T, n *testNode, prefix string, count int) *sluicev1.Session {
+func put(t *testing.T, n *testNode, prefix string, count int) *client.Session {
 	t.Helper()
 	var entries []client.Entry
 	for i := range count {
@@ -45,7 +45,7 @@ func TestGetManyAnswersInRequestOrder(t *testing.T) {
 		keys = append(keys, fmt.Appendf(nil, "k-%03d", i))
 	}
 	for _, level := range []sluicev1.Consistency{sluicev1.Consistency_LINEARIZABLE, sluicev1.Consistency_SESSION, sluicev1.Consistency_EVENTUAL} {
-		resp, err := n.data.GetMany(ctx, &sluicev1.GetManyRequest{Keys: keys, Consistency: level, Session: n.cl.Session()})
+		resp, err := n.data.GetMany(ctx, &sluicev1.GetManyRequest{Keys: keys, Consistency: level, Session: wireSession(n.cl.Session())})
 		if err != nil {
 			t.Fatalf("%v: %v", level, err)
 		}
@@ -70,7 +70,7 @@ func TestGetManyAnswersInRequestOrder(t *testing.T) {
 		}
 	}
 	// A SESSION read names what it must see; the Go client splits and joins.
-	reads, err := n.cl.GetMany(ctx, keys, client.ReadOptions{Consistency: sluicev1.Consistency_SESSION, Session: sess})
+	reads, err := n.cl.GetMany(ctx, keys, client.ReadOptions{Consistency: client.SessionRead, Session: sess})
 	if err != nil || len(reads) != len(keys) || !reads[0].Found || !bytes.Equal(reads[0].Data, []byte("value-150")) || reads[1].Found {
 		t.Fatalf("client GetMany: %+v %v", reads[:2], err)
 	}
@@ -84,7 +84,7 @@ func TestClientGetManySplitsLargeRequests(t *testing.T) {
 	for i := range 2500 {
 		keys = append(keys, fmt.Appendf(nil, "big-%03d", i%900))
 	}
-	reads, err := n.cl.GetMany(context.Background(), keys, client.ReadOptions{Consistency: sluicev1.Consistency_EVENTUAL})
+	reads, err := n.cl.GetMany(context.Background(), keys, client.ReadOptions{Consistency: client.Eventual})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestGetManyRepeatedKeyOverLimitLeavesRoomForSmallerKeys(t *testing.T) {
 	}
 	keys := [][]byte{[]byte("big"), []byte("big"), []byte("big"), []byte("big"), []byte("small")}
 	for _, level := range []sluicev1.Consistency{sluicev1.Consistency_LINEARIZABLE, sluicev1.Consistency_SESSION, sluicev1.Consistency_EVENTUAL} {
-		resp, err := n.data.GetMany(ctx, &sluicev1.GetManyRequest{Keys: keys, Consistency: level, Session: n.cl.Session()})
+		resp, err := n.data.GetMany(ctx, &sluicev1.GetManyRequest{Keys: keys, Consistency: level, Session: wireSession(n.cl.Session())})
 		if err != nil {
 			t.Fatalf("%v: %v", level, err)
 		}

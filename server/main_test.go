@@ -61,3 +61,9 @@ func startNodeOf(t *testing.T, cluster string) *testNode {
 	t.Cleanup(func() { cl.Close() })
 	return &testNode{Node: n, data: sluicev1.NewDataClient(conn), cl: cl}
 }
+
+// wireSession is the Go client's session token as the data API's message,
+// for the tests that call the API directly.
+func wireSession(s *client.Session) *sluicev1.Session {
+	return &sluicev1.Session{Offsets: s.Offsets, Cluster: s.Cluster}
+}

@@ -91,7 +91,7 @@ func TestWatchRefusesTokensOlderThanDeleteRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := &sluicev1.Session{Offsets: map[int32]int64{res[0].Slot: res[0].Offset}}
+	old := &client.Session{Offsets: map[int32]int64{res[0].Slot: res[0].Offset}}
 	// A token within the retention is served.
 	if got := watchUntil(t, n, "r-", old, 1, nil); strings.Join(got.changes, " ") != "r-1=one@1" {
 		t.Fatalf("watch from a fresh token saw %v", got.changes)
@@ -100,7 +100,7 @@ func TestWatchRefusesTokensOlderThanDeleteRetention(t *testing.T) {
 	if _, err := n.cl.Remove(ctx, []byte("r-1")); err != nil {
 		t.Fatal(err)
 	}
-	st, err := n.data.Watch(ctx, &sluicev1.WatchRequest{Prefix: []byte("r-"), From: old})
+	st, err := n.data.Watch(ctx, &sluicev1.WatchRequest{Prefix: []byte("r-"), From: wireSession(old)})
 	if err == nil {
 		_, err = st.Recv()
 	}

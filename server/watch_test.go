@@ -20,10 +20,10 @@ import (
 // for a removal) until want of them arrived, with the last token.
 type watched struct {
 	changes []string
-	session *sluicev1.Session
+	session *client.Session
 }
 
-func watchUntil(t *testing.T, n *testNode, prefix string, from *sluicev1.Session, want int, started chan<- *sluicev1.Session) watched {
+func watchUntil(t *testing.T, n *testNode, prefix string, from *client.Session, want int, started chan<- *client.Session) watched {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -60,19 +60,19 @@ func TestWatchFromNowAndFromTokens(t *testing.T) {
 	n := startNode(t)
 	ctx := context.Background()
 	put(t, n, "w", 5) // before the watch: not seen
-	started := make(chan *sluicev1.Session, 1)
+	started := make(chan *client.Session, 1)
 	result := make(chan watched, 1)
 	go func() { result <- watchUntil(t, n, "w-", nil, 6, started) }()
 	start := <-started
 	if len(start.Offsets) != 16 || start.Cluster == "" {
 		t.Fatalf("the first message's token covers %d slots, cluster %q", len(start.Offsets), start.Cluster)
 	}
-	write := func(k, v string) *sluicev1.Session {
+	write := func(k, v string) *client.Session {
 		res, err := n.cl.Upsert(ctx, client.Entry{Key: []byte(k), Value: []byte(v)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &sluicev1.Session{Offsets: map[int32]int64{res[0].Slot: res[0].Offset + 1}}
+		return &client.Session{Offsets: map[int32]int64{res[0].Slot: res[0].Offset + 1}}
 	}
 	write("w-001", "one")
 	write("x-001", "elsewhere")
@@ -97,7 +97,7 @@ func TestWatchFromNowAndFromTokens(t *testing.T) {
 	}
 	// From a write's token (one slot named; the others from now): that
 	// slot's changes after the write.
-	slotOf := func(s *sluicev1.Session) int32 {
+	slotOf := func(s *client.Session) int32 {
 		for slot := range s.Offsets {
 			return slot
 		}

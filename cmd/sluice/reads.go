@@ -14,10 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sluicedb/sluice/client"
-	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
 // The read side's commands: get (one key or many), scan, watch.
@@ -44,15 +42,15 @@ func (f *readFlags) outputs() string {
 	return "text or json"
 }
 
-func (f *readFlags) level() (sluicev1.Consistency, error) {
+func (f *readFlags) level() (client.Consistency, error) {
 	if f.output != "text" && f.output != "json" && (f.output != "raw" || !f.raw) {
 		return 0, usageError(fmt.Errorf("--output %q: %s", f.output, f.outputs()))
 	}
-	v, ok := sluicev1.Consistency_value[strings.ToUpper(f.consistency)]
-	if !ok {
+	v, err := client.ParseConsistency(f.consistency)
+	if err != nil {
 		return 0, usageError(fmt.Errorf("--consistency %q: linearizable, session or eventual", f.consistency))
 	}
-	return sluicev1.Consistency(v), nil
+	return v, nil
 }
 
 // jsonRead is one key as `-o json` prints it: bytes that are UTF-8 as a
@@ -241,9 +239,9 @@ func watchCmd() *cobra.Command {
 			}
 			var o client.WatchOptions
 			if from != "" {
-				o.From = &sluicev1.Session{}
-				if err := protojson.Unmarshal([]byte(from), o.From); err != nil {
-					return fmt.Errorf("--from: not a session token (JSON such as {\"offsets\":{\"3\":\"120\"}}): %w", err)
+				o.From = &client.Session{}
+				if err := o.From.UnmarshalJSON([]byte(from)); err != nil {
+					return fmt.Errorf("--from: %w", err)
 				}
 			}
 			o.OnResume = func(addr string, err error) {
@@ -269,7 +267,7 @@ func watchCmd() *cobra.Command {
 						}
 					}
 					if f.output == "json" && len(b.Changes) > 0 {
-						tok, err := protojson.Marshal(b.Session)
+						tok, err := json.Marshal(b.Session)
 						if err != nil {
 							return err
 						}
