@@ -111,6 +111,9 @@ func (in *inst) restoreDisk() {
 			return
 		}
 		app, err := in.disk.NewAppender(context.Background())
+		if rerr := in.resyncCache(); rerr != nil {
+			panic(rerr)
+		}
 		if err != nil {
 			w.trace("i%d restore: %v", in.id, err)
 			if errors.Is(err, local.ErrSyncFailed) && w.owner == in {
@@ -136,6 +139,7 @@ func (in *inst) restoreDisk() {
 		if _, err := in.disk.Replay(context.Background(), offs, nil, nil); err != nil {
 			panic(err)
 		}
+		in.publish(offs)
 		in.do(func() { in.d.Restored(r) })
 	})
 }

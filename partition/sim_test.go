@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,9 +20,12 @@ import (
 // TestSimulation drives the partition core and its driver from many seeds
 // through the simulated world (sim_world_test.go): clients, faults, owner
 // changes and time, all from one seed. The seed also chooses the storage
-// mode: the Kafka log (the fake log with fencing) or --wal disk
+// mode (simModes): the Kafka log (the fake log with fencing), --wal disk
 // (sim_disk_test.go: wal/local's Disk over a store whose syncs and reads
-// fail). Every run is checked: the linearizable history
+// fail), or either under --store cached (sim_cached_test.go: the real
+// store.Cached over a durable store whose reads fail, re-synced as the node
+// does; at the end the cache must not be behind the durable store). Every
+// run is checked: the linearizable history
 // with porcupine, the final state against a replay of the log, every
 // "not applied" answer against the log, committed reads, exactly-once
 // ingest. A failing seed replays exactly:
@@ -53,9 +57,15 @@ func TestSimulation(t *testing.T) {
 	base := uint64(time.Now().UnixNano())
 	runs := 0
 	var modes map[string]int // seeds per storage mode
+	var took map[string]time.Duration
 	for i := 0; i < seeds && (until.IsZero() || time.Now().Before(until)); i++ {
 		seed := base + uint64(i)
+		began := time.Now()
 		r := simulate(seed)
+		if took == nil {
+			took = map[string]time.Duration{}
+		}
+		took[r.mode] += time.Since(began)
 		runs++
 		sum.ops += r.ops
 		if modes == nil {
@@ -69,14 +79,18 @@ func TestSimulation(t *testing.T) {
 			sum.faults[k] += v
 		}
 		if r.violation != "" {
-			t.Errorf("seed %d: %s (replay: SLUICE_SEED=%d go test ./partition -run TestSimulation)", seed, r.violation, seed)
+			t.Errorf("seed %d (seed %d of this run, %d of mode %s, found after %s): %s (replay: SLUICE_SEED=%d go test ./partition -run TestSimulation)",
+				seed, runs, modes[r.mode], r.mode, time.Since(start).Round(time.Millisecond), r.violation, seed)
 			sum.violations++
 			if sum.violations >= 3 || os.Getenv("SLUICE_SIM_FIRST") != "" {
 				break
 			}
 		}
 	}
-	t.Logf("simulation: %d seeds (per storage mode %v), %d operations checked, faults injected %v, %d violations, in %s", runs, modes, sum.ops, sum.faults, sum.violations, time.Since(start).Round(time.Millisecond))
+	for m, d := range took {
+		took[m] = d.Round(time.Millisecond)
+	}
+	t.Logf("simulation: %d seeds (per storage mode %v, time per mode %v), %d operations checked, faults injected %v, %d violations, in %s", runs, modes, took, sum.ops, sum.faults, sum.violations, time.Since(start).Round(time.Millisecond))
 	if !until.IsZero() {
 		fmt.Printf("sim summary: seeds=%d operations=%d faults=%v violations=%d\n", runs, sum.ops, sum.faults, sum.violations)
 	}
@@ -121,8 +135,11 @@ type simCall struct {
 	done func(core.Reply)
 }
 
-// simModes are the storage modes a seed may choose.
-var simModes = []string{"kafka", "disk"}
+// simModes are the storage modes a seed may choose (seed % len): a cached
+// mode's seed costs about ten of another's (a Badger cache opened at each
+// start), so they come up less often, keeping the suite's 2000 seeds under
+// a minute.
+var simModes = []string{"kafka", "disk", "kafka", "disk", "kafka+cached", "kafka", "disk", "kafka", "disk", "disk+cached"}
 
 var (
 	simKeys     = []string{"k0", "k1", "k2", "k3", "k4"}
@@ -281,9 +298,8 @@ func (c *simClient) committedRead(key string) {
 	var poll func()
 	poll = func() {
 		if session {
-			offs, _ := target.st.Offsets()
 			for s, o := range c.session {
-				if offs[s] < o {
+				if target.published[s] < o {
 					if w.now.After(deadline) {
 						c.afterThink()
 						return
@@ -293,7 +309,11 @@ func (c *simClient) committedRead(key string) {
 				}
 			}
 		}
-		r, _ := target.st.Get([]byte(key))
+		r, err := target.durable().Get([]byte(key))
+		if err != nil { // a failed read (a fault of the durable store) answers nothing
+			c.afterThink()
+			return
+		}
 		c.checks.observed = append(c.checks.observed, kv.Read{Value: kv.Value{Data: []byte(key + "=" + string(r.Value.Data)), Version: r.Value.Version}, Found: r.Found})
 		if session && r.Value.Version < c.acked[key] {
 			c.checks.keys = append(c.checks.keys, fmt.Sprintf("session read of %s saw version %d before this client's write of version %d", key, r.Value.Version, c.acked[key]))
@@ -308,12 +328,16 @@ func (c *simClient) committedRead(key string) {
 func simulate(seed uint64) (res simResult) {
 	f := simFaults{appendFail: 0.02, appendUnknown: 0.02, applyFail: 0.005, move: 0.003, pause: 0.003, closeOld: 0.5, crash: 0.002}
 	mode := simModes[seed%uint64(len(simModes))]
-	if mode == "disk" {
+	switch mode {
+	case "disk", "disk+cached":
 		// One owner on its own disk: a move hands over through the snapshot
 		// bucket, which the simulator does not run; ingest needs Kafka.
 		f = simFaults{syncFail: 0.01, readFail: 0.005, applyFail: 0.005, pause: 0.003, crash: 0.002}
+	case "kafka+cached":
+		f.readFail = 0.005
 	}
 	w := newWorld(seed, f, mode)
+	defer w.closeCaches()
 	defer func() { res.mode = mode }()
 	h := &kvmodel.History{}
 	checks := &simChecks{notApplied: map[string]bool{}}
@@ -325,7 +349,7 @@ func simulate(seed uint64) (res simResult) {
 		w.after(w.dur(0, 10*time.Millisecond), c.next)
 	}
 	produced := map[kv.Source]string{}
-	if mode == "kafka" {
+	if strings.HasPrefix(mode, "kafka") {
 		produced = simIngest(w, h)
 	}
 	w.run(w.now.Add(3 * time.Second))
@@ -348,7 +372,9 @@ func simulate(seed uint64) (res simResult) {
 			return res
 		}
 	}
-	res.violation = simCheck(w, h, checks, produced)
+	if res.violation = simCheck(w, h, checks, produced); res.violation == "" {
+		res.violation = simCacheCheck(w)
+	}
 	return res
 }
 

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"time"
 
@@ -58,7 +59,7 @@ type simFaults struct {
 	closeOld      float64 // a deposed owner is closed gracefully (the manager's release)
 	crash         float64 // per client op: the owner's process is killed and restarts on its disk
 	syncFail      float64 // --wal disk: a synced write fails (written or not: unknown)
-	readFail      float64 // --wal disk: a store read fails
+	readFail      float64 // --wal disk, --store cached: a durable store read fails
 }
 
 // simTrace prints what happens in a run (SLUICE_SEED=... go test -v).
@@ -81,9 +82,12 @@ type world struct {
 	queue  events
 	faults simFaults
 	lease  time.Duration
-	// mode is the storage mode the seed chose: "kafka" (the fake log) or
-	// "disk" (wal/local's Disk over a store with faults, sim_disk_test.go).
+	// mode is the storage mode the seed chose (simModes): the fake Kafka
+	// log, wal/local's Disk over a store with faults (sim_disk_test.go),
+	// either under store.Cached (sim_cached_test.go).
 	mode string
+	// cacheRoot holds the write-through caches of a cached mode.
+	cacheRoot string
 
 	log      *simLog
 	ingest   map[int32][]kv.IngestRecord // the ingest topic
@@ -107,6 +111,13 @@ func newWorld(seed uint64, f simFaults, mode string) *world {
 		injected: map[string]int{},
 	}
 	w.start = w.now
+	if strings.HasSuffix(mode, "+cached") {
+		dir, err := os.MkdirTemp(simCacheRoot(), "sluice-sim-cache-")
+		if err != nil {
+			panic(err)
+		}
+		w.cacheRoot = dir
+	}
 	w.move()
 	return w
 }
@@ -150,7 +161,7 @@ func (w *world) chance(p float64) bool { return p > 0 && w.rng.Float64() < p }
 // runs on until it learns it was deposed (or is closed).
 func (w *world) move() {
 	w.epoch++
-	in := newInst(w, len(w.insts), w.epoch, nil)
+	in := newInst(w, len(w.insts), w.epoch, nil, "")
 	if old := w.owner; old != nil {
 		w.injected["move"]++
 		if w.chance(w.faults.closeOld) {
@@ -177,7 +188,8 @@ func (w *world) restart(why string) {
 	w.injected[why]++
 	old.killed = true
 	old.d.Kill()
-	in := newInst(w, len(w.insts), old.epoch, old.st)
+	old.crashCache()
+	in := newInst(w, len(w.insts), old.epoch, old.st, old.cacheDir)
 	in.restarted = old.served || old.restarted
 	w.owner = in
 	w.insts = append(w.insts, in)
@@ -251,16 +263,28 @@ type inst struct {
 	// disk is the --wal disk log over st, app its appender (sim_disk_test.go).
 	disk *local.Disk
 	app  wal.Appender
+	// cached is the write-through cache over the durable store in a cached
+	// mode, in cacheDir (sim_cached_test.go).
+	cached   *store.Cached
+	cacheDir string
+	// published is how far the store reaches as the loop's view publishes
+	// it (after each store write, and at a restore): SESSION reads wait
+	// for it.
+	published map[int32]int64
 }
 
-// newInst starts an owner on st, or on an empty store if st is nil.
-func newInst(w *world, id int, epoch uint64, st *store.Memory) *inst {
+// newInst starts an owner on st, or on an empty store if st is nil; in a
+// cached mode its cache is in cacheDir (a new one if "").
+func newInst(w *world, id int, epoch uint64, st *store.Memory, cacheDir string) *inst {
 	if st == nil {
 		st = store.NewMemoryClock(func() time.Time { return w.now })
 	}
 	in := &inst{w: w, id: id, epoch: epoch, st: st, vers: newVersions(8)}
-	if w.mode == "disk" {
+	if w.mode == "disk" || w.mode == "disk+cached" {
 		in.disk = local.NewDisk(simDurable{in})
+	}
+	if w.mode == "kafka+cached" || w.mode == "disk+cached" {
+		in.openCache(cacheDir)
 	}
 	in.core = core.New(core.Config{ID: 1, Range: keyspace.Range{From: 0, To: simSlots}, Slots: simSlots, Epoch: epoch, Lease: w.lease, WindowSize: 64, Stages: simStages})
 	// Held: store writes happen late relative to other events (nextApply).
@@ -307,7 +331,23 @@ func (in *inst) Reply(r core.Reply) {
 
 func (in *inst) Append(g *core.Group)                { in.append(g) }
 func (in *inst) Queued(*core.Group)                  {}
-func (in *inst) Stored(*core.Group, kv.Batch, error) {}
+// Stored publishes how far the store reaches, as the loop's view does:
+// SESSION reads wait for it.
+func (in *inst) Stored(_ *core.Group, b kv.Batch, err error) {
+	if err == nil {
+		in.publish(b.Offsets)
+	}
+}
+
+// publish records that the store holds the log up to offsets.
+func (in *inst) publish(offsets map[int32]int64) {
+	if in.published == nil {
+		in.published = map[int32]int64{}
+	}
+	for s, o := range offsets {
+		in.published[s] = max(in.published[s], o)
+	}
+}
 func (in *inst) Restore()                            { in.restore() }
 func (in *inst) Stop()                               {}
 
@@ -346,9 +386,13 @@ func (s simStore) Apply(b kv.Batch) error {
 
 func (s simStore) GetMany(keys [][]byte) ([]kv.Read, error) { return s.in.durable().GetMany(keys) }
 
-// durable is the store the driver writes: in --wal disk the Disk's, which
-// skips what the appender wrote.
+// durable is the store the driver writes: the cache over the durable store
+// in a cached mode; in --wal disk the Disk's, which skips what the appender
+// wrote.
 func (in *inst) durable() store.Store {
+	if in.cached != nil {
+		return in.cached
+	}
 	if in.disk != nil {
 		return in.disk.Store()
 	}
@@ -473,9 +517,16 @@ func (in *inst) restore() {
 			for s := range int32(simSlots) {
 				r.Ingest[s] = max(r.Ingest[s], 0)
 			}
+			if err := in.resyncCache(); err != nil {
+				panic(err)
+			}
 			b := w.log.replay(from)
-			r.Err = applyBatch(in.st, b, in.epoch, &r.Clock, r.Ingest)
+			r.Err = applyBatch(in.durable(), b, in.epoch, &r.Clock, r.Ingest)
 			w.trace("i%d restored: fence returned, %d records replayed, err %v", in.id, len(b.Records), r.Err)
+			if r.Err == nil {
+				in.publish(b.Reached)
+				in.publish(from)
+			}
 			in.do(func() { in.d.Restored(r) })
 		})
 	})
@@ -520,9 +571,16 @@ func (in *inst) step(req *core.Request) {
 // prefetch plays the caller's read before it queues the request.
 func (in *inst) prefetch(req *core.Request) {
 	seen := in.core.Applies()
-	req.Reads = make([]core.Read, req.NumKeys())
-	for i := range req.Reads {
-		r, _ := in.st.Get(req.KeyAt(i))
+	keys := make([][]byte, req.NumKeys())
+	for i := range keys {
+		keys[i] = req.KeyAt(i)
+	}
+	reads, err := in.durable().GetMany(keys)
+	if err != nil {
+		return // as partition.prefetch: the driver reads, and handles the error
+	}
+	req.Reads = make([]core.Read, len(keys))
+	for i, r := range reads {
 		req.Reads[i] = core.Read{Read: r, OK: true, Seen: seen}
 	}
 }
