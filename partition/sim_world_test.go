@@ -329,8 +329,9 @@ func (in *inst) Reply(r core.Reply) {
 	in.w.after(in.w.dur(0, 2*time.Millisecond), func() { r.Handle.(*simCall).done(r) })
 }
 
-func (in *inst) Append(g *core.Group)                { in.append(g) }
-func (in *inst) Queued(*core.Group)                  {}
+func (in *inst) Append(g *core.Group) { in.append(g) }
+func (in *inst) Queued(*core.Group)   {}
+
 // Stored publishes how far the store reaches, as the loop's view does:
 // SESSION reads wait for it.
 func (in *inst) Stored(_ *core.Group, b kv.Batch, err error) {
@@ -348,8 +349,8 @@ func (in *inst) publish(offsets map[int32]int64) {
 		in.published[s] = max(in.published[s], o)
 	}
 }
-func (in *inst) Restore()                            { in.restore() }
-func (in *inst) Stop()                               {}
+func (in *inst) Restore() { in.restore() }
+func (in *inst) Stop()    {}
 
 func (in *inst) StartIngest(s *core.IngestStart) {
 	in.gen = s.Gen
