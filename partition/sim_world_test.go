@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicedb/sluice/internal/kvmodel"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition/core"
@@ -60,6 +61,8 @@ type simFaults struct {
 	crash         float64 // per client op: the owner's process is killed and restarts on its disk
 	syncFail      float64 // --wal disk: a synced write fails (written or not: unknown)
 	readFail      float64 // --wal disk, --store cached: a durable store read fails
+	bucketFail    float64 // --wal none: a snapshot bucket call fails
+	bucketLate    float64 // --wal none: a manifest's PUT lands late (its process paused before it)
 }
 
 // simTrace prints what happens in a run (SLUICE_SEED=... go test -v).
@@ -97,6 +100,8 @@ type world struct {
 	clients  []*simClient
 	injected map[string]int
 	steps    int
+	// none is the snapshot bucket and the eras of --wal none (sim_none_test.go).
+	none *noneWorld
 }
 
 func newWorld(seed uint64, f simFaults, mode string) *world {
@@ -111,6 +116,9 @@ func newWorld(seed uint64, f simFaults, mode string) *world {
 		injected: map[string]int{},
 	}
 	w.start = w.now
+	if mode == "none" {
+		w.openNone()
+	}
 	if strings.HasSuffix(mode, "+cached") {
 		dir, err := os.MkdirTemp(simCacheRoot(), "sluice-sim-cache-")
 		if err != nil {
@@ -189,7 +197,11 @@ func (w *world) restart(why string) {
 	old.killed = true
 	old.d.Kill()
 	old.crashCache()
-	in := newInst(w, len(w.insts), old.epoch, old.st, old.cacheDir)
+	st := old.st
+	if w.mode == "none" {
+		st = nil // the process's memory is gone: its store with it
+	}
+	in := newInst(w, len(w.insts), old.epoch, st, old.cacheDir)
 	in.restarted = old.served || old.restarted
 	w.owner = in
 	w.insts = append(w.insts, in)
@@ -267,6 +279,15 @@ type inst struct {
 	// mode, in cacheDir (sim_cached_test.go).
 	cached   *store.Cached
 	cacheDir string
+	// none is the --wal none log over st; seeded: its store was restored
+	// from the bucket; era: its part of the history (-1 before it
+	// restored); finalState and finalDone: its state at its final snapshot,
+	// and whether that reached the bucket (sim_none_test.go).
+	none       *local.None
+	seeded     bool
+	era        int
+	finalState map[string]kvmodel.State
+	finalDone  bool
 	// published is how far the store reaches as the loop's view publishes
 	// it (after each store write, and at a restore): SESSION reads wait
 	// for it.
@@ -282,6 +303,9 @@ func newInst(w *world, id int, epoch uint64, st *store.Memory, cacheDir string) 
 	in := &inst{w: w, id: id, epoch: epoch, st: st, vers: newVersions(8)}
 	if w.mode == "disk" || w.mode == "disk+cached" {
 		in.disk = local.NewDisk(simDurable{in})
+	}
+	if w.mode == "none" {
+		in.none, in.era = local.NewNone(st), -1
 	}
 	if w.mode == "kafka+cached" || w.mode == "disk+cached" {
 		in.openCache(cacheDir)
@@ -326,6 +350,7 @@ func (in *inst) Now() time.Time { return in.w.now }
 func (in *inst) StopIngest()    { in.gen = 0 }
 
 func (in *inst) Reply(r core.Reply) {
+	r.Handle.(*simCall).decided = in.w.now
 	in.w.after(in.w.dur(0, 2*time.Millisecond), func() { r.Handle.(*simCall).done(r) })
 }
 
@@ -350,7 +375,13 @@ func (in *inst) publish(offsets map[int32]int64) {
 	}
 }
 func (in *inst) Restore() { in.restore() }
-func (in *inst) Stop()    {}
+
+// Stop: in --wal none a stopped partition takes its final snapshot.
+func (in *inst) Stop() {
+	if in.none != nil {
+		in.finalBackup()
+	}
+}
 
 func (in *inst) StartIngest(s *core.IngestStart) {
 	in.gen = s.Gen
@@ -364,6 +395,9 @@ func (in *inst) WakeAt(t time.Time) {
 func (in *inst) Carried() {
 	if in.core.State() == core.Serving {
 		in.served = true
+		if in.none != nil && in.era >= 0 && in.w.none.eras[in.era].served.IsZero() {
+			in.w.none.eras[in.era].served = in.w.now
+		}
 	}
 	in.nextApply()
 }
@@ -406,6 +440,10 @@ func (in *inst) append(g *core.Group) {
 	w := in.w
 	if in.disk != nil {
 		in.appendDisk(g)
+		return
+	}
+	if in.none != nil {
+		in.appendNone(g)
 		return
 	}
 	producer := in.producer
@@ -464,6 +502,10 @@ func (in *inst) restore() {
 	in.restores++
 	if in.disk != nil {
 		in.restoreDisk()
+		return
+	}
+	if in.none != nil {
+		in.restoreNone()
 		return
 	}
 	w.after(w.dur(0, 5*time.Millisecond), func() {
