@@ -53,13 +53,14 @@ func (in *inst) openCache(dir string) {
 }
 
 // resyncCache is node/cache.go's resyncCache: after the new appender (or
-// its refusal), the cache is made current; the process's first restore may
+// its refusal), the cache is made current; the process's first appender may
 // keep it.
 func (in *inst) resyncCache() error {
 	if in.cached == nil {
 		return nil
 	}
-	kept, err := in.cached.Resync(in.restores == 1)
+	in.appenders++
+	kept, err := in.cached.Resync(in.appenders == 1)
 	in.w.trace("i%d cache re-sync: kept %v, err %v", in.id, kept, err)
 	return err
 }

@@ -76,7 +76,8 @@ type simEra struct {
 	h      *kvmodel.History
 }
 
-// noneWorld is the world's part for --wal none.
+// noneWorld is the world's part for --wal none: the bucket, the backups
+// taken, the eras and the promises found broken.
 type noneWorld struct {
 	bucket   *snapshot.Bucket
 	blob     *simBlob
@@ -115,7 +116,7 @@ func (w *world) closeNone() {
 	os.RemoveAll(w.none.work)
 }
 
-// stateOf reads every key of the run from st.
+// stateOf reads every key of the run from in's store.
 func stateOf(in *inst) map[string]kvmodel.State {
 	out := map[string]kvmodel.State{}
 	for _, k := range append(append([]string{}, simKeys...), simCounters...) {
@@ -128,7 +129,8 @@ func stateOf(in *inst) map[string]kvmodel.State {
 	return out
 }
 
-// call runs a bucket call as in's.
+// bucketCall runs a bucket call as in's (the late upload fault needs
+// to know whose process paused).
 func (in *inst) bucketCall(fn func(b *snapshot.Bucket) error) error {
 	n := in.w.none
 	n.blob.writer = in
@@ -386,7 +388,7 @@ func (w *world) history(h *kvmodel.History, target *inst, decided time.Time, ok 
 	return e.h
 }
 
-// checkNone checks each era's history from the state it restored, and the
+// check checks each era's history from the state it restored, and the
 // promises checkRestore and history recorded.
 func (n *noneWorld) check() string {
 	if len(n.problems) > 0 {

@@ -77,6 +77,7 @@ func TestSimulation(t *testing.T) {
 	runs := 0
 	var modes map[string]int // seeds per storage mode
 	var took map[string]time.Duration
+	var opsBy, faultsBy map[string]int // operations checked and faults injected per mode
 	for i := 0; i < seeds && (until.IsZero() || time.Now().Before(until)); i++ {
 		seed := base + uint64(i)
 		began := time.Now()
@@ -85,6 +86,13 @@ func TestSimulation(t *testing.T) {
 			took = map[string]time.Duration{}
 		}
 		took[r.mode] += time.Since(began)
+		if opsBy == nil {
+			opsBy, faultsBy = map[string]int{}, map[string]int{}
+		}
+		opsBy[r.mode] += r.ops
+		for _, n := range r.faults {
+			faultsBy[r.mode] += n
+		}
 		runs++
 		sum.ops += r.ops
 		if modes == nil {
@@ -109,7 +117,8 @@ func TestSimulation(t *testing.T) {
 	for m, d := range took {
 		took[m] = d.Round(time.Millisecond)
 	}
-	t.Logf("simulation: %d seeds (per storage mode %v, time per mode %v), %d operations checked, faults injected %v, %d violations, in %s", runs, modes, took, sum.ops, sum.faults, sum.violations, time.Since(start).Round(time.Millisecond))
+	t.Logf("simulation: %d seeds (per storage mode %v, time per mode %v, operations per mode %v, faults per mode %v), %d operations checked, faults injected %v, %d violations, in %s",
+		runs, modes, took, opsBy, faultsBy, sum.ops, sum.faults, sum.violations, time.Since(start).Round(time.Millisecond))
 	if !until.IsZero() {
 		fmt.Printf("sim summary: seeds=%d operations=%d faults=%v violations=%d\n", runs, sum.ops, sum.faults, sum.violations)
 	}

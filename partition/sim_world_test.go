@@ -2,6 +2,7 @@ package partition
 
 import (
 	"container/heap"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -288,6 +289,9 @@ type inst struct {
 	era        int
 	finalState map[string]kvmodel.State
 	finalDone  bool
+	// appenders counts the appenders its process asked for (node/cache.go
+	// keeps the cache only at the first).
+	appenders int
 	// published is how far the store reaches as the loop's view publishes
 	// it (after each store write, and at a restore): SESSION reads wait
 	// for it.
@@ -412,6 +416,8 @@ func (s simStore) Apply(b kv.Batch) error {
 	switch {
 	case s.in.killed:
 		return fmt.Errorf("the process was killed")
+	case s.in.cached != nil && s.in.disk == nil:
+		// kafka+cached: the durable store under the cache fails (simDurable).
 	case w.chance(w.faults.applyFail):
 		w.injected["apply-fail"]++
 		return fmt.Errorf("disk full")
@@ -498,7 +504,6 @@ func (in *inst) nextApply() {
 // owns the partition; fencing takes effect some time after it is asked for
 // and returns after that; then the log replays into the store.
 func (in *inst) restore() {
-	w := in.w
 	in.restores++
 	if in.disk != nil {
 		in.restoreDisk()
@@ -508,6 +513,13 @@ func (in *inst) restore() {
 		in.restoreNone()
 		return
 	}
+	in.restoreKafka()
+}
+
+// restoreKafka is one try of the Kafka restore; a failed one (not deposed)
+// is tried again, as the loop's retry.Forever does.
+func (in *inst) restoreKafka() {
+	w := in.w
 	w.after(w.dur(0, 5*time.Millisecond), func() {
 		if in.killed {
 			return // gone before it asked the registry
@@ -566,6 +578,10 @@ func (in *inst) restore() {
 			b := w.log.replay(from)
 			r.Err = applyBatch(in.durable(), b, in.epoch, &r.Clock, r.Ingest)
 			w.trace("i%d restored: fence returned, %d records replayed, err %v", in.id, len(b.Records), r.Err)
+			if r.Err != nil && !errors.Is(r.Err, ErrDeposed) {
+				w.after(w.dur(10*time.Millisecond, 50*time.Millisecond), in.restoreKafka)
+				return
+			}
 			if r.Err == nil {
 				in.publish(b.Reached)
 				in.publish(from)
