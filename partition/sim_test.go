@@ -40,18 +40,18 @@ import (
 // SLUICE_SIM=10m runs seeds for that long (make sim) and prints a summary.
 //
 // Proof of power, measured on 2026-12-07 on the project's 2-core machine
-// with SLUICE_SIM=60s go test -run TestSimulation ./partition -v, five runs
-// each, the defect put back and then taken out again:
+// (shared) with SLUICE_SIM=60s go test -run TestSimulation ./partition -v,
+// five runs each, the defect put back and then taken out again:
 //
 //   - a re-sync that leaves the cache behind the durable store (Cached.Resync
-//     not dropping on a re-sync): found at seed 18, 30, 3, 3 and 48 of the run
-//     (the 2nd, 3rd, 1st, 1st and 5th disk+cached seed), after 379 ms, 908 ms,
-//     93 ms, 182 ms and 1.25 s: porcupine (a CAS against the stale version);
+//     not dropping on a re-sync): found at seed 7, 15, 10, 7 and 4 of the run
+//     (the 1st, 2nd, 1st, 1st and 1st disk+cached seed), after 155, 289,
+//     108, 144 and 213 ms, by porcupine (a CAS against a stale version);
 //   - a restore that picks the snapshot of the larger offset sum over the
-//     newer epoch (snapshot's newer without the epoch): found at seed 195,
-//     37, 49, 63 and 42 (the 39th, 8th, 10th, 13th and 9th none seed), after
-//     4.41 s, 712 ms, 726 ms, 1.15 s and 788 ms: the restore is not the
-//     newest backup in the bucket.
+//     newer epoch (snapshot's newer without the epoch): found at seed 9, 25,
+//     8, 48 and 68 (the 2nd, 5th, 2nd, 10th and 14th none seed), after 171,
+//     553, 126, 859 and 1167 ms: the restore is not the newest backup in
+//     the bucket.
 func TestSimulation(t *testing.T) {
 	if s := os.Getenv("SLUICE_SEED"); s != "" {
 		seed, err := strconv.ParseUint(s, 10, 64)
