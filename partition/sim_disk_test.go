@@ -73,7 +73,17 @@ func (s simDurable) GetMany(keys [][]byte) ([]kv.Read, error) {
 func (s simDurable) GetManyWithin(keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
 	return s.in.st.GetManyWithin(keys, b)
 }
-func (s simDurable) Apply(b kv.Batch) error                          { return s.in.st.Apply(b) }
+
+// Apply is the write of a store that is not the log: kafka+cached's durable
+// store under the cache, which fails now and then (a full disk).
+func (s simDurable) Apply(b kv.Batch) error {
+	w := s.in.w
+	if s.in.cached != nil && s.in.disk == nil && w.chance(w.faults.applyFail) {
+		w.injected["durable-apply-fail"]++
+		return errors.New("disk full")
+	}
+	return s.in.st.Apply(b)
+}
 func (s simDurable) Offsets() (map[int32]int64, error)               { return s.in.st.Offsets() }
 func (s simDurable) IngestOffsets() (map[int32]int64, error)         { return s.in.st.IngestOffsets() }
 func (s simDurable) Clock() (uint64, error)                          { return s.in.st.Clock() }
@@ -111,6 +121,9 @@ func (in *inst) restoreDisk() {
 			return
 		}
 		app, err := in.disk.NewAppender(context.Background())
+		if rerr := in.resyncCache(); rerr != nil {
+			panic(rerr)
+		}
 		if err != nil {
 			w.trace("i%d restore: %v", in.id, err)
 			if errors.Is(err, local.ErrSyncFailed) && w.owner == in {
@@ -136,6 +149,7 @@ func (in *inst) restoreDisk() {
 		if _, err := in.disk.Replay(context.Background(), offs, nil, nil); err != nil {
 			panic(err)
 		}
+		in.publish(offs)
 		in.do(func() { in.d.Restored(r) })
 	})
 }

@@ -2,11 +2,14 @@ package partition
 
 import (
 	"container/heap"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/sluicedb/sluice/internal/kvmodel"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition/core"
@@ -58,7 +61,9 @@ type simFaults struct {
 	closeOld      float64 // a deposed owner is closed gracefully (the manager's release)
 	crash         float64 // per client op: the owner's process is killed and restarts on its disk
 	syncFail      float64 // --wal disk: a synced write fails (written or not: unknown)
-	readFail      float64 // --wal disk: a store read fails
+	readFail      float64 // --wal disk, --store cached: a durable store read fails
+	bucketFail    float64 // --wal none: a snapshot bucket call fails
+	bucketLate    float64 // --wal none: a manifest's PUT lands late (its process paused before it)
 }
 
 // simTrace prints what happens in a run (SLUICE_SEED=... go test -v).
@@ -81,9 +86,12 @@ type world struct {
 	queue  events
 	faults simFaults
 	lease  time.Duration
-	// mode is the storage mode the seed chose: "kafka" (the fake log) or
-	// "disk" (wal/local's Disk over a store with faults, sim_disk_test.go).
+	// mode is the storage mode the seed chose (simModes): the fake Kafka
+	// log, wal/local's Disk over a store with faults (sim_disk_test.go),
+	// either under store.Cached (sim_cached_test.go).
 	mode string
+	// cacheRoot holds the write-through caches of a cached mode.
+	cacheRoot string
 
 	log      *simLog
 	ingest   map[int32][]kv.IngestRecord // the ingest topic
@@ -93,6 +101,8 @@ type world struct {
 	clients  []*simClient
 	injected map[string]int
 	steps    int
+	// none is the snapshot bucket and the eras of --wal none (sim_none_test.go).
+	none *noneWorld
 }
 
 func newWorld(seed uint64, f simFaults, mode string) *world {
@@ -107,6 +117,16 @@ func newWorld(seed uint64, f simFaults, mode string) *world {
 		injected: map[string]int{},
 	}
 	w.start = w.now
+	if mode == "none" {
+		w.openNone()
+	}
+	if strings.HasSuffix(mode, "+cached") {
+		dir, err := os.MkdirTemp(simCacheRoot(), "sluice-sim-cache-")
+		if err != nil {
+			panic(err)
+		}
+		w.cacheRoot = dir
+	}
 	w.move()
 	return w
 }
@@ -150,7 +170,7 @@ func (w *world) chance(p float64) bool { return p > 0 && w.rng.Float64() < p }
 // runs on until it learns it was deposed (or is closed).
 func (w *world) move() {
 	w.epoch++
-	in := newInst(w, len(w.insts), w.epoch, nil)
+	in := newInst(w, len(w.insts), w.epoch, nil, "")
 	if old := w.owner; old != nil {
 		w.injected["move"]++
 		if w.chance(w.faults.closeOld) {
@@ -177,7 +197,12 @@ func (w *world) restart(why string) {
 	w.injected[why]++
 	old.killed = true
 	old.d.Kill()
-	in := newInst(w, len(w.insts), old.epoch, old.st)
+	old.crashCache()
+	st := old.st
+	if w.mode == "none" {
+		st = nil // the process's memory is gone: its store with it
+	}
+	in := newInst(w, len(w.insts), old.epoch, st, old.cacheDir)
 	in.restarted = old.served || old.restarted
 	w.owner = in
 	w.insts = append(w.insts, in)
@@ -251,16 +276,43 @@ type inst struct {
 	// disk is the --wal disk log over st, app its appender (sim_disk_test.go).
 	disk *local.Disk
 	app  wal.Appender
+	// cached is the write-through cache over the durable store in a cached
+	// mode, in cacheDir (sim_cached_test.go).
+	cached   *store.Cached
+	cacheDir string
+	// none is the --wal none log over st; seeded: its store was restored
+	// from the bucket; era: its part of the history (-1 before it
+	// restored); finalState and finalDone: its state at its final snapshot,
+	// and whether that reached the bucket (sim_none_test.go).
+	none       *local.None
+	seeded     bool
+	era        int
+	finalState map[string]kvmodel.State
+	finalDone  bool
+	// appenders counts the appenders its process asked for (node/cache.go
+	// keeps the cache only at the first).
+	appenders int
+	// published is how far the store reaches as the loop's view publishes
+	// it (after each store write, and at a restore): SESSION reads wait
+	// for it.
+	published map[int32]int64
 }
 
-// newInst starts an owner on st, or on an empty store if st is nil.
-func newInst(w *world, id int, epoch uint64, st *store.Memory) *inst {
+// newInst starts an owner on st, or on an empty store if st is nil; in a
+// cached mode its cache is in cacheDir (a new one if "").
+func newInst(w *world, id int, epoch uint64, st *store.Memory, cacheDir string) *inst {
 	if st == nil {
 		st = store.NewMemoryClock(func() time.Time { return w.now })
 	}
 	in := &inst{w: w, id: id, epoch: epoch, st: st, vers: newVersions(8)}
-	if w.mode == "disk" {
+	if w.mode == "disk" || w.mode == "disk+cached" {
 		in.disk = local.NewDisk(simDurable{in})
+	}
+	if w.mode == "none" {
+		in.none, in.era = local.NewNone(st), -1
+	}
+	if w.mode == "kafka+cached" || w.mode == "disk+cached" {
+		in.openCache(cacheDir)
 	}
 	in.core = core.New(core.Config{ID: 1, Range: keyspace.Range{From: 0, To: simSlots}, Slots: simSlots, Epoch: epoch, Lease: w.lease, WindowSize: 64, Stages: simStages})
 	// Held: store writes happen late relative to other events (nextApply).
@@ -302,14 +354,38 @@ func (in *inst) Now() time.Time { return in.w.now }
 func (in *inst) StopIngest()    { in.gen = 0 }
 
 func (in *inst) Reply(r core.Reply) {
+	r.Handle.(*simCall).decided = in.w.now
 	in.w.after(in.w.dur(0, 2*time.Millisecond), func() { r.Handle.(*simCall).done(r) })
 }
 
-func (in *inst) Append(g *core.Group)                { in.append(g) }
-func (in *inst) Queued(*core.Group)                  {}
-func (in *inst) Stored(*core.Group, kv.Batch, error) {}
-func (in *inst) Restore()                            { in.restore() }
-func (in *inst) Stop()                               {}
+func (in *inst) Append(g *core.Group) { in.append(g) }
+func (in *inst) Queued(*core.Group)   {}
+
+// Stored publishes how far the store reaches, as the loop's view does:
+// SESSION reads wait for it.
+func (in *inst) Stored(_ *core.Group, b kv.Batch, err error) {
+	if err == nil {
+		in.publish(b.Offsets)
+	}
+}
+
+// publish records that the store holds the log up to offsets.
+func (in *inst) publish(offsets map[int32]int64) {
+	if in.published == nil {
+		in.published = map[int32]int64{}
+	}
+	for s, o := range offsets {
+		in.published[s] = max(in.published[s], o)
+	}
+}
+func (in *inst) Restore() { in.restore() }
+
+// Stop: in --wal none a stopped partition takes its final snapshot.
+func (in *inst) Stop() {
+	if in.none != nil {
+		in.finalBackup()
+	}
+}
 
 func (in *inst) StartIngest(s *core.IngestStart) {
 	in.gen = s.Gen
@@ -323,6 +399,9 @@ func (in *inst) WakeAt(t time.Time) {
 func (in *inst) Carried() {
 	if in.core.State() == core.Serving {
 		in.served = true
+		if in.none != nil && in.era >= 0 && in.w.none.eras[in.era].served.IsZero() {
+			in.w.none.eras[in.era].served = in.w.now
+		}
 	}
 	in.nextApply()
 }
@@ -337,6 +416,8 @@ func (s simStore) Apply(b kv.Batch) error {
 	switch {
 	case s.in.killed:
 		return fmt.Errorf("the process was killed")
+	case s.in.cached != nil && s.in.disk == nil:
+		// kafka+cached: the durable store under the cache fails (simDurable).
 	case w.chance(w.faults.applyFail):
 		w.injected["apply-fail"]++
 		return fmt.Errorf("disk full")
@@ -346,9 +427,13 @@ func (s simStore) Apply(b kv.Batch) error {
 
 func (s simStore) GetMany(keys [][]byte) ([]kv.Read, error) { return s.in.durable().GetMany(keys) }
 
-// durable is the store the driver writes: in --wal disk the Disk's, which
-// skips what the appender wrote.
+// durable is the store the driver writes: the cache over the durable store
+// in a cached mode; in --wal disk the Disk's, which skips what the appender
+// wrote.
 func (in *inst) durable() store.Store {
+	if in.cached != nil {
+		return in.cached
+	}
 	if in.disk != nil {
 		return in.disk.Store()
 	}
@@ -361,6 +446,10 @@ func (in *inst) append(g *core.Group) {
 	w := in.w
 	if in.disk != nil {
 		in.appendDisk(g)
+		return
+	}
+	if in.none != nil {
+		in.appendNone(g)
 		return
 	}
 	producer := in.producer
@@ -415,12 +504,22 @@ func (in *inst) nextApply() {
 // owns the partition; fencing takes effect some time after it is asked for
 // and returns after that; then the log replays into the store.
 func (in *inst) restore() {
-	w := in.w
 	in.restores++
 	if in.disk != nil {
 		in.restoreDisk()
 		return
 	}
+	if in.none != nil {
+		in.restoreNone()
+		return
+	}
+	in.restoreKafka()
+}
+
+// restoreKafka is one try of the Kafka restore; a failed one (not deposed)
+// is tried again, as the loop's retry.Forever does.
+func (in *inst) restoreKafka() {
+	w := in.w
 	w.after(w.dur(0, 5*time.Millisecond), func() {
 		if in.killed {
 			return // gone before it asked the registry
@@ -473,9 +572,20 @@ func (in *inst) restore() {
 			for s := range int32(simSlots) {
 				r.Ingest[s] = max(r.Ingest[s], 0)
 			}
+			if err := in.resyncCache(); err != nil {
+				panic(err)
+			}
 			b := w.log.replay(from)
-			r.Err = applyBatch(in.st, b, in.epoch, &r.Clock, r.Ingest)
+			r.Err = applyBatch(in.durable(), b, in.epoch, &r.Clock, r.Ingest)
 			w.trace("i%d restored: fence returned, %d records replayed, err %v", in.id, len(b.Records), r.Err)
+			if r.Err != nil && !errors.Is(r.Err, ErrDeposed) {
+				w.after(w.dur(10*time.Millisecond, 50*time.Millisecond), in.restoreKafka)
+				return
+			}
+			if r.Err == nil {
+				in.publish(b.Reached)
+				in.publish(from)
+			}
 			in.do(func() { in.d.Restored(r) })
 		})
 	})
@@ -520,9 +630,16 @@ func (in *inst) step(req *core.Request) {
 // prefetch plays the caller's read before it queues the request.
 func (in *inst) prefetch(req *core.Request) {
 	seen := in.core.Applies()
-	req.Reads = make([]core.Read, req.NumKeys())
-	for i := range req.Reads {
-		r, _ := in.st.Get(req.KeyAt(i))
+	keys := make([][]byte, req.NumKeys())
+	for i := range keys {
+		keys[i] = req.KeyAt(i)
+	}
+	reads, err := in.durable().GetMany(keys)
+	if err != nil {
+		return // as partition.prefetch: the driver reads, and handles the error
+	}
+	req.Reads = make([]core.Read, len(keys))
+	for i, r := range reads {
 		req.Reads[i] = core.Read{Read: r, OK: true, Seen: seen}
 	}
 }

@@ -61,13 +61,19 @@ func OpenBucket(ctx context.Context, rawURL, cluster string, opts BucketOptions)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: opening %s: %w", rawURL, err)
 	}
+	return NewBucket(b, cluster, opts), nil
+}
+
+// NewBucket keeps cluster's snapshots in b, an open blob bucket (the
+// partition simulator's is in memory, with faults). Close closes b.
+func NewBucket(b *blob.Bucket, cluster string, opts BucketOptions) *Bucket {
 	if opts.Keep <= 0 {
 		opts.Keep = 3
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	return &Bucket{b: b, cluster: cluster, keep: opts.Keep, timeout: opts.Timeout}, nil
+	return &Bucket{b: b, cluster: cluster, keep: opts.Keep, timeout: opts.Timeout}
 }
 
 // Close releases the bucket.

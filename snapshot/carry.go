@@ -168,7 +168,9 @@ func (b *Bucket) carryOne(ctx context.Context, c listed, give []int32, st Target
 	dir := filepath.Join(work, fmt.Sprintf("p%d-%s", c.m.Partition, c.name))
 	defer os.RemoveAll(dir)
 	err := b.download(ctx, c.m.Partition, c.name, dir)
-	if err != nil && (errors.Is(err, ErrStalled) || ctx.Err() != nil) {
+	if err != nil && !isNotFound(err) {
+		// The store failed, not the snapshot (as in Restore's load): an
+		// older one would carry less.
 		return Manifest{}, 0, false, err
 	}
 	var m Manifest

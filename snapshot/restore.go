@@ -163,7 +163,8 @@ func (b *Bucket) newestFirst(ctx context.Context, like Manifest, names []string)
 // Restore loads into st (empty) the newest snapshot (newer: by epoch, then
 // offsets) that fits want (cluster, partition, range, slot count, age) and
 // passes its checksum; any other is logged, with the reason, and skipped for
-// the next. ok is false
+// the next. A read of it that fails on the bucket's side fails the restore
+// (the caller retries): an older snapshot holds less. ok is false
 // when none fits: replay the changelog from its start. The store then
 // records the snapshot's time as when it was last in sync with the log. On
 // an error st is empty again, unless the error wraps ErrStoreDirty.
@@ -205,8 +206,13 @@ func (b *Bucket) load(ctx context.Context, want Want, name string, st Target, wo
 	defer os.RemoveAll(dir)
 	start := time.Now()
 	err := b.download(ctx, want.Partition, name, dir)
-	if err != nil && (errors.Is(err, ErrStalled) || ctx.Err() != nil) {
-		return Manifest{}, false, err // the store, not the snapshot, failed: the one before it would fail too
+	if err != nil && !isNotFound(err) {
+		// The store (or the work folder), not the snapshot, failed: a
+		// stall, a 503, a reset connection. The one before it is older:
+		// loading it would lose what this one holds beyond it (the restore
+		// is retried). Only a snapshot gone since the listing, or one that
+		// does not verify, is skipped for the next.
+		return Manifest{}, false, err
 	}
 	var m Manifest
 	if err == nil {
