@@ -79,6 +79,11 @@ func TestReusedEpochTransactionCutShortInEndTxnIsCommitted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// kfake may write a transaction's endtx entry after EndTxn answered: an
+	// image taken at once could lack the second's, and the cut below would
+	// then remove the first's (the repair, rightly, aborts then). Wait for
+	// both, then cut the files as the crash would have.
+	waitForFiles(t, dir)
 	img := crashImage(t, dir)
 	c.Close()
 	dropLastMarker(t, filepath.Join(img, "partitions", "b-0", "0.dat"))

@@ -36,6 +36,7 @@ func TestRepairOfATornLogCommitsOnceAndKeepsIt(t *testing.T) {
 		}
 	}
 	w.Close()
+	waitForFiles(t, dir)
 	img := crashImage(t, dir)
 	c.Close()
 	// Killed after a's marker of "half", before b's and before the
@@ -85,21 +86,30 @@ func cutPIDsLogBeforeLastEndTx(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cut := -1
+	ends := endTxns(raw)
+	if len(ends) == 0 {
+		t.Fatalf("%s has no endtx entry", path)
+	}
+	if err := os.Truncate(path, int64(ends[len(ends)-1])); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// endTxns returns where each endtx entry of a pids.log starts.
+func endTxns(raw []byte) []int {
+	var at []int
 	for pos := 0; pos+10 <= len(raw); {
 		n := int(binary.LittleEndian.Uint32(raw[pos:]))
+		if pos+8+n > len(raw) {
+			break // torn: being written
+		}
 		var e struct {
 			Type string `json:"type"`
 		}
 		if json.Unmarshal(raw[pos+10:pos+8+n], &e) == nil && e.Type == "endtx" {
-			cut = pos
+			at = append(at, pos)
 		}
 		pos += 8 + n
 	}
-	if cut < 0 {
-		t.Fatalf("%s has no endtx entry", path)
-	}
-	if err := os.Truncate(path, int64(cut)); err != nil {
-		t.Fatal(err)
-	}
+	return at
 }

@@ -166,12 +166,17 @@ func newDecider(parts []partition, pids pidsLog) decider {
 				continue
 			}
 			pe, g := producerEpoch{b.pid, b.epoch}, group{b.ts, b.commit}
-			if i == final[b.pid] {
+			fb := p.batches[final[b.pid]]
+			switch {
+			case i == final[b.pid]:
 				if d.last[pe] == nil {
 					d.last[pe] = map[group]bool{}
 				}
 				d.last[pe][g] = true
-			} else {
+			case fb.epoch == b.epoch && (group{fb.ts, fb.commit}) == g:
+				// Two EndTxns of the epoch in one millisecond, with one
+				// decision: the same group by its key. The later is last.
+			default:
 				if notLast[pe] == nil {
 					notLast[pe] = map[group]bool{}
 				}

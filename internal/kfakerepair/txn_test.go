@@ -59,6 +59,7 @@ func TestOpenTransactionsAreEndedBeforeKfakeStarts(t *testing.T) {
 	txn("x", "first", true)
 	txn("y", "open", false) // killed before it committed
 	txn("x", "half", true)
+	waitForFiles(t, dir)
 	img := crashImage(t, dir)
 	c.Close()
 	// Killed after a's marker of "half", before b's and before the
@@ -131,18 +132,50 @@ func dropLastMarker(t *testing.T, seg string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, size := -1, 0
+	ms := markers(data)
+	if len(ms) == 0 {
+		t.Fatalf("%s has no marker", seg)
+	}
+	at, size := ms[len(ms)-1][0], ms[len(ms)-1][1]
+	if err := os.WriteFile(seg, append(data[:at:at], data[at+size:]...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// markers returns where each control batch (a transaction marker) of a
+// kfake segment starts, and its size.
+func markers(data []byte) [][2]int {
+	var at [][2]int
 	for pos := 0; pos+23 <= len(data); {
 		n := 12 + int(binary.BigEndian.Uint32(data[pos+8:pos+12]))
+		if pos+n > len(data) {
+			break // torn: being written
+		}
 		if binary.BigEndian.Uint16(data[pos+21:pos+23])&0x20 != 0 {
-			at, size = pos, n
+			at = append(at, [2]int{pos, n})
 		}
 		pos += n
 	}
-	if at < 0 {
-		t.Fatalf("%s has no marker", seg)
-	}
-	if err := os.WriteFile(seg, append(data[:at:at], data[at+size:]...), 0o644); err != nil {
-		t.Fatal(err)
+	return at
+}
+
+// waitForFiles waits (30 s at most) until kfake's files under dir hold the
+// two transactions over a and b that EndTxn answered: their markers on both
+// partitions and their endtx entries. kfake may write them after it
+// answered, and a crash image taken before would lack them.
+func waitForFiles(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a, _ := os.ReadFile(filepath.Join(dir, "partitions", "a-0", "0.dat"))
+		b, _ := os.ReadFile(filepath.Join(dir, "partitions", "b-0", "0.dat"))
+		pids, _ := os.ReadFile(filepath.Join(dir, "pids.log"))
+		if len(markers(a)) >= 2 && len(markers(b)) >= 2 && len(endTxns(pids)) >= 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s kfake's files hold %d and %d markers on a and b and %d endtx entries, want 2 each", len(markers(a)), len(markers(b)), len(endTxns(pids)))
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
