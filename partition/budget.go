@@ -90,7 +90,7 @@ func cost(r *core.Request) int64 {
 }
 
 // admit takes req's bytes from the partition's and the node's budgets, or
-// says which is full. The bytes go back when its reply is sent (release).
+// says which is full. The bytes go back when its reply is sent (refund).
 func (p *Partition) admit(req *request) error {
 	req.cost = cost(&req.Request)
 	if !p.budget.tryTake(req.cost) {
@@ -117,8 +117,8 @@ func (p *Partition) admitWait(ctx context.Context, req *request) error {
 	return nil
 }
 
-// release gives req's bytes back.
-func (p *Partition) release(req *request) {
+// refund gives req's bytes back to the partition's and the node's budgets.
+func (p *Partition) refund(req *request) {
 	if req.cost > 0 {
 		p.budget.give(req.cost)
 		p.cfg.NodeBudget.give(req.cost)

@@ -21,7 +21,7 @@ func (l *loop) StopIngest() { l.stopIngesting() }
 // blocks).
 func (l *loop) Reply(r core.Reply) {
 	req := r.Handle.(*request)
-	l.p.release(req)
+	l.p.refund(req)
 	req.reply <- r
 }
 

@@ -77,10 +77,10 @@ func (p *Partition) deliver(ctx context.Context, gen uint64, recs []kv.IngestRec
 	case p.inbox <- req:
 		return nil
 	case <-ctx.Done():
-		p.release(req)
+		p.refund(req)
 		return ctx.Err()
 	case <-p.done:
-		p.release(req)
+		p.refund(req)
 		return ErrStopped
 	}
 }

@@ -75,7 +75,7 @@ func (p *Partition) run() {
 			if req.Handle == nil {
 				// An ingest delivery has no reply: its bytes moved into the
 				// core's groups, bounded by the window and the group size.
-				p.release(req)
+				p.refund(req)
 			}
 		case res := <-l.appended:
 			p.metrics.appended(res)
@@ -141,7 +141,7 @@ func (l *loop) shutdown() {
 	for {
 		select {
 		case req := <-p.inbox:
-			p.release(req)
+			p.refund(req)
 			if req.reply != nil {
 				req.reply <- core.Reply{Handle: req, Err: ErrStopped}
 			}

@@ -279,10 +279,10 @@ func (p *Partition) call(ctx context.Context, req *request) (core.Reply, error) 
 	select {
 	case p.inbox <- req:
 	case <-p.done:
-		p.release(req)
+		p.refund(req)
 		return core.Reply{}, ErrStopped
 	default:
-		p.release(req)
+		p.refund(req)
 		return core.Reply{}, ErrInboxFull
 	}
 	select {
