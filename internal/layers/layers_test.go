@@ -22,7 +22,7 @@ var layer = map[string]int{
 	"changelog": 2, "wal/local": 2, "snapshot": 2, "partition/core": 2,
 	"partition": 3, "ingest": 3, "registry": 3,
 	"membership": 4,
-	"server": 4, "client": 4,
+	"server":     4, "client": 4,
 	"node": 5, "bench": 5,
 	"cmd/sluice": 6,
 }
