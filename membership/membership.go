@@ -112,9 +112,11 @@ func Join(cfg Config) (*Member, error) {
 		kgo.Balancers(b),
 		kgo.DisableAutoCommit(),
 		kgo.SessionTimeout(cfg.SessionTimeout),
-		// A third of the session, Kafka's advice: a member survives two lost
-		// heartbeats, and a rebalance is noticed within a third.
-		kgo.HeartbeatInterval(max(cfg.SessionTimeout/3, 100*time.Millisecond)),
+		// A third of the session (Kafka's advice: a member survives two
+		// lost heartbeats), at most a second: every member hears of a
+		// rebalance (a node gone, one joining) at its next heartbeat, and
+		// the new generation waits for all of them.
+		kgo.HeartbeatInterval(min(cfg.SessionTimeout/3, time.Second)),
 		kgo.RebalanceTimeout(cfg.SessionTimeout),
 		kgo.OnPartitionsRevoked(m.ended),
 		kgo.OnPartitionsLost(m.ended),
@@ -135,6 +137,21 @@ func (m *Member) Session() (Session, bool) {
 		return Session{}, false
 	}
 	return *m.session, true
+}
+
+// First waits for this member's first generation (or any later one).
+func (m *Member) First(ctx context.Context) (Session, error) {
+	for {
+		ch := m.Changed()
+		if s, ok := m.Session(); ok {
+			return s, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Session{}, fmt.Errorf("membership: no generation of group %s yet: %w", m.cfg.Group, context.Cause(ctx))
+		}
+	}
 }
 
 // Changed returns a channel closed at the next change of the session.

@@ -28,7 +28,7 @@ const (
 
 // DefaultSessionTimeout is the default --session-timeout: see the README's
 // "Several nodes" for the measurements it was chosen from.
-const DefaultSessionTimeout = 10 * time.Second
+const DefaultSessionTimeout = 8 * time.Second
 
 // The session timeout's bounds: Kafka's group.min.session.timeout.ms and
 // group.max.session.timeout.ms defaults (a broker refuses a member outside
@@ -53,8 +53,13 @@ func (c *Config) checkFailover() error {
 // membersGroup is the cluster's membership group.
 func (n *Node) membersGroup() string { return n.cfg.Cluster + ".members" }
 
-// joinMembers makes this node a member of its cluster's group.
-func (n *Node) joinMembers() error {
+// joinMembers makes this node a member of its cluster's group and waits
+// (a session timeout at most) for its first generation. The node announces
+// itself in the registry only after: a node the registry names that is not
+// a member has left (or never came back), so the decider needs no grace
+// for nodes it has not seen yet. A group that does not answer in time is
+// logged, and the node starts anyway (a decider may then count it gone).
+func (n *Node) joinMembers(ctx context.Context) error {
 	m, err := membership.Join(membership.Config{
 		Client: n.kafkaOpts(), Group: n.membersGroup(), Topic: n.topics.Registry(), Node: n.cfg.NodeID,
 		Auto: n.cfg.Failover == FailoverAuto, SessionTimeout: n.cfg.SessionTimeout, Log: n.cfg.Log,
@@ -63,6 +68,14 @@ func (n *Node) joinMembers() error {
 		return fmt.Errorf("node: joining group %s: %w", n.membersGroup(), err)
 	}
 	n.member = m
+	began := time.Now()
+	wait, cancel := context.WithTimeout(ctx, n.cfg.SessionTimeout)
+	defer cancel()
+	if s, err := m.First(wait); err != nil {
+		n.cfg.Log.Warn().Err(err).Str("group", n.membersGroup()).Msg("membership: no generation of the group yet; starting anyway")
+	} else {
+		n.cfg.Log.Info().Str("group", n.membersGroup()).Int32("generation", s.Generation).Strs("members", s.Members).Dur("took", time.Since(began)).Msg("membership: joined")
+	}
 	return nil
 }
 
@@ -76,33 +89,24 @@ func newFailoverMetric(reg prometheus.Registerer) *prometheus.CounterVec {
 	return c
 }
 
-// decider is what the failover decider knows. Every node keeps it from its
-// first generation on, deciding or not, so that a node that becomes the
-// decider (its predecessor died) knows which nodes it saw leave.
+// decider is the failover decider's state.
 type decider struct {
 	deciding bool
-	joined   time.Time       // this node's first generation
-	seen     map[string]bool // nodes seen as members since then
-	stuck    map[uint32]string
+	stuck    map[uint32]string // partitions no live node can take, and why (logged once)
 }
 
 // decide runs the failover decider until the node stops: whenever this node
 // is the group's decider, at every new generation and registry change, it
-// heals the registry (failover.go's top).
+// heals the registry (failover.go's top). The live nodes are the members
+// of the generation: a node announces itself only once it is a member
+// (joinMembers), so an announced node that is not one has left.
 func (n *Node) decide() {
 	defer n.wg.Done()
-	d := &decider{seen: map[string]bool{}, stuck: map[uint32]string{}}
+	d := &decider{stuck: map[uint32]string{}}
 	var retry <-chan time.Time
 	for {
 		memberCh, regCh := n.member.Changed(), n.registry.Changed()
-		var wake <-chan time.Time
 		s, ok := n.member.Session()
-		if ok && d.joined.IsZero() {
-			d.joined = time.Now()
-		}
-		for _, m := range s.Members {
-			d.seen[m] = true
-		}
 		switch {
 		case !ok:
 			// Between generations: nothing to decide.
@@ -111,12 +115,8 @@ func (n *Node) decide() {
 				d.deciding = true
 				n.cfg.Log.Info().Int32("generation", s.Generation).Strs("members", s.Members).Msg("failover: this node decides placement")
 			}
-			live, grace := d.live(s, n.registry.View(), n.cfg.SessionTimeout)
-			if grace > 0 {
-				wake = time.After(grace)
-			}
 			retry = nil
-			if err := n.heal(s, live, d); err != nil {
+			if err := n.heal(s, s.Live(), d); err != nil {
 				if errors.Is(err, registry.ErrStaleMember) {
 					n.cfg.Log.Info().Err(err).Msg("failover: a new generation began; the next one decides")
 				} else {
@@ -133,30 +133,9 @@ func (n *Node) decide() {
 			return
 		case <-memberCh:
 		case <-regCh:
-		case <-wake:
 		case <-retry:
 		}
 	}
-}
-
-// live is the set of nodes the decider counts live in s, and how long
-// until that set may shrink without a new generation: the members of s,
-// and, until this node has been in the group for a session timeout, every
-// announced node it has not seen as a member (a node that started before
-// it and died before its first generation is counted departed only then:
-// one this node saw and lost is departed at once).
-func (d *decider) live(s membership.Session, v *registry.View, session time.Duration) (map[string]bool, time.Duration) {
-	live := s.Live()
-	grace := session - time.Since(d.joined)
-	if grace <= 0 {
-		return live, 0
-	}
-	for id := range v.Nodes {
-		if !d.seen[id] {
-			live[id] = true
-		}
-	}
-	return live, grace
 }
 
 // heal writes the failover decisions the registry needs, if any, under s's

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -24,11 +25,11 @@ const testSession = MinSessionTimeout
 // failoverCluster starts n1 (first, owning every partition), n2 and n3, all
 // --failover auto, and gives n1 partitions with and without a standby:
 // 1 [0,8) none, 2 removed, 3 [8,12) one standby, 4 [12,16) none.
-func failoverCluster(t testing.TB) map[string]*testNode {
+func failoverCluster(t testing.TB, session time.Duration) map[string]*testNode {
 	cluster := kafkatest.ClusterName(t)
 	nodes := map[string]*testNode{}
 	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes[id] = startNode(t, Config{NodeID: id, Cluster: cluster, Partitions: 2, Failover: FailoverAuto, SessionTimeout: testSession})
+		nodes[id] = startNode(t, Config{NodeID: id, Cluster: cluster, Partitions: 2, Failover: FailoverAuto, SessionTimeout: session})
 	}
 	ctx := context.Background()
 	cc, err := grpc.NewClient(nodes["n1"].ControlAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -172,6 +173,20 @@ func killAndHeal(t testing.TB, nodes map[string]*testNode) map[uint32]time.Durat
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
+	var gens []string // n2's generations after the kill, and when
+	var gensMu sync.Mutex
+	go func() {
+		last := int32(-1)
+		for ctx.Err() == nil {
+			if s, ok := nodes["n2"].member.Session(); ok && s.Generation != last {
+				last = s.Generation
+				gensMu.Lock()
+				gens = append(gens, fmt.Sprintf("gen %d %v decider %s at %v", s.Generation, s.Members, s.Decider, time.Since(killed).Round(time.Millisecond)))
+				gensMu.Unlock()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	windows := map[uint32]time.Duration{}
 	await(t, "every partition acknowledging on a live owner", func() bool {
 		for _, id := range parts {
@@ -188,7 +203,9 @@ func killAndHeal(t testing.TB, nodes map[string]*testNode) map[uint32]time.Durat
 	})
 	cancel()
 	wg.Wait()
-	t.Logf("n1 closed in %v; every partition reassigned in the registry %v after the kill", closed.Round(time.Millisecond), time.Duration(decided.Load()).Round(time.Millisecond))
+	gensMu.Lock()
+	t.Logf("n1 closed in %v; every partition reassigned in the registry %v after the kill; n2 saw %v", closed.Round(time.Millisecond), time.Duration(decided.Load()).Round(time.Millisecond), gens)
+	gensMu.Unlock()
 	after := view()
 	for _, id := range parts {
 		p := after.Partitions[id]
@@ -212,7 +229,7 @@ func killAndHeal(t testing.TB, nodes map[string]*testNode) map[uint32]time.Durat
 // where they had one, else moved to the least loaded, with every
 // acknowledged write present.
 func TestFailoverAfterANodeDies(t *testing.T) {
-	nodes := failoverCluster(t)
+	nodes := failoverCluster(t, testSession)
 	standby := nodes["n2"].registry.View().Partitions[3].Standbys
 	windows := killAndHeal(t, nodes)
 	after := nodes["n2"].registry.View()
@@ -298,13 +315,14 @@ func TestFailoverConfigRefusesBadValues(t *testing.T) {
 // BenchmarkFailoverWindow measures the failover window (a node's stop to
 // the first write its partitions' new owners acknowledge) of
 // TestFailoverAfterANodeDies's cluster, one run a b.N: median and max of a
-// promoted standby (partition 3) and of a move (1 and 4).
+// promoted standby (partition 3) and of a move (1 and 4), at the default
+// session timeout.
 //
 //	KAFKA_BROKERS=127.0.0.1:19092 go test -run XXX -bench FailoverWindow -benchtime 5x ./node
 func BenchmarkFailoverWindow(b *testing.B) {
 	var promoted, moved []time.Duration
 	for range b.N {
-		nodes := failoverCluster(b)
+		nodes := failoverCluster(b, DefaultSessionTimeout)
 		for id, w := range killAndHeal(b, nodes) {
 			if id == 3 {
 				promoted = append(promoted, w)

@@ -171,9 +171,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.mgr.reconcile(n.removeStaleDirs)
 	n.startGRPC(reg, cfg.transport())
 	n.health.SetServingStatus(incarnationService(n.inc), healthpb.HealthCheckResponse_SERVING)
-	if err := n.joinMembers(); err != nil {
-		return nil, err
-	}
 	n.wg.Add(5)
 	go n.decide()
 	go n.watchIncarnation()
@@ -207,6 +204,12 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 			"(start one node once with --registry-adopt-unsealed to seal them), with another --registry-key-file or control token, or forged; the node will not take it for an empty registry", n.topics.Registry())
 	}
 	if n.prevInc, err = n.previousIncarnation(ctx); err != nil {
+		return err
+	}
+	// A member before it is announced (failover.go): only then, once no
+	// other live process has the id (its static membership would be
+	// taken over).
+	if err := n.joinMembers(ctx); err != nil {
 		return err
 	}
 	n.ownership = &ownership{reg: n.registry, lease: n.cfg.OwnershipLease}
