@@ -265,8 +265,11 @@ func TestQuickRestartKeepsPartitions(t *testing.T) {
 	before := n2.registry.View().Partitions
 	stopped := time.Now()
 	n1.Close()
+	// A restart that takes half the session timeout: long enough for the
+	// group to rebalance without n1, had n1 left it.
+	time.Sleep(testSession / 2)
 	n1 = startNode(t, c1)
-	t.Logf("n1 restarted and served in %v", time.Since(stopped).Round(time.Millisecond))
+	t.Logf("n1 stopped, then served again %v later (%v of it waiting)", time.Since(stopped).Round(time.Millisecond), testSession/2)
 	time.Sleep(testSession + 2*time.Second) // past the old session's timeout
 	after := n2.registry.View().Partitions
 	for id, p := range before {
