@@ -3,10 +3,16 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
@@ -171,3 +177,109 @@ func TestKilledNodeFailsOver(t *testing.T) {
 }
 
 func ptrU32(v uint32) *uint32 { return &v }
+
+// A node paused (SIGSTOP) past its session timeout while it owns every
+// partition (and decides placement): its partitions fail over; once
+// resumed it acknowledges nothing the new owners do not hold (Kafka fenced
+// its transactions), and it takes its place in the group again.
+func TestPausedNodeIsFencedAndRejoins(t *testing.T) {
+	c := startCluster(t, "--session-timeout", "6s")
+	ctx := context.Background()
+	n1 := c.nodes["n1"]
+	type result struct {
+		key []byte
+		err error
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+		wg      sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	dc := dataClient(t, n1.addr)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Append(nil, "p", w, "-", i)
+				callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				_, err := dc.Upsert(callCtx, &sluicev1.UpsertRequest{Entries: []*sluicev1.Entry{{Key: k, Value: k}}})
+				cancel()
+				mu.Lock()
+				results = append(results, result{k, err})
+				mu.Unlock()
+				if err != nil {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	generations := func() int {
+		b, _ := os.ReadFile(n1.logPath)
+		return strings.Count(string(b), `"members":["n1","n2","n3"],"time"`)
+	}
+	n1.signal(syscall.SIGSTOP)
+	paused := time.Now()
+	eventually(t, 90*time.Second, func() error {
+		ls, err := c.control("n2").ListPartitions(ctx, &sluicev1.ListPartitionsRequest{})
+		if err != nil {
+			return err
+		}
+		for _, p := range ls.Partitions {
+			if p.Owner == "n1" || p.State != "serving" {
+				return fmt.Errorf("partition %d on %s is %q", p.Id, p.Owner, p.State)
+			}
+		}
+		return nil
+	})
+	t.Logf("every partition served by n2 and n3 %v after n1 was paused", time.Since(paused).Round(time.Millisecond))
+	before := generations()
+	n1.signal(syscall.SIGCONT)
+	eventually(t, 60*time.Second, func() error {
+		if generations() <= before {
+			return fmt.Errorf("n1 has not seen a generation with all three nodes since it resumed")
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+
+	routesVia := dataClient(t, c.nodes["n2"].addr)
+	rs, err := routesVia.GetRoutes(ctx, &sluicev1.GetRoutesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	conns := map[string]sluicev1.DataClient{}
+	for _, r := range results {
+		code := status.Code(r.err)
+		seen[code.String()]++
+		var owner string
+		for _, rt := range rs.Routes {
+			if inRange(r.key, rt, rs.Slots) {
+				owner = rt.Addr
+			}
+		}
+		if conns[owner] == nil {
+			conns[owner] = dataClient(t, owner)
+		}
+		got, err := conns[owner].Get(ctx, &sluicev1.GetRequest{Key: r.key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case code == codes.OK && (!got.Found || string(got.Value) != string(r.key)):
+			t.Errorf("%s was acknowledged by the paused node but is not on its partition's new owner", r.key)
+		case code != codes.OK && code != codes.Unknown && got.Found:
+			t.Errorf("%s was refused (%v) but applied", r.key, r.err)
+		}
+	}
+	t.Logf("writes to the paused node ended with %v", seen)
+}
