@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -240,6 +241,20 @@ func TestFailoverAfterANodeDies(t *testing.T) {
 	// that took 3.
 	if after.Partitions[1].Owner == after.Partitions[4].Owner {
 		t.Fatalf("1 and 4 both on %s", after.Partitions[1].Owner)
+	}
+	// The decider counted its decisions by cause.
+	counted := map[string]float64{}
+	for _, id := range []string{"n2", "n3"} {
+		for _, cause := range []string{registry.CausePromote, registry.CauseMove} {
+			var m dto.Metric
+			if err := nodes[id].failoverMoves.WithLabelValues(cause).Write(&m); err != nil {
+				t.Fatal(err)
+			}
+			counted[cause] += m.GetCounter().GetValue()
+		}
+	}
+	if counted[registry.CausePromote] != 1 || counted[registry.CauseMove] != 2 {
+		t.Fatalf("sluice_failover_moves_total: %v, want 1 promotion and 2 moves", counted)
 	}
 	for id, w := range windows {
 		t.Logf("partition %d (now on %s, %s): failover window %v (session timeout %v)", id, after.Partitions[id].Owner,
