@@ -125,3 +125,23 @@ func fold(t *testing.T, v *View, muts []Mutation) *View {
 	}
 	return out
 }
+
+// Two nodes gone at once: a partition whose standby left with its owner is
+// moved to the least loaded live node, as one without a standby is.
+func TestHealOwnerAndStandbyGoneTogether(t *testing.T) {
+	decisions, muts, stuck := healView().Heal(live("n3"))
+	if len(stuck) != 0 {
+		t.Fatalf("stuck: %v", stuck)
+	}
+	for _, d := range decisions {
+		if d.To != "n3" || d.Cause != CauseMove || len(d.Standbys) != 0 {
+			t.Fatalf("decision %+v, want a move to n3, the only live node, with no standby (none live to keep one)", d)
+		}
+	}
+	after := fold(t, healView(), muts)
+	for id, p := range after.Partitions {
+		if p.Owner != "n3" {
+			t.Fatalf("partition %d on %s", id, p.Owner)
+		}
+	}
+}
