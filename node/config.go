@@ -109,6 +109,17 @@ type Config struct {
 	// a second (with 1s, disk-mode writers saw UNKNOWN and big groups were
 	// never acknowledged). Default 10s.
 	OwnershipLease time.Duration
+	// Failover is who places partitions when a node leaves the cluster
+	// (failover.go): FailoverAuto, the group's decider promotes or moves
+	// them; FailoverManual, only an operator's move does (this node still
+	// joins the group, so the others see it live, but never decides).
+	// Default manual here; the binary's --failover defaults to auto.
+	Failover string
+	// SessionTimeout is how long the <cluster>.members group waits for a
+	// silent node before it counts as departed and its partitions fail
+	// over. A restart within it keeps the node's partitions. Default
+	// DefaultSessionTimeout.
+	SessionTimeout time.Duration
 	// BeforeRegistry, if set, runs once the ports are bound and before the
 	// node writes its first registry record (the CLI keeps a control token
 	// it made there). An error fails the start.
@@ -213,6 +224,8 @@ func DefaultConfig() Config {
 		BackupEvery:       time.Minute,
 		HandoffTimeout:    time.Minute,
 		Pprof:             PprofOff,
+		Failover:          FailoverManual,
+		SessionTimeout:    DefaultSessionTimeout,
 	}
 }
 
@@ -255,6 +268,9 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("node: %d partitions cannot cut %d slots", c.Partitions, c.Slots)
 	}
 	if err := c.checkModes(); err != nil {
+		return err
+	}
+	if err := c.checkFailover(); err != nil {
 		return err
 	}
 	if len(c.Cluster) > 100 {

@@ -33,6 +33,7 @@ func (n *Node) registerMetrics() *prometheus.Registry {
 	n.metrics = partition.NewMetrics(reg)
 	n.ingestLag = ingest.NewLag(n.appliedIngest)
 	reg.MustRegister(n.ingestLag, newHeldCollector(n))
+	n.failoverMoves = newFailoverMetric(reg)
 	return reg
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,6 +24,7 @@ import (
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/ingest"
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/membership"
 	"github.com/sluicedb/sluice/partition"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/registry"
@@ -62,6 +64,9 @@ type Node struct {
 	mu    sync.RWMutex
 	parts map[uint32]*held // the partitions this node holds
 	mgr   *manager         // the partition manager
+
+	member        *membership.Member     // this node's seat in <cluster>.members (failover.go)
+	failoverMoves *prometheus.CounterVec // partitions placed as the failover decider, by cause
 
 	metrics   *partition.Metrics
 	budget    *partition.Budget // bytes of requests all partitions hold
@@ -169,7 +174,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.mgr.reconcile(n.removeStaleDirs)
 	n.startGRPC(reg, cfg.transport())
 	n.health.SetServingStatus(incarnationService(n.inc), healthpb.HealthCheckResponse_SERVING)
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.decide()
 	go n.watchIncarnation()
 	go n.manage()
 	go n.watchHealth()
@@ -201,6 +207,12 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 			"(start one node once with --registry-adopt-unsealed to seal them), with another --registry-key-file or control token, or forged; the node will not take it for an empty registry", n.topics.Registry())
 	}
 	if n.prevInc, err = n.previousIncarnation(ctx); err != nil {
+		return err
+	}
+	// A member before it is announced (failover.go): only then, once no
+	// other live process has the id (its static membership would be
+	// taken over).
+	if err := n.joinMembers(ctx); err != nil {
 		return err
 	}
 	n.ownership = &ownership{reg: n.registry, lease: n.cfg.OwnershipLease}
@@ -437,6 +449,12 @@ func (n *Node) Close() error {
 // close is Close, run once; every Close returns only once it is done.
 func (n *Node) close() {
 	close(n.stop)
+	if n.member != nil {
+		// First, and without leaving the group: the session times out
+		// from here however long the graceful stop below takes, and a
+		// restart within it keeps the node's partitions (membership/).
+		n.member.Close()
+	}
 	for _, s := range []*grpc.Server{n.dataSrv, n.controlSrv} {
 		if s == nil {
 			continue

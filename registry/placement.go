@@ -238,3 +238,135 @@ func (v *View) PickStandbys(owner string, n int) []string {
 	sort.SliceStable(nodes, func(i, j int) bool { return load[nodes[i]] < load[nodes[j]] })
 	return nodes[:min(n, len(nodes))]
 }
+
+// Failover is one automatic placement decision: partition ID's owner From
+// has left the cluster's membership, and the partition goes to To at Epoch.
+// Cause says why To: CausePromote (To kept a standby of it, which replays
+// only the changelog's tail) or CauseMove (no live standby: the least
+// loaded live node, which restores it).
+type Failover struct {
+	ID       uint32
+	From, To string
+	Epoch    uint64
+	Cause    string
+	// Standbys are the partition's standbys after the decision: its live
+	// ones other than To, topped up from live nodes to as many as before.
+	Standbys []string
+}
+
+// The causes of a Failover (and the label of the moves-by-cause metric).
+const (
+	CausePromote = "promote-standby"
+	CauseMove    = "move-least-loaded"
+)
+
+// Heal returns the decisions and mutations that give every partition whose
+// owner is not live (not a member of the cluster's group) an owner that is:
+// a live standby of it where it has one (promoted in place), else the least
+// loaded live node its data can follow it to (CheckMove). Each decision
+// takes its own epoch, above every epoch given before. A partition no live
+// node can take keeps its owner (it is never left without one), and is
+// named in stuck with the reason. A partition whose owner is live is left
+// alone, whoever put it there: an operator's move to a live node always
+// stands, and a node that restarted within the session timeout (it never
+// left the group) keeps its partitions.
+//
+// Heal is a pure function of the view and the live set; the group's decider
+// runs it inside Registry.Update, like the control plane's rules.
+func (v *View) Heal(live map[string]bool) (decisions []Failover, muts []Mutation, stuck map[uint32]error) {
+	load := map[string]int{}
+	for id := range v.Nodes {
+		if live[id] {
+			load[id] = 0
+		}
+	}
+	for _, p := range v.Partitions {
+		if _, ok := load[p.Owner]; ok {
+			load[p.Owner]++
+		}
+	}
+	ids := make([]uint32, 0, len(v.Partitions))
+	for id, p := range v.Partitions {
+		if !live[p.Owner] {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	epoch := v.MaxEpoch
+	for _, id := range ids {
+		p := v.Partitions[id]
+		to, cause, err := v.healTarget(p, live, load)
+		if err != nil {
+			if stuck == nil {
+				stuck = map[uint32]error{}
+			}
+			stuck[id] = err
+			continue
+		}
+		epoch++
+		load[to]++
+		d := Failover{ID: id, From: p.Owner, To: to, Epoch: epoch, Cause: cause, Standbys: v.healStandbys(p, to, live)}
+		p.Owner, p.Epoch, p.Standbys = to, epoch, d.Standbys
+		decisions = append(decisions, d)
+		muts = append(muts, PutPartition(p))
+	}
+	if len(decisions) > 0 {
+		muts = append([]Mutation{{Key: maxEpochKey, Value: []byte(strconv.FormatUint(epoch, 10))}}, muts...)
+	}
+	return decisions, muts, stuck
+}
+
+// healTarget picks the live node that takes partition p from its departed
+// owner: its first live standby the data can follow to, else the least
+// loaded live node (the smallest id among equals) it can.
+func (v *View) healTarget(p Partition, live map[string]bool, load map[string]int) (string, string, error) {
+	if err := v.handsOver(p.Owner); err != nil {
+		return "", "", fmt.Errorf("partition %d: %w", p.ID, err)
+	}
+	for _, s := range p.Standbys {
+		if live[s] && v.CheckMove(p, s) == nil {
+			return s, CausePromote, nil
+		}
+	}
+	best := ""
+	var why error
+	for id, n := range load {
+		if err := v.CheckMove(p, id); err != nil {
+			why = err
+			continue
+		}
+		if best == "" || n < load[best] || (n == load[best] && id < best) {
+			best = id
+		}
+	}
+	if best == "" {
+		if why == nil {
+			why = fmt.Errorf("%w: no live node to take partition %d from %s", ErrNoNodes, p.ID, p.Owner)
+		}
+		return "", "", why
+	}
+	return best, CauseMove, nil
+}
+
+// healStandbys keeps p's live standbys other than its new owner to and tops
+// them up, from live nodes that can keep one, to as many as p had.
+func (v *View) healStandbys(p Partition, to string, live map[string]bool) []string {
+	var keep []string
+	for _, s := range p.Standbys {
+		if s != to && live[s] {
+			keep = append(keep, s)
+		}
+	}
+	if len(p.Standbys) == 0 || v.checkStandbys(to, 1) != nil {
+		return keep
+	}
+	for _, c := range v.PickStandbys(to, len(v.Nodes)) {
+		if len(keep) >= len(p.Standbys) {
+			break
+		}
+		if live[c] && !slices.Contains(keep, c) {
+			keep = append(keep, c)
+		}
+	}
+	return keep
+}

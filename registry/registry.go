@@ -381,8 +381,16 @@ func (r *Registry) end(ctx context.Context) (int64, error) {
 // fences every other writer, catches up, calls fn with the caught-up view and
 // commits what fn returns. When Update returns, View includes the change.
 func (r *Registry) Update(ctx context.Context, fn func(v *View) ([]Mutation, error)) error {
+	return r.UpdateFenced(ctx, nil, fn)
+}
+
+// UpdateFenced is Update whose transaction also commits offsets for a
+// consumer group as one of its members (groupfence.go): a writer whose
+// group generation has passed is refused (ErrStaleMember) and writes
+// nothing. A nil fence is a plain Update.
+func (r *Registry) UpdateFenced(ctx context.Context, fence *GroupFence, fn func(v *View) ([]Mutation, error)) error {
 	return retry.Tries(ctx, 10, retry.ClientPolicy(), func(int) (bool, error) {
-		err := r.update(ctx, fn)
+		err := r.update(ctx, fence, fn)
 		// Another writer fenced this one mid-way, or franz-go aborted the
 		// commit: nothing was written. Try again against the latest view.
 		var fenced *fencedError
@@ -401,7 +409,7 @@ func isFenced(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.ConcurrentTransactions)
 }
 
-func (r *Registry) update(ctx context.Context, fn func(v *View) ([]Mutation, error)) error {
+func (r *Registry) update(ctx context.Context, fence *GroupFence, fn func(v *View) ([]Mutation, error)) error {
 	opts := append([]kgo.Opt{
 		kgo.TransactionalID(r.cfg.Topic + ".writer"),
 		kgo.DefaultProduceTopic(r.cfg.Topic),
@@ -447,6 +455,15 @@ func (r *Registry) update(ctx context.Context, fn func(v *View) ([]Mutation, err
 			return &fencedError{err}
 		}
 		return fmt.Errorf("registry: write: %w", err)
+	}
+	if fence != nil {
+		if err := fence.commit(ctx, w, r.cfg.Topic+".writer", r.cfg.Topic, v.Next); err != nil {
+			_ = w.EndTransaction(ctx, kgo.TryAbort)
+			if isFenced(err) {
+				return &fencedError{err}
+			}
+			return err
+		}
 	}
 	if err := w.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		if isFenced(err) {

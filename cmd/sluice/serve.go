@@ -133,6 +133,10 @@ func serveCmd() *cobra.Command {
 	f.Float64Var(&cfg.ControlRate, "control-rate", cfg.ControlRate, "control-plane calls a second")
 	f.DurationVar(&cfg.Lease, "lease", cfg.Lease, "read lease: how long a commit lets a partition answer committed reads; a new owner waits it out")
 	f.DurationVar(&cfg.OwnershipLease, "ownership-lease", cfg.OwnershipLease, "--wal disk and none: how long a confirmation of ownership against the registry lets a partition commit and acknowledge; a new owner waits it out")
+	// The binary fails over by itself; an embedding's node.Config keeps
+	// today's manual placement unless it asks.
+	f.StringVar(&cfg.Failover, "failover", node.FailoverAuto, "auto: when a node leaves the cluster's Kafka group (its session timed out), its partitions are promoted on a standby or moved to the least loaded live node; manual: only an operator's sluice partitions move moves them")
+	f.DurationVar(&cfg.SessionTimeout, "session-timeout", cfg.SessionTimeout, "how long the cluster's Kafka group waits for a silent node before its partitions fail over; a restart within it keeps them (6s to 30m)")
 	bytesVar(f, &cfg.PartitionBudget, "partition-budget", cfg.PartitionBudget, "bytes of requests one partition holds (queued or awaiting their reply); more get RESOURCE_EXHAUSTED")
 	bytesVar(f, &cfg.NodeBudget, "node-budget", cfg.NodeBudget, "bytes of requests all of the node's partitions hold; more get RESOURCE_EXHAUSTED")
 	bytesVar(f, &cfg.ReadMemory, "read-memory", cfg.ReadMemory, "bytes of read responses (Get, GetMany, Scan, Watch) the node holds at once; a read that cannot get its share within 2s gets RESOURCE_EXHAUSTED")

@@ -21,7 +21,7 @@ var layer = map[string]int{
 	"wal": 1, "store": 1, "router": 1, "pipeline": 1,
 	"changelog": 2, "wal/local": 2, "snapshot": 2, "partition/core": 2,
 	"partition": 3, "ingest": 3, "registry": 3,
-	"server": 4, "client": 4,
+	"server": 4, "client": 4, "membership": 4,
 	"node": 5, "bench": 5,
 	"cmd/sluice": 6,
 }
