@@ -27,6 +27,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -68,6 +69,10 @@ type Client struct {
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn
 	routes  *sluicev1.Routes
+	// stale: a call failed in a way that may mean its node is gone; the
+	// next call fetches the routes again first (a failed-over partition is
+	// found on its new owner).
+	stale   bool
 	session map[int32]int64 // what this client's writes reached, for SESSION reads
 	cluster string          // the cluster of the session's tokens
 	// maxAttempts bounds the tries of one call (WithMaxAttempts); 0: see
@@ -76,9 +81,15 @@ type Client struct {
 	dial        *dialer
 }
 
+// ErrClosed is the error of a call made on a closed client.
+var ErrClosed = errors.New("client: closed")
+
 func (c *Client) data(addr string) (sluicev1.DataClient, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.conns == nil {
+		return nil, ErrClosed
+	}
 	cc, ok := c.conns[addr]
 	if !ok {
 		opts := []grpc.DialOption{grpc.WithTransportCredentials(c.creds), grpc.WithUnaryInterceptor(refuseOversized), grpc.WithContextDialer(c.dial.dial),
@@ -96,21 +107,25 @@ func (c *Client) data(addr string) (sluicev1.DataClient, error) {
 	return sluicev1.NewDataClient(cc), nil
 }
 
-// refresh fetches the routing table from the first entry node that answers.
-// When none answers it returns the first one's error, a *ConnectError if it
-// could not be reached.
+// refresh fetches the routing table from the first node that answers: the
+// entry nodes, then the others the table last named (an entry node may be
+// the one that died). When none answers it returns the first entry's
+// error, a *ConnectError if it could not be reached.
 func (c *Client) refresh(ctx context.Context) error {
 	var first error
-	for _, addr := range c.entries {
+	for _, addr := range c.known() {
 		dc, err := c.data(addr)
 		if err == nil {
 			var r *sluicev1.Routes
 			if r, err = dc.GetRoutes(ctx, &sluicev1.GetRoutesRequest{}); err == nil {
 				c.mu.Lock()
-				c.routes = r
+				c.routes, c.stale = r, false
 				c.mu.Unlock()
 				return nil
 			}
+		}
+		if errors.Is(err, ErrClosed) {
+			return err
 		}
 		if first == nil {
 			first = c.dial.explain(addr, err)
@@ -119,13 +134,44 @@ func (c *Client) refresh(ctx context.Context) error {
 	return first
 }
 
-// routed loads the routing table if the client has none yet; it fails only
-// when no entry node could be reached.
+// known is every node address the client knows: the entries, then the
+// owners and standbys of the table, once each.
+func (c *Client) known() []string {
+	addrs := slices.Clone(c.entries)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rt := range c.routes.GetRoutes() {
+		for _, a := range append([]string{rt.Addr}, rt.StandbyAddrs...) {
+			if a != "" && !slices.Contains(addrs, a) {
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	return addrs
+}
+
+// failed is the error of a call to addr, explained (a connection that could
+// not be made is a *ConnectError). One that may mean the node is gone
+// (UNAVAILABLE, a deadline) marks the routes stale: the next call fetches
+// them again before it picks a node.
+func (c *Client) failed(addr string, err error) error {
+	err = c.dial.explain(addr, err)
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		c.mu.Lock()
+		c.stale = true
+		c.mu.Unlock()
+	}
+	return err
+}
+
+// routed loads the routing table if the client has none yet, or it went
+// stale; it fails only when no node could be reached.
 func (c *Client) routed(ctx context.Context) error {
 	c.mu.Lock()
-	known := c.routes != nil
+	fresh := c.routes != nil && !c.stale
 	c.mu.Unlock()
-	if known {
+	if fresh {
 		return nil
 	}
 	return c.unreachable(ctx)
@@ -262,7 +308,7 @@ func (c *Client) doAt(ctx context.Context, key []byte, read bool, pick func([]by
 		if err != nil {
 			return false, err
 		}
-		err = c.dial.explain(addr, call(dc))
+		err = c.failed(addr, call(dc))
 		return err != nil && retryable(err, read), err
 	})
 }

@@ -140,7 +140,7 @@ func (c *Client) getManyOnce(ctx context.Context, keys [][]byte, pending []int, 
 			dc, err := c.data(cl.addr)
 			if err == nil {
 				resp, err = dc.GetMany(ctx, req)
-				err = c.dial.explain(cl.addr, err)
+				err = c.failed(cl.addr, err)
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -1,0 +1,106 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+)
+
+// fakeNode serves the routes it is told and applies every write.
+type fakeNode struct {
+	sluicev1.UnimplementedDataServer
+	addr   string
+	routes atomic.Pointer[sluicev1.Routes]
+	writes atomic.Int64
+	stop   func()
+}
+
+func (s *fakeNode) GetRoutes(context.Context, *sluicev1.GetRoutesRequest) (*sluicev1.Routes, error) {
+	return s.routes.Load(), nil
+}
+
+func (s *fakeNode) Upsert(_ context.Context, req *sluicev1.UpsertRequest) (*sluicev1.UpsertResponse, error) {
+	s.writes.Add(1)
+	return &sluicev1.UpsertResponse{Results: make([]*sluicev1.WriteResult, len(req.Entries))}, nil
+}
+
+func startFakeNode(t *testing.T) *fakeNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fakeNode{addr: ln.Addr().String()}
+	g := grpc.NewServer()
+	sluicev1.RegisterDataServer(g, s)
+	go g.Serve(ln)
+	s.stop = g.Stop
+	t.Cleanup(g.Stop)
+	return s
+}
+
+func ownedBy(n *fakeNode) *sluicev1.Routes {
+	return &sluicev1.Routes{Slots: 16, Routes: []*sluicev1.Route{{Partition: 1, From: 0, To: 16, Epoch: 1, Node: "n", Addr: n.addr}}}
+}
+
+// Issue 24: a node dies and its partition fails over to another. A dead
+// owner never answers BadNode, so before, the client kept the old routes
+// and sent every later write to the dead node (an integration test's
+// writers gave up after 90 s). A call that fails UNAVAILABLE marks the
+// routes stale: the next call fetches them again, from any node the client
+// knows (here the dead node was the only entry: the survivor is known from
+// the table), and goes to the new owner.
+func TestRoutesAreFetchedAgainAfterAnOwnerDies(t *testing.T) {
+	a, b := startFakeNode(t), startFakeNode(t)
+	b.routes.Store(&sluicev1.Routes{Slots: 16, Routes: []*sluicev1.Route{{Partition: 1, From: 0, To: 16, Epoch: 1, Node: "a", Addr: a.addr, StandbyAddrs: []string{b.addr}}}})
+	a.routes.Store(b.routes.Load())
+	c, err := Dial([]string{a.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := c.Upsert(ctx, Entry{Key: []byte("k"), Value: []byte("v")}); err != nil || a.writes.Load() != 1 {
+		t.Fatalf("the first write: %v, %d on a", err, a.writes.Load())
+	}
+	a.stop()                   // a dies
+	b.routes.Store(ownedBy(b)) // and its partition fails over to b
+	_, err = c.Upsert(ctx, Entry{Key: []byte("k"), Value: []byte("v2")})
+	t.Logf("the write in flight when a died: %v", err) // not retried: it may have been applied
+	for i := 0; i < 3; i++ {
+		if _, err := c.Upsert(ctx, Entry{Key: []byte("k"), Value: []byte("v3")}); err != nil {
+			t.Fatalf("write %d after the failover: %v (the client still sends to the dead node)", i, err)
+		}
+	}
+	if b.writes.Load() != 3 {
+		t.Fatalf("%d writes reached the new owner, want 3", b.writes.Load())
+	}
+}
+
+// A call on a closed client fails with ErrClosed; before, it panicked
+// (assignment to entry in nil map).
+func TestCallsAfterCloseFail(t *testing.T) {
+	a := startFakeNode(t)
+	a.routes.Store(ownedBy(a))
+	c, err := Dial([]string{a.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.Upsert(ctx, Entry{Key: []byte("k"), Value: []byte("v")}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Upsert after Close: %v, want ErrClosed", err)
+	}
+	if _, _, err := c.Get(ctx, []byte("k")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get after Close: %v, want ErrClosed", err)
+	}
+}
