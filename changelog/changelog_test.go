@@ -109,7 +109,7 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 	}
 	// Replay everything, then only what came after the first group.
 	var got []kv.Record
-	reached, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0, 1: 0}, func(b Batch) error {
+	reached, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0, 1: 0}, func(b Step) error {
 		db, err := Decoded(b)
 		for _, r := range db.Records {
 			got = append(got, r.Record)
@@ -145,7 +145,7 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 		from[r.Slot] = max(from[r.Slot], r.Offset+1)
 	}
 	n := 0
-	again, err := Replay(ctx, opts, tp.Changelog(), from, func(b Batch) error { n += len(b.Records); return nil })
+	again, err := Replay(ctx, opts, tp.Changelog(), from, func(b Step) error { n += len(b.Records); return nil })
 	if err != nil || n != 22 {
 		t.Fatalf("replay from %v gave %d records (%v), want 22", from, n, err)
 	}
@@ -154,7 +154,7 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 	}
 	// Replaying from the end reads nothing and returns at once.
 	n = 0
-	if _, err := Replay(ctx, opts, tp.Changelog(), reached, func(b Batch) error { n += len(b.Records); return nil }); err != nil || n != 0 {
+	if _, err := Replay(ctx, opts, tp.Changelog(), reached, func(b Step) error { n += len(b.Records); return nil }); err != nil || n != 0 {
 		t.Fatalf("replay from the end: %d records, %v", n, err)
 	}
 }
@@ -209,7 +209,7 @@ func TestFailedGroupCommitsNothing(t *testing.T) {
 func replayKeys(t *testing.T, opts []kgo.Opt, topic string) []string {
 	t.Helper()
 	var keys []string
-	if _, err := Replay(context.Background(), opts, topic, map[int32]int64{0: 0}, func(b Batch) error {
+	if _, err := Replay(context.Background(), opts, topic, map[int32]int64{0: 0}, func(b Step) error {
 		for _, r := range b.Records {
 			keys = append(keys, string(r.Key))
 		}
@@ -237,7 +237,7 @@ func TestReplayRefusesOffsetGone(t *testing.T) {
 	if _, err := adm.DeleteRecords(ctx, kadm.Offsets{tp.Ingest(): {0: {Topic: tp.Ingest(), Partition: 0, At: 3}}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Replay(ctx, opts, tp.Ingest(), map[int32]int64{0: 1}, func(Batch) error { return nil })
+	_, err = Replay(ctx, opts, tp.Ingest(), map[int32]int64{0: 1}, func(Step) error { return nil })
 	var gone *OffsetGoneError
 	if !errors.As(err, &gone) || gone.Needed != 1 || gone.LogStart != 3 {
 		t.Fatalf("err = %v, want OffsetGoneError needing 1 with log start 3", err)

@@ -47,7 +47,7 @@ func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
 		t.Fatalf("Append = %v, want ErrNotCommitted for a refused commit", err)
 	}
 	n := 0
-	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Batch) error { n += len(b.Records); return nil }); err != nil {
+	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Step) error { n += len(b.Records); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
@@ -198,7 +198,7 @@ func TestFirstAppendIsCommittedOrFails(t *testing.T) {
 		app.Close()
 	}
 	committed := map[string]bool{}
-	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Batch) error {
+	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Step) error {
 		for _, r := range b.Records {
 			committed[string(r.Key)] = true
 		}

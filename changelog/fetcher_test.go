@@ -43,7 +43,7 @@ func TestTailFetchesABrokersSlotsInOneRequest(t *testing.T) {
 	seen := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Tail(ctx, b.opts, topic, from, func(bt Batch) error {
+		done <- Tail(ctx, b.opts, topic, from, func(bt Step) error {
 			for _, r := range bt.Records {
 				seen <- string(r.Key)
 			}
@@ -95,7 +95,7 @@ func TestReadMissesNothingWhenAnAnswerIsFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	got := map[int32][]string{}
-	if _, err := Replay(ctx, b.opts, topic, from, func(bt Batch) error {
+	if _, err := Replay(ctx, b.opts, topic, from, func(bt Step) error {
 		for _, r := range bt.Records {
 			got[r.Partition] = append(got[r.Partition], string(r.Key))
 		}

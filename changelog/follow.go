@@ -13,7 +13,7 @@ import (
 // broker) and hands what they read to fn, updating reached. With targets it returns once every
 // slot has reached its target; with targets nil (tailing) it reads until ctx
 // ends.
-func follow(ctx context.Context, r *reader, cfg readCfg, reached, targets map[int32]int64, fn func(Batch) error) error {
+func follow(ctx context.Context, r *reader, cfg readCfg, reached, targets map[int32]int64, fn func(Step) error) error {
 	tailing := targets == nil
 	ctx, cancel := context.WithCancel(ctx)
 	out := make(chan []fetched)
@@ -53,7 +53,7 @@ func follow(ctx context.Context, r *reader, cfg readCfg, reached, targets map[in
 			stalls.check(time.Now())
 			continue
 		case fs := <-out:
-			b := Batch{Reached: make(map[int32]int64), HighWatermarks: make(map[int32]int64)}
+			b := Step{Reached: make(map[int32]int64), HighWatermarks: make(map[int32]int64)}
 			if err := stalls.add(&b, fs); err != nil {
 				return err
 			}
@@ -122,7 +122,7 @@ type stallWatch struct {
 
 // add puts the answers of one fetch into b, or notes why their slots did
 // not move.
-func (w *stallWatch) add(b *Batch, fs []fetched) error {
+func (w *stallWatch) add(b *Step, fs []fetched) error {
 	for _, f := range fs {
 		if err := w.addOne(b, f); err != nil {
 			return err
@@ -131,7 +131,7 @@ func (w *stallWatch) add(b *Batch, fs []fetched) error {
 	return nil
 }
 
-func (w *stallWatch) addOne(b *Batch, f fetched) error {
+func (w *stallWatch) addOne(b *Step, f fetched) error {
 	s, ok := w.slots[f.slot]
 	if !ok {
 		return nil // done meanwhile

@@ -147,12 +147,12 @@ func Decode(rec *kgo.Record) (kv.Record, error) {
 }
 
 // Decoded turns a fetch of the changelog into the log's records.
-func Decoded(b Batch) (wal.Batch, error) {
-	out := wal.Batch{Records: make([]wal.Positioned, len(b.Records)), Reached: b.Reached, Bytes: b.Bytes, Lag: b.Lag}
+func Decoded(b Step) (wal.Replayed, error) {
+	out := wal.Replayed{Records: make([]wal.Positioned, len(b.Records)), Reached: b.Reached, Bytes: b.Bytes, Lag: b.Lag}
 	for i, rec := range b.Records {
 		r, err := Decode(rec)
 		if err != nil {
-			return wal.Batch{}, err
+			return wal.Replayed{}, err
 		}
 		out.Records[i] = wal.Positioned{Record: r, Offset: rec.Offset}
 	}

@@ -10,11 +10,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Batch is one step of a replay or tail: the data records in offset order per
+// Step is one step of a replay or tail: the data records in offset order per
 // slot, and the next offset of every slot the step advanced. A slot can
 // advance with no record: past commit and abort markers, aborted batches and
 // gaps left by compaction.
-type Batch struct {
+type Step struct {
 	Records []*kgo.Record
 	Reached map[int32]int64
 	// HighWatermarks has, for each slot of Reached, its high watermark when
@@ -50,7 +50,7 @@ type readCfg struct {
 	maxWait    time.Duration
 	// maxBytes bounds one fetch's answer and each slot's part of it (a
 	// broker still returns a first batch over it); maxStepBytes, the
-	// records of one Batch.
+	// records of one Step.
 	maxBytes     int32
 	maxStepBytes int64
 }
@@ -69,8 +69,8 @@ func StallAfter(d time.Duration) ReadOpt { return func(c *readCfg) { c.stallAfte
 func OnStall(fn func(*Stall)) ReadOpt { return func(c *readCfg) { c.onStall = fn } }
 
 // FetchMaxBytes bounds what a read holds: one fetch's answer, and the
-// records of one Batch (at least one fetch's). Default 4 MiB per fetch and
-// 16 MiB per Batch.
+// records of one Step (at least one fetch's). Default 4 MiB per fetch and
+// 16 MiB per Step.
 func FetchMaxBytes(n int32) ReadOpt {
 	return func(c *readCfg) { c.maxBytes, c.maxStepBytes = n, int64(n) }
 }
@@ -99,7 +99,7 @@ func newReadCfg(opts []ReadOpt) readCfg {
 // A slot whose log starts after the offset asked for is an *OffsetGoneError:
 // Replay never silently starts later; one whose log ends before it, an
 // *OffsetPastEndError (CheckOffsets).
-func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Batch) error, opts ...ReadOpt) (map[int32]int64, error) {
+func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Step) error, opts ...ReadOpt) (map[int32]int64, error) {
 	if err := CheckOffsets(ctx, client, topic, from); err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]
 // Like Replay it never starts later than asked (an offset past the log's end
 // is an *OffsetPastEndError), and its offsets move past markers, aborted
 // batches and compacted gaps too.
-func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Batch) error, opts ...ReadOpt) error {
+func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Step) error, opts ...ReadOpt) error {
 	if err := CheckOffsets(ctx, client, topic, from); err != nil {
 		return err
 	}

@@ -145,7 +145,7 @@ func (b shapeBroker) replayAll(t *testing.T, topic string, from map[int32]int64)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	keys := map[int32][]string{}
-	reached, err := Replay(ctx, b.opts, topic, from, func(bt Batch) error {
+	reached, err := Replay(ctx, b.opts, topic, from, func(bt Step) error {
 		for _, r := range bt.Records {
 			keys[r.Partition] = append(keys[r.Partition], string(r.Key))
 		}
@@ -239,7 +239,7 @@ func TestTailKeepsCommitsAfterACrashAbortedTransaction(t *testing.T) {
 	defer cancel()
 	var keys []string
 	var at int64
-	err := Tail(ctx, b.opts, topic, map[int32]int64{0: 0}, func(bt Batch) error {
+	err := Tail(ctx, b.opts, topic, map[int32]int64{0: 0}, func(bt Step) error {
 		for _, r := range bt.Records {
 			keys = append(keys, string(r.Key))
 		}
@@ -457,7 +457,7 @@ func TestReplayReportsAStallAndRecovers(t *testing.T) {
 	go func() {
 		// Slot 1 alone: a fetch names every slot of its broker that has not
 		// reached its target, and the fault is on slot 1's requests.
-		_, err := Replay(context.Background(), b.opts, topic, map[int32]int64{1: 0}, func(bt Batch) error {
+		_, err := Replay(context.Background(), b.opts, topic, map[int32]int64{1: 0}, func(bt Step) error {
 			for _, r := range bt.Records {
 				keys = append(keys, string(r.Key))
 			}

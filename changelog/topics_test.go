@@ -121,7 +121,7 @@ func TestOffsetsOutsideTheLogAreRefused(t *testing.T) {
 	}
 	defer app.Close()
 	group(t, app, change(1, 0), change(2, 0), change(3, 1))
-	_, err = Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 50, 1: 0}, func(Batch) error { return nil })
+	_, err = Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 50, 1: 0}, func(Step) error { return nil })
 	var past *OffsetPastEndError
 	// The log's end: two records and, once written, their commit marker.
 	if !errors.As(err, &past) || past.Slot != 0 || past.Reached != 50 || past.LogEnd < 2 || past.LogEnd > 3 {
@@ -161,7 +161,7 @@ func tail(ctx context.Context, t *testing.T, opts []kgo.Opt, topic string, from 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return Tail(ctx, opts, topic, from, func(b Batch) error {
+	return Tail(ctx, opts, topic, from, func(b Step) error {
 		return fmt.Errorf("the tail handed over records from %v", b.Reached)
 	})
 }

@@ -33,7 +33,7 @@ type gatedStore struct {
 	gate chan struct{}
 }
 
-func (s *gatedStore) Apply(b kv.Batch) error {
+func (s *gatedStore) Apply(b kv.Write) error {
 	if len(b.Changes) > 0 || len(b.Ingest) > 0 || len(b.Offsets) > 0 {
 		<-s.gate
 	}
@@ -61,7 +61,7 @@ func (*memLog) Close() {}
 
 // memLog is its own log's only appender; nothing follows the store.
 func (l *memLog) NewAppender(context.Context) (wal.Appender, error) { return l, nil }
-func (*memLog) Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
+func (*memLog) Replay(_ context.Context, from map[int32]int64, _ func(wal.Replayed) error, _ func(string)) (map[int32]int64, error) {
 	return from, nil
 }
 func (*memLog) Retention() time.Duration { return 0 }

@@ -69,7 +69,7 @@ func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func
 		session = cfg.Lag.started(from)
 		defer cfg.Lag.stopped(session, from)
 	}
-	return changelog.Tail(ctx, cfg.Client, cfg.Topic, from, func(b changelog.Batch) error {
+	return changelog.Tail(ctx, cfg.Client, cfg.Topic, from, func(b changelog.Step) error {
 		batch := make([]kv.IngestRecord, 0, len(b.Records))
 		data := map[int32]int64{} // per slot, the offset after its last data record
 		for _, r := range b.Records {

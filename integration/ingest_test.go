@@ -239,7 +239,7 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 	for s := int32(0); s < 16; s++ {
 		from[s] = 0
 	}
-	_, err = changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topics.Changelog(), from, func(b changelog.Batch) error {
+	_, err = changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topics.Changelog(), from, func(b changelog.Step) error {
 		for _, r := range b.Records {
 			ch, err := changelog.Decode(r)
 			if err != nil {

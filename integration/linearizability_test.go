@@ -292,7 +292,7 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 	for slot := int32(0); slot < 16; slot++ {
 		from[slot] = 0
 	}
-	_, err = changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.brokers)}, changelog.Topics{Cluster: c.name}.Changelog(), from, func(b changelog.Batch) error {
+	_, err = changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.brokers)}, changelog.Topics{Cluster: c.name}.Changelog(), from, func(b changelog.Step) error {
 		for _, r := range b.Records {
 			rec, err := changelog.Decode(r)
 			if err != nil {

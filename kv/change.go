@@ -74,9 +74,9 @@ type Source struct {
 	Offset int64
 }
 
-// Batch is what a store applies in one write: changes and how far into the
+// Write is what a store applies in one write: changes and how far into the
 // log they reach, so state and "how far am I" never disagree.
-type Batch struct {
+type Write struct {
 	Changes []Change
 	// Offsets are the next log offset to read per slot once Changes are
 	// applied. Slots not named keep their offset.

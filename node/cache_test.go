@@ -36,7 +36,7 @@ func (s *slowSync) hold() (held, release chan struct{}) {
 	return s.held, s.release
 }
 
-func (s *slowSync) ApplyAtomic(b kv.Batch) error {
+func (s *slowSync) ApplyAtomic(b kv.Write) error {
 	err := s.Badger.ApplyAtomic(b)
 	s.mu.Lock()
 	held, release := s.held, s.release

@@ -137,7 +137,7 @@ func holdsKey(t *testing.T, topic, key string) bool {
 	found := false
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	_, err := changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topic, map[int32]int64{0: 0}, func(b changelog.Batch) error {
+	_, err := changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topic, map[int32]int64{0: 0}, func(b changelog.Step) error {
 		for _, r := range b.Records {
 			found = found || string(r.Key) == key
 		}

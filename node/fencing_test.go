@@ -225,7 +225,7 @@ func ingestApplications(t *testing.T, topics changelog.Topics, slots int32) map[
 		from[s] = 0
 	}
 	applied := map[[2]int64]int{}
-	_, err := changelog.Replay(context.Background(), []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topics.Changelog(), from, func(b changelog.Batch) error {
+	_, err := changelog.Replay(context.Background(), []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topics.Changelog(), from, func(b changelog.Step) error {
 		for _, r := range b.Records {
 			rec, err := changelog.Decode(r)
 			if err != nil {

@@ -143,6 +143,6 @@ func (w watchLog) OffsetsAfter(ctx context.Context, t time.Time) (map[int32]int6
 
 // Tail reads with small fetches: a watch holds at most one fetch of
 // buffered records while its client is slow, and a node serves many.
-func (w watchLog) Tail(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error) error {
+func (w watchLog) Tail(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error) error {
 	return changelog.Tail(ctx, w.opts, w.topic, from, decoded(fn), changelog.FetchMaxBytes(watchFetchBytes))
 }

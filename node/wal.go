@@ -40,7 +40,7 @@ func (c changelogLog) NewAppender(ctx context.Context) (wal.Appender, error) {
 	return c.own(ctx)
 }
 
-func (c changelogLog) Replay(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, waiting func(string)) (map[int32]int64, error) {
+func (c changelogLog) Replay(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error, waiting func(string)) (map[int32]int64, error) {
 	return c.replay(ctx, from, fn, waiting)
 }
 
@@ -67,7 +67,7 @@ func (n *Node) newAppender(id uint32) func(context.Context) (wal.Appender, error
 // replay reads the changelog's committed records from offsets to its end.
 func (n *Node) replay(log zerolog.Logger) wal.ReplayFunc {
 	opts, topic := n.kafkaOpts(), n.topics.Changelog()
-	return func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, waiting func(string)) (map[int32]int64, error) {
+	return func(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error, waiting func(string)) (map[int32]int64, error) {
 		stalled := func(s *changelog.Stall) {
 			if s == nil {
 				waiting("")
@@ -82,13 +82,13 @@ func (n *Node) replay(log zerolog.Logger) wal.ReplayFunc {
 // tail follows the changelog's committed records from offsets (a standby).
 func (n *Node) tail() wal.TailFunc {
 	opts, topic := n.kafkaOpts(), n.topics.Changelog()
-	return func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error) error {
+	return func(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error) error {
 		return changelog.Tail(ctx, opts, topic, from, decoded(fn))
 	}
 }
 
-func decoded(fn func(wal.Batch) error) func(changelog.Batch) error {
-	return func(b changelog.Batch) error {
+func decoded(fn func(wal.Replayed) error) func(changelog.Step) error {
+	return func(b changelog.Step) error {
 		db, err := changelog.Decoded(b)
 		if err != nil {
 			return err

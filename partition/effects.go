@@ -35,7 +35,7 @@ func (l *loop) Queued(*core.Group) {}
 
 // Stored publishes how far the store reaches after a group's write. Until
 // then the core's overlay answers for the group's keys.
-func (l *loop) Stored(_ *core.Group, b kv.Batch, err error) {
+func (l *loop) Stored(_ *core.Group, b kv.Write, err error) {
 	if err == nil {
 		l.p.view.publish(b.Offsets, b.Ingest)
 	}
@@ -81,7 +81,7 @@ func (l *loop) Carried() {
 // are timed for the metrics.
 type timedStore struct{ p *Partition }
 
-func (s timedStore) Apply(b kv.Batch) error {
+func (s timedStore) Apply(b kv.Write) error {
 	start := time.Now()
 	err := s.p.cfg.Store.Apply(b)
 	s.p.metrics.applied(time.Since(start))

@@ -70,9 +70,9 @@ func (l *fakeLog) setGate(g chan appendCall) {
 	l.gate = g
 }
 
-func (l *fakeLog) replay(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
+func (l *fakeLog) replay(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error, _ func(string)) (map[int32]int64, error) {
 	l.mu.Lock()
-	b := wal.Batch{Reached: make(map[int32]int64)}
+	b := wal.Replayed{Reached: make(map[int32]int64)}
 	for slot, off := range from {
 		recs := l.slots[slot]
 		if off < int64(len(recs)) {
@@ -109,7 +109,7 @@ type testLog struct {
 }
 
 func (t *testLog) NewAppender(ctx context.Context) (wal.Appender, error) { return t.newAppender(ctx) }
-func (t *testLog) Replay(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, waiting func(string)) (map[int32]int64, error) {
+func (t *testLog) Replay(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error, waiting func(string)) (map[int32]int64, error) {
 	return t.replay(ctx, from, fn, waiting)
 }
 func (t *testLog) Retention() time.Duration { return t.retention }

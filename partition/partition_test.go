@@ -62,7 +62,7 @@ func reopen(t *testing.T, st *store.Memory) *store.Memory {
 	offs, _ := st.Offsets()
 	in, _ := st.IngestOffsets()
 	clock, _ := st.Clock()
-	if err := out.Apply(kv.Batch{Changes: changes, Offsets: offs, Ingest: in, Clock: clock}); err != nil {
+	if err := out.Apply(kv.Write{Changes: changes, Offsets: offs, Ingest: in, Clock: clock}); err != nil {
 		t.Fatal(err)
 	}
 	return out

@@ -110,7 +110,7 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	// Fenced: the log's end no longer moves but by this partition, so once
 	// the replay ends the store is in sync with the log as of now.
 	replayed := time.Now()
-	reached, err := cfg.WAL.Replay(ctx, from, func(b wal.Batch) error {
+	reached, err := cfg.WAL.Replay(ctx, from, func(b wal.Replayed) error {
 		if err := applyBatch(cfg.Store, b, cfg.Epoch, &r.Clock, r.Ingest); err != nil {
 			return err
 		}
@@ -123,7 +123,7 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	if err := p.replayedInTime(synced); err != nil {
 		return fail(err)
 	}
-	if err := cfg.Store.Apply(kv.Batch{SyncedAt: replayed.UnixMilli()}); err != nil {
+	if err := cfg.Store.Apply(kv.Write{SyncedAt: replayed.UnixMilli()}); err != nil {
 		return fail(err)
 	}
 	prog.done()
@@ -181,7 +181,7 @@ func (p *Partition) startingPoint(ctx context.Context) (stored map[int32]int64, 
 func (p *Partition) syncedBefore(empty bool) (time.Time, error) {
 	if empty {
 		now := p.wallClock()
-		return now, p.cfg.Store.Apply(kv.Batch{SyncedAt: now.UnixMilli()})
+		return now, p.cfg.Store.Apply(kv.Write{SyncedAt: now.UnixMilli()})
 	}
 	at, err := p.cfg.Store.SyncedAt()
 	return time.UnixMilli(at), err
@@ -247,14 +247,14 @@ func ageText(at int64, age time.Duration) string {
 // in one write: changes, ingest marks (into ingest), heartbeats skipped. A
 // record of an epoch above maxEpoch (0: no limit) is ErrDeposed: a newer owner
 // wrote it. clock is raised to the highest stamp seen.
-func applyBatch(st store.Store, b wal.Batch, maxEpoch uint64, clock *uint64, ingest map[int32]int64) error {
+func applyBatch(st store.Store, b wal.Replayed, maxEpoch uint64, clock *uint64, ingest map[int32]int64) error {
 	return applySynced(st, b, maxEpoch, clock, ingest, 0)
 }
 
 // applySynced is applyBatch that also stores syncedAt, if not 0, as the
-// store's kv.Batch.SyncedAt.
-func applySynced(st store.Store, b wal.Batch, maxEpoch uint64, clock *uint64, ingest map[int32]int64, syncedAt int64) error {
-	sb := kv.Batch{Changes: make([]kv.Change, 0, len(b.Records)), Offsets: b.Reached, Ingest: make(map[int32]int64), SyncedAt: syncedAt}
+// store's kv.Write.SyncedAt.
+func applySynced(st store.Store, b wal.Replayed, maxEpoch uint64, clock *uint64, ingest map[int32]int64, syncedAt int64) error {
+	sb := kv.Write{Changes: make([]kv.Change, 0, len(b.Records)), Offsets: b.Reached, Ingest: make(map[int32]int64), SyncedAt: syncedAt}
 	for _, r := range b.Records {
 		if maxEpoch != 0 && r.Epoch > maxEpoch {
 			return fmt.Errorf("%w: slot %d offset %d was written at epoch %d, this owner has epoch %d", ErrDeposed, r.Slot, r.Offset, r.Epoch, maxEpoch)

@@ -32,7 +32,7 @@ func compacted(t *testing.T, syncedAgo time.Duration) (*fakeLog, *store.Memory, 
 		{Record: kept, Offset: 1},
 	}
 	st := store.NewMemory()
-	err := st.Apply(kv.Batch{
+	err := st.Apply(kv.Write{
 		Changes:  []kv.Change{{Key: []byte("gone"), Value: []byte("old"), Version: 1, Timestamp: 1}},
 		Offsets:  map[int32]int64{slot: 1},
 		Clock:    1,
@@ -96,7 +96,7 @@ func TestStandbyEmptiesAStoreOutOfSyncLongerThanRetention(t *testing.T) {
 	l, st, slot := compacted(t, 2*time.Hour)
 	tailed := make(chan map[int32]int64, 1)
 	sb := StartStandby(StandbyConfig{ID: 1, Range: keyspace.Range{From: 0, To: 4}, Store: st, Retention: time.Hour,
-		Tail: func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error) error {
+		Tail: func(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error) error {
 			if _, err := l.replay(ctx, from, fn, nil); err != nil {
 				return err
 			}
@@ -137,7 +137,7 @@ func TestReplayEndingPastTheRetentionRestoresAfresh(t *testing.T) {
 		}
 		return time.Now()
 	}
-	cfg.WAL.(*testLog).replay = func(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error, waiting func(string)) (map[int32]int64, error) {
+	cfg.WAL.(*testLog).replay = func(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error, waiting func(string)) (map[int32]int64, error) {
 		froms = append(froms, from[slot])
 		late.Store(true) // the first replay is slow: it ends past the retention
 

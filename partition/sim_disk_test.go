@@ -27,7 +27,7 @@ import (
 // simDurable is an owner's store as the Disk writes it (local.Durable).
 type simDurable struct{ in *inst }
 
-func (s simDurable) ApplyAtomic(b kv.Batch) error {
+func (s simDurable) ApplyAtomic(b kv.Write) error {
 	w := s.in.w
 	if s.in.killed {
 		return fmt.Errorf("%w: the process was killed", store.ErrNotWritten)
@@ -45,7 +45,7 @@ func (s simDurable) ApplyAtomic(b kv.Batch) error {
 }
 
 // write applies b to the store and records its changes as the durable log.
-func (s simDurable) write(b kv.Batch) error {
+func (s simDurable) write(b kv.Write) error {
 	if err := s.in.st.Apply(b); err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (s simDurable) GetManyWithin(keys [][]byte, b *store.ReadBudget) ([]kv.Read
 
 // Apply is the write of a store that is not the log: kafka+cached's durable
 // store under the cache, which fails now and then (a full disk).
-func (s simDurable) Apply(b kv.Batch) error {
+func (s simDurable) Apply(b kv.Write) error {
 	w := s.in.w
 	if s.in.cached != nil && s.in.disk == nil && w.chance(w.faults.applyFail) {
 		w.injected["durable-apply-fail"]++

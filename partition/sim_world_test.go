@@ -237,8 +237,8 @@ func (l *simLog) commit(g *core.Group) []int64 {
 }
 
 // replay is the log's committed records from the given next offsets.
-func (l *simLog) replay(from map[int32]int64) wal.Batch {
-	b := wal.Batch{Reached: map[int32]int64{}}
+func (l *simLog) replay(from map[int32]int64) wal.Replayed {
+	b := wal.Replayed{Reached: map[int32]int64{}}
 	for slot := range int32(simSlots) {
 		recs := l.slots[slot]
 		if off := from[slot]; off < int64(len(recs)) {
@@ -363,7 +363,7 @@ func (in *inst) Queued(*core.Group)   {}
 
 // Stored publishes how far the store reaches, as the loop's view does:
 // SESSION reads wait for it.
-func (in *inst) Stored(_ *core.Group, b kv.Batch, err error) {
+func (in *inst) Stored(_ *core.Group, b kv.Write, err error) {
 	if err == nil {
 		in.publish(b.Offsets)
 	}
@@ -411,7 +411,7 @@ func (in *inst) Carried() {
 // nothing.
 type simStore struct{ in *inst }
 
-func (s simStore) Apply(b kv.Batch) error {
+func (s simStore) Apply(b kv.Write) error {
 	w := s.in.w
 	switch {
 	case s.in.killed:

@@ -74,7 +74,7 @@ func (s *Standby) follow(ctx context.Context) error {
 		}
 	}
 	if len(stored) == 0 { // a tail from the log's start sees every live tombstone
-		if err := s.cfg.Store.Apply(kv.Batch{SyncedAt: time.Now().UnixMilli()}); err != nil {
+		if err := s.cfg.Store.Apply(kv.Write{SyncedAt: time.Now().UnixMilli()}); err != nil {
 			return err
 		}
 	}
@@ -87,7 +87,7 @@ func (s *Standby) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.cfg.Tail(ctx, from, func(b wal.Batch) error {
+	return s.cfg.Tail(ctx, from, func(b wal.Replayed) error {
 		var synced int64
 		if b.Lag == 0 { // caught up with the log (a tail that reports no lag: always)
 			synced = time.Now().UnixMilli()

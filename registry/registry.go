@@ -232,7 +232,7 @@ func (r *Registry) tail(ctx context.Context) {
 }
 
 // fold applies a step of the topic to a new view.
-func (r *Registry) fold(b changelog.Batch) error {
+func (r *Registry) fold(b changelog.Step) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Incarnations: maps.Clone(r.view.Incarnations), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID}

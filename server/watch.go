@@ -32,7 +32,7 @@ type Changelog interface {
 	Bounds(ctx context.Context) (LogBounds, error)
 	// Tail reads the committed records from the given next offsets, one
 	// fetch at a time, until ctx ends or fn fails.
-	Tail(ctx context.Context, from map[int32]int64, fn func(wal.Batch) error) error
+	Tail(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error) error
 	// OffsetsAfter returns, per slot, the first offset of a record written
 	// at or after t (the slot's end if there is none).
 	OffsetsAfter(ctx context.Context, t time.Time) (map[int32]int64, error)
@@ -185,7 +185,7 @@ type watcher struct {
 // batch sends a fetch's changes under the prefix, in messages of at most
 // watchChunkBytes, each with the token it reached; a fetch with none moves
 // the token at most once a watchProgressEvery.
-func (w *watcher) batch(b wal.Batch) error {
+func (w *watcher) batch(b wal.Replayed) error {
 	var events []*sluicev1.WatchEvent
 	size := 0
 	for _, r := range b.Records {

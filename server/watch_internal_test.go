@@ -32,7 +32,7 @@ func TestWatchMessagesStayWithinTheResponseBudget(t *testing.T) {
 		name         string
 		keys, values int
 	}{{"small events", 150_000, 0}, {"large values", 8, 900 << 10}} {
-		var b wal.Batch
+		var b wal.Replayed
 		for i := range tc.keys {
 			c := kv.Change{Key: fmt.Appendf(nil, "%06d", i), Value: make([]byte, tc.values), Version: 1 << 40, Timestamp: 1 << 62}
 			b.Records = append(b.Records, wal.Positioned{Record: kv.Record{Kind: kv.KindChange, Slot: int32(i % 16), Change: c}, Offset: int64(i)})

@@ -132,7 +132,7 @@ func (b *Bucket) Carry(ctx context.Context, want Want, st Target, work string, l
 		return nil, nil
 	}
 	synced := slices.MinFunc(used, func(x, y Manifest) int { return x.Created.Compare(y.Created) }).Created
-	if err := st.Apply(kv.Batch{Clock: clock, SyncedAt: synced.UnixMilli()}); err != nil {
+	if err := st.Apply(kv.Write{Clock: clock, SyncedAt: synced.UnixMilli()}); err != nil {
 		if derr := st.DropAll(); derr != nil {
 			return nil, fmt.Errorf("%w: %w; emptying the store again: %w", ErrStoreDirty, err, derr)
 		}

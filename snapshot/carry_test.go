@@ -40,7 +40,7 @@ func minLen(m map[int32][]string) int {
 func uploadPartition(t *testing.T, b *Bucket, id uint32, r keyspace.Range, epoch uint64, tag string, base int64, clock uint64, drop map[string]bool) Manifest {
 	t.Helper()
 	st := store.NewMemory()
-	batch := kv.Batch{Offsets: map[int32]int64{}, Clock: clock}
+	batch := kv.Write{Offsets: map[int32]int64{}, Clock: clock}
 	for s, keys := range slotKeys(r) {
 		for _, k := range keys {
 			if !drop[k] {

@@ -227,7 +227,7 @@ func (b *Bucket) load(ctx context.Context, want Want, name string, st Target, wo
 	}
 	_, err = Load(dir, st)
 	if err == nil {
-		err = st.Apply(kv.Batch{SyncedAt: m.Created.UnixMilli()})
+		err = st.Apply(kv.Write{SyncedAt: m.Created.UnixMilli()})
 	}
 	if err != nil {
 		// A half-loaded store must not be taken for a whole one.

@@ -30,7 +30,7 @@ func filled(t *testing.T, n int, tag string) *store.Badger {
 	for i := 0; i < n; i++ {
 		cs = append(cs, kv.Change{Key: fmt.Append(nil, "k", i), Value: fmt.Append(nil, tag, i), Version: 1})
 	}
-	if err := st.Apply(kv.Batch{Changes: cs, Offsets: map[int32]int64{0: int64(n), 3: 7}}); err != nil {
+	if err := st.Apply(kv.Write{Changes: cs, Offsets: map[int32]int64{0: int64(n), 3: 7}}); err != nil {
 		t.Fatal(err)
 	}
 	return st

@@ -17,8 +17,8 @@ type Source interface {
 type Target interface {
 	LoadSnapshot(r io.Reader) error
 	// Apply records, after a load, when the snapshot was in sync
-	// (kv.Batch.SyncedAt).
-	Apply(kv.Batch) error
+	// (kv.Write.SyncedAt).
+	Apply(kv.Write) error
 	// DropAll empties the store: a half-loaded one must not be taken for a
 	// whole one.
 	DropAll() error

@@ -43,7 +43,7 @@ func DurableBadgerOptions(dir string) badger.Options {
 // ApplyAtomic writes b whole or, after a crash at any point, not at all: in
 // one badger transaction when it fits, else through an intent. On a store
 // opened with DurableBadgerOptions it returns once b is on the disk.
-func (s *Badger) ApplyAtomic(b kv.Batch) error {
+func (s *Badger) ApplyAtomic(b kv.Write) error {
 	if err := inLSM(b); err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ type entrySetter interface {
 // Offsets go last: if the batch is split into several badger transactions
 // and a crash cuts it short, the stored offsets still point before every
 // change that was lost.
-func setBatch(w entrySetter, b kv.Batch) error {
+func setBatch(w entrySetter, b kv.Write) error {
 	for _, c := range b.Changes {
 		e := badger.NewEntry(dataKey(c.Key), encodeRead(c.Read()))
 		e.ExpiresAt = retainUntil(c) // badger drops the entry then
@@ -114,7 +114,7 @@ var ErrValueTooLarge = errors.New("store: value too large for a store that is it
 
 // inLSM refuses a batch with a value whose encoded form (value, version,
 // timestamp, expiry) would go to badger's value log.
-func inLSM(b kv.Batch) error {
+func inLSM(b kv.Write) error {
 	for _, c := range b.Changes {
 		if c.Remove {
 			continue

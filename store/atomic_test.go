@@ -11,8 +11,8 @@ import (
 	"github.com/sluicedb/sluice/kv"
 )
 
-func bigBatch(n int, tag string) kv.Batch {
-	b := kv.Batch{Offsets: map[int32]int64{0: int64(n), 7: 3}, Ingest: map[int32]int64{2: 9}, Clock: 42}
+func bigBatch(n int, tag string) kv.Write {
+	b := kv.Write{Offsets: map[int32]int64{0: int64(n), 7: 3}, Ingest: map[int32]int64{2: 9}, Clock: 42}
 	for i := range n {
 		b.Changes = append(b.Changes, kv.Change{Key: fmt.Appendf(nil, "k%06d", i), Value: []byte(tag), Version: 1, Timestamp: 42})
 	}
@@ -56,7 +56,7 @@ func TestOpenFinishesAnIntentLeftByACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := bigBatch(1000, "whole")
-	half := kv.Batch{Changes: b.Changes[:300]} // no offsets: as a cut Apply leaves it
+	half := kv.Write{Changes: b.Changes[:300]} // no offsets: as a cut Apply leaves it
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(metaIntent, encodeBatch(b)) }); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func present(t *testing.T, s *Badger, key []byte) bool {
 }
 
 func TestBatchCodecRoundTrip(t *testing.T) {
-	b := kv.Batch{
+	b := kv.Write{
 		Changes: []kv.Change{
 			{Key: []byte("a"), Value: []byte("1"), Version: 3, Timestamp: 77, ExpiresAt: 9},
 			{Key: []byte("b"), Remove: true, Version: 4, Timestamp: 78},

@@ -146,7 +146,7 @@ func retainUntil(c kv.Change) uint64 {
 	return 0
 }
 
-func (s *Badger) Apply(b kv.Batch) error {
+func (s *Badger) Apply(b kv.Write) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	if err := setBatch(wb, b); err != nil {

@@ -7,7 +7,7 @@ import (
 	"github.com/sluicedb/sluice/kv"
 )
 
-// The intent's encoding of a kv.Batch: a format byte, then uvarints and
+// The intent's encoding of a kv.Write: a format byte, then uvarints and
 // length-prefixed bytes:
 //
 //	changes: count, then per change: key, flags (1 = remove), version,
@@ -16,7 +16,7 @@ import (
 //	clock
 const batchFormat = 1
 
-func encodeBatch(b kv.Batch) []byte {
+func encodeBatch(b kv.Write) []byte {
 	n := 16
 	for _, c := range b.Changes {
 		n += len(c.Key) + len(c.Value) + 5*binary.MaxVarintLen64
@@ -94,12 +94,12 @@ func (r *batchReader) count(min int) int {
 	return int(n)
 }
 
-func decodeBatch(raw []byte) (kv.Batch, error) {
+func decodeBatch(raw []byte) (kv.Write, error) {
 	if len(raw) == 0 || raw[0] != batchFormat {
-		return kv.Batch{}, fmt.Errorf("%w: unknown batch format", errCorrupt)
+		return kv.Write{}, fmt.Errorf("%w: unknown batch format", errCorrupt)
 	}
 	r := &batchReader{b: raw[1:]}
-	var b kv.Batch
+	var b kv.Write
 	if n := r.count(7); n > 0 {
 		b.Changes = make([]kv.Change, n)
 	}

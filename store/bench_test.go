@@ -29,7 +29,7 @@ func BenchmarkBadgerBatchWrite(b *testing.B) {
 		for j := range cs {
 			cs[j] = kv.Change{Key: fmt.Appendf(nil, "key-%06d", rng.IntN(100_000)), Value: value, Version: 1}
 		}
-		if err := s.Apply(kv.Batch{Changes: cs, Offsets: map[int32]int64{0: int64(i)}}); err != nil {
+		if err := s.Apply(kv.Write{Changes: cs, Offsets: map[int32]int64{0: int64(i)}}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -49,7 +49,7 @@ func BenchmarkBadgerGet(b *testing.B) {
 		for j := range cs {
 			cs[j] = kv.Change{Key: fmt.Appendf(nil, "key-%06d", i+j), Value: value, Version: 1}
 		}
-		if err := s.Apply(kv.Batch{Changes: cs}); err != nil {
+		if err := s.Apply(kv.Write{Changes: cs}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -127,7 +127,7 @@ func (c *Cached) drop() error {
 		return err
 	}
 	var (
-		meta kv.Batch
+		meta kv.Write
 		err  error
 	)
 	if meta.Offsets, err = c.durable.Offsets(); err != nil {
@@ -272,7 +272,7 @@ func (c *Cached) fill(gen uint64, keys [][]byte, reads []kv.Read) {
 
 // Apply writes the durable store, then the cache. The batch is durable (or
 // not) by the first write; a failed cache write stops the cache serving.
-func (c *Cached) Apply(b kv.Batch) error {
+func (c *Cached) Apply(b kv.Write) error {
 	if err := c.durable.Apply(b); err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func BenchmarkCachedGet(b *testing.B) {
 		for j := range cs {
 			cs[j] = kv.Change{Key: fmt.Appendf(nil, "key-%06d", i+j), Value: value, Version: 1}
 		}
-		if err := durable.Apply(kv.Batch{Changes: cs}); err != nil {
+		if err := durable.Apply(kv.Write{Changes: cs}); err != nil {
 			b.Fatal(err)
 		}
 	}

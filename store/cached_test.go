@@ -20,7 +20,7 @@ func openCached(t *testing.T, durable Store, dir string) *Cached {
 
 func put(t *testing.T, s Store, key, value string, version uint64, offset int64) {
 	t.Helper()
-	if err := s.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte(key), Value: []byte(value), Version: version}}, Offsets: map[int32]int64{0: offset}}); err != nil {
+	if err := s.Apply(kv.Write{Changes: []kv.Change{{Key: []byte(key), Value: []byte(value), Version: version}}, Offsets: map[int32]int64{0: offset}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -196,7 +196,7 @@ func TestCachedDroppedOnceIsKeptAfterACleanClose(t *testing.T) {
 		return d, openCached(t, d, cdir)
 	}
 	d, c := open()
-	err := c.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("a"), Value: []byte("1"), Version: 1, Timestamp: 7}},
+	err := c.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("a"), Value: []byte("1"), Version: 1, Timestamp: 7}},
 		Offsets: map[int32]int64{0: 5, 1: 3}, Ingest: map[int32]int64{0: 40, 1: 12}, Clock: 7})
 	if err != nil {
 		t.Fatal(err)

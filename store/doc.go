@@ -2,7 +2,7 @@
 // and, in the same write, how far into each changelog slot that state reaches.
 //
 //	st, _ := store.OpenBadger(dir, store.DefaultBadgerOptions())
-//	_ = st.Apply(kv.Batch{
+//	_ = st.Apply(kv.Write{
 //		Changes: []kv.Change{{Key: k, Value: v, Version: 1, Timestamp: ts}},
 //		Offsets: map[int32]int64{3: 1042}, // next changelog offset to read in slot 3
 //	})

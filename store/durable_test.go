@@ -28,7 +28,7 @@ func TestDurableStoreKeepsValuesOutOfTheValueLog(t *testing.T) {
 	big := bytes.Repeat([]byte("v"), kv.MaxBatchBytes-64)
 	for _, n := range []int{100, 100 << 10, len(big)} {
 		key := fmt.Appendf(nil, "k%d", n)
-		if err := s.ApplyAtomic(kv.Batch{Changes: []kv.Change{{Key: key, Value: big[:n], Version: 1}}, Offsets: map[int32]int64{0: 1}}); err != nil {
+		if err := s.ApplyAtomic(kv.Write{Changes: []kv.Change{{Key: key, Value: big[:n], Version: 1}}, Offsets: map[int32]int64{0: 1}}); err != nil {
 			t.Fatal(err)
 		}
 		err := s.db.View(func(txn *badger.Txn) error {
@@ -53,7 +53,7 @@ func TestDurableStoreKeepsValuesOutOfTheValueLog(t *testing.T) {
 	// Values past one transaction together, and the largest a store that
 	// is its own log keeps, are still written whole.
 	largest := MaxLSMValue - 1 - 3 // version 1, timestamp 0, expiry 0: one byte each
-	b := kv.Batch{Offsets: map[int32]int64{0: 2}, Changes: []kv.Change{
+	b := kv.Write{Offsets: map[int32]int64{0: 2}, Changes: []kv.Change{
 		{Key: []byte("a"), Value: big[:700<<10], Version: 1}, {Key: []byte("b"), Value: big[:700<<10], Version: 1},
 		{Key: []byte("c"), Value: bytes.Repeat([]byte("v"), largest), Version: 1}}}
 	if err := s.ApplyAtomic(b); err != nil {
@@ -79,7 +79,7 @@ func TestDurableStoreRefusesAValueForTheValueLog(t *testing.T) {
 	defer s.Close()
 	for _, n := range []int{1_048_565, 1_048_570, kv.MaxBatchBytes - 1} {
 		c := kv.Change{Key: []byte("x"), Value: bytes.Repeat([]byte("B"), n), Version: 2, Timestamp: 1 << 57} // a hybrid-clock stamp: 9 bytes
-		err := s.ApplyAtomic(kv.Batch{Changes: []kv.Change{c}, Offsets: map[int32]int64{0: 5}})
+		err := s.ApplyAtomic(kv.Write{Changes: []kv.Change{c}, Offsets: map[int32]int64{0: 5}})
 		if !errors.Is(err, ErrValueTooLarge) || !errors.Is(err, kv.ErrInvalid) || !errors.Is(err, ErrNotWritten) {
 			t.Fatalf("a value of %d bytes: %v, want ErrValueTooLarge (InvalidArgument, not written)", n, err)
 		}
@@ -105,7 +105,7 @@ func TestDurableIntentStaysOutOfTheValueLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := bytes.Repeat([]byte("v"), 900<<10)
-	b := kv.Batch{Offsets: map[int32]int64{0: 3}, Changes: []kv.Change{
+	b := kv.Write{Offsets: map[int32]int64{0: 3}, Changes: []kv.Change{
 		{Key: []byte("a"), Value: v, Version: 1}, {Key: []byte("b"), Value: v, Version: 1}, {Key: []byte("c"), Value: v, Version: 1}}}
 	if err := s.ApplyAtomic(b); err != nil {
 		t.Fatal(err)

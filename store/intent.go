@@ -38,7 +38,7 @@ func intentChunkKey(i int) []byte {
 
 // applyByIntent writes the intent, then b, then removes the intent; each step
 // durable before the next on a synced store.
-func (s *Badger) applyByIntent(b kv.Batch) error {
+func (s *Badger) applyByIntent(b kv.Write) error {
 	raw := encodeBatch(b)
 	n := 0
 	for off := 0; off < len(raw); off += intentChunk {
@@ -57,7 +57,7 @@ func (s *Badger) applyByIntent(b kv.Batch) error {
 }
 
 // finishIntent applies b and removes its intent of n chunks.
-func (s *Badger) finishIntent(b kv.Batch, n int) error {
+func (s *Badger) finishIntent(b kv.Write, n int) error {
 	if err := s.Apply(b); err != nil {
 		return err
 	}

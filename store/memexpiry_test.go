@@ -33,7 +33,7 @@ func TestMemoryDropsExpiredValuesAndTombstones(t *testing.T) {
 	before := heapInUse()
 	const n = 200_000
 	for i := 0; i < n; i += 1000 {
-		var b kv.Batch
+		var b kv.Write
 		for j := i; j < i+1000; j++ {
 			b.Changes = append(b.Changes,
 				kv.Change{Key: fmt.Appendf(nil, "expired-%06d", j), Value: value, Version: 1, Timestamp: stamp(monthAgo), ExpiresAt: uint64(monthAgo.UnixMilli())},
@@ -62,7 +62,7 @@ func TestMemoryHoldsWhatExpiresForItsRetention(t *testing.T) {
 	stamp := func(at time.Time) uint64 { return uint64(at.UnixMilli()) << 16 } // clock.Wall's inverse
 	value := bytes.Repeat([]byte("v"), 100)
 
-	var b kv.Batch
+	var b kv.Write
 	for j := range 1000 {
 		b.Changes = append(b.Changes,
 			kv.Change{Key: fmt.Appendf(nil, "ttl-%03d", j), Value: value, Version: 1, Timestamp: stamp(now), ExpiresAt: uint64(now.Add(time.Hour).UnixMilli())},
@@ -90,7 +90,7 @@ func TestMemoryHoldsWhatExpiresForItsRetention(t *testing.T) {
 		t.Fatalf("a value expired an hour later than the tombstone: %+v, want it held", r)
 	}
 	now = wrote.Add(time.Hour + kv.TombstoneRetention + time.Minute)
-	if err := m.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("live"), Value: value, Version: 1, Timestamp: stamp(now)}}}); err != nil {
+	if err := m.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("live"), Value: value, Version: 1, Timestamp: stamp(now)}}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(m.data) != 1 || len(m.deadlines.items) != 0 {
@@ -106,14 +106,14 @@ func TestMemoryOneDeadlineAKey(t *testing.T) {
 	for v := range uint64(10_000) {
 		now = now.Add(time.Millisecond)
 		c := kv.Change{Key: []byte("counter"), Value: []byte("1"), Version: v + 1, Timestamp: uint64(now.UnixMilli()) << 16, ExpiresAt: uint64(now.Add(time.Hour).UnixMilli())}
-		if err := m.Apply(kv.Batch{Changes: []kv.Change{c}}); err != nil {
+		if err := m.Apply(kv.Write{Changes: []kv.Change{c}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if len(m.data) != 1 || len(m.deadlines.items) != 1 {
 		t.Fatalf("%d entries, %d deadlines, want 1 and 1", len(m.data), len(m.deadlines.items))
 	}
-	if err := m.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("counter"), Value: []byte("2"), Version: 10_001, Timestamp: uint64(now.UnixMilli()) << 16}}}); err != nil {
+	if err := m.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("counter"), Value: []byte("2"), Version: 10_001, Timestamp: uint64(now.UnixMilli()) << 16}}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(m.deadlines.items) != 0 {

@@ -106,7 +106,7 @@ func (m *Memory) GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error) 
 
 // Apply writes the batch and drops every tombstone and expired value whose
 // retention has passed.
-func (m *Memory) Apply(b kv.Batch) error {
+func (m *Memory) Apply(b kv.Write) error {
 	now := uint64(m.now().Unix())
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -19,7 +19,7 @@ func TestMemorySnapshotRoundTripsThroughBadger(t *testing.T) {
 		cs = append(cs, kv.Change{Key: fmt.Append(nil, "k", i), Value: fmt.Append(nil, "v", i), Version: uint64(i%5 + 1), Timestamp: now})
 	}
 	cs = append(cs, kv.Change{Key: []byte("gone"), Remove: true, Version: 4, Timestamp: now})
-	if err := src.Apply(kv.Batch{Changes: cs, Offsets: map[int32]int64{1: 10, 2: 20}, Ingest: map[int32]int64{2: 5}, Clock: now}); err != nil {
+	if err := src.Apply(kv.Write{Changes: cs, Offsets: map[int32]int64{1: 10, 2: 20}, Ingest: map[int32]int64{2: 5}, Clock: now}); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
@@ -60,7 +60,7 @@ func TestMemorySnapshotRoundTripsThroughBadger(t *testing.T) {
 		}
 	}
 	// A write after the load is visible in Badger (the loaded versions do not shadow it).
-	if err := bdg.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("k1"), Value: []byte("after"), Version: 9}}}); err != nil {
+	if err := bdg.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("k1"), Value: []byte("after"), Version: 9}}}); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := bdg.Get([]byte("k1")); string(r.Value.Data) != "after" {
@@ -82,7 +82,7 @@ func TestMemorySnapshotRoundTripsThroughBadger(t *testing.T) {
 
 func TestMemoryLoadRefusesACorruptStream(t *testing.T) {
 	src := NewMemory()
-	src.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("a"), Value: []byte("1"), Version: 1}}})
+	src.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("a"), Value: []byte("1"), Version: 1}}})
 	var buf bytes.Buffer
 	if _, err := src.Snapshot(&buf); err != nil {
 		t.Fatal(err)

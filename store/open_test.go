@@ -18,7 +18,7 @@ func TestOpenBadgerAfterACrashLeftAnEmptyMemtable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("k"), Value: []byte("v"), Version: 1}}}); err != nil {
+	if err := st.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("k"), Value: []byte("v"), Version: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Close(); err != nil {

@@ -73,7 +73,7 @@ func BenchmarkBadgerGetManyRewritten(b *testing.B) {
 		for j := range cs {
 			cs[j] = kv.Change{Key: fmt.Appendf(nil, "key-%06d", rng.IntN(100_000)), Value: value, Version: uint64(i + 1)}
 		}
-		if err := s.Apply(kv.Batch{Changes: cs}); err != nil {
+		if err := s.Apply(kv.Write{Changes: cs}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -93,7 +93,7 @@ func filled(b *testing.B, n int) *Badger {
 		for j := range cs {
 			cs[j] = kv.Change{Key: fmt.Appendf(nil, "key-%06d", i+j), Value: value, Version: 1}
 		}
-		if err := s.Apply(kv.Batch{Changes: cs}); err != nil {
+		if err := s.Apply(kv.Write{Changes: cs}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 func TestGetManyWithinStopsBeforeTheValueThatDoesNotFit(t *testing.T) {
 	sized := func(n int) []byte { return bytes.Repeat([]byte("v"), n) }
 	fill := func(t *testing.T, s Store) {
-		if err := s.Apply(kv.Batch{Changes: []kv.Change{
+		if err := s.Apply(kv.Write{Changes: []kv.Change{
 			{Key: []byte("a"), Value: sized(100), Version: 1},
 			{Key: []byte("c"), Value: sized(100), Version: 1},
 			{Key: []byte("d"), Value: sized(300), Version: 1},
@@ -69,7 +69,7 @@ func TestGetManyWithinChargesNothingForExpiredValues(t *testing.T) {
 	sized := func(n int) []byte { return bytes.Repeat([]byte("v"), n) }
 	past := uint64(time.Now().Add(-time.Minute).UnixMilli()) // within the retention: still stored
 	fill := func(t *testing.T, s Store) {
-		if err := s.Apply(kv.Batch{Changes: []kv.Change{
+		if err := s.Apply(kv.Write{Changes: []kv.Change{
 			{Key: []byte("x1"), Value: sized(200), Version: 3, ExpiresAt: past},
 			{Key: []byte("x2"), Value: sized(200), Version: 4, ExpiresAt: past},
 			{Key: []byte("live"), Value: sized(100), Version: 1},
@@ -130,7 +130,7 @@ func TestCachedGetManyWithinChargesInKeyOrder(t *testing.T) {
 	for _, k := range keys {
 		changes = append(changes, kv.Change{Key: k, Value: bytes.Repeat(k[:1], 100), Version: 1})
 	}
-	if err := durable.Apply(kv.Batch{Changes: changes}); err != nil {
+	if err := durable.Apply(kv.Write{Changes: changes}); err != nil {
 		t.Fatal(err)
 	}
 	c := openCached(t, durable, t.TempDir())

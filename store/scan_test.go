@@ -43,7 +43,7 @@ func TestScanRange(t *testing.T) {
 			kv.Change{Key: []byte("bc"), Value: []byte("BC"), Version: 1, ExpiresAt: past},
 			kv.Change{Key: []byte("bd"), Value: []byte("BD"), Version: 1, ExpiresAt: later},
 		)
-		if err := s.Apply(kv.Batch{Changes: cs, Offsets: map[int32]int64{1: 9}, Clock: 7}); err != nil {
+		if err := s.Apply(kv.Write{Changes: cs, Offsets: map[int32]int64{1: 9}, Clock: 7}); err != nil {
 			t.Fatal(err)
 		}
 		s = reopen()
@@ -73,7 +73,7 @@ func TestScanRange(t *testing.T) {
 func TestScanReadsAtOnePoint(t *testing.T) {
 	eachStore(t, func(t *testing.T, s Store, _ func() Store) {
 		put := func(k string, version uint64) {
-			if err := s.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte(k), Value: []byte(strings.ToUpper(k)), Version: version}}}); err != nil {
+			if err := s.Apply(kv.Write{Changes: []kv.Change{{Key: []byte(k), Value: []byte(strings.ToUpper(k)), Version: version}}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -105,7 +105,7 @@ func TestScanCopiesNoValueItDoesNotHandOut(t *testing.T) {
 	eachStore(t, func(t *testing.T, s Store, _ func() Store) {
 		value := make([]byte, 512<<10)
 		for i := range 64 {
-			if err := s.Apply(kv.Batch{Changes: []kv.Change{{Key: fmt.Appendf(nil, "big-%02d", i), Value: value, Version: 1}}}); err != nil {
+			if err := s.Apply(kv.Write{Changes: []kv.Change{{Key: fmt.Appendf(nil, "big-%02d", i), Value: value, Version: 1}}}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -21,11 +21,11 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	later := uint64(time.Now().Add(time.Hour).UnixMilli())
 	cs = append(cs, kv.Change{Key: []byte("ttl"), Value: []byte("v"), Version: 1, ExpiresAt: later})
-	if err := src.Apply(kv.Batch{Changes: cs, Offsets: map[int32]int64{1: 10, 2: 20}, Ingest: map[int32]int64{2: 5}, Clock: 99}); err != nil {
+	if err := src.Apply(kv.Write{Changes: cs, Offsets: map[int32]int64{1: 10, 2: 20}, Ingest: map[int32]int64{2: 5}, Clock: 99}); err != nil {
 		t.Fatal(err)
 	}
 	// Overwrites and removals: only the newest live version goes in.
-	if err := src.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("k1"), Value: []byte("new"), Version: 9}, {Key: []byte("k2"), Remove: true}}, Offsets: map[int32]int64{1: 12}}); err != nil {
+	if err := src.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("k1"), Value: []byte("new"), Version: 9}, {Key: []byte("k2"), Remove: true}}, Offsets: map[int32]int64{1: 12}}); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
@@ -53,7 +53,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("offsets after load: %v", offs)
 	}
 	// A write after the load is visible (the loaded versions do not shadow it).
-	if err := dst.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("k1"), Value: []byte("after"), Version: 10}}}); err != nil {
+	if err := dst.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("k1"), Value: []byte("after"), Version: 10}}}); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := dst.Get([]byte("k1")); string(r.Value.Data) != "after" {

@@ -31,14 +31,14 @@ type Store interface {
 	GetManyWithin(keys [][]byte, b *ReadBudget) ([]kv.Read, error)
 	// Apply writes the batch: all of it or, after a crash, a prefix of its
 	// changes and none of its offsets (which is safe: replay is idempotent).
-	Apply(kv.Batch) error
+	Apply(kv.Write) error
 	// Offsets returns the stored next log offset of every slot that has one.
 	Offsets() (map[int32]int64, error)
 	// IngestOffsets returns the stored next ingest offset of every slot that has one.
 	IngestOffsets() (map[int32]int64, error)
 	// Clock returns the highest clock stamp stored by Apply.
 	Clock() (uint64, error)
-	// SyncedAt returns the last kv.Batch.SyncedAt stored by Apply (unix
+	// SyncedAt returns the last kv.Write.SyncedAt stored by Apply (unix
 	// milliseconds), 0 if none was: when the store was last known to hold
 	// its slots' log up to the log's end.
 	SyncedAt() (int64, error)

@@ -37,7 +37,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, s Store, reopen func() Store)
 
 func TestApplyGetRemove(t *testing.T) {
 	eachStore(t, func(t *testing.T, s Store, reopen func() Store) {
-		err := s.Apply(kv.Batch{
+		err := s.Apply(kv.Write{
 			Changes: []kv.Change{
 				{Key: []byte("a"), Value: []byte("1"), Version: 1, Timestamp: 10},
 				{Key: []byte("b"), Value: []byte("2"), Version: 1, Timestamp: 11},
@@ -50,7 +50,7 @@ func TestApplyGetRemove(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("b"), Remove: true, Version: 2, Timestamp: uint64(time.Now().UnixMilli()) << 16}}, Offsets: map[int32]int64{3: 11}}); err != nil {
+		if err := s.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("b"), Remove: true, Version: 2, Timestamp: uint64(time.Now().UnixMilli()) << 16}}, Offsets: map[int32]int64{3: 11}}); err != nil {
 			t.Fatal(err)
 		}
 		s = reopen()
@@ -84,7 +84,7 @@ func TestApplyGetRemove(t *testing.T) {
 // A user key that looks like metadata stays data.
 func TestUserKeysNeverHitMetadata(t *testing.T) {
 	eachStore(t, func(t *testing.T, s Store, _ func() Store) {
-		if err := s.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("clock"), Value: []byte("x"), Version: 1}, {Key: offsetKey(1), Value: []byte("y"), Version: 1}}}); err != nil {
+		if err := s.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("clock"), Value: []byte("x"), Version: 1}, {Key: offsetKey(1), Value: []byte("y"), Version: 1}}}); err != nil {
 			t.Fatal(err)
 		}
 		if c, _ := s.Clock(); c != 0 {
@@ -102,7 +102,7 @@ func TestEachInKeyOrder(t *testing.T) {
 		for i := 9; i >= 0; i-- {
 			cs = append(cs, kv.Change{Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte{byte(i)}, Version: 1})
 		}
-		if err := s.Apply(kv.Batch{Changes: cs}); err != nil {
+		if err := s.Apply(kv.Write{Changes: cs}); err != nil {
 			t.Fatal(err)
 		}
 		var prev []byte
@@ -132,7 +132,7 @@ func TestDecodeValueRejectsGarbage(t *testing.T) {
 func TestExpiryRoundTrips(t *testing.T) {
 	eachStore(t, func(t *testing.T, s Store, reopen func() Store) {
 		later := uint64(time.Now().Add(time.Hour).UnixMilli())
-		if err := s.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("ttl"), Value: []byte("v"), Version: 1, ExpiresAt: later}}}); err != nil {
+		if err := s.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("ttl"), Value: []byte("v"), Version: 1, ExpiresAt: later}}}); err != nil {
 			t.Fatal(err)
 		}
 		s = reopen()
@@ -148,7 +148,7 @@ func TestExpiryRoundTrips(t *testing.T) {
 func TestExpiredKeepsItsVersion(t *testing.T) {
 	eachStore(t, func(t *testing.T, s Store, reopen func() Store) {
 		past := uint64(time.Now().Add(-time.Minute).UnixMilli())
-		if err := s.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("old"), Value: []byte("v"), Version: 3, ExpiresAt: past}}}); err != nil {
+		if err := s.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("old"), Value: []byte("v"), Version: 3, ExpiresAt: past}}}); err != nil {
 			t.Fatal(err)
 		}
 		s = reopen()

@@ -13,7 +13,7 @@ func TestSyncedAtAndClear(t *testing.T) {
 		if at, err := s.SyncedAt(); err != nil || at != 0 {
 			t.Fatalf("a new store's SyncedAt = %d %v, want 0", at, err)
 		}
-		err := s.Apply(kv.Batch{
+		err := s.Apply(kv.Write{
 			Changes:  []kv.Change{{Key: []byte("a"), Value: []byte("1"), Version: 1}, {Key: []byte("b"), Remove: true, Version: 4}},
 			Offsets:  map[int32]int64{2: 10},
 			Ingest:   map[int32]int64{2: 3},
@@ -23,7 +23,7 @@ func TestSyncedAtAndClear(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Apply(kv.Batch{Offsets: map[int32]int64{2: 11}}); err != nil {
+		if err := s.Apply(kv.Write{Offsets: map[int32]int64{2: 11}}); err != nil {
 			t.Fatal(err)
 		}
 		s = reopen()
@@ -49,7 +49,7 @@ func TestSyncedAtAndClear(t *testing.T) {
 		if c, _ := s.Clock(); c != 99 {
 			t.Fatalf("Clear reset the clock to %d: stamps would go back", c)
 		}
-		if err := s.Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("c"), Value: []byte("2"), Version: 1}}}); err != nil {
+		if err := s.Apply(kv.Write{Changes: []kv.Change{{Key: []byte("c"), Value: []byte("2"), Version: 1}}}); err != nil {
 			t.Fatal(err)
 		}
 		if n, _ := s.Len(); n != 1 {

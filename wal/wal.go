@@ -66,7 +66,7 @@ type Log interface {
 	NewAppender(ctx context.Context) (Appender, error)
 	// Replay reads the log's committed records from the given next offset
 	// of each slot up to its end (ReplayFunc).
-	Replay(ctx context.Context, from map[int32]int64, fn func(Batch) error, waiting func(what string)) (map[int32]int64, error)
+	Replay(ctx context.Context, from map[int32]int64, fn func(Replayed) error, waiting func(what string)) (map[int32]int64, error)
 	// Retention is the log's tombstone retention (the changelog's
 	// delete.retention.ms): a store last in sync with the log longer ago is
 	// not replayed onto but restored afresh. 0: nothing compacts the log
@@ -84,9 +84,9 @@ type Appender interface {
 	Close()
 }
 
-// Batch is one read's worth of a replay: the records in offset order per
+// Replayed is one read's worth of a replay: the records in offset order per
 // slot, and the next offset of every slot the read advanced.
-type Batch struct {
+type Replayed struct {
 	Records []Positioned
 	Reached map[int32]int64
 	Bytes   int64
@@ -105,8 +105,8 @@ type Positioned struct {
 // order, and returns the offsets reached. A read that makes no progress for a
 // while says what it waits for to waiting (a slot and its offsets), and ""
 // once it moves again; waiting is safe to call from any goroutine.
-type ReplayFunc func(ctx context.Context, from map[int32]int64, fn func(Batch) error, waiting func(what string)) (map[int32]int64, error)
+type ReplayFunc func(ctx context.Context, from map[int32]int64, fn func(Replayed) error, waiting func(what string)) (map[int32]int64, error)
 
 // TailFunc reads the log's committed records from the given next offsets and
 // hands each read to fn, without end, until ctx ends (a standby).
-type TailFunc func(ctx context.Context, from map[int32]int64, fn func(Batch) error) error
+type TailFunc func(ctx context.Context, from map[int32]int64, fn func(Replayed) error) error

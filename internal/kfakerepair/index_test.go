@@ -70,7 +70,7 @@ func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
 	c = restartKfake(t, img)
 	defer c.Close()
 	var keys []string
-	if _, err := changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, tp.Changelog(), map[int32]int64{0: 0}, func(b changelog.Batch) error {
+	if _, err := changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, tp.Changelog(), map[int32]int64{0: 0}, func(b changelog.Step) error {
 		for _, r := range b.Records {
 			keys = append(keys, string(r.Key))
 		}

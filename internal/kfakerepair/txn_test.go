@@ -103,7 +103,7 @@ func replay(t *testing.T, opts []kgo.Opt, topic string) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var got []string
-	if _, err := changelog.Replay(ctx, opts, topic, map[int32]int64{0: 0}, func(b changelog.Batch) error {
+	if _, err := changelog.Replay(ctx, opts, topic, map[int32]int64{0: 0}, func(b changelog.Step) error {
 		for _, r := range b.Records {
 			got = append(got, string(r.Key))
 		}

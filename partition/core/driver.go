@@ -30,7 +30,7 @@ type Driver struct {
 // Store is what the driver reads and writes: the partition's committed state.
 type Store interface {
 	// Apply writes a committed group's changes and offsets in one write.
-	Apply(b kv.Batch) error
+	Apply(b kv.Write) error
 	// GetMany reads the committed state of keys.
 	GetMany(keys [][]byte) ([]kv.Read, error)
 }
@@ -62,7 +62,7 @@ type Effects interface {
 	// ApplyNext of a held driver).
 	Queued(g *Group)
 	// Stored reports the store write of g's batch b, and its error.
-	Stored(g *Group, b kv.Batch, err error)
+	Stored(g *Group, b kv.Write, err error)
 	// Restore starts a restore; its outcome comes back through
 	// Driver.Restored.
 	Restore()
@@ -231,7 +231,7 @@ func (d *Driver) carry() {
 // it are not written (the store's offsets would claim the failed one): the
 // caller fails them (fail).
 func (d *Driver) write(g *Group) error {
-	b := g.Batch()
+	b := g.StoreWrite()
 	b.SyncedAt = d.io.Now().UnixMilli() // the slots' only writer: behind the log by its groups in flight only
 	err := d.store.Apply(b)
 	if d.cache != nil {

@@ -70,11 +70,11 @@ func (g *Group) addMarks(epoch uint64, now time.Time) {
 	g.Began = now
 }
 
-// Batch is what the store applies once the group committed: its changes, the
+// StoreWrite is what the store applies once the group committed: its changes, the
 // next offset of every slot it wrote to and the ingest offsets it consumed,
 // in one write.
-func (g *Group) Batch() kv.Batch {
-	b := kv.Batch{Changes: make([]kv.Change, 0, len(g.Records)), Offsets: make(map[int32]int64), Ingest: g.Ingest, Clock: g.clock}
+func (g *Group) StoreWrite() kv.Write {
+	b := kv.Write{Changes: make([]kv.Change, 0, len(g.Records)), Offsets: make(map[int32]int64), Ingest: g.Ingest, Clock: g.clock}
 	for i, r := range g.Records {
 		if next := g.Offsets[i] + 1; next > b.Offsets[r.Slot] {
 			b.Offsets[r.Slot] = next

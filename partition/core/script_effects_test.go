@@ -12,7 +12,7 @@ import (
 
 // The harness's store (driver.go's Store): a map.
 
-func (h *harness) Apply(b kv.Batch) error {
+func (h *harness) Apply(b kv.Write) error {
 	if err := h.failNext; err != nil {
 		h.failNext = nil
 		return err
@@ -52,7 +52,7 @@ func (h *harness) Append(g *Group) {
 }
 
 func (h *harness) Queued(g *Group)                { fmt.Fprintf(h.out, "apply g%d\n", g.N) }
-func (h *harness) Stored(*Group, kv.Batch, error) {}
+func (h *harness) Stored(*Group, kv.Write, error) {}
 
 func (h *harness) Restore() {
 	fmt.Fprintln(h.out, "restore")

@@ -69,7 +69,7 @@ type Durable interface {
 	store.Store
 	// ApplyAtomic writes a batch whole or, after a crash, not at all, and
 	// returns once it is synced.
-	ApplyAtomic(kv.Batch) error
+	ApplyAtomic(kv.Write) error
 	// RecoverIntent finishes a batch a failed ApplyAtomic left half-written.
 	RecoverIntent() error
 }
@@ -153,7 +153,7 @@ type diskStore struct {
 	d *Disk
 }
 
-func (s diskStore) Apply(b kv.Batch) error {
+func (s diskStore) Apply(b kv.Write) error {
 	if s.d.wrote(b) {
 		return nil
 	}
@@ -185,7 +185,7 @@ func (d *Disk) syncFailed() error {
 
 // wrote says whether the appenders wrote b: every slot it reaches is
 // reached already. A batch that reaches no slot writes no change either.
-func (d *Disk) wrote(b kv.Batch) bool {
+func (d *Disk) wrote(b kv.Write) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for slot, next := range b.Offsets {

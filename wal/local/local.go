@@ -48,7 +48,7 @@ var (
 
 // Replay of a local log: the store is the log, so there is nothing after
 // its offsets.
-func (d *Disk) Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
+func (d *Disk) Replay(_ context.Context, from map[int32]int64, _ func(wal.Replayed) error, _ func(string)) (map[int32]int64, error) {
 	return from, nil
 }
 
@@ -56,7 +56,7 @@ func (d *Disk) Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch)
 func (d *Disk) Retention() time.Duration { return 0 }
 
 // Replay of no log: the store is all there is.
-func (n *None) Replay(_ context.Context, from map[int32]int64, _ func(wal.Batch) error, _ func(string)) (map[int32]int64, error) {
+func (n *None) Replay(_ context.Context, from map[int32]int64, _ func(wal.Replayed) error, _ func(string)) (map[int32]int64, error) {
 	return from, nil
 }
 
@@ -69,14 +69,14 @@ type sequence struct {
 }
 
 // number gives g's records their offsets and builds the store batch the
-// group makes (what core.Group.Batch builds once it committed). Nothing
+// group makes (what core.Group.StoreWrite builds once it committed). Nothing
 // changes until commit is called.
-func (s *sequence) number(g *wal.Group) ([]int64, kv.Batch, error) {
+func (s *sequence) number(g *wal.Group) ([]int64, kv.Write, error) {
 	if len(g.DeadLetters) > 0 || len(g.Forwards) > 0 {
-		return nil, kv.Batch{}, fmt.Errorf("%w: %w: %w", wal.ErrNotCommitted, wal.ErrPermanent, ErrIngest)
+		return nil, kv.Write{}, fmt.Errorf("%w: %w: %w", wal.ErrNotCommitted, wal.ErrPermanent, ErrIngest)
 	}
 	offsets := make([]int64, len(g.Records))
-	b := kv.Batch{Changes: make([]kv.Change, 0, len(g.Records)), Offsets: map[int32]int64{}}
+	b := kv.Write{Changes: make([]kv.Change, 0, len(g.Records)), Offsets: map[int32]int64{}}
 	for i, r := range g.Records {
 		next, ok := b.Offsets[r.Slot]
 		if !ok {
@@ -99,7 +99,7 @@ func (s *sequence) number(g *wal.Group) ([]int64, kv.Batch, error) {
 }
 
 // commit records that b's offsets are taken.
-func (s *sequence) commit(b kv.Batch) {
+func (s *sequence) commit(b kv.Write) {
 	for slot, next := range b.Offsets {
 		s.next[slot] = next
 	}

@@ -16,9 +16,9 @@ func change(slot int32, key, value string, version uint64) kv.Record {
 }
 
 // committed is what the loop applies once a group committed (as
-// core.Group.Batch builds it).
-func committed(g *wal.Group, offsets []int64) kv.Batch {
-	b := kv.Batch{Offsets: map[int32]int64{}}
+// core.Group.StoreWrite builds it).
+func committed(g *wal.Group, offsets []int64) kv.Write {
+	b := kv.Write{Offsets: map[int32]int64{}}
 	for i, r := range g.Records {
 		b.Offsets[r.Slot] = max(b.Offsets[r.Slot], offsets[i]+1)
 		if r.Kind == kv.KindChange {
@@ -74,7 +74,7 @@ func TestDiskAppendWritesTheGroupAndApplyIsANoOp(t *testing.T) {
 		t.Fatal("the loop's apply of an appended group wrote it again")
 	}
 	// A batch the appender did not write (a restore's) is written.
-	if err := d.Store().Apply(kv.Batch{Changes: []kv.Change{{Key: []byte("z"), Value: []byte("r"), Version: 1}}, Offsets: map[int32]int64{3: 3}}); err != nil {
+	if err := d.Store().Apply(kv.Write{Changes: []kv.Change{{Key: []byte("z"), Value: []byte("r"), Version: 1}}, Offsets: map[int32]int64{3: 3}}); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := st.Get([]byte("z")); string(r.Value.Data) != "r" {
@@ -139,7 +139,7 @@ func TestDiskAppendsAGroupPastOneTransaction(t *testing.T) {
 // With no log, appends number records after the store's offsets at once.
 func TestNoneNumbersAfterTheStore(t *testing.T) {
 	st := store.NewMemory()
-	st.Apply(kv.Batch{Offsets: map[int32]int64{2: 10}})
+	st.Apply(kv.Write{Offsets: map[int32]int64{2: 10}})
 	n := NewNone(st)
 	old, _ := n.NewAppender(context.Background())
 	app, _ := n.NewAppender(context.Background())

@@ -27,7 +27,7 @@ type failingSync struct {
 
 var errInjectedSync = errors.New("injected: fsync: input/output error")
 
-func (s *failingSync) ApplyAtomic(b kv.Batch) error {
+func (s *failingSync) ApplyAtomic(b kv.Write) error {
 	if err := s.Badger.ApplyAtomic(b); err != nil {
 		return err
 	}
