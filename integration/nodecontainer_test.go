@@ -173,6 +173,11 @@ func (nc *nodeCluster) waitHealthy(n *nodeContainer) {
 		nc.t.Fatal(err)
 	}
 	defer conn.Close()
+	defer func() {
+		if nc.t.Failed() {
+			nc.dumpGoroutines(n)
+		}
+	}()
 	eventually(nc.t, 3*time.Minute, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -185,6 +190,26 @@ func (nc *nodeCluster) waitHealthy(n *nodeContainer) {
 		}
 		return nil
 	})
+}
+
+// dumpGoroutines has the node's Go runtime print its goroutines (SIGQUIT,
+// which ends it) and logs the part of its output about sluice's own code.
+func (nc *nodeCluster) dumpGoroutines(n *nodeContainer) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := dockertest.Run(ctx, "", nil, "docker", "kill", "--signal", "QUIT", n.c.GetContainerID()); err != nil {
+		nc.t.Log(err)
+		return
+	}
+	time.Sleep(2 * time.Second)
+	out, _ := dockertest.Run(ctx, "", nil, "docker", "logs", "--tail", "3000", n.c.GetContainerID())
+	var keep []string
+	for _, g := range strings.Split(out, "\n\n") {
+		if strings.Contains(g, "sluicedb/sluice") {
+			keep = append(keep, g)
+		}
+	}
+	nc.t.Logf("node %s's goroutines in sluice's code:\n%s", n.id, strings.Join(keep, "\n\n"))
 }
 
 // move is the operator's `sluice partitions move ID --to NODE`, sent to

@@ -37,6 +37,8 @@ type nodeFault struct {
 	at             time.Time // the disconnect was called
 	cut            time.Time // the disconnect returned: the cut is in effect
 	moved          time.Time // the operator's first move was called
+	served         time.Time // the new owner serves every moved partition
+	rejoined       time.Time // the node was joined again
 }
 
 // Three nodes in containers (nodecontainer_test.go) on a three-broker Kafka
@@ -111,13 +113,7 @@ func TestNodeCutOffFromBrokersOrClients(t *testing.T) {
 			}
 			nc.nodeFault(f, h)
 			faults = append(faults, f)
-			// Writes between faults: until every key of the moved
-			// partitions took a write called after the cut, then 3 s more.
-			eventually(t, 2*time.Minute, func() error {
-				_, err := unavailability(h.Operations(), f.keys, f.at)
-				return err
-			})
-			time.Sleep(3 * time.Second)
+			time.Sleep(3 * time.Second) // writes between faults
 		}
 	}
 	stopClients()
@@ -163,8 +159,9 @@ func TestNodeCutOffFromBrokersOrClients(t *testing.T) {
 			continue
 		}
 		m, _ := unavailability(ops, f.keys, f.moved)
-		t.Logf("%s (%s, partitions %v to %s): unavailable %v from the cut, of which %v after the move (called %v after the cut)",
-			f.kind, f.victim, f.parts, f.target, w, m, f.moved.Sub(f.at).Round(time.Millisecond))
+		since := func(t time.Time) time.Duration { return t.Sub(f.at).Round(time.Millisecond) }
+		t.Logf("%s (%s, partitions %v to %s): unavailable %v from the cut, of which %v after the move (called at %v, the new owner serving at %v, the node joined again at %v)",
+			f.kind, f.victim, f.parts, f.target, w, m, since(f.moved), since(f.served), since(f.rejoined))
 		fromCut[f.kind] = append(fromCut[f.kind], w)
 		fromMove[f.kind] = append(fromMove[f.kind], m)
 	}
@@ -215,12 +212,20 @@ func (nc *nodeCluster) nodeFault(f *nodeFault, h *kvmodel.History) {
 	// cut-off node's is out of reach or cannot write the registry).
 	f.moved = time.Now()
 	nc.move(f.target, f.target, f.parts...)
+	f.served = time.Now()
+	// The new owner took over while the node is still cut off: every key
+	// of the moved partitions takes a write called after the cut.
+	eventually(t, 2*time.Minute, func() error {
+		_, err := unavailability(h.Operations(), f.keys, f.at)
+		return err
+	})
 
 	if f.kind == cutBrokers {
 		nc.reconnectBrokers(f.victim)
 	} else {
 		nc.reconnectClients(f.victim)
 	}
+	f.rejoined = time.Now()
 	// Joined again: it refuses the moved partitions' keys, naming the new
 	// owner.
 	dc := dataClient(t, nc.nodes[f.victim].addr())
