@@ -80,10 +80,11 @@ func startNodeCluster(t *testing.T, kc *kafkaCluster) *nodeCluster {
 				"--control-addr", "0.0.0.0:7401", "--advertise-control-addr", n.control()},
 		}
 		c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req})
+		n.c = c
 		if c != nil {
 			t.Cleanup(func() {
 				if t.Failed() {
-					kc.logTail(c, id)
+					nc.keepLog(n)
 				}
 				c.Terminate(context.Background())
 			})
@@ -91,7 +92,6 @@ func startNodeCluster(t *testing.T, kc *kafkaCluster) *nodeCluster {
 		if err != nil {
 			t.Fatalf("creating node %s: %v", id, err)
 		}
-		n.c = c
 		nc.nodes[id] = n
 		// Joined to the clients' network before it starts: it advertises
 		// that address from its first registry record on.
@@ -173,11 +173,6 @@ func (nc *nodeCluster) waitHealthy(n *nodeContainer) {
 		nc.t.Fatal(err)
 	}
 	defer conn.Close()
-	defer func() {
-		if nc.t.Failed() {
-			nc.dumpGoroutines(n)
-		}
-	}()
 	eventually(nc.t, 3*time.Minute, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -192,24 +187,28 @@ func (nc *nodeCluster) waitHealthy(n *nodeContainer) {
 	})
 }
 
-// dumpGoroutines has the node's Go runtime print its goroutines (SIGQUIT,
-// which ends it) and logs the part of its output about sluice's own code.
-func (nc *nodeCluster) dumpGoroutines(n *nodeContainer) {
+// keepLog, for a failed test, has the node's Go runtime print its
+// goroutines (SIGQUIT, which ends it) and keeps its whole log, goroutines
+// included, in a file that outlives the test.
+func (nc *nodeCluster) keepLog(n *nodeContainer) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := dockertest.Run(ctx, "", nil, "docker", "kill", "--signal", "QUIT", n.c.GetContainerID()); err != nil {
+	if _, err := dockertest.Run(ctx, "", nil, "docker", "kill", "--signal", "QUIT", n.c.GetContainerID()); err == nil {
+		time.Sleep(2 * time.Second)
+	}
+	out, err := dockertest.Run(ctx, "", nil, "docker", "logs", n.c.GetContainerID())
+	if err != nil {
 		nc.t.Log(err)
 		return
 	}
-	time.Sleep(2 * time.Second)
-	out, _ := dockertest.Run(ctx, "", nil, "docker", "logs", "--tail", "3000", n.c.GetContainerID())
-	var keep []string
-	for _, g := range strings.Split(out, "\n\n") {
-		if strings.Contains(g, "sluicedb/sluice") {
-			keep = append(keep, g)
-		}
+	f, err := os.CreateTemp("", fmt.Sprintf("sluice-%s-%s-*.log", nc.name, n.id))
+	if err != nil {
+		nc.t.Log(err)
+		return
 	}
-	nc.t.Logf("node %s's goroutines in sluice's code:\n%s", n.id, strings.Join(keep, "\n\n"))
+	defer f.Close()
+	f.WriteString(out)
+	nc.t.Logf("node %s's log and goroutines: %s", n.id, f.Name())
 }
 
 // move is the operator's `sluice partitions move ID --to NODE`, sent to
