@@ -52,8 +52,19 @@ func (f *fetcher) run(ctx context.Context, out chan<- []fetched) {
 	defer timer.Stop()
 	for len(f.pos) > 0 {
 		wake, failed := f.start(ctx, answers)
-		if len(failed) > 0 && !f.deliver(ctx, out, failed) {
-			return
+		if len(failed) > 0 {
+			if !f.deliver(ctx, out, failed) {
+				return
+			}
+			// Their retries, which deliver just scheduled: with no fetch
+			// in flight nothing else would wake the loop (a tail whose
+			// leader lookups failed, a node cut off from its brokers,
+			// waited for ever).
+			for _, a := range failed {
+				if at, ok := f.retryAt[a.slot]; ok && (wake.IsZero() || at.Before(wake)) {
+					wake = at
+				}
+			}
 		}
 		var retry <-chan time.Time
 		if !wake.IsZero() {

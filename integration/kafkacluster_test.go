@@ -30,6 +30,7 @@ type kafkaCluster struct {
 	t       *testing.T
 	brokers []testcontainers.Container
 	ports   []int
+	network string // the brokers' Docker network: kafka1…kafka3 on it
 }
 
 // startKafkaCluster starts the three brokers and waits until all three
@@ -53,7 +54,7 @@ func startKafkaCluster(t *testing.T) *kafkaCluster {
 	}
 	t.Cleanup(func() { nw.Remove(context.Background()) })
 	base := freePorts(t, 3)
-	kc := &kafkaCluster{t: t}
+	kc := &kafkaCluster{t: t, network: nw.Name}
 	var voters []string
 	for i := 1; i <= 3; i++ {
 		voters = append(voters, fmt.Sprintf("%d@kafka%d:9093", i, i))
@@ -116,6 +117,16 @@ func (kc *kafkaCluster) Addrs() string {
 	var a []string
 	for _, p := range kc.ports {
 		a = append(a, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	return strings.Join(a, ",")
+}
+
+// InternalAddrs is the bootstrap list of the three brokers for a container
+// on the brokers' network.
+func (kc *kafkaCluster) InternalAddrs() string {
+	var a []string
+	for i := range kc.ports {
+		a = append(a, fmt.Sprintf("kafka%d:19092", i+1))
 	}
 	return strings.Join(a, ",")
 }

@@ -35,7 +35,7 @@ func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
 	n.dataSrv, n.health = server.NewGRPCServer(server.Port{Name: "data", Log: n.cfg.Log, Metrics: reg, Panics: panics, MaxConcurrentStreams: n.cfg.DataMaxStreams,
 		Unary: dataUnary, Stream: dataStream, Options: append(serverCreds(tr.data), reads.ServerOptions()...)})
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	server.RegisterData(n.dataSrv, &server.Data{Node: n.cfg.NodeID, Table: n.table.Load, Local: n.local,
+	server.RegisterData(n.dataSrv, &server.Data{Node: n.cfg.NodeID, Table: n.table.Load, TableConfirmed: n.tableConfirmed, Local: n.local,
 		Cluster: n.clusterIdentity(), Changelog: n.watchLog(), WatchRefused: n.watchRefused(), Stopping: n.stop, ReadMemory: reads,
 		Standby: func(id uint32) (server.CommittedReader, bool) {
 			if sb, ok := n.standby(id); ok {

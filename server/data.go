@@ -29,6 +29,11 @@ type Data struct {
 	Node string
 	// Table returns the current routing table.
 	Table func() *router.Table
+	// TableConfirmed, if set, says whether GetRoutes may serve Table: nil
+	// once the table is known to be the registry's latest, else why not
+	// (the node cannot read the registry). GetRoutes then answers
+	// UNAVAILABLE, and a client asks another node for the routes.
+	TableConfirmed func(ctx context.Context) error
 	// Local returns the partition with id if it is open on this node.
 	Local func(id uint32) (*partition.Partition, bool)
 	// Standby returns this node's standby of partition id, if it keeps one.
@@ -305,7 +310,12 @@ func writeResult(r partition.WriteResult) *sluicev1.WriteResult {
 	return &sluicev1.WriteResult{Version: r.Version, Timestamp: r.Timestamp, Slot: r.Slot, Offset: r.Offset}
 }
 
-func (d *Data) GetRoutes(context.Context, *sluicev1.GetRoutesRequest) (*sluicev1.Routes, error) {
+func (d *Data) GetRoutes(ctx context.Context, _ *sluicev1.GetRoutesRequest) (*sluicev1.Routes, error) {
+	if d.TableConfirmed != nil {
+		if err := d.TableConfirmed(ctx); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "node %s: its routing table may be stale, ask another node: %v", d.Node, err)
+		}
+	}
 	t := d.Table()
 	out := &sluicev1.Routes{Slots: t.Slots(), Cluster: d.Cluster}
 	for _, p := range t.Partitions() {

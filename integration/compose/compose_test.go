@@ -16,8 +16,9 @@ import (
 )
 
 // project is the compose project the test runs as: fixed, so the sluice
-// image it builds keeps its layers from one run to the next.
-const project = "sluicetest"
+// image it builds keeps its layers from one run to the next (and is the one
+// the integration package's node containers run: dockertest.SluiceImage).
+const project = dockertest.ComposeProject
 
 // The compose file's published ports, and the variables that move them.
 var ports = []struct {
@@ -46,6 +47,10 @@ func TestComposeUp(t *testing.T) {
 	if checkEveryComposeCommandRuns(t, blockCommands(steps), readme, composeFile) {
 		checkObserveProfile(t, root)
 	}
+
+	// The image first, under the lock the integration package's node
+	// containers build it under: up --build then finds every layer built.
+	dockertest.SluiceImage(t)
 
 	bin := t.TempDir()
 	if out, err := dockertest.Run(context.Background(), root, nil, "go", "build", "-o", filepath.Join(bin, "sluice"), "./cmd/sluice"); err != nil {
