@@ -39,7 +39,7 @@ func TestTailRetriesAfterALeaderLookupFailed(t *testing.T) {
 	// No retries inside the client: a lookup refused fails at once.
 	opts := append(slices.Clone(b.opts), kgo.RequestRetries(0))
 	go func() {
-		done <- Tail(ctx, opts, topic, map[int32]int64{0: 0}, func(bt Batch) error {
+		done <- Tail(ctx, opts, topic, map[int32]int64{0: 0}, func(bt Step) error {
 			for _, r := range bt.Records {
 				seen <- string(r.Key)
 			}
