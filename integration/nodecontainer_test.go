@@ -75,7 +75,7 @@ func startNodeCluster(t *testing.T, kc *kafkaCluster) *nodeCluster {
 			Files:          []testcontainers.ContainerFile{{Reader: strings.NewReader(clusterToken), ContainerFilePath: "/token", FileMode: 0o600}},
 			Cmd: []string{"serve", "--brokers", kc.InternalAddrs(), "--cluster", nc.name, "--node-id", id,
 				"--data-dir", "/data", "--control-token-file", "/token", "--control-rate", "50",
-				"--replication-factor", "3", "--lease", nodeLease.String(), "--log-format", "json", "--http-addr", "-",
+				"--replication-factor", "3", "--lease", nodeLease.String(), "--failover", "manual", "--log-format", "json", "--http-addr", "-",
 				"--data-addr", "0.0.0.0:7400", "--advertise-addr", n.addr(),
 				"--control-addr", "0.0.0.0:7401", "--advertise-control-addr", n.control()},
 		}

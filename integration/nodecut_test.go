@@ -97,8 +97,9 @@ func (nc *nodeCluster) freshClientServed(f *nodeFault, h *kvmodel.History) {
 // (kafkacluster_test.go) under six clients doing gets, puts, compare-and-sets
 // and removes, while, twice each, the node owning three of the four
 // partitions is cut off from every broker, and then its partitions' new
-// owner is cut off from its clients only (Docker network disconnect). Sluice
-// has no automatic failover yet: after each cut an operator moves the
+// owner is cut off from its clients only (Docker network disconnect). The
+// nodes run with --failover manual (automatic failover has its own tests,
+// failover_test.go): after each cut an operator moves the
 // node's partitions to another node (`sluice partitions move`). A prober
 // sends gets and puts straight to the cut-off node all along: cut off from
 // the brokers, it acknowledges no write called after the cut and answers no
