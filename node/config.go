@@ -120,6 +120,14 @@ type Config struct {
 	// over. A restart within it keeps the node's partitions. Default
 	// DefaultSessionTimeout.
 	SessionTimeout time.Duration
+	// Rebalance, with FailoverAuto, makes the decider also rebalance
+	// partitions onto nodes that joined or came back
+	// (registry/rebalance.go). Default off here; the binary's --rebalance
+	// defaults to on.
+	Rebalance bool
+	// MaxConcurrentMoves bounds the partitions a rebalance moves at once.
+	// Default 2.
+	MaxConcurrentMoves int
 	// BeforeRegistry, if set, runs once the ports are bound and before the
 	// node writes its first registry record (the CLI keeps a control token
 	// it made there). An error fails the start.
@@ -199,33 +207,34 @@ type Config struct {
 // take their defaults from it.
 func DefaultConfig() Config {
 	return Config{
-		NodeID:            "n1",
-		DataDir:           "data",
-		Cluster:           "sluice",
-		EmbeddedKafkaAddr: "127.0.0.1:7403",
-		DataAddr:          "127.0.0.1:7400",
-		ControlAddr:       "127.0.0.1:7401",
-		HTTPAddr:          "127.0.0.1:7402",
-		Lease:             time.Second,
-		OwnershipLease:    10 * time.Second,
-		PartitionBudget:   64 << 20,
-		NodeBudget:        256 << 20,
-		ReadMemory:        server.DefaultReadMemory,
-		ControlRate:       5,
-		Slots:             keyspace.DefaultSlots,
-		Partitions:        4,
-		ReplicationFactor: 1,
-		MaxConnections:    defaultMaxConnections(),
-		DataMaxStreams:    server.DefaultMaxConcurrentStreams,
-		ControlMaxStreams: server.DefaultControlMaxConcurrentStreams,
-		SnapshotKeep:      3,
-		BlobTimeout:       time.Minute,
-		WAL:               WALKafka,
-		BackupEvery:       time.Minute,
-		HandoffTimeout:    time.Minute,
-		Pprof:             PprofOff,
-		Failover:          FailoverManual,
-		SessionTimeout:    DefaultSessionTimeout,
+		NodeID:             "n1",
+		DataDir:            "data",
+		Cluster:            "sluice",
+		EmbeddedKafkaAddr:  "127.0.0.1:7403",
+		DataAddr:           "127.0.0.1:7400",
+		ControlAddr:        "127.0.0.1:7401",
+		HTTPAddr:           "127.0.0.1:7402",
+		Lease:              time.Second,
+		OwnershipLease:     10 * time.Second,
+		PartitionBudget:    64 << 20,
+		NodeBudget:         256 << 20,
+		ReadMemory:         server.DefaultReadMemory,
+		ControlRate:        5,
+		Slots:              keyspace.DefaultSlots,
+		Partitions:         4,
+		ReplicationFactor:  1,
+		MaxConnections:     defaultMaxConnections(),
+		DataMaxStreams:     server.DefaultMaxConcurrentStreams,
+		ControlMaxStreams:  server.DefaultControlMaxConcurrentStreams,
+		SnapshotKeep:       3,
+		BlobTimeout:        time.Minute,
+		WAL:                WALKafka,
+		BackupEvery:        time.Minute,
+		HandoffTimeout:     time.Minute,
+		Pprof:              PprofOff,
+		Failover:           FailoverManual,
+		SessionTimeout:     DefaultSessionTimeout,
+		MaxConcurrentMoves: 2,
 	}
 }
 

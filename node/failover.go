@@ -44,6 +44,9 @@ func (c *Config) checkFailover() error {
 	default:
 		return fmt.Errorf("node: --failover %q is neither %s nor %s", c.Failover, FailoverAuto, FailoverManual)
 	}
+	if c.MaxConcurrentMoves < 1 {
+		return fmt.Errorf("node: --max-concurrent-moves %d: at least 1", c.MaxConcurrentMoves)
+	}
 	if c.SessionTimeout < MinSessionTimeout || c.SessionTimeout > MaxSessionTimeout {
 		return fmt.Errorf("node: --session-timeout %v is outside %v to %v (Kafka's group.min/max.session.timeout.ms defaults)", c.SessionTimeout, MinSessionTimeout, MaxSessionTimeout)
 	}
@@ -83,7 +86,7 @@ func (n *Node) joinMembers(ctx context.Context) error {
 func newFailoverMetric(reg prometheus.Registerer) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_failover_moves_total",
-		Help: "Partitions this node, as the failover decider, gave a new owner, by cause (promote-standby, move-least-loaded).",
+		Help: "Partitions this node, as the placement decider, gave a new owner, by cause (promote-standby, move-least-loaded, rebalance).",
 	}, []string{"cause"})
 	reg.MustRegister(c)
 	return c
@@ -92,14 +95,17 @@ func newFailoverMetric(reg prometheus.Registerer) *prometheus.CounterVec {
 // decider is the failover decider's state.
 type decider struct {
 	deciding bool
+	paused   bool              // automatic placement was paused when last seen (logged once)
 	stuck    map[uint32]string // partitions no live node can take, and why (logged once)
 }
 
-// decide runs the failover decider until the node stops: whenever this node
-// is the group's decider, at every new generation and registry change, it
-// heals the registry (failover.go's top). The live nodes are the members
-// of the generation: a node announces itself only once it is a member
-// (joinMembers), so an announced node that is not one has left.
+// decide runs the placement decider until the node stops: whenever this
+// node is the group's decider, at every new generation and registry change,
+// it heals the registry (failover.go's top), then rebalances it
+// (rebalance.go), asking again every second while a rebalance waits for a
+// standby to catch up. The live nodes are the members of the generation: a
+// node announces itself only once it is a member (joinMembers), so an
+// announced node that is not one has left.
 func (n *Node) decide() {
 	defer n.wg.Done()
 	d := &decider{stuck: map[uint32]string{}}
@@ -107,6 +113,7 @@ func (n *Node) decide() {
 	for {
 		memberCh, regCh := n.member.Changed(), n.registry.Changed()
 		s, ok := n.member.Session()
+		retry = nil
 		switch {
 		case !ok:
 			// Between generations: nothing to decide.
@@ -115,14 +122,19 @@ func (n *Node) decide() {
 				d.deciding = true
 				n.cfg.Log.Info().Int32("generation", s.Generation).Strs("members", s.Members).Msg("failover: this node decides placement")
 			}
-			retry = nil
-			if err := n.heal(s, s.Live(), d); err != nil {
-				if errors.Is(err, registry.ErrStaleMember) {
-					n.cfg.Log.Info().Err(err).Msg("failover: a new generation began; the next one decides")
-				} else {
-					n.cfg.Log.Warn().Err(err).Msg("failover: writing the registry failed; retrying in 1s")
-					retry = time.After(time.Second)
-				}
+			if paused := n.registry.View().Paused; paused != d.paused {
+				d.paused = paused
+				n.cfg.Log.Warn().Bool("paused", paused).Msg("failover: automatic placement paused or resumed by an operator (sluice cluster auto)")
+			}
+			again, err := n.place(s, d)
+			switch {
+			case errors.Is(err, registry.ErrStaleMember):
+				n.cfg.Log.Info().Err(err).Msg("failover: a new generation began; the next one decides")
+			case err != nil:
+				n.cfg.Log.Warn().Err(err).Msg("failover: writing the registry failed; retrying in 1s")
+				retry = time.After(time.Second)
+			case again:
+				retry = time.After(time.Second)
 			}
 		case d.deciding:
 			d.deciding = false
@@ -138,9 +150,35 @@ func (n *Node) decide() {
 	}
 }
 
+// place heals the registry under s's generation, and once nothing needs
+// healing, rebalances it. again says a rebalance waits for a standby to
+// catch up: the decider asks again in a second.
+func (n *Node) place(s membership.Session, d *decider) (again bool, err error) {
+	live := s.Live()
+	healed, err := n.heal(s, live, d)
+	if err != nil || healed || !n.cfg.Rebalance {
+		return false, err
+	}
+	return n.rebalance(s, live)
+}
+
+// decisionCtx bounds one registry write of the decider, and ends when the
+// node stops.
+func (n *Node) decisionCtx() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.SessionTimeout+30*time.Second)
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // heal writes the failover decisions the registry needs, if any, under s's
-// generation.
-func (n *Node) heal(s membership.Session, live map[string]bool, d *decider) error {
+// generation, and reports whether it wrote any.
+func (n *Node) heal(s membership.Session, live map[string]bool, d *decider) (bool, error) {
 	decisions, _, stuck := n.registry.View().Heal(live)
 	for id, err := range stuck {
 		if d.stuck[id] != err.Error() {
@@ -149,24 +187,17 @@ func (n *Node) heal(s membership.Session, live map[string]bool, d *decider) erro
 		}
 	}
 	if len(decisions) == 0 {
-		return nil
+		return false, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.SessionTimeout+30*time.Second)
+	ctx, cancel := n.decisionCtx()
 	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	err := n.registry.UpdateFenced(ctx, n.member.Fence(s), func(v *registry.View) ([]registry.Mutation, error) {
 		var muts []registry.Mutation
 		decisions, muts, _ = v.Heal(live)
 		return muts, nil
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, f := range decisions {
 		delete(d.stuck, f.ID)
@@ -175,5 +206,5 @@ func (n *Node) heal(s membership.Session, live map[string]bool, d *decider) erro
 			Strs("standbys", f.Standbys).Int32("generation", s.Generation).Strs("members", s.Members).
 			Msgf("failover: node %s left the group; partition %d goes to %s (%s)", f.From, f.ID, f.To, f.Cause)
 	}
-	return nil
+	return len(decisions) > 0, nil
 }

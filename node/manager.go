@@ -110,7 +110,7 @@ func delta(current, desired map[uint32]want) []op {
 			ops = append(ops, op{"promote", d.spec})
 		case c.role == owner && d.role == standby:
 			ops = append(ops, op{"demote", d.spec})
-		case d.role == owner && !d.spec.Equal(c.spec):
+		case d.role == owner && !sameOwnership(d.spec, c.spec):
 			ops = append(ops, op{"update", d.spec})
 		case d.role == standby && d.spec.Range != c.spec.Range:
 			ops = append(ops, op{"del", c.spec}, op{"standby", d.spec})
@@ -126,6 +126,13 @@ func delta(current, desired map[uint32]want) []op {
 		}
 	}
 	return ops
+}
+
+// sameOwnership reports whether a and b give the partition the same owner,
+// epoch and slots: an owner opened for a serves b (its standbys, pin and
+// placement may differ).
+func sameOwnership(a, b registry.Partition) bool {
+	return a.Owner == b.Owner && a.Epoch == b.Epoch && a.Range == b.Range
 }
 
 // reconcile brings the routing table in line with the registry and queues
@@ -148,9 +155,15 @@ func (m *manager) reconcile(onStart func(desired map[uint32]want)) {
 	}
 	m.mu.Lock()
 	ops := delta(m.target, desired)
-	// A standby's entry may change (a new epoch, other standbys) without any op.
+	// A standby's entry may change (a new epoch, other standbys) without any
+	// op, and so may an owner's standbys: a rebalance adds one to warm up
+	// (an owner reopened for it stopped serving while it restored).
 	for id, d := range desired {
-		if c, ok := m.target[id]; ok && c.role == standby && d.role == standby && d.spec.Range == c.spec.Range && !d.spec.Equal(c.spec) {
+		c, ok := m.target[id]
+		if !ok || c.role != d.role || d.spec.Range != c.spec.Range || d.spec.Equal(c.spec) {
+			continue
+		}
+		if d.role == standby || sameOwnership(d.spec, c.spec) {
 			ops = append(ops, op{"respec", d.spec})
 		}
 	}
@@ -192,7 +205,7 @@ func (m *manager) work(id uint32) {
 		if err := m.do(o); err != nil {
 			m.log.Error().Err(err).Str("op", o.kind).Uint32("partition", id).Uint64("epoch", o.spec.Epoch).Msg("partition manager: op failed; the partition is not held")
 			m.mu.Lock()
-			if t, ok := m.target[id]; ok && t.spec.Equal(o.spec) && len(m.queues[id]) == 0 {
+			if t, ok := m.target[id]; ok && sameOwnership(t.spec, o.spec) && len(m.queues[id]) == 0 {
 				delete(m.target, id) // the next reconcile adds it again
 			}
 			m.mu.Unlock()

@@ -223,3 +223,21 @@ func TestManagerSlowReleaseLosesNothingAndDelaysNoOne(t *testing.T) {
 	}
 	t.Logf("ops: %v", exec.log)
 }
+
+// An owner whose entry changes only in its standbys, pin or placement keeps
+// serving: no op reopens it (a rebalance adds a standby to warm up on its
+// target, and an owner reopened for that stopped serving while it
+// restored; so did one whose standby was replaced by a failover).
+func TestAnOwnersStandbysChangeReopensNothing(t *testing.T) {
+	p := registry.Partition{ID: 1, Range: keyspace.Range{From: 0, To: 4}, Owner: "n1", Epoch: 3}
+	q := p
+	q.Standbys, q.Pinned, q.Placed = []string{"n2"}, true, registry.PlacedByOperator
+	q.Moving = &registry.Moving{To: "n2", Added: true}
+	if ops := delta(map[uint32]want{1: {p, owner}}, map[uint32]want{1: {q, owner}}); len(ops) != 0 {
+		t.Fatalf("a standby added to an owner's entry gave ops %v", ops)
+	}
+	q.Epoch = 4
+	if ops := delta(map[uint32]want{1: {p, owner}}, map[uint32]want{1: {q, owner}}); len(ops) != 1 || ops[0].kind != "update" {
+		t.Fatalf("a new epoch gave ops %v, want an update", ops)
+	}
+}

@@ -29,6 +29,7 @@ import (
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/router"
+	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/snapshot"
 )
 
@@ -67,6 +68,7 @@ type Node struct {
 
 	member        *membership.Member     // this node's seat in <cluster>.members (failover.go)
 	failoverMoves *prometheus.CounterVec // partitions placed as the failover decider, by cause
+	control       *server.Control        // the control plane (the decider asks peers through it)
 
 	metrics   *partition.Metrics
 	budget    *partition.Budget // bytes of requests all partitions hold
@@ -373,6 +375,27 @@ func (n *Node) LocalStatus() []*sluicev1.PartitionInfo {
 	return out
 }
 
+func (n *Node) LocalStandbys() []*sluicev1.StandbyInfo {
+	var ends map[int32]int64
+	if e := n.changelogEnds.Load(); e != nil {
+		ends = e.ends
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var out []*sluicev1.StandbyInfo
+	for id, h := range n.parts {
+		if h.sb == nil {
+			continue
+		}
+		behind := int64(-1)
+		if ends != nil {
+			behind = h.sb.Behind(ends)
+		}
+		out = append(out, &sluicev1.StandbyInfo{Id: id, Epoch: h.spec.Epoch, Behind: behind})
+	}
+	return out
+}
+
 // watchHealth reports SERVING on gRPC health and /healthz while every
 // partition the node holds serves.
 func (n *Node) watchHealth() {
@@ -413,7 +436,7 @@ func (n *Node) Ready() bool {
 			continue
 		}
 		h, ok := n.parts[p.ID]
-		if !ok || h.p == nil || !h.spec.Equal(p) || !h.p.Serving() || !h.recorded.Load() {
+		if !ok || h.p == nil || !sameOwnership(h.spec, p) || !h.p.Serving() || !h.recorded.Load() {
 			return false
 		}
 	}

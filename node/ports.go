@@ -53,7 +53,8 @@ func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
 		MaxRecvMsgBytes: server.ControlMaxRecvMsgBytes, MaxConcurrentStreams: n.cfg.ControlMaxStreams,
 		Unary: []grpc.UnaryServerInterceptor{tokenU, rateU, readyU}, Stream: []grpc.StreamServerInterceptor{tokenS, rateS, readyS},
 		Options: serverCreds(tr.control)})
-	server.RegisterControl(n.controlSrv, &server.Control{Node: n.cfg.NodeID, Cluster: n, Token: n.cfg.ControlToken, PeerCreds: tr.peer})
+	n.control = &server.Control{Node: n.cfg.NodeID, Cluster: n, Token: n.cfg.ControlToken, PeerCreds: tr.peer}
+	server.RegisterControl(n.controlSrv, n.control)
 	for _, s := range []struct {
 		srv *grpc.Server
 		ln  net.Listener

@@ -114,7 +114,7 @@ func TestHealNeverLeavesAPartitionWithoutAnOwner(t *testing.T) {
 // fold applies muts to a copy of v as the registry's tail would.
 func fold(t *testing.T, v *View, muts []Mutation) *View {
 	t.Helper()
-	out := &View{Partitions: map[uint32]Partition{}, Nodes: v.Nodes, Writers: v.Writers, MaxEpoch: v.MaxEpoch, MaxID: v.MaxID}
+	out := &View{Partitions: map[uint32]Partition{}, Nodes: v.Nodes, Writers: v.Writers, MaxEpoch: v.MaxEpoch, MaxID: v.MaxID, Paused: v.Paused}
 	for id, p := range v.Partitions {
 		out.Partitions[id] = p
 	}

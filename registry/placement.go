@@ -36,7 +36,7 @@ func (v *View) Add(req AddRequest, txnID func(uint32) string) ([]Mutation, Parti
 		return nil, Partition{}, fmt.Errorf("%w: slot range %s overlaps partition %d %s", ErrOverlap, req.Range, o.ID, o.Range)
 	}
 	epoch, bump := v.NextEpoch()
-	p := Partition{Range: req.Range, Epoch: epoch, Owner: req.Owner}
+	p := Partition{Range: req.Range, Epoch: epoch, Owner: req.Owner, Placed: PlacedAdded}
 	muts := []Mutation{bump}
 	switch {
 	case req.ID == nil:
@@ -177,7 +177,9 @@ func (v *View) Remove(p Partition) ([]Mutation, error) {
 
 // Move returns the mutations that give partition id to node at a new epoch
 // (none if it is there already), and the partition as it will be. A standby
-// that becomes the owner is no longer a standby. It refuses
+// that becomes the owner is no longer a standby. An operator's move wins:
+// a rebalance of the partition under way stops (the standby it added
+// goes). It refuses
 // (ErrCannotCarry) a move the partition's data could not follow (modes.go).
 func (v *View) Move(id uint32, node string) ([]Mutation, Partition, error) {
 	p, err := v.Find(&id, keyspace.Range{})
@@ -197,7 +199,8 @@ func (v *View) Move(id uint32, node string) ([]Mutation, Partition, error) {
 		return nil, p, err
 	}
 	epoch, bump := v.NextEpoch()
-	p.Owner, p.Epoch = node, epoch
+	p = cancelMove(p)
+	p.Owner, p.Epoch, p.Placed = node, epoch, PlacedByOperator
 	p.Standbys = slices.DeleteFunc(slices.Clone(p.Standbys), func(s string) bool { return s == node })
 	return []Mutation{bump, PutPartition(p)}, p, nil
 }
@@ -271,9 +274,15 @@ const (
 // stands, and a node that restarted within the session timeout (it never
 // left the group) keeps its partitions.
 //
+// A pinned partition is never moved (it is stuck, for the operator to
+// move), and a paused view (SetAuto) decides nothing.
+//
 // Heal is a pure function of the view and the live set; the group's decider
 // runs it inside Registry.Update, like the control plane's rules.
 func (v *View) Heal(live map[string]bool) (decisions []Failover, muts []Mutation, stuck map[uint32]error) {
+	if v.Paused {
+		return nil, nil, nil
+	}
 	load := map[string]int{}
 	for id := range v.Nodes {
 		if live[id] {
@@ -296,6 +305,9 @@ func (v *View) Heal(live map[string]bool) (decisions []Failover, muts []Mutation
 	for _, id := range ids {
 		p := v.Partitions[id]
 		to, cause, err := v.healTarget(p, live, load)
+		if err == nil && p.Pinned {
+			err = fmt.Errorf("partition %d is pinned to %s: automatic placement never moves it; move it with sluice partitions move, or unpin it", p.ID, p.Owner)
+		}
 		if err != nil {
 			if stuck == nil {
 				stuck = map[uint32]error{}
@@ -305,8 +317,10 @@ func (v *View) Heal(live map[string]bool) (decisions []Failover, muts []Mutation
 		}
 		epoch++
 		load[to]++
+		p = cancelMove(p)
 		d := Failover{ID: id, From: p.Owner, To: to, Epoch: epoch, Cause: cause, Standbys: v.healStandbys(p, to, live)}
 		p.Owner, p.Epoch, p.Standbys = to, epoch, d.Standbys
+		p.Placed = fmt.Sprintf("failover (%s) from %s", cause, d.From)
 		decisions = append(decisions, d)
 		muts = append(muts, PutPartition(p))
 	}

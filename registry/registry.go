@@ -50,6 +50,14 @@ type Partition struct {
 	// Standbys are nodes that tail the partition's changelog into their own
 	// store and serve SESSION and EVENTUAL reads.
 	Standbys []string `json:"standbys,omitempty"`
+	// Pinned partitions are never moved by automatic placement (neither
+	// failover nor rebalancing: rebalance.go); only an operator moves them.
+	Pinned bool `json:"pinned,omitempty"`
+	// Placed says why Owner owns it: the last placement decision
+	// (PlacedAdded, PlacedByOperator, or automatic placement's cause).
+	Placed string `json:"placed,omitempty"`
+	// Moving is a rebalance under way (rebalance.go), or nil.
+	Moving *Moving `json:"moving,omitempty"`
 }
 
 // Equal reports whether p and o are the same entry.
@@ -91,6 +99,9 @@ type View struct {
 	// MaxID is the highest partition id ever given (placement.go), also to
 	// partitions since removed: a new id is always above it.
 	MaxID uint32
+	// Paused is whether an operator paused automatic placement (sluice
+	// cluster auto off): no failover and no rebalance is decided.
+	Paused bool
 	// Next is the next registry offset the view has not seen.
 	Next int64
 }
@@ -119,6 +130,8 @@ const (
 	partitionPrefix = "partition/"
 	nodePrefix      = "node/"
 	maxEpochKey     = "max-epoch"
+	// placementKey holds "paused" while automatic placement is paused.
+	placementKey = "placement"
 )
 
 // NextEpoch returns the mutation that records epoch as given, and the epoch: one
@@ -222,7 +235,7 @@ func (r *Registry) tail(ctx context.Context) {
 			// The log starts later (deleted, or compacted by kfake, which
 			// moves the start): the registry is its surviving records.
 			r.mu.Lock()
-			r.view = &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Incarnations: maps.Clone(r.view.Incarnations), Next: gone.LogStart, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID}
+			r.view = &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Incarnations: maps.Clone(r.view.Incarnations), Next: gone.LogStart, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID, Paused: r.view.Paused}
 			r.mu.Unlock()
 		}
 		return struct{}{}, err
@@ -235,7 +248,7 @@ func (r *Registry) tail(ctx context.Context) {
 func (r *Registry) fold(b changelog.Step) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Incarnations: maps.Clone(r.view.Incarnations), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID}
+	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Incarnations: maps.Clone(r.view.Incarnations), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID, Paused: r.view.Paused}
 	for _, rec := range b.Records {
 		if !r.admit(rec) {
 			continue
@@ -297,6 +310,8 @@ func apply(v *View, rec *kgo.Record) error {
 		return applyMaxID(v, rec.Value)
 	case strings.HasPrefix(key, incarnationPrefix):
 		return applyIncarnation(v, key, rec.Value)
+	case key == placementKey:
+		v.Paused = string(rec.Value) == placementPaused
 	case key == maxEpochKey:
 		e, err := strconv.ParseUint(string(rec.Value), 10, 64)
 		if err != nil {

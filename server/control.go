@@ -25,6 +25,8 @@ type Cluster interface {
 	Slots() int32
 	// LocalStatus describes the partitions this node holds.
 	LocalStatus() []*sluicev1.PartitionInfo
+	// LocalStandbys describes the standbys this node keeps.
+	LocalStandbys() []*sluicev1.StandbyInfo
 	// StartSnapshot starts a snapshot of a partition this node holds; an
 	// error wraps ErrNotHeld, snapshot.ErrOutsideRoot, or is the node's own.
 	StartSnapshot(partition uint32, path string) (*sluicev1.Operation, error)
@@ -63,7 +65,12 @@ func fromRange(r keyspace.Range) *sluicev1.SlotRange {
 }
 
 func info(p registry.Partition) *sluicev1.PartitionInfo {
-	return &sluicev1.PartitionInfo{Id: p.ID, Range: fromRange(p.Range), Owner: p.Owner, Epoch: p.Epoch, State: "unknown", Standbys: p.Standbys}
+	pi := &sluicev1.PartitionInfo{Id: p.ID, Range: fromRange(p.Range), Owner: p.Owner, Epoch: p.Epoch, State: "unknown", Standbys: p.Standbys,
+		Pinned: p.Pinned, Placed: p.Placed}
+	if p.Moving != nil {
+		pi.MovingTo = p.Moving.To
+	}
+	return pi
 }
 
 // update runs fn through the registry's serialised writer. An error of fn's
@@ -134,13 +141,38 @@ func (c *Control) MovePartition(ctx context.Context, req *sluicev1.MovePartition
 	return info(moved), nil
 }
 
+// PinPartition pins or unpins a partition (registry/rebalance.go).
+func (c *Control) PinPartition(ctx context.Context, req *sluicev1.PinPartitionRequest) (*sluicev1.PartitionInfo, error) {
+	var pinned registry.Partition
+	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
+		muts, p, err := v.Pin(req.Id, req.Pinned)
+		pinned = p
+		return muts, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return info(pinned), nil
+}
+
+// SetAutoPlacement pauses or resumes automatic placement.
+func (c *Control) SetAutoPlacement(ctx context.Context, req *sluicev1.SetAutoPlacementRequest) (*sluicev1.AutoPlacement, error) {
+	err := c.update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
+		return v.SetAuto(req.On), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sluicev1.AutoPlacement{On: req.On}, nil
+}
+
 func (c *Control) ListPartitions(ctx context.Context, _ *sluicev1.ListPartitionsRequest) (*sluicev1.ListPartitionsResponse, error) {
 	reg := c.Cluster.Registry()
 	if err := reg.CatchUp(ctx); err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	v := reg.View()
-	resp := &sluicev1.ListPartitionsResponse{Slots: c.Cluster.Slots()}
+	resp := &sluicev1.ListPartitionsResponse{Slots: c.Cluster.Slots(), AutoPlacement: !v.Paused}
 	for _, n := range v.Nodes {
 		resp.Nodes = append(resp.Nodes, &sluicev1.NodeInfo{Id: n.ID, DataAddr: n.DataAddr, ControlAddr: n.ControlAddr})
 	}
@@ -304,7 +336,24 @@ func (c *Control) NodeStatus(ctx context.Context, _ *sluicev1.NodeStatusRequest)
 	if _, err := c.checkForwarded(ctx); err != nil {
 		return nil, err
 	}
-	return &sluicev1.NodeStatusResponse{Partitions: c.Cluster.LocalStatus()}, nil
+	return &sluicev1.NodeStatusResponse{Partitions: c.Cluster.LocalStatus(), Standbys: c.Cluster.LocalStandbys()}, nil
+}
+
+// PeerStandbys asks node for the standbys it keeps (the failover decider
+// asks a rebalance's target whether its standby caught up).
+func (c *Control) PeerStandbys(ctx context.Context, node string) ([]*sluicev1.StandbyInfo, error) {
+	if node == c.Node {
+		return c.Cluster.LocalStandbys(), nil
+	}
+	var resp *sluicev1.NodeStatusResponse
+	err := c.peer(ctx, node, func(ctx context.Context, pc sluicev1.ControlClient) (err error) {
+		resp, err = pc.NodeStatus(ctx, &sluicev1.NodeStatusRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Standbys, nil
 }
 
 // String keeps the token out of any %v of the service.

@@ -30,7 +30,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("sluice {{.Version}}\n")
-	root.AddCommand(serveCmd(), putCmd(), getCmd(), incrCmd(), scanCmd(), watchCmd(), rmCmd(), ingestLagCmd(), partitionsCmd(), snapshotCmd(), operationCmd(), benchCmd(), versionCmd(), kafkaCredentialsCmd())
+	root.AddCommand(serveCmd(), putCmd(), getCmd(), incrCmd(), scanCmd(), watchCmd(), rmCmd(), ingestLagCmd(), partitionsCmd(), clusterCmd(), snapshotCmd(), operationCmd(), benchCmd(), versionCmd(), kafkaCredentialsCmd())
 	markUsageErrors(root)
 	return root
 }

@@ -90,14 +90,17 @@ func printTable(msg proto.Message) {
 			fmt.Fprintf(tw, "\n%s\n", m.Result)
 		}
 		return
+	case *sluicev1.AutoPlacement:
+		fmt.Fprintln(tw, autoPlacement(m.On))
+		return
 	case *sluicev1.ListPartitionsResponse:
 		parts = m.Partitions
 	case *sluicev1.PartitionInfo:
 		parts = []*sluicev1.PartitionInfo{m}
 	}
-	fmt.Fprintln(tw, "ID\tSLOTS\tOWNER\tEPOCH\tSTATE\tKEYS\tLAG\tSTANDBYS\tMODE")
+	fmt.Fprintln(tw, "ID\tSLOTS\tOWNER\tEPOCH\tSTATE\tKEYS\tLAG\tSTANDBYS\tMODE\tPLACED")
 	for _, p := range parts {
-		fmt.Fprintf(tw, "%d\t[%d,%d)\t%s\t%d\t%s\t%d\t%d\t%s\t%s\n", p.Id, p.Range.GetFrom(), p.Range.GetTo(), p.Owner, p.Epoch, p.State, p.Keys, p.ChangelogLag, strings.Join(p.Standbys, ","), p.Mode)
+		fmt.Fprintf(tw, "%d\t[%d,%d)\t%s\t%d\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Id, p.Range.GetFrom(), p.Range.GetTo(), p.Owner, p.Epoch, p.State, p.Keys, p.ChangelogLag, strings.Join(p.Standbys, ","), p.Mode, placed(p))
 	}
 	if m, ok := msg.(*sluicev1.ListPartitionsResponse); ok {
 		tw.Flush()
@@ -105,7 +108,34 @@ func printTable(msg proto.Message) {
 		for _, n := range m.Nodes {
 			fmt.Printf("node %s: data %s, control %s\n", n.Id, n.DataAddr, n.ControlAddr)
 		}
+		fmt.Println(autoPlacement(m.AutoPlacement))
 	}
+}
+
+func autoPlacement(on bool) string {
+	if on {
+		return "automatic placement: on (failover and rebalancing, on nodes run with --failover auto)"
+	}
+	return "automatic placement: paused (sluice cluster auto on resumes it)"
+}
+
+// placed is a partition's PLACED column: why its owner owns it, whether it
+// is pinned, and a rebalance under way.
+func placed(p *sluicev1.PartitionInfo) string {
+	var out []string
+	if p.Placed != "" {
+		out = append(out, p.Placed)
+	}
+	if p.Pinned {
+		out = append(out, "pinned")
+	}
+	if p.MovingTo != "" {
+		out = append(out, "moving to "+p.MovingTo)
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, "; ")
 }
 
 // token is the control token: --control-token-file, else
@@ -200,7 +230,44 @@ func partitionsCmd() *cobra.Command {
 	move.Flags().StringVar(&to, "to", "", "the node to move it to")
 	_ = move.MarkFlagRequired("to")
 
-	cmd.AddCommand(ls, add, rm, move)
+	pin := func(use, short string, pinned bool) *cobra.Command {
+		return &cobra.Command{Use: use + " ID", Short: short, Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			return f.run(func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error) {
+				return c.PinPartition(ctx, &sluicev1.PinPartitionRequest{Id: id, Pinned: pinned})
+			})
+		}}
+	}
+
+	cmd.AddCommand(ls, add, rm, move,
+		pin("pin", "Pin a partition to its owner: automatic placement (failover, rebalancing) never moves it", true),
+		pin("unpin", "Let automatic placement move a partition again", false))
+	return cmd
+}
+
+// clusterCmd holds cluster-wide settings: sluice cluster auto on|off.
+func clusterCmd() *cobra.Command {
+	var f controlFlags
+	cmd := &cobra.Command{Use: "cluster", Short: "Cluster-wide settings through the control plane (auto)"}
+	f.register(cmd)
+	auto := &cobra.Command{Use: "auto on|off", Short: "Resume or pause automatic placement (failover and rebalancing) for the whole cluster",
+		Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, args []string) error {
+			var on bool
+			switch args[0] {
+			case "on":
+				on = true
+			case "off":
+			default:
+				return usageError(fmt.Errorf("cluster auto: %q is neither on nor off", args[0]))
+			}
+			return f.run(func(ctx context.Context, c sluicev1.ControlClient) (proto.Message, error) {
+				return c.SetAutoPlacement(ctx, &sluicev1.SetAutoPlacementRequest{On: on})
+			})
+		}}
+	cmd.AddCommand(auto)
 	return cmd
 }
 

@@ -136,6 +136,8 @@ func serveCmd() *cobra.Command {
 	// The binary fails over by itself; an embedding's node.Config keeps
 	// today's manual placement unless it asks.
 	f.StringVar(&cfg.Failover, "failover", node.FailoverAuto, "auto: when a node leaves the cluster's Kafka group (its session timed out), its partitions are promoted on a standby or moved to the least loaded live node; manual: only an operator's sluice partitions move moves them")
+	f.BoolVar(&cfg.Rebalance, "rebalance", true, "with --failover auto: when a node joins or comes back, partitions move onto it from the most loaded nodes, each once a standby of it there caught up (--wal kafka only)")
+	f.IntVar(&cfg.MaxConcurrentMoves, "max-concurrent-moves", cfg.MaxConcurrentMoves, "partitions a rebalance moves at once")
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", cfg.SessionTimeout, "how long the cluster's Kafka group waits for a silent node before its partitions fail over; a restart within it keeps them (6s to 30m)")
 	bytesVar(f, &cfg.PartitionBudget, "partition-budget", cfg.PartitionBudget, "bytes of requests one partition holds (queued or awaiting their reply); more get RESOURCE_EXHAUSTED")
 	bytesVar(f, &cfg.NodeBudget, "node-budget", cfg.NodeBudget, "bytes of requests all of the node's partitions hold; more get RESOURCE_EXHAUSTED")

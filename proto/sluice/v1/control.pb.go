@@ -21,6 +21,147 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type PinPartitionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Pinned        bool                   `protobuf:"varint,2,opt,name=pinned,proto3" json:"pinned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PinPartitionRequest) Reset() {
+	*x = PinPartitionRequest{}
+	mi := &file_sluice_v1_control_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PinPartitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PinPartitionRequest) ProtoMessage() {}
+
+func (x *PinPartitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_control_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PinPartitionRequest.ProtoReflect.Descriptor instead.
+func (*PinPartitionRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PinPartitionRequest) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PinPartitionRequest) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
+	}
+	return false
+}
+
+type SetAutoPlacementRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	On            bool                   `protobuf:"varint,1,opt,name=on,proto3" json:"on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAutoPlacementRequest) Reset() {
+	*x = SetAutoPlacementRequest{}
+	mi := &file_sluice_v1_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAutoPlacementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAutoPlacementRequest) ProtoMessage() {}
+
+func (x *SetAutoPlacementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAutoPlacementRequest.ProtoReflect.Descriptor instead.
+func (*SetAutoPlacementRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SetAutoPlacementRequest) GetOn() bool {
+	if x != nil {
+		return x.On
+	}
+	return false
+}
+
+type AutoPlacement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether automatic placement (failover and rebalancing) runs.
+	On            bool `protobuf:"varint,1,opt,name=on,proto3" json:"on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AutoPlacement) Reset() {
+	*x = AutoPlacement{}
+	mi := &file_sluice_v1_control_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AutoPlacement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AutoPlacement) ProtoMessage() {}
+
+func (x *AutoPlacement) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_control_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AutoPlacement.ProtoReflect.Descriptor instead.
+func (*AutoPlacement) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AutoPlacement) GetOn() bool {
+	if x != nil {
+		return x.On
+	}
+	return false
+}
+
 type SlotRange struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	From          int32                  `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
@@ -31,7 +172,7 @@ type SlotRange struct {
 
 func (x *SlotRange) Reset() {
 	*x = SlotRange{}
-	mi := &file_sluice_v1_control_proto_msgTypes[0]
+	mi := &file_sluice_v1_control_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +184,7 @@ func (x *SlotRange) String() string {
 func (*SlotRange) ProtoMessage() {}
 
 func (x *SlotRange) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[0]
+	mi := &file_sluice_v1_control_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +197,7 @@ func (x *SlotRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotRange.ProtoReflect.Descriptor instead.
 func (*SlotRange) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{0}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SlotRange) GetFrom() int32 {
@@ -86,7 +227,7 @@ type AddPartitionRequest struct {
 
 func (x *AddPartitionRequest) Reset() {
 	*x = AddPartitionRequest{}
-	mi := &file_sluice_v1_control_proto_msgTypes[1]
+	mi := &file_sluice_v1_control_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -98,7 +239,7 @@ func (x *AddPartitionRequest) String() string {
 func (*AddPartitionRequest) ProtoMessage() {}
 
 func (x *AddPartitionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[1]
+	mi := &file_sluice_v1_control_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -111,7 +252,7 @@ func (x *AddPartitionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionRequest.ProtoReflect.Descriptor instead.
 func (*AddPartitionRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{1}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AddPartitionRequest) GetId() uint32 {
@@ -152,7 +293,7 @@ type RemovePartitionRequest struct {
 
 func (x *RemovePartitionRequest) Reset() {
 	*x = RemovePartitionRequest{}
-	mi := &file_sluice_v1_control_proto_msgTypes[2]
+	mi := &file_sluice_v1_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -164,7 +305,7 @@ func (x *RemovePartitionRequest) String() string {
 func (*RemovePartitionRequest) ProtoMessage() {}
 
 func (x *RemovePartitionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[2]
+	mi := &file_sluice_v1_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -177,7 +318,7 @@ func (x *RemovePartitionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePartitionRequest.ProtoReflect.Descriptor instead.
 func (*RemovePartitionRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{2}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RemovePartitionRequest) GetId() uint32 {
@@ -204,7 +345,7 @@ type MovePartitionRequest struct {
 
 func (x *MovePartitionRequest) Reset() {
 	*x = MovePartitionRequest{}
-	mi := &file_sluice_v1_control_proto_msgTypes[3]
+	mi := &file_sluice_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -216,7 +357,7 @@ func (x *MovePartitionRequest) String() string {
 func (*MovePartitionRequest) ProtoMessage() {}
 
 func (x *MovePartitionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[3]
+	mi := &file_sluice_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -229,7 +370,7 @@ func (x *MovePartitionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MovePartitionRequest.ProtoReflect.Descriptor instead.
 func (*MovePartitionRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{3}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MovePartitionRequest) GetId() uint32 {
@@ -254,7 +395,7 @@ type ListPartitionsRequest struct {
 
 func (x *ListPartitionsRequest) Reset() {
 	*x = ListPartitionsRequest{}
-	mi := &file_sluice_v1_control_proto_msgTypes[4]
+	mi := &file_sluice_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +407,7 @@ func (x *ListPartitionsRequest) String() string {
 func (*ListPartitionsRequest) ProtoMessage() {}
 
 func (x *ListPartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[4]
+	mi := &file_sluice_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +420,7 @@ func (x *ListPartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartitionsRequest.ProtoReflect.Descriptor instead.
 func (*ListPartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 type PartitionInfo struct {
@@ -297,14 +438,22 @@ type PartitionInfo struct {
 	Standbys     []string `protobuf:"bytes,8,rep,name=standbys,proto3" json:"standbys,omitempty"`
 	// The owner's storage mode, "wal+store": kafka+badger, kafka+cached,
 	// disk+badger, disk+cached or none+memory ("" when the owner did not answer).
-	Mode          string `protobuf:"bytes,9,opt,name=mode,proto3" json:"mode,omitempty"`
+	Mode string `protobuf:"bytes,9,opt,name=mode,proto3" json:"mode,omitempty"`
+	// Automatic placement never moves a pinned partition.
+	Pinned bool `protobuf:"varint,10,opt,name=pinned,proto3" json:"pinned,omitempty"`
+	// Why its owner owns it: "added", "moved by an operator", "failover
+	// (promote-standby) from n1", "rebalance from n1".
+	Placed string `protobuf:"bytes,11,opt,name=placed,proto3" json:"placed,omitempty"`
+	// The node a rebalance under way moves it to (it warms up a standby
+	// there first), or "".
+	MovingTo      string `protobuf:"bytes,12,opt,name=moving_to,json=movingTo,proto3" json:"moving_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PartitionInfo) Reset() {
 	*x = PartitionInfo{}
-	mi := &file_sluice_v1_control_proto_msgTypes[5]
+	mi := &file_sluice_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +465,7 @@ func (x *PartitionInfo) String() string {
 func (*PartitionInfo) ProtoMessage() {}
 
 func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[5]
+	mi := &file_sluice_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +478,7 @@ func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
 func (*PartitionInfo) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PartitionInfo) GetId() uint32 {
@@ -395,6 +544,27 @@ func (x *PartitionInfo) GetMode() string {
 	return ""
 }
 
+func (x *PartitionInfo) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
+	}
+	return false
+}
+
+func (x *PartitionInfo) GetPlaced() string {
+	if x != nil {
+		return x.Placed
+	}
+	return ""
+}
+
+func (x *PartitionInfo) GetMovingTo() string {
+	if x != nil {
+		return x.MovingTo
+	}
+	return ""
+}
+
 type NodeInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -406,7 +576,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_sluice_v1_control_proto_msgTypes[6]
+	mi := &file_sluice_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +588,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[6]
+	mi := &file_sluice_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +601,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NodeInfo) GetId() string {
@@ -456,17 +626,19 @@ func (x *NodeInfo) GetControlAddr() string {
 }
 
 type ListPartitionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Slots         int32                  `protobuf:"varint,1,opt,name=slots,proto3" json:"slots,omitempty"`
-	Partitions    []*PartitionInfo       `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	Nodes         []*NodeInfo            `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Slots      int32                  `protobuf:"varint,1,opt,name=slots,proto3" json:"slots,omitempty"`
+	Partitions []*PartitionInfo       `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Nodes      []*NodeInfo            `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Whether automatic placement runs (sluice cluster auto on|off).
+	AutoPlacement bool `protobuf:"varint,4,opt,name=auto_placement,json=autoPlacement,proto3" json:"auto_placement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListPartitionsResponse) Reset() {
 	*x = ListPartitionsResponse{}
-	mi := &file_sluice_v1_control_proto_msgTypes[7]
+	mi := &file_sluice_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +650,7 @@ func (x *ListPartitionsResponse) String() string {
 func (*ListPartitionsResponse) ProtoMessage() {}
 
 func (x *ListPartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[7]
+	mi := &file_sluice_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +663,7 @@ func (x *ListPartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartitionsResponse.ProtoReflect.Descriptor instead.
 func (*ListPartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListPartitionsResponse) GetSlots() int32 {
@@ -515,6 +687,13 @@ func (x *ListPartitionsResponse) GetNodes() []*NodeInfo {
 	return nil
 }
 
+func (x *ListPartitionsResponse) GetAutoPlacement() bool {
+	if x != nil {
+		return x.AutoPlacement
+	}
+	return false
+}
+
 type NodeStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -523,7 +702,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_sluice_v1_control_proto_msgTypes[8]
+	mi := &file_sluice_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +714,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[8]
+	mi := &file_sluice_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,19 +727,21 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 type NodeStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Partitions    []*PartitionInfo       `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Partitions []*PartitionInfo       `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// The standbys this node keeps.
+	Standbys      []*StandbyInfo `protobuf:"bytes,2,rep,name=standbys,proto3" json:"standbys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_sluice_v1_control_proto_msgTypes[9]
+	mi := &file_sluice_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +753,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[9]
+	mi := &file_sluice_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +766,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NodeStatusResponse) GetPartitions() []*PartitionInfo {
@@ -593,6 +774,74 @@ func (x *NodeStatusResponse) GetPartitions() []*PartitionInfo {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *NodeStatusResponse) GetStandbys() []*StandbyInfo {
+	if x != nil {
+		return x.Standbys
+	}
+	return nil
+}
+
+type StandbyInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Epoch uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Changelog offsets the standby has not applied yet (-1: not known yet).
+	Behind        int64 `protobuf:"varint,3,opt,name=behind,proto3" json:"behind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StandbyInfo) Reset() {
+	*x = StandbyInfo{}
+	mi := &file_sluice_v1_control_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StandbyInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StandbyInfo) ProtoMessage() {}
+
+func (x *StandbyInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_control_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StandbyInfo.ProtoReflect.Descriptor instead.
+func (*StandbyInfo) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *StandbyInfo) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *StandbyInfo) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *StandbyInfo) GetBehind() int64 {
+	if x != nil {
+		return x.Behind
+	}
+	return 0
 }
 
 type SnapshotRequest struct {
@@ -605,7 +854,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_sluice_v1_control_proto_msgTypes[10]
+	mi := &file_sluice_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +866,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[10]
+	mi := &file_sluice_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +879,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SnapshotRequest) GetPartition() uint32 {
@@ -656,7 +905,7 @@ type GetOperationRequest struct {
 
 func (x *GetOperationRequest) Reset() {
 	*x = GetOperationRequest{}
-	mi := &file_sluice_v1_control_proto_msgTypes[11]
+	mi := &file_sluice_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +917,7 @@ func (x *GetOperationRequest) String() string {
 func (*GetOperationRequest) ProtoMessage() {}
 
 func (x *GetOperationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[11]
+	mi := &file_sluice_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +930,7 @@ func (x *GetOperationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationRequest.ProtoReflect.Descriptor instead.
 func (*GetOperationRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetOperationRequest) GetId() string {
@@ -705,7 +954,7 @@ type Operation struct {
 
 func (x *Operation) Reset() {
 	*x = Operation{}
-	mi := &file_sluice_v1_control_proto_msgTypes[12]
+	mi := &file_sluice_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +966,7 @@ func (x *Operation) String() string {
 func (*Operation) ProtoMessage() {}
 
 func (x *Operation) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_control_proto_msgTypes[12]
+	mi := &file_sluice_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +979,7 @@ func (x *Operation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operation.ProtoReflect.Descriptor instead.
 func (*Operation) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_sluice_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Operation) GetId() string {
@@ -765,7 +1014,14 @@ var File_sluice_v1_control_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x17sluice/v1/control.proto\x12\tsluice.v1\"/\n" +
+	"\x17sluice/v1/control.proto\x12\tsluice.v1\"=\n" +
+	"\x13PinPartitionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12\x16\n" +
+	"\x06pinned\x18\x02 \x01(\bR\x06pinned\")\n" +
+	"\x17SetAutoPlacementRequest\x12\x0e\n" +
+	"\x02on\x18\x01 \x01(\bR\x02on\"\x1f\n" +
+	"\rAutoPlacement\x12\x0e\n" +
+	"\x02on\x18\x01 \x01(\bR\x02on\"/\n" +
 	"\tSlotRange\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x05R\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\x05R\x02to\"\x8d\x01\n" +
@@ -782,7 +1038,7 @@ const file_sluice_v1_control_proto_rawDesc = "" +
 	"\x14MovePartitionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\"\x17\n" +
-	"\x15ListPartitionsRequest\"\xf6\x01\n" +
+	"\x15ListPartitionsRequest\"\xc3\x02\n" +
 	"\rPartitionInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12*\n" +
 	"\x05range\x18\x02 \x01(\v2\x14.sluice.v1.SlotRangeR\x05range\x12\x14\n" +
@@ -792,22 +1048,32 @@ const file_sluice_v1_control_proto_rawDesc = "" +
 	"\x04keys\x18\x06 \x01(\x03R\x04keys\x12#\n" +
 	"\rchangelog_lag\x18\a \x01(\x03R\fchangelogLag\x12\x1a\n" +
 	"\bstandbys\x18\b \x03(\tR\bstandbys\x12\x12\n" +
-	"\x04mode\x18\t \x01(\tR\x04mode\"Z\n" +
+	"\x04mode\x18\t \x01(\tR\x04mode\x12\x16\n" +
+	"\x06pinned\x18\n" +
+	" \x01(\bR\x06pinned\x12\x16\n" +
+	"\x06placed\x18\v \x01(\tR\x06placed\x12\x1b\n" +
+	"\tmoving_to\x18\f \x01(\tR\bmovingTo\"Z\n" +
 	"\bNodeInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tdata_addr\x18\x02 \x01(\tR\bdataAddr\x12!\n" +
-	"\fcontrol_addr\x18\x03 \x01(\tR\vcontrolAddr\"\x93\x01\n" +
+	"\fcontrol_addr\x18\x03 \x01(\tR\vcontrolAddr\"\xba\x01\n" +
 	"\x16ListPartitionsResponse\x12\x14\n" +
 	"\x05slots\x18\x01 \x01(\x05R\x05slots\x128\n" +
 	"\n" +
 	"partitions\x18\x02 \x03(\v2\x18.sluice.v1.PartitionInfoR\n" +
 	"partitions\x12)\n" +
-	"\x05nodes\x18\x03 \x03(\v2\x13.sluice.v1.NodeInfoR\x05nodes\"\x13\n" +
-	"\x11NodeStatusRequest\"N\n" +
+	"\x05nodes\x18\x03 \x03(\v2\x13.sluice.v1.NodeInfoR\x05nodes\x12%\n" +
+	"\x0eauto_placement\x18\x04 \x01(\bR\rautoPlacement\"\x13\n" +
+	"\x11NodeStatusRequest\"\x82\x01\n" +
 	"\x12NodeStatusResponse\x128\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x18.sluice.v1.PartitionInfoR\n" +
-	"partitions\"C\n" +
+	"partitions\x122\n" +
+	"\bstandbys\x18\x02 \x03(\v2\x16.sluice.v1.StandbyInfoR\bstandbys\"K\n" +
+	"\vStandbyInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06behind\x18\x03 \x01(\x03R\x06behind\"C\n" +
 	"\x0fSnapshotRequest\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\"%\n" +
@@ -817,7 +1083,7 @@ const file_sluice_v1_control_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x16\n" +
-	"\x06result\x18\x04 \x01(\tR\x06result2\x95\x04\n" +
+	"\x06result\x18\x04 \x01(\tR\x06result2\xb1\x05\n" +
 	"\aControl\x12H\n" +
 	"\fAddPartition\x12\x1e.sluice.v1.AddPartitionRequest\x1a\x18.sluice.v1.PartitionInfo\x12N\n" +
 	"\x0fRemovePartition\x12!.sluice.v1.RemovePartitionRequest\x1a\x18.sluice.v1.PartitionInfo\x12J\n" +
@@ -826,7 +1092,9 @@ const file_sluice_v1_control_proto_rawDesc = "" +
 	"\bSnapshot\x12\x1a.sluice.v1.SnapshotRequest\x1a\x14.sluice.v1.Operation\x12D\n" +
 	"\fGetOperation\x12\x1e.sluice.v1.GetOperationRequest\x1a\x14.sluice.v1.Operation\x12I\n" +
 	"\n" +
-	"NodeStatus\x12\x1c.sluice.v1.NodeStatusRequest\x1a\x1d.sluice.v1.NodeStatusResponseB5Z3github.com/sluicedb/sluice/proto/sluice/v1;sluicev1b\x06proto3"
+	"NodeStatus\x12\x1c.sluice.v1.NodeStatusRequest\x1a\x1d.sluice.v1.NodeStatusResponse\x12H\n" +
+	"\fPinPartition\x12\x1e.sluice.v1.PinPartitionRequest\x1a\x18.sluice.v1.PartitionInfo\x12P\n" +
+	"\x10SetAutoPlacement\x12\".sluice.v1.SetAutoPlacementRequest\x1a\x18.sluice.v1.AutoPlacementB5Z3github.com/sluicedb/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 
 var (
 	file_sluice_v1_control_proto_rawDescOnce sync.Once
@@ -840,48 +1108,57 @@ func file_sluice_v1_control_proto_rawDescGZIP() []byte {
 	return file_sluice_v1_control_proto_rawDescData
 }
 
-var file_sluice_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_sluice_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_sluice_v1_control_proto_goTypes = []any{
-	(*SlotRange)(nil),              // 0: sluice.v1.SlotRange
-	(*AddPartitionRequest)(nil),    // 1: sluice.v1.AddPartitionRequest
-	(*RemovePartitionRequest)(nil), // 2: sluice.v1.RemovePartitionRequest
-	(*MovePartitionRequest)(nil),   // 3: sluice.v1.MovePartitionRequest
-	(*ListPartitionsRequest)(nil),  // 4: sluice.v1.ListPartitionsRequest
-	(*PartitionInfo)(nil),          // 5: sluice.v1.PartitionInfo
-	(*NodeInfo)(nil),               // 6: sluice.v1.NodeInfo
-	(*ListPartitionsResponse)(nil), // 7: sluice.v1.ListPartitionsResponse
-	(*NodeStatusRequest)(nil),      // 8: sluice.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil),     // 9: sluice.v1.NodeStatusResponse
-	(*SnapshotRequest)(nil),        // 10: sluice.v1.SnapshotRequest
-	(*GetOperationRequest)(nil),    // 11: sluice.v1.GetOperationRequest
-	(*Operation)(nil),              // 12: sluice.v1.Operation
+	(*PinPartitionRequest)(nil),     // 0: sluice.v1.PinPartitionRequest
+	(*SetAutoPlacementRequest)(nil), // 1: sluice.v1.SetAutoPlacementRequest
+	(*AutoPlacement)(nil),           // 2: sluice.v1.AutoPlacement
+	(*SlotRange)(nil),               // 3: sluice.v1.SlotRange
+	(*AddPartitionRequest)(nil),     // 4: sluice.v1.AddPartitionRequest
+	(*RemovePartitionRequest)(nil),  // 5: sluice.v1.RemovePartitionRequest
+	(*MovePartitionRequest)(nil),    // 6: sluice.v1.MovePartitionRequest
+	(*ListPartitionsRequest)(nil),   // 7: sluice.v1.ListPartitionsRequest
+	(*PartitionInfo)(nil),           // 8: sluice.v1.PartitionInfo
+	(*NodeInfo)(nil),                // 9: sluice.v1.NodeInfo
+	(*ListPartitionsResponse)(nil),  // 10: sluice.v1.ListPartitionsResponse
+	(*NodeStatusRequest)(nil),       // 11: sluice.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),      // 12: sluice.v1.NodeStatusResponse
+	(*StandbyInfo)(nil),             // 13: sluice.v1.StandbyInfo
+	(*SnapshotRequest)(nil),         // 14: sluice.v1.SnapshotRequest
+	(*GetOperationRequest)(nil),     // 15: sluice.v1.GetOperationRequest
+	(*Operation)(nil),               // 16: sluice.v1.Operation
 }
 var file_sluice_v1_control_proto_depIdxs = []int32{
-	0,  // 0: sluice.v1.AddPartitionRequest.range:type_name -> sluice.v1.SlotRange
-	0,  // 1: sluice.v1.RemovePartitionRequest.range:type_name -> sluice.v1.SlotRange
-	0,  // 2: sluice.v1.PartitionInfo.range:type_name -> sluice.v1.SlotRange
-	5,  // 3: sluice.v1.ListPartitionsResponse.partitions:type_name -> sluice.v1.PartitionInfo
-	6,  // 4: sluice.v1.ListPartitionsResponse.nodes:type_name -> sluice.v1.NodeInfo
-	5,  // 5: sluice.v1.NodeStatusResponse.partitions:type_name -> sluice.v1.PartitionInfo
-	1,  // 6: sluice.v1.Control.AddPartition:input_type -> sluice.v1.AddPartitionRequest
-	2,  // 7: sluice.v1.Control.RemovePartition:input_type -> sluice.v1.RemovePartitionRequest
-	3,  // 8: sluice.v1.Control.MovePartition:input_type -> sluice.v1.MovePartitionRequest
-	4,  // 9: sluice.v1.Control.ListPartitions:input_type -> sluice.v1.ListPartitionsRequest
-	10, // 10: sluice.v1.Control.Snapshot:input_type -> sluice.v1.SnapshotRequest
-	11, // 11: sluice.v1.Control.GetOperation:input_type -> sluice.v1.GetOperationRequest
-	8,  // 12: sluice.v1.Control.NodeStatus:input_type -> sluice.v1.NodeStatusRequest
-	5,  // 13: sluice.v1.Control.AddPartition:output_type -> sluice.v1.PartitionInfo
-	5,  // 14: sluice.v1.Control.RemovePartition:output_type -> sluice.v1.PartitionInfo
-	5,  // 15: sluice.v1.Control.MovePartition:output_type -> sluice.v1.PartitionInfo
-	7,  // 16: sluice.v1.Control.ListPartitions:output_type -> sluice.v1.ListPartitionsResponse
-	12, // 17: sluice.v1.Control.Snapshot:output_type -> sluice.v1.Operation
-	12, // 18: sluice.v1.Control.GetOperation:output_type -> sluice.v1.Operation
-	9,  // 19: sluice.v1.Control.NodeStatus:output_type -> sluice.v1.NodeStatusResponse
-	13, // [13:20] is the sub-list for method output_type
-	6,  // [6:13] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	3,  // 0: sluice.v1.AddPartitionRequest.range:type_name -> sluice.v1.SlotRange
+	3,  // 1: sluice.v1.RemovePartitionRequest.range:type_name -> sluice.v1.SlotRange
+	3,  // 2: sluice.v1.PartitionInfo.range:type_name -> sluice.v1.SlotRange
+	8,  // 3: sluice.v1.ListPartitionsResponse.partitions:type_name -> sluice.v1.PartitionInfo
+	9,  // 4: sluice.v1.ListPartitionsResponse.nodes:type_name -> sluice.v1.NodeInfo
+	8,  // 5: sluice.v1.NodeStatusResponse.partitions:type_name -> sluice.v1.PartitionInfo
+	13, // 6: sluice.v1.NodeStatusResponse.standbys:type_name -> sluice.v1.StandbyInfo
+	4,  // 7: sluice.v1.Control.AddPartition:input_type -> sluice.v1.AddPartitionRequest
+	5,  // 8: sluice.v1.Control.RemovePartition:input_type -> sluice.v1.RemovePartitionRequest
+	6,  // 9: sluice.v1.Control.MovePartition:input_type -> sluice.v1.MovePartitionRequest
+	7,  // 10: sluice.v1.Control.ListPartitions:input_type -> sluice.v1.ListPartitionsRequest
+	14, // 11: sluice.v1.Control.Snapshot:input_type -> sluice.v1.SnapshotRequest
+	15, // 12: sluice.v1.Control.GetOperation:input_type -> sluice.v1.GetOperationRequest
+	11, // 13: sluice.v1.Control.NodeStatus:input_type -> sluice.v1.NodeStatusRequest
+	0,  // 14: sluice.v1.Control.PinPartition:input_type -> sluice.v1.PinPartitionRequest
+	1,  // 15: sluice.v1.Control.SetAutoPlacement:input_type -> sluice.v1.SetAutoPlacementRequest
+	8,  // 16: sluice.v1.Control.AddPartition:output_type -> sluice.v1.PartitionInfo
+	8,  // 17: sluice.v1.Control.RemovePartition:output_type -> sluice.v1.PartitionInfo
+	8,  // 18: sluice.v1.Control.MovePartition:output_type -> sluice.v1.PartitionInfo
+	10, // 19: sluice.v1.Control.ListPartitions:output_type -> sluice.v1.ListPartitionsResponse
+	16, // 20: sluice.v1.Control.Snapshot:output_type -> sluice.v1.Operation
+	16, // 21: sluice.v1.Control.GetOperation:output_type -> sluice.v1.Operation
+	12, // 22: sluice.v1.Control.NodeStatus:output_type -> sluice.v1.NodeStatusResponse
+	8,  // 23: sluice.v1.Control.PinPartition:output_type -> sluice.v1.PartitionInfo
+	2,  // 24: sluice.v1.Control.SetAutoPlacement:output_type -> sluice.v1.AutoPlacement
+	16, // [16:25] is the sub-list for method output_type
+	7,  // [7:16] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_control_proto_init() }
@@ -889,15 +1166,15 @@ func file_sluice_v1_control_proto_init() {
 	if File_sluice_v1_control_proto != nil {
 		return
 	}
-	file_sluice_v1_control_proto_msgTypes[1].OneofWrappers = []any{}
-	file_sluice_v1_control_proto_msgTypes[2].OneofWrappers = []any{}
+	file_sluice_v1_control_proto_msgTypes[4].OneofWrappers = []any{}
+	file_sluice_v1_control_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_control_proto_rawDesc), len(file_sluice_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

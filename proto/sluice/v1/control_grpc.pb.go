@@ -19,13 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Control_AddPartition_FullMethodName    = "/sluice.v1.Control/AddPartition"
-	Control_RemovePartition_FullMethodName = "/sluice.v1.Control/RemovePartition"
-	Control_MovePartition_FullMethodName   = "/sluice.v1.Control/MovePartition"
-	Control_ListPartitions_FullMethodName  = "/sluice.v1.Control/ListPartitions"
-	Control_Snapshot_FullMethodName        = "/sluice.v1.Control/Snapshot"
-	Control_GetOperation_FullMethodName    = "/sluice.v1.Control/GetOperation"
-	Control_NodeStatus_FullMethodName      = "/sluice.v1.Control/NodeStatus"
+	Control_AddPartition_FullMethodName     = "/sluice.v1.Control/AddPartition"
+	Control_RemovePartition_FullMethodName  = "/sluice.v1.Control/RemovePartition"
+	Control_MovePartition_FullMethodName    = "/sluice.v1.Control/MovePartition"
+	Control_ListPartitions_FullMethodName   = "/sluice.v1.Control/ListPartitions"
+	Control_Snapshot_FullMethodName         = "/sluice.v1.Control/Snapshot"
+	Control_GetOperation_FullMethodName     = "/sluice.v1.Control/GetOperation"
+	Control_NodeStatus_FullMethodName       = "/sluice.v1.Control/NodeStatus"
+	Control_PinPartition_FullMethodName     = "/sluice.v1.Control/PinPartition"
+	Control_SetAutoPlacement_FullMethodName = "/sluice.v1.Control/SetAutoPlacement"
 )
 
 // ControlClient is the client API for Control service.
@@ -59,6 +61,11 @@ type ControlClient interface {
 	// NodeStatus is one node's view of the partitions it holds (ListPartitions
 	// asks each owner).
 	NodeStatus(ctx context.Context, in *NodeStatusRequest, opts ...grpc.CallOption) (*NodeStatusResponse, error)
+	// PinPartition pins (or unpins) a partition: automatic placement (failover
+	// and rebalancing) never moves a pinned partition.
+	PinPartition(ctx context.Context, in *PinPartitionRequest, opts ...grpc.CallOption) (*PartitionInfo, error)
+	// SetAutoPlacement pauses or resumes automatic placement cluster-wide.
+	SetAutoPlacement(ctx context.Context, in *SetAutoPlacementRequest, opts ...grpc.CallOption) (*AutoPlacement, error)
 }
 
 type controlClient struct {
@@ -139,6 +146,26 @@ func (c *controlClient) NodeStatus(ctx context.Context, in *NodeStatusRequest, o
 	return out, nil
 }
 
+func (c *controlClient) PinPartition(ctx context.Context, in *PinPartitionRequest, opts ...grpc.CallOption) (*PartitionInfo, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PartitionInfo)
+	err := c.cc.Invoke(ctx, Control_PinPartition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) SetAutoPlacement(ctx context.Context, in *SetAutoPlacementRequest, opts ...grpc.CallOption) (*AutoPlacement, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AutoPlacement)
+	err := c.cc.Invoke(ctx, Control_SetAutoPlacement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -170,6 +197,11 @@ type ControlServer interface {
 	// NodeStatus is one node's view of the partitions it holds (ListPartitions
 	// asks each owner).
 	NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error)
+	// PinPartition pins (or unpins) a partition: automatic placement (failover
+	// and rebalancing) never moves a pinned partition.
+	PinPartition(context.Context, *PinPartitionRequest) (*PartitionInfo, error)
+	// SetAutoPlacement pauses or resumes automatic placement cluster-wide.
+	SetAutoPlacement(context.Context, *SetAutoPlacementRequest) (*AutoPlacement, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -200,6 +232,12 @@ func (UnimplementedControlServer) GetOperation(context.Context, *GetOperationReq
 }
 func (UnimplementedControlServer) NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method NodeStatus not implemented")
+}
+func (UnimplementedControlServer) PinPartition(context.Context, *PinPartitionRequest) (*PartitionInfo, error) {
+	return nil, status.Error(codes.Unimplemented, "method PinPartition not implemented")
+}
+func (UnimplementedControlServer) SetAutoPlacement(context.Context, *SetAutoPlacementRequest) (*AutoPlacement, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetAutoPlacement not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -348,6 +386,42 @@ func _Control_NodeStatus_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_PinPartition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PinPartitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).PinPartition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_PinPartition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).PinPartition(ctx, req.(*PinPartitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_SetAutoPlacement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetAutoPlacementRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).SetAutoPlacement(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_SetAutoPlacement_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).SetAutoPlacement(ctx, req.(*SetAutoPlacementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -382,6 +456,14 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "NodeStatus",
 			Handler:    _Control_NodeStatus_Handler,
+		},
+		{
+			MethodName: "PinPartition",
+			Handler:    _Control_PinPartition_Handler,
+		},
+		{
+			MethodName: "SetAutoPlacement",
+			Handler:    _Control_SetAutoPlacement_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
