@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,31 +29,44 @@ const clusterToken = "integration-secret"
 
 // cluster is three `sluice serve` processes sharing one Kafka and one name.
 type cluster struct {
-	t       *testing.T
-	name    string
-	brokers string
-	nodes   map[string]*proc
+	t         *testing.T
+	name      string
+	brokers   string
+	nodes     map[string]*proc
+	tokenFile string
+	extra     []string // every node's extra flags
 }
 
 func startCluster(t *testing.T, extra ...string) *cluster {
 	return startClusterOn(t, strings.Join(kafkatest.Brokers(t), ","), extra...)
 }
 
-// startClusterOn starts the three nodes against the given brokers.
+// startClusterOn starts the three nodes against the given brokers. The
+// tests place partitions themselves: the nodes rebalance only if extra
+// says --rebalance (failover stays automatic, the binary's default).
 func startClusterOn(t *testing.T, brokers string, extra ...string) *cluster {
 	name := kafkatest.ClusterName(t)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(clusterToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, name: name, brokers: brokers, nodes: map[string]*proc{}}
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--rebalance") }) {
+		extra = append(extra, "--rebalance=false")
+	}
+	c := &cluster{t: t, name: name, brokers: brokers, nodes: map[string]*proc{}, tokenFile: tokenFile, extra: extra}
 	for _, id := range []string{"n1", "n2", "n3"} {
-		// n1 comes first: it gives the new cluster its 4 partitions.
-		p := newProcArgs(t, t.TempDir(), append([]string{"--brokers", brokers, "--cluster", name, "--node-id", id, "--control-token-file", tokenFile, "--control-rate", "50"}, extra...)...)
-		p.start()
-		c.nodes[id] = p
+		// n1 comes first: it gives the new cluster its partitions.
+		c.addNode(id)
 	}
 	return c
+}
+
+// addNode starts node id in the cluster, and waits until it serves.
+func (c *cluster) addNode(id string) *proc {
+	p := newProcArgs(c.t, c.t.TempDir(), append([]string{"--brokers", c.brokers, "--cluster", c.name, "--node-id", id, "--control-token-file", c.tokenFile, "--control-rate", "50"}, c.extra...)...)
+	p.start()
+	c.nodes[id] = p
+	return p
 }
 
 func controlClient(t *testing.T, addr, token string) sluicev1.ControlClient {

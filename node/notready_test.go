@@ -21,21 +21,23 @@ import (
 // would reach the routing table (or the registry) if it were served. A new
 // RPC without an entry here fails the test.
 var notReadyCalls = map[string]proto.Message{
-	"/sluice.v1.Data/Upsert":             &sluicev1.UpsertRequest{Entries: []*sluicev1.Entry{{Key: []byte("k"), Value: []byte("v")}}},
-	"/sluice.v1.Data/Get":                &sluicev1.GetRequest{Key: []byte("k")},
-	"/sluice.v1.Data/Remove":             &sluicev1.RemoveRequest{Key: []byte("k")},
-	"/sluice.v1.Data/Increment":          &sluicev1.IncrementRequest{Key: []byte("n"), Delta: 1},
-	"/sluice.v1.Data/GetRoutes":          &sluicev1.GetRoutesRequest{},
-	"/sluice.v1.Data/GetMany":            &sluicev1.GetManyRequest{Keys: [][]byte{[]byte("k")}},
-	"/sluice.v1.Data/Scan":               &sluicev1.ScanRequest{},
-	"/sluice.v1.Data/Watch":              &sluicev1.WatchRequest{},
-	"/sluice.v1.Control/AddPartition":    &sluicev1.AddPartitionRequest{Range: &sluicev1.SlotRange{From: 0, To: 1}},
-	"/sluice.v1.Control/RemovePartition": &sluicev1.RemovePartitionRequest{Id: proto.Uint32(999)},
-	"/sluice.v1.Control/MovePartition":   &sluicev1.MovePartitionRequest{Id: 999, Node: "nowhere"},
-	"/sluice.v1.Control/ListPartitions":  &sluicev1.ListPartitionsRequest{},
-	"/sluice.v1.Control/Snapshot":        &sluicev1.SnapshotRequest{Partition: 1, Path: "snap"},
-	"/sluice.v1.Control/GetOperation":    &sluicev1.GetOperationRequest{Id: "op-1"},
-	"/sluice.v1.Control/NodeStatus":      &sluicev1.NodeStatusRequest{},
+	"/sluice.v1.Data/Upsert":              &sluicev1.UpsertRequest{Entries: []*sluicev1.Entry{{Key: []byte("k"), Value: []byte("v")}}},
+	"/sluice.v1.Data/Get":                 &sluicev1.GetRequest{Key: []byte("k")},
+	"/sluice.v1.Data/Remove":              &sluicev1.RemoveRequest{Key: []byte("k")},
+	"/sluice.v1.Data/Increment":           &sluicev1.IncrementRequest{Key: []byte("n"), Delta: 1},
+	"/sluice.v1.Data/GetRoutes":           &sluicev1.GetRoutesRequest{},
+	"/sluice.v1.Data/GetMany":             &sluicev1.GetManyRequest{Keys: [][]byte{[]byte("k")}},
+	"/sluice.v1.Data/Scan":                &sluicev1.ScanRequest{},
+	"/sluice.v1.Data/Watch":               &sluicev1.WatchRequest{},
+	"/sluice.v1.Control/AddPartition":     &sluicev1.AddPartitionRequest{Range: &sluicev1.SlotRange{From: 0, To: 1}},
+	"/sluice.v1.Control/RemovePartition":  &sluicev1.RemovePartitionRequest{Id: proto.Uint32(999)},
+	"/sluice.v1.Control/MovePartition":    &sluicev1.MovePartitionRequest{Id: 999, Node: "nowhere"},
+	"/sluice.v1.Control/ListPartitions":   &sluicev1.ListPartitionsRequest{},
+	"/sluice.v1.Control/Snapshot":         &sluicev1.SnapshotRequest{Partition: 1, Path: "snap"},
+	"/sluice.v1.Control/GetOperation":     &sluicev1.GetOperationRequest{Id: "op-1"},
+	"/sluice.v1.Control/NodeStatus":       &sluicev1.NodeStatusRequest{},
+	"/sluice.v1.Control/PinPartition":     &sluicev1.PinPartitionRequest{Id: 999, Pinned: true},
+	"/sluice.v1.Control/SetAutoPlacement": &sluicev1.SetAutoPlacementRequest{On: true},
 }
 
 // Issue 22.1: a call that reaches a node whose routing table is not loaded

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -276,6 +277,12 @@ func watchCmd() *cobra.Command {
 					}
 					return nil
 				})
+				// The server ends the stream at the deadline it was sent
+				// (RST_STREAM CANCEL), which can reach here a moment before
+				// this process's own timer fires: that is the timeout too.
+				if d, ok := ctx.Deadline(); ok && err != nil && time.Until(d) < time.Second {
+					<-ctx.Done()
+				}
 				switch {
 				case errors.Is(ctx.Err(), context.DeadlineExceeded):
 					fmt.Fprintf(cmd.ErrOrStderr(), "sluice: watch ended: --timeout %s reached\n", f.timeout)
