@@ -158,3 +158,67 @@ func TestAJoiningNodeReceivesPartitions(t *testing.T) {
 	}
 	t.Logf("balanced %v after n2 started (two moves, one at a time)", balanced.Round(time.Millisecond))
 }
+
+// The decider stopped while a rebalance is under way (its moves are in the
+// registry): the next decider finishes or stops each move, and every
+// partition ends with exactly one owner, a live one, that serves it.
+func TestTheDeciderDiesDuringARebalance(t *testing.T) {
+	cluster := kafkatest.ClusterName(t)
+	// n1 owns every partition and never decides (manual); n2, the auto node
+	// with the smallest id, decides; n3 takes over the deciding.
+	n1 := startNode(t, Config{NodeID: "n1", Cluster: cluster, Partitions: 4, SessionTimeout: testSession})
+	auto := Config{Cluster: cluster, Failover: FailoverAuto, Rebalance: true, MaxConcurrentMoves: 2, SessionTimeout: testSession}
+	c2, c3 := auto, auto
+	c2.NodeID, c3.NodeID = "n2", "n3"
+	n3 := startNode(t, c3)
+	eventually(t, "n1 and n3 in one generation", func() bool {
+		s, ok := n3.member.Session()
+		return ok && slices.Equal(s.Members, []string{"n1", "n3"})
+	})
+	view := n1.registry.View
+	n2 := startNode(t, c2)
+	// Stop n2 the moment it deciding shows: a move under way.
+	var moving registry.Partition
+	await(t, "a move under way with n2 deciding", func() bool {
+		s, ok := n2.member.Session()
+		if !ok || s.Decider != "n2" {
+			return false
+		}
+		for _, p := range view().Partitions {
+			if p.Moving != nil {
+				moving = p
+				return true
+			}
+		}
+		return false
+	})
+	n2.Close() // without leaving the group: its session times out
+	t.Logf("n2 stopped while partition %d moved from %s to %s", moving.ID, moving.Owner, moving.Moving.To)
+	await(t, "n3 deciding, no move under way, two partitions each on n1 and n3, both serving", func() bool {
+		s, ok := n3.member.Session()
+		if !ok || s.Decider != "n3" {
+			return false
+		}
+		load := map[string]int{}
+		for _, p := range view().Partitions {
+			if p.Moving != nil {
+				return false
+			}
+			load[p.Owner]++
+		}
+		return load["n1"] == 2 && load["n3"] == 2 && n1.Ready() && n3.Ready()
+	})
+	// Exactly one owner each: the node the registry names holds it as its
+	// owner, the other does not.
+	for id, p := range view().Partitions {
+		for name, n := range map[string]*testNode{"n1": n1, "n3": n3} {
+			n.mu.RLock()
+			h, ok := n.parts[id]
+			owns := ok && h.p != nil
+			n.mu.RUnlock()
+			if owns != (p.Owner == name) {
+				t.Errorf("partition %d (owner %s, epoch %d): %s holds it as owner: %v", id, p.Owner, p.Epoch, name, owns)
+			}
+		}
+	}
+}

@@ -145,3 +145,28 @@ func TestHealOwnerAndStandbyGoneTogether(t *testing.T) {
 		}
 	}
 }
+
+// A --wal disk partition whose owner left is never failed over, even with
+// a snapshot bucket: its data is on the owner's disk, which a crash keeps,
+// and a new owner would restore an older backup and lose every write
+// acknowledged since (an outside tester: 102 of 200 acknowledged writes
+// gone after a kill -9). It keeps its owner, named stuck with the reason;
+// --wal none partitions (whose data a crash loses anyway) fail over to
+// their last backup.
+func TestHealNeverFailsOverADiskPartition(t *testing.T) {
+	v := healView()
+	for id := range v.Nodes {
+		v.Nodes[id] = Node{ID: id, WAL: WALDisk, Bucket: true}
+	}
+	decisions, _, stuck := v.Heal(live("n2", "n3"))
+	if len(decisions) != 0 || !errors.Is(stuck[1], ErrCannotCarry) || !errors.Is(stuck[2], ErrCannotCarry) {
+		t.Fatalf("disk with a bucket: decisions %+v stuck %v", decisions, stuck)
+	}
+	v = healView()
+	for id := range v.Nodes {
+		v.Nodes[id] = Node{ID: id, WAL: WALNone, Bucket: true}
+	}
+	if decisions, _, stuck := v.Heal(live("n2", "n3")); len(decisions) != 2 || len(stuck) != 0 {
+		t.Fatalf("none with a bucket: decisions %+v stuck %v, want both of n1's moved", decisions, stuck)
+	}
+}

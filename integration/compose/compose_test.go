@@ -26,25 +26,25 @@ var ports = []struct {
 	port int
 }{
 	{"SLUICE_DATA_PORT", 7400}, {"SLUICE_CONTROL_PORT", 7401}, {"SLUICE_HTTP_PORT", 7402}, {"KAFKA_PORT", 9092},
+	{"SLUICE2_DATA_PORT", 7410}, {"SLUICE3_DATA_PORT", 7420},
 }
 
 // TestComposeUp runs the README's "Local development with Docker" block
 // word for word from the repo's root, as a user would, with the sluice CLI
 // on PATH: compose up, health, put/get through the published data port, a
 // kcat produce to the published Kafka port read back with get, /metrics, and
-// compose down -v. A line whose comment is "# → x" must print x; lines are
-// retried until they do (the first waits for the node to serve), within a
-// deadline. Only where a default port is taken on this host does it move the
-// ports (the compose file's variables) and say so.
+// compose down -v; then the "Three nodes with Docker" block: the cluster
+// profile's three nodes rebalance, one is killed and fails over. A line
+// whose comment is "# → x" must print x; lines are retried until they do
+// (the first waits for the node to serve), within a deadline. Only where a
+// default port is taken on this host does it move the ports (the compose
+// file's variables) and say so.
 func TestComposeUp(t *testing.T) {
 	root := dockertest.Require(t)
 	readme := readFile(t, filepath.Join(root, "README.md"))
 	composeFile := readFile(t, filepath.Join(root, "docker-compose.yml"))
-	steps := localDevSteps(readme)
-	if len(steps) == 0 {
-		t.Fatalf("README.md has no sh block under %q", section)
-	}
-	if checkEveryComposeCommandRuns(t, blockCommands(steps), readme, composeFile) {
+	blocks := readmeBlocks(t, readme)
+	if checkEveryComposeCommandRuns(t, blockCommands(blocks), readme, composeFile) {
 		checkObserveProfile(t, root)
 	}
 
@@ -63,32 +63,49 @@ func TestComposeUp(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		if t.Failed() {
-			out, _ := dockertest.Run(ctx, root, env, "docker", "compose", "logs", "--no-color", "--tail", "200")
+			out, _ := dockertest.Run(ctx, root, env, "docker", "compose", "--profile", "cluster", "logs", "--no-color", "--tail", "200")
 			t.Logf("docker compose logs:\n%s", out)
 		}
-		if out, err := dockertest.Run(ctx, root, env, "docker", "compose", "down", "-v", "--remove-orphans"); err != nil {
+		if out, err := dockertest.Run(ctx, root, env, "docker", "compose", "--profile", "cluster", "down", "-v", "--remove-orphans"); err != nil {
 			t.Logf("cleanup: %v\n%s", err, out)
 		}
 	}
 	down() // a failed run's leftovers
 	t.Cleanup(down)
 
-	for _, s := range steps {
-		cmd := replace.Replace(s.cmd)
-		start := time.Now()
-		switch {
-		case strings.HasPrefix(cmd, "docker compose up"):
-			// The first up builds the sluice image: minutes on a loaded 2-core machine.
-			runOnce(t, root, env, cmd, 15*time.Minute)
-		case strings.HasPrefix(cmd, "docker compose down"):
-			runOnce(t, root, env, cmd, 3*time.Minute)
-			assertNothingLeft(t, root, env)
-		default:
-			out := runUntil(t, root, env, cmd, s.want, 4*time.Minute)
-			t.Logf("%s → %s", cmd, firstLines(out, 3))
+	for i, steps := range blocks {
+		t.Logf("%s", sections[i])
+		for _, s := range steps {
+			cmd := replace.Replace(s.cmd)
+			start := time.Now()
+			switch {
+			case strings.HasPrefix(cmd, "docker compose up"), strings.HasPrefix(cmd, "docker compose --profile cluster up"):
+				// The first up builds the sluice image: minutes on a loaded 2-core machine.
+				runOnce(t, root, env, cmd, 15*time.Minute)
+			case strings.HasPrefix(cmd, "docker compose down"), strings.HasPrefix(cmd, "docker compose --profile cluster down"):
+				runOnce(t, root, env, cmd, 3*time.Minute)
+				assertNothingLeft(t, root, env)
+			default:
+				out := runUntil(t, root, env, cmd, s.want, 4*time.Minute)
+				t.Logf("%s → %s", cmd, firstLines(out, 3))
+			}
+			t.Logf("%-70s %v", cmd, time.Since(start).Round(100*time.Millisecond))
 		}
-		t.Logf("%-70s %v", cmd, time.Since(start).Round(100*time.Millisecond))
 	}
+}
+
+// readmeBlocks returns the steps of every section's block.
+func readmeBlocks(t *testing.T, readme string) [][]step {
+	t.Helper()
+	var blocks [][]step
+	for _, section := range sections {
+		steps := blockSteps(readme, section)
+		if len(steps) == 0 {
+			t.Fatalf("README.md has no sh block under %q", section)
+		}
+		blocks = append(blocks, steps)
+	}
+	return blocks
 }
 
 // TestEveryComposeCommandIsRun needs no Docker: every `docker compose`
@@ -101,17 +118,15 @@ func TestEveryComposeCommandIsRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := readFile(t, filepath.Join(root, "README.md"))
-	steps := localDevSteps(readme)
-	if len(steps) == 0 {
-		t.Fatalf("README.md has no sh block under %q", section)
-	}
-	checkEveryComposeCommandRuns(t, blockCommands(steps), readme, readFile(t, filepath.Join(root, "docker-compose.yml")))
+	checkEveryComposeCommandRuns(t, blockCommands(readmeBlocks(t, readme)), readme, readFile(t, filepath.Join(root, "docker-compose.yml")))
 }
 
-func blockCommands(steps []step) []string {
+func blockCommands(blocks [][]step) []string {
 	var block []string
-	for _, s := range steps {
-		block = append(block, s.cmd)
+	for _, steps := range blocks {
+		for _, s := range steps {
+			block = append(block, s.cmd)
+		}
 	}
 	return block
 }
@@ -133,7 +148,7 @@ func checkEveryComposeCommandRuns(t *testing.T, block []string, readme, composeF
 		case strings.HasPrefix(c, "docker compose --profile observe up"):
 			observe = true
 		default:
-			t.Errorf("%q (README or docker-compose.yml) is not a line of the README's %q block, so no test runs it", c, section)
+			t.Errorf("%q (README or docker-compose.yml) is not a line of the README's blocks %q, so no test runs it", c, sections)
 		}
 	}
 	return observe

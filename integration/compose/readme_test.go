@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// section is the README heading whose first sh block TestComposeUp runs.
-const section = "### Local development with Docker"
+// sections are the README headings whose first sh block TestComposeUp
+// runs, one after the other.
+var sections = []string{"### Local development with Docker", "### Three nodes with Docker"}
 
 // step is one line of that block: the command, and what its output must
 // contain (the text after "# → ", if any).
@@ -16,8 +17,8 @@ type step struct {
 	cmd, want string
 }
 
-// localDevSteps returns the commands of the first ```sh block under section.
-func localDevSteps(readme string) []step {
+// blockSteps returns the commands of the first ```sh block under section.
+func blockSteps(readme, section string) []step {
 	_, after, ok := strings.Cut(readme, "\n"+section+"\n")
 	if !ok {
 		return nil
