@@ -25,6 +25,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -32,8 +33,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/sluicedb/sluice/internal/retry"
@@ -85,6 +89,15 @@ type Client struct {
 var ErrClosed = errors.New("client: closed")
 
 func (c *Client) data(addr string) (sluicev1.DataClient, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return sluicev1.NewDataClient(cc), nil
+}
+
+// conn is the client's connection to addr, made on first use.
+func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conns == nil {
@@ -93,7 +106,17 @@ func (c *Client) data(addr string) (sluicev1.DataClient, error) {
 	cc, ok := c.conns[addr]
 	if !ok {
 		opts := []grpc.DialOption{grpc.WithTransportCredentials(c.creds), grpc.WithUnaryInterceptor(refuseOversized), grpc.WithContextDialer(c.dial.dial),
-			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(MaxRequestBytes), grpc.MaxCallRecvMsgSize(8<<20))}
+			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(MaxRequestBytes), grpc.MaxCallRecvMsgSize(8<<20)),
+			// A connection that does not come up within the dial timeout
+			// (a frozen node takes the TCP connection and never answers)
+			// fails, and one lost is tried again within a second or so
+			// (gRPC's defaults: 20 s and up to 2 min).
+			grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: c.dial.timeout,
+				Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}}),
+			// A call waiting on a connection silent for 10 s pings it, and
+			// fails once 5 s pass without an answer (a node frozen with
+			// the call in flight).
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second})}
 		if c.token != "" {
 			opts = append(opts, grpc.WithPerRPCCredentials(c.token))
 		}
@@ -104,8 +127,38 @@ func (c *Client) data(addr string) (sluicev1.DataClient, error) {
 		}
 		c.conns[addr] = cc
 	}
-	return sluicev1.NewDataClient(cc), nil
+	return cc, nil
 }
+
+// ready waits, for the dial timeout at most, until the connection to addr
+// is up. A call is sent only on a connection that is: one that is not
+// (nothing listens there, or a frozen node never answers the handshake) was
+// certainly not applied, so it may be tried again elsewhere, a write too
+// (a write to a dead owner used to fail at once with "connection refused"
+// although its partition failed over seconds later).
+func (c *Client) ready(ctx context.Context, addr string, cc *grpc.ClientConn) error {
+	ctx, cancel := context.WithTimeout(ctx, c.dial.timeout)
+	defer cancel()
+	for {
+		s := cc.GetState()
+		switch s {
+		case connectivity.Ready:
+			return nil
+		case connectivity.Shutdown:
+			return ErrClosed
+		case connectivity.Idle:
+			cc.Connect()
+		case connectivity.TransientFailure:
+			return &ConnectError{Addr: addr, Err: c.dial.lastFailure(addr, "the connection failed"), notSent: true}
+		}
+		if !cc.WaitForStateChange(ctx, s) {
+			return &ConnectError{Addr: addr, Err: c.dial.lastFailure(addr, fmt.Sprintf("no connection within %v", c.dial.timeout)), notSent: true}
+		}
+	}
+}
+
+// routesTimeout bounds one node's GetRoutes in refresh.
+const routesTimeout = 5 * time.Second
 
 // refresh fetches the routing table from the first node that answers: the
 // entry nodes, then the others the table last named (an entry node may be
@@ -114,10 +167,18 @@ func (c *Client) data(addr string) (sluicev1.DataClient, error) {
 func (c *Client) refresh(ctx context.Context) error {
 	var first error
 	for _, addr := range c.known() {
-		dc, err := c.data(addr)
+		cc, err := c.conn(addr)
+		if err == nil {
+			err = c.ready(ctx, addr, cc)
+		}
 		if err == nil {
 			var r *sluicev1.Routes
-			if r, err = dc.GetRoutes(ctx, &sluicev1.GetRoutesRequest{}); err == nil {
+			// A node frozen on a live connection answers nothing: ask the
+			// next one.
+			rctx, cancel := context.WithTimeout(ctx, routesTimeout)
+			r, err = sluicev1.NewDataClient(cc).GetRoutes(rctx, &sluicev1.GetRoutesRequest{})
+			cancel()
+			if err == nil {
 				c.mu.Lock()
 				c.routes, c.stale = r, false
 				c.mu.Unlock()
@@ -304,11 +365,14 @@ func (c *Client) doAt(ctx context.Context, key []byte, read bool, pick func([]by
 			}
 		}
 		addr := pick(key)
-		dc, err := c.data(addr)
+		cc, err := c.conn(addr)
 		if err != nil {
 			return false, err
 		}
-		err = c.failed(addr, call(dc))
+		if err := c.ready(ctx, addr, cc); err != nil {
+			return ctx.Err() == nil, c.failed(addr, err)
+		}
+		err = c.failed(addr, call(sluicev1.NewDataClient(cc)))
 		return err != nil && retryable(err, read), err
 	})
 }

@@ -23,6 +23,9 @@ const DefaultDialTimeout = 5 * time.Second
 type ConnectError struct {
 	Addr string
 	Err  error
+	// notSent: the call was never sent (its connection never came up), so
+	// it may be tried again, on routes fetched again.
+	notSent bool
 }
 
 func (e *ConnectError) Error() string {
@@ -53,6 +56,17 @@ type dialer struct {
 	timeout time.Duration
 	mu      sync.Mutex
 	failed  map[string]error
+}
+
+// lastFailure is why the last connection to addr failed, or an error
+// saying what, when the dial itself worked (a handshake that never ended).
+func (d *dialer) lastFailure(addr, what string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.failed[addr]; err != nil {
+		return err
+	}
+	return errors.New(what)
 }
 
 func (d *dialer) dial(ctx context.Context, addr string) (net.Conn, error) {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -103,6 +104,11 @@ func NewGRPCServer(p Port) (*grpc.Server, *health.Server) {
 		// of CPU under gets). A call goes to a fresh goroutine only when no
 		// worker is idle, so there are enough for many concurrent calls.
 		grpc.NumStreamWorkers(StreamWorkers),
+		// Clients ping a connection that is silent while a call waits on
+		// it (the Go client every 10 s: a node frozen with calls in
+		// flight is noticed), which the default policy (5 min) answers
+		// with GOAWAY.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second}),
 	}, p.Options...)
 	s := grpc.NewServer(opts...)
 	h := health.NewServer()
