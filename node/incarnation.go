@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sluicedb/sluice/registry"
+	"github.com/sluicedb/sluice/server"
 )
 
 // One node id, one live process (registry/incarnation.go). At start a node
@@ -144,7 +145,7 @@ func (n *Node) probe(ctx context.Context, prev registry.Incarnation) (bool, erro
 		return false, err
 	}
 	c.Close()
-	cc, err := grpc.NewClient(prev.DataAddr, grpc.WithTransportCredentials(n.cfg.transport().peer))
+	cc, err := grpc.NewClient(server.Target(prev.DataAddr), grpc.WithTransportCredentials(n.cfg.transport().peer))
 	if err != nil {
 		return false, err
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/ingest"
+	"github.com/sluicedb/sluice/internal/retry"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/membership"
 	"github.com/sluicedb/sluice/partition"
@@ -225,17 +226,44 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 		inc      registry.Incarnation
 		joinedAt uint64
 	)
-	err = n.registry.Update(ctx, func(v *registry.View) ([]registry.Mutation, error) {
+	// Retried on a write that failed without the rules refusing it: two
+	// nodes starting at the same moment (docker compose) fence each other's
+	// registry transaction, and Kafka 4.1 answered one EndTxn with
+	// UNKNOWN_SERVER_ERROR, which ended that node's start. Written or not,
+	// the write is made again against the latest view: a new incarnation,
+	// and a new cluster's partitions only if there are none yet.
+	var refused error
+	err = retry.Tries(ctx, 5, retry.ClientPolicy(), func(attempt int) (bool, error) {
+		refused = nil
+		err := n.registry.Update(ctx, n.announceSelf(me, adopted, &inc, &joinedAt, &refused))
+		if err != nil && refused == nil && ctx.Err() == nil {
+			n.cfg.Log.Warn().Err(err).Int("attempt", attempt+1).Msg("announcing this node in the registry failed; trying again")
+			return true, err
+		}
+		return false, err
+	})
+	n.inc, n.joinedAt = inc, joinedAt
+	return err
+}
+
+// announceSelf is the start's registry update: this node's record and a new
+// incarnation, and, in a new cluster, its partitions. refused is set to the
+// rules' own error, which is not retried.
+func (n *Node) announceSelf(me registry.Node, adopted bool, inc *registry.Incarnation, joinedAt *uint64, refused *error) func(v *registry.View) ([]registry.Mutation, error) {
+	return func(v *registry.View) (muts []registry.Mutation, err error) {
+		defer func() { *refused = err }()
+		if *inc != (registry.Incarnation{}) && v.Incarnations[n.cfg.NodeID] == *inc {
+			return nil, nil // the attempt before was written after all
+		}
 		next, reg, err := n.nextIncarnation(v, n.prevInc)
 		if err != nil {
 			return nil, err
 		}
-		inc, joinedAt = next, v.MaxEpoch
+		*inc, *joinedAt = next, v.MaxEpoch
 		if other, wal := v.MixedModes(me.ID, me.WAL); other != "" {
 			return nil, fmt.Errorf("node: this node runs --wal %s, but node %s of cluster %s announced --wal %s: a partition's data cannot follow its slots between modes (--wal kafka keeps it in the changelog, disk and none in the snapshot bucket), so a cluster runs one; start this node with --wal %s, or give it its own --cluster",
 				me.WAL, other, n.cfg.Cluster, wal, wal)
 		}
-		var muts []registry.Mutation
 		if adopted { // a registry from before sealing, now sealed: later unsealed records are ignored
 			muts = append(muts, v.Reseal()...)
 		}
@@ -248,7 +276,7 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 			epoch, bump := v.NextEpoch()
 			muts = append(muts, bump)
 			for i, r := range keyspace.Split(n.slots, n.cfg.Partitions) {
-				p := registry.Partition{ID: uint32(i + 1), Range: r, Owner: me.ID, Epoch: epoch}
+				p := registry.Partition{ID: uint32(i + 1), Range: r, Owner: me.ID, Epoch: epoch, Placed: registry.PlacedAdded}
 				muts = append(muts, registry.PutPartition(p))
 				parts = append(parts, p)
 			}
@@ -259,9 +287,7 @@ func (n *Node) joinRegistry(ctx context.Context) error {
 			}
 		}
 		return muts, nil
-	})
-	n.inc, n.joinedAt = inc, joinedAt
-	return err
+	}
 }
 
 // kafkaOpts are the options of every Kafka client the node makes (changelog

@@ -250,7 +250,7 @@ func (c *Control) peer(ctx context.Context, node string, call func(context.Conte
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	cc, err := grpc.NewClient(n.ControlAddr, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(BearerToken(c.Token)))
+	cc, err := grpc.NewClient(Target(n.ControlAddr), grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(BearerToken(c.Token)))
 	if err != nil {
 		return status.Error(codes.Unavailable, err.Error())
 	}

@@ -55,7 +55,7 @@ func (f *controlFlags) run(fn func(ctx context.Context, c sluicev1.ControlClient
 	if err != nil {
 		return err
 	}
-	cc, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(server.BearerToken(token)))
+	cc, err := grpc.NewClient(server.Target(f.addr), grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(server.BearerToken(token)))
 	if err != nil {
 		return err
 	}
