@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -14,13 +15,19 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/anishathalye/porcupine"
+
+	"github.com/sluicedb/sluice/client"
+	"github.com/sluicedb/sluice/internal/kvmodel"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
 // Three nodes, kill -9 of the one that owns every partition (and leads the
 // membership group), never restarted: once its session times out, every
 // partition serves again on the other two (the one with a standby promoted
-// on it), and every acknowledged write is there. Logs the failover window
+// on it), every acknowledged write is there, and the history of clients
+// doing gets, puts, compare-and-sets and removes throughout is
+// linearizable (porcupine). Logs the failover window
 // per partition: the kill to the first write its new owner acknowledged.
 func TestKilledNodeFailsOver(t *testing.T) {
 	c := startCluster(t, "--session-timeout", "6s")
@@ -116,6 +123,33 @@ func TestKilledNodeFailsOver(t *testing.T) {
 			}
 		}()
 	}
+	// Beside them, clients of the Go client (which finds the new owners by
+	// itself) doing gets, puts, compare-and-sets and removes on keys of
+	// every partition, recorded for porcupine.
+	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	h := &kvmodel.History{}
+	for id := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl, err := client.New(c.addrs()...)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer cl.Close()
+			rng := rand.New(rand.NewPCG(uint64(id), 24))
+			versions := map[string]uint64{}
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				do(ctx, cl, id, n, rng, keys, h, versions)
+			}
+		}()
+	}
 	eventually(t, 60*time.Second, func() error {
 		for id, w := range writers {
 			w.mu.Lock()
@@ -127,6 +161,15 @@ func TestKilledNodeFailsOver(t *testing.T) {
 		}
 		return nil
 	})
+	enough := func(n int) func() error {
+		return func() error {
+			if got := len(h.Operations()); got < n {
+				return fmt.Errorf("the clients completed %d operations, waiting for %d", got, n)
+			}
+			return nil
+		}
+	}
+	eventually(t, 90*time.Second, enough(100))
 	if err := c.nodes["n1"].killAlive(); err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +190,7 @@ func TestKilledNodeFailsOver(t *testing.T) {
 		}
 		return nil
 	})
+	eventually(t, 90*time.Second, enough(len(h.Operations())+100)) // and after it
 	halt()
 	after, err := ctl.ListPartitions(ctx, &sluicev1.ListPartitionsRequest{})
 	if err != nil {
@@ -173,6 +217,31 @@ func TestKilledNodeFailsOver(t *testing.T) {
 			t.Errorf("partition %d: %s holds %q, but %d was acknowledged", p.Id, w.key, v.Value, w.acked)
 		}
 		t.Logf("partition %d now on %s: failover window %v (--session-timeout 6s)", p.Id, p.Owner, w.firstNew.Round(time.Millisecond))
+	}
+	// The clients' history, with a final read of every key, is
+	// linearizable: nothing acknowledged lost, nothing stale read.
+	final, err := client.New(c.nodes["n2"].addr, c.nodes["n3"].addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer final.Close()
+	for _, k := range keys {
+		start := time.Now()
+		v, found, err := final.Get(ctx, []byte(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Add(100, kvmodel.Input{Op: "get", Key: k}, start, kvmodel.Output{OK: found, Value: string(v.Data), Version: v.Version}, time.Now())
+	}
+	ops := h.Operations()
+	res := porcupine.CheckOperationsTimeout(kvmodel.Model, ops, 60*time.Second)
+	t.Logf("clients: %d operations, %v", len(ops), res)
+	if res == porcupine.Illegal {
+		t.Error("the clients' history across the failover is not linearizable")
+		explain(t, 0, ops)
+	}
+	if len(ops) < 200 {
+		t.Errorf("only %d operations: the run tested too little", len(ops))
 	}
 }
 

@@ -217,7 +217,7 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 	if slowFencing {
 		t.Setenv(node.SlowFencingEnv, "1500ms") // the nodes, and their restarts, inherit it
 	}
-	c := startClusterOn(t, broker.b.Addr, "--lease", "300ms")
+	c := startClusterOn(t, broker.b.Addr, "--lease", "300ms", "--session-timeout", "6s", "--rebalance")
 	keys := []string{"a", "b", "c", "d", "e", "f"}
 	ctx := context.Background()
 	h := &kvmodel.History{}

@@ -23,7 +23,9 @@ import (
 )
 
 // nemesis injects one fault at a time into a cluster of the linearizability
-// campaign: kill -9 and restart a node, pause and resume one, move a
+// campaign: kill -9 and restart a node, lose one past its session timeout
+// (automatic failover) and start it again (rebalancing), pause and resume
+// one, move a
 // partition (and pause its new owner while it fences), remove partitions and
 // add others over overlapping slots (while the old owner is paused, too), or
 // restart the Kafka broker. It reads the registry itself, so it knows the
@@ -70,7 +72,18 @@ func (n *nemesis) run(stop <-chan struct{}) map[string]int {
 		case <-time.After(time.Duration(500+n.rng.IntN(1000)) * time.Millisecond):
 		}
 		p := n.c.nodes[nodeIDs[n.rng.IntN(3)]]
-		switch n.rng.IntN(10) {
+		switch n.rng.IntN(11) {
+		case 10:
+			// Lost past its session timeout (the campaign's nodes run
+			// --session-timeout 6s): its partitions fail over; then it
+			// joins again and partitions are rebalanced onto it.
+			p.kill()
+			select {
+			case <-stop:
+			case <-time.After(time.Duration(7000+n.rng.IntN(5000)) * time.Millisecond):
+			}
+			p.startNoWait()
+			n.faults["node lost (failover), then back (rebalance)"]++
 		case 0, 1:
 			p.kill()
 			p.startNoWait()
