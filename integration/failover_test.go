@@ -220,19 +220,7 @@ func TestKilledNodeFailsOver(t *testing.T) {
 	}
 	// The clients' history, with a final read of every key, is
 	// linearizable: nothing acknowledged lost, nothing stale read.
-	final, err := client.New(c.nodes["n2"].addr, c.nodes["n3"].addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer final.Close()
-	for _, k := range keys {
-		start := time.Now()
-		v, found, err := final.Get(ctx, []byte(k))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Add(100, kvmodel.Input{Op: "get", Key: k}, start, kvmodel.Output{OK: found, Value: string(v.Data), Version: v.Version}, time.Now())
-	}
+	finalReads(t, []string{c.nodes["n2"].addr, c.nodes["n3"].addr}, keys, h)
 	ops := h.Operations()
 	res := porcupine.CheckOperationsTimeout(kvmodel.Model, ops, 60*time.Second)
 	t.Logf("clients: %d operations, %v", len(ops), res)

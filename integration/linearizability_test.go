@@ -196,6 +196,25 @@ func explain(t *testing.T, seed uint64, ops []porcupine.Operation) {
 	t.Logf("visualization: %s", filepath.Join(dir, "history.html"))
 }
 
+// finalReads reads every key once more through a new client of addrs, into
+// the history (as client 100).
+func finalReads(t *testing.T, addrs []string, keys []string, h *kvmodel.History) {
+	t.Helper()
+	final, err := client.New(addrs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer final.Close()
+	for _, k := range keys {
+		start := time.Now()
+		v, found, err := final.Get(context.Background(), []byte(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Add(100, kvmodel.Input{Op: "get", Key: k}, start, kvmodel.Output{OK: found, Value: string(v.Data), Version: v.Version}, time.Now())
+	}
+}
+
 // campaign sums the runs of TestLinearizableUnderFaults.
 type campaign struct{ runs, ops, acked, violations, failed, undecided int }
 
@@ -272,19 +291,7 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 	}
 	eventually(t, 60*time.Second, nem.coverGaps)
 	c.waitServing("n1")
-	final, err := client.New(c.addrs()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer final.Close()
-	for _, k := range keys {
-		start := time.Now()
-		v, found, err := final.Get(ctx, []byte(k))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Add(100, kvmodel.Input{Op: "get", Key: k}, start, kvmodel.Output{OK: found, Value: string(v.Data), Version: v.Version}, time.Now())
-	}
+	finalReads(t, c.addrs(), keys, h)
 	// The nodes' state equals a replay of the changelog: fold every committed
 	// change record, per key in log order, and compare with the final reads.
 	replayed := map[string]kvmodel.State{}

@@ -61,6 +61,22 @@ func failoverCluster(t testing.TB, session time.Duration) map[string]*testNode {
 	return nodes
 }
 
+// awaitAcked waits until every writer had a write acknowledged.
+func awaitAcked(t testing.TB, what string, writers map[uint32]*writer) {
+	t.Helper()
+	await(t, what, func() bool {
+		for _, w := range writers {
+			w.mu.Lock()
+			a := w.acked
+			w.mu.Unlock()
+			if a == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // await polls cond until it holds, failing after a generous deadline.
 func await(t testing.TB, what string, cond func() bool) {
 	t.Helper()
@@ -141,17 +157,7 @@ func killAndHeal(t testing.TB, nodes map[string]*testNode) map[uint32]time.Durat
 		wg.Add(1)
 		go func() { defer wg.Done(); w.run(ctx, view, id, routes()) }()
 	}
-	await(t, "a write acknowledged on every partition", func() bool {
-		for _, w := range writers {
-			w.mu.Lock()
-			a := w.acked
-			w.mu.Unlock()
-			if a == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	awaitAcked(t, "a write acknowledged on every partition", writers)
 	killed := time.Now()
 	for _, w := range writers {
 		w.mu.Lock()

@@ -74,17 +74,7 @@ func TestAJoiningNodeReceivesPartitions(t *testing.T) {
 			}
 		}()
 	}
-	await(t, "a write acknowledged on every partition", func() bool {
-		for _, w := range writers {
-			w.mu.Lock()
-			a := w.acked
-			w.mu.Unlock()
-			if a == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	awaitAcked(t, "a write acknowledged on every partition", writers)
 	joined := time.Now()
 	n2 := startNode(t, c2)
 	mu.Lock()
@@ -114,17 +104,7 @@ func TestAJoiningNodeReceivesPartitions(t *testing.T) {
 		w.acked, w.since, w.firstAck = 0, time.Now(), map[string]time.Time{}
 		w.mu.Unlock()
 	}
-	await(t, "a write acknowledged on every partition after the rebalance", func() bool {
-		for _, w := range writers {
-			w.mu.Lock()
-			a := w.acked
-			w.mu.Unlock()
-			if a == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	awaitAcked(t, "a write acknowledged on every partition after the rebalance", writers)
 	cancel()
 	wg.Wait()
 	if !sawWarmup {
