@@ -203,3 +203,82 @@ func TestACallToAFrozenOwnerGoesToItsNewOwner(t *testing.T) {
 		t.Fatalf("%d writes on the new owner, want 1", b.writes.Load())
 	}
 }
+
+// watchNode is a fakeNode whose Watch sends one change named after the
+// node and keeps the stream open.
+type watchNode struct{ *fakeNode }
+
+func (s *watchNode) Watch(_ *sluicev1.WatchRequest, st sluicev1.Data_WatchServer) error {
+	if err := st.Send(&sluicev1.WatchResponse{Session: &sluicev1.Session{Offsets: map[int32]int64{0: 1}},
+		Events: []*sluicev1.WatchEvent{{Key: []byte(s.addr)}}}); err != nil {
+		return err
+	}
+	<-st.Context().Done()
+	return nil
+}
+
+func startWatchNode(t *testing.T) *watchNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &watchNode{fakeNode: &fakeNode{addr: ln.Addr().String()}}
+	g := grpc.NewServer()
+	sluicev1.RegisterDataServer(g, s)
+	go g.Serve(ln)
+	s.stop = g.Stop
+	t.Cleanup(g.Stop)
+	return s
+}
+
+// A watch whose node stops resumes through another node of the cluster,
+// known from the routes (a new user watched through n2, stopped it, and
+// the CLI tried n2 for ever); a watch through a node that cannot be reached
+// fails at once, naming it (it retried for ever).
+func TestAWatchResumesThroughAnotherNode(t *testing.T) {
+	a, b := startWatchNode(t), startWatchNode(t)
+	routes := &sluicev1.Routes{Slots: 16, Routes: []*sluicev1.Route{{Partition: 1, From: 0, To: 16, Epoch: 1, Node: "b", Addr: b.addr}}}
+	a.routes.Store(routes)
+	b.routes.Store(routes)
+	c, err := Dial([]string{a.addr}) // only a is given
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var seen []string
+	err = c.Watch(ctx, nil, WatchOptions{}, func(wb WatchBatch) error {
+		for _, ch := range wb.Changes {
+			seen = append(seen, string(ch.Key))
+		}
+		if len(seen) == 1 {
+			go a.stop() // a stops while it serves the watch
+		}
+		if len(seen) == 2 {
+			return errors.New("done")
+		}
+		return nil
+	})
+	if err == nil || err.Error() != "done" || len(seen) != 2 || seen[0] != a.addr || seen[1] != b.addr {
+		t.Fatalf("watch ended with %v having seen %v, want a change from %s then one from %s", err, seen, a.addr, b.addr)
+	}
+
+	dead := frozenNode(t) // any address that never answers; and one that refuses:
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	refused := ln.Addr().String()
+	ln.Close()
+	for _, addr := range []string{refused, dead} {
+		c, err := Dial([]string{addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Watch(ctx, nil, WatchOptions{}, func(WatchBatch) error { return nil })
+		c.Close()
+		var ce *ConnectError
+		if !errors.As(err, &ce) || ce.Addr != addr {
+			t.Fatalf("a watch through %s: %v, want a ConnectError naming it", addr, err)
+		}
+	}
+}

@@ -54,6 +54,13 @@ type WatchOptions struct {
 // a retry: a bad prefix or token (INVALID_ARGUMENT), a token the compacted
 // changelog no longer holds (OUT_OF_RANGE), a missing data token.
 func (c *Client) Watch(ctx context.Context, prefix []byte, o WatchOptions, fn func(WatchBatch) error) error {
+	// The routes name the other nodes a watch may resume through (with
+	// only its entry node, a watch whose node stopped tried that node for
+	// ever), and an entry node that cannot be reached fails the watch at
+	// once, as any call.
+	if err := c.routed(ctx); err != nil {
+		return err
+	}
 	from := sessionToProto(o.From)
 	backoff := 50 * time.Millisecond
 	tried := map[string]bool{}
