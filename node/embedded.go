@@ -36,9 +36,12 @@ import (
 //     file.
 const (
 	embeddedCredentialsFile = "kafka.credentials"
-	embeddedMechanism       = "SCRAM-SHA-256"
-	embeddedNodeUser        = "sluice"
-	embeddedCollectorUser   = "collector"
+	// EmbeddedAddrFile, in the data directory, holds the address the
+	// embedded broker listens on.
+	EmbeddedAddrFile      = "kafka.addr"
+	embeddedMechanism     = "SCRAM-SHA-256"
+	embeddedNodeUser      = "sluice"
+	embeddedCollectorUser = "collector"
 )
 
 // EmbeddedCredentials are the embedded broker's SASL users.
@@ -149,6 +152,11 @@ func embeddedListen(addr string) (host string, port int, err error) {
 func (n *Node) embeddedOpts(dir string, creds EmbeddedCredentials) ([]kfake.Opt, error) {
 	host, port, err := embeddedListen(n.cfg.EmbeddedKafkaAddr)
 	if err != nil {
+		return nil, err
+	}
+	// `sluice kafka-credentials` prints the address the broker listens on,
+	// whatever --embedded-kafka-addr the node was given.
+	if err := os.WriteFile(filepath.Join(n.cfg.DataDir, EmbeddedAddrFile), []byte(net.JoinHostPort(host, strconv.Itoa(port))+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	// kfake keeps its SASL users in sasl.json and, when it finds one, takes

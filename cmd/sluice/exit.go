@@ -56,6 +56,18 @@ func markUsageErrors(cmd *cobra.Command) {
 			return nil
 		}
 	}
+	// A group of commands (partitions, cluster) refuses an unknown
+	// subcommand, as the root does; it used to print its help and exit 0,
+	// so a script with a typo succeeded.
+	if cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil && cmd.HasParent() {
+		cmd.Args = func(c *cobra.Command, a []string) error {
+			if len(a) > 0 {
+				return usageError(fmt.Errorf("unknown command %q for %q", a[0], c.CommandPath()))
+			}
+			return nil
+		}
+		cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
 	for _, sub := range cmd.Commands() {
 		markUsageErrors(sub)
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -26,6 +29,16 @@ func kafkaCredentialsCmd() *cobra.Command {
 			"  kcat -F collector.properties -t sluice.ingest -P -K '\\t' <<< $'user:1\\tAda'",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if v := os.Getenv(envName("data-dir")); v != "" && !cmd.Flags().Changed("data-dir") {
+				dir = v
+			}
+			if !cmd.Flags().Changed("embedded-kafka-addr") {
+				if v := os.Getenv(envName("embedded-kafka-addr")); v != "" {
+					addr = v
+				} else if b, err := os.ReadFile(filepath.Join(dir, node.EmbeddedAddrFile)); err == nil {
+					addr = strings.TrimSpace(string(b)) // where the node last listened
+				}
+			}
 			c, err := node.EmbeddedCredentialsIn(dir)
 			if err != nil {
 				return fmt.Errorf("embedded broker credentials in %s: %w", dir, err)
@@ -39,8 +52,8 @@ func kafkaCredentialsCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dir, "data-dir", dir, "the node's data directory (where kafka.credentials is kept)")
-	f.StringVar(&addr, "embedded-kafka-addr", addr, "the embedded broker's address, as given to sluice serve")
+	f.StringVar(&dir, "data-dir", dir, "the node's data directory (where kafka.credentials is kept; $SLUICE_DATA_DIR)")
+	f.StringVar(&addr, "embedded-kafka-addr", addr, "the embedded broker's address (default: $SLUICE_EMBEDDED_KAFKA_ADDR, else the one the node in --data-dir last listened on)")
 	f.BoolVar(&admin, "admin", false, "print the node's own credentials (a superuser of the broker) instead of a collector's")
 	return cmd
 }

@@ -16,7 +16,7 @@ import (
 func parseID(s string) (uint32, error) {
 	id, err := strconv.ParseUint(s, 10, 32)
 	if err != nil {
-		return 0, fmt.Errorf("partition id %q: want a whole number (e.g. 4) and nothing else", s)
+		return 0, usageError(fmt.Errorf("partition id %q: want a whole number (e.g. 4) and nothing else", s))
 	}
 	return uint32(id), nil
 }
@@ -28,7 +28,7 @@ func parseRange(s string) (*sluicev1.SlotRange, error) {
 	f, errF := strconv.ParseUint(from, 10, 31)
 	t, errT := strconv.ParseUint(to, 10, 31)
 	if !ok || errF != nil || errT != nil {
-		return nil, fmt.Errorf("slot range %q: want FROM-TO, two whole numbers and nothing else, TO exclusive (e.g. 0-4)", s)
+		return nil, usageError(fmt.Errorf("slot range %q: want FROM-TO, two whole numbers and nothing else, TO exclusive (e.g. 0-4)", s))
 	}
 	return &sluicev1.SlotRange{From: int32(f), To: int32(t)}, nil
 }

@@ -49,8 +49,8 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 		Dir:                 dir,
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			// startnode [-data-token TOKEN] [-control-rate N]: a node on the
-			// test broker, its addresses in $ADDR, $CONTROL_ADDR and
+			// startnode [-data-token TOKEN] [-control-rate N] [-embedded
+			// ADDR]: a node on the test broker (or an embedded one on ADDR), its addresses in $ADDR, $CONTROL_ADDR and
 			// $HTTP_ADDR, its control token in $WORK/control.token.
 			"startnode": func(ts *testscript.TestScript, neg bool, args []string) {
 				cfg := node.Config{Brokers: kafkatest.Brokers(t), Cluster: base + "-" + strconv.FormatInt(clusters.Add(1), 10),
@@ -60,6 +60,8 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 					switch args[i] {
 					case "-data-token":
 						cfg.DataToken = args[i+1]
+					case "-embedded": // the embedded broker on this address, not the test broker
+						cfg.Brokers, cfg.EmbeddedKafkaAddr = nil, args[i+1]
 					case "-control-rate":
 						r, err := strconv.ParseFloat(args[i+1], 64)
 						ts.Check(err)
