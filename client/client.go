@@ -238,12 +238,20 @@ func (c *Client) routed(ctx context.Context) error {
 	return c.unreachable(ctx)
 }
 
-// unreachable is refresh's error when no entry node could be reached: the
-// call fails with it at once, since no retry can succeed before one comes
-// up. Other refresh errors leave the call to find its own answer.
+// unreachable is refresh's error when no entry node could be reached, or
+// none takes the client's token: the call fails with it at once, since no
+// retry can succeed. Other refresh errors leave the call to find its own
+// answer.
 func (c *Client) unreachable(ctx context.Context) error {
 	var ce *ConnectError
-	if err := c.refresh(ctx); errors.As(err, &ce) {
+	err := c.refresh(ctx)
+	switch {
+	case errors.As(err, &ce):
+		return err
+	case status.Code(err) == codes.Unauthenticated, status.Code(err) == codes.PermissionDenied:
+		// A missing or wrong token: no retry passes. (A scan without its
+		// token used to retry until its deadline and say "no routing
+		// table yet".)
 		return err
 	}
 	return nil
