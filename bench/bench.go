@@ -34,6 +34,10 @@ type Config struct {
 	ValueSize int `json:"value_size"`
 	// Keys is the key space. Default 100,000.
 	Keys int `json:"keys"`
+	// KeyPrefix starts every key the workloads write and read (then
+	// eight digits). Default "bench-": a benchmark against a node in use
+	// does not overwrite its keys.
+	KeyPrefix string `json:"key_prefix"`
 	// Dist is "uniform" or "zipfian" (s=1.1). Default uniform.
 	Dist string `json:"dist"`
 	// Batch is the keys per upsert-batch, get-many and scan. Default 100.
@@ -85,6 +89,9 @@ func (c *Config) defaults() error {
 	}
 	if c.ValueSize == 0 {
 		c.ValueSize = 100
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = "bench-"
 	}
 	if c.Keys == 0 {
 		c.Keys = 100_000
@@ -289,14 +296,14 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	}, nil
 }
 
-// keyFunc draws keys "key-%08d" from the configured distribution.
+// keyFunc draws keys KeyPrefix + "%08d" from the configured distribution.
 func keyFunc(cfg Config, rng *rand.Rand) func() []byte {
 	draw := func() uint64 { return uint64(rng.IntN(cfg.Keys)) }
 	if cfg.Dist == "zipfian" {
 		z := rand.NewZipf(rng, 1.1, 1, uint64(cfg.Keys-1))
 		draw = z.Uint64
 	}
-	return func() []byte { return fmt.Appendf(nil, "key-%08d", draw()) }
+	return func() []byte { return fmt.Appendf(nil, "%s%08d", cfg.KeyPrefix, draw()) }
 }
 
 func bar(done, total int64) string {

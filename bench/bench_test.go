@@ -19,17 +19,17 @@ func TestMain(m *testing.M) { kafkatest.Main(m) }
 
 func TestKeysStayInTheKeySpace(t *testing.T) {
 	for _, dist := range []string{"uniform", "zipfian"} {
-		key := keyFunc(Config{Keys: 50, Dist: dist}, rand.New(rand.NewPCG(1, 2)))
+		key := keyFunc(Config{Keys: 50, Dist: dist, KeyPrefix: "bench-"}, rand.New(rand.NewPCG(1, 2)))
 		seen := map[string]int{}
 		for i := 0; i < 5000; i++ {
 			k := string(key())
-			if k < "key-00000000" || k > "key-00000049" {
+			if k < "bench-00000000" || k > "bench-00000049" {
 				t.Fatalf("%s: key %s outside the space", dist, k)
 			}
 			seen[k]++
 		}
-		if dist == "zipfian" && seen["key-00000000"] < seen["key-00000049"]*5 {
-			t.Fatalf("zipfian is not skewed: %d vs %d", seen["key-00000000"], seen["key-00000049"])
+		if dist == "zipfian" && seen["bench-00000000"] < seen["bench-00000049"]*5 {
+			t.Fatalf("zipfian is not skewed: %d vs %d", seen["bench-00000000"], seen["bench-00000049"])
 		}
 	}
 	if err := (&Config{Workload: "nope"}).defaults(); err == nil {

@@ -107,6 +107,7 @@ func benchCmd() *cobra.Command {
 	f.StringVarP(&cfg.Workload, "workload", "w", "upsert-batch", "what to run (see above)")
 	f.IntVar(&cfg.ValueSize, "value-size", 100, "bytes per value")
 	f.IntVar(&cfg.Keys, "keys", 100_000, "key space")
+	f.StringVar(&cfg.KeyPrefix, "key-prefix", "bench-", "prefix of every key the workloads write and read (then eight digits)")
 	f.StringVar(&cfg.Dist, "dist", "uniform", "key distribution: uniform or zipfian")
 	f.IntVar(&cfg.Batch, "batch", 100, "keys per upsert-batch, get-many or scan")
 	f.IntVarP(&cfg.Concurrency, "concurrency", "c", 32, "concurrent clients")
