@@ -23,7 +23,10 @@ import (
 const (
 	PlacedAdded      = "added"
 	PlacedByOperator = "moved by an operator"
-	CauseRebalance   = "rebalance"
+	// PlacedReleased: an operator's move, given back to rebalancing
+	// (unpin).
+	PlacedReleased = "moved by an operator, released"
+	CauseRebalance = "rebalance"
 )
 
 // placementPaused is the placement key's value while automatic placement
@@ -65,16 +68,21 @@ func (v *View) SetAuto(on bool) []Mutation {
 
 // Pin returns the mutations that pin (or unpin) partition id: a pinned
 // partition is never moved by automatic placement, and a rebalance of it
-// under way stops.
+// under way stops. Unpinning also gives a partition an operator moved back
+// to rebalancing.
 func (v *View) Pin(id uint32, pinned bool) ([]Mutation, Partition, error) {
 	p, ok := v.Partitions[id]
 	if !ok {
 		return nil, p, fmt.Errorf("%w: partition %d", ErrNotFound, id)
 	}
-	if p.Pinned == pinned {
+	release := !pinned && p.Placed == PlacedByOperator
+	if p.Pinned == pinned && !release {
 		return nil, p, nil
 	}
 	p.Pinned = pinned
+	if release {
+		p.Placed = PlacedReleased
+	}
 	if pinned {
 		p = cancelMove(p)
 	}
@@ -185,7 +193,9 @@ func (v *View) Rebalance(live map[string]bool, maxMoves int, caughtUp func(p Par
 
 // rebalanceCandidate is the partition of from's that a rebalance moves to
 // to: one to keeps a standby of first (already warm), else the lowest id;
-// never a pinned one, one moving already or decided in this step, or one
+// never a pinned one, one an operator moved (their move wins: it stays
+// until unpinned; failover still moves it off a dead node), one moving
+// already or decided in this step, or one
 // whose data could not follow (CheckMove) or that could not be warmed up
 // (a mode without standbys).
 func (v *View) rebalanceCandidate(from, to string, decided []Placement) (Partition, bool) {
@@ -193,7 +203,7 @@ func (v *View) rebalanceCandidate(from, to string, decided []Placement) (Partiti
 	found := false
 	for _, id := range v.sortedIDs() {
 		p := v.Partitions[id]
-		if p.Owner != from || p.Pinned || p.Moving != nil || slices.ContainsFunc(decided, func(d Placement) bool { return d.ID == id }) {
+		if p.Owner != from || p.Pinned || p.Placed == PlacedByOperator || p.Moving != nil || slices.ContainsFunc(decided, func(d Placement) bool { return d.ID == id }) {
 			continue
 		}
 		if v.CheckMove(p, to) != nil || v.WALOf(from) != WALKafka {

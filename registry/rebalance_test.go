@@ -219,3 +219,37 @@ func TestRebalanceOnlyKafkaAndHealLeavesPinned(t *testing.T) {
 		t.Fatalf("pin of an unknown partition: %v", err)
 	}
 }
+
+// An operator's move wins: the partition it moved is never rebalanced away
+// (others move instead to balance the loads), until an unpin gives it back.
+func TestRebalanceNeverUndoesAnOperatorsMove(t *testing.T) {
+	v := rebalanceView(4, 2)
+	for _, id := range []uint32{1, 2} { // n1 owns 3 and 4, n2 owns 1 and 2
+		muts, _, err := v.Move(id, "n2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		v = fold(t, v, muts)
+	}
+	muts, _, err := v.Move(2, "n1") // the operator moves 2 back: 3/1
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = fold(t, v, muts)
+	for step := 0; step < 5; step++ {
+		d, muts := v.Rebalance(live("n1", "n2"), 2, always)
+		for _, x := range d {
+			if x.ID == 2 {
+				t.Fatalf("the rebalance moves partition 2, which an operator just moved: %+v", x)
+			}
+		}
+		v = fold(t, v, muts)
+	}
+	if l := loads(v, live("n1", "n2")); l["n1"] != 2 || l["n2"] != 2 || v.Partitions[2].Owner != "n1" {
+		t.Fatalf("loads %v, partition 2 on %s: want 2/2 with 2 still on n1", l, v.Partitions[2].Owner)
+	}
+	muts, p, err := v.Pin(2, false)
+	if err != nil || len(muts) == 0 || p.Placed != PlacedReleased {
+		t.Fatalf("unpin of an operator's move: %v %+v %v", muts, p, err)
+	}
+}

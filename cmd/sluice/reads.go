@@ -241,8 +241,17 @@ func watchCmd() *cobra.Command {
 			var o client.WatchOptions
 			if from != "" {
 				o.From = &client.Session{}
-				if err := o.From.UnmarshalJSON([]byte(from)); err != nil {
-					return fmt.Errorf("--from: %w", err)
+				// A {"session": TOKEN} line, as watch -o json prints it, or
+				// the token itself.
+				var line struct {
+					Session json.RawMessage `json:"session"`
+				}
+				tok := []byte(from)
+				if json.Unmarshal(tok, &line) == nil && len(line.Session) > 0 {
+					tok = line.Session
+				}
+				if err := o.From.UnmarshalJSON(tok); err != nil {
+					return usageError(fmt.Errorf("--from: %w", err))
 				}
 			}
 			o.OnResume = func(addr string, err error) {
