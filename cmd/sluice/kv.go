@@ -143,7 +143,7 @@ func putCmd() *cobra.Command {
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&valueFile, "value-file", "", "read the value from this file (instead of VALUE)")
-	cmd.Flags().DurationVar(&ttl, "ttl", 0, "the value expires this long after the write (whole seconds; 0: never)")
+	cmd.Flags().Var(ttlFlag{&ttl}, "ttl", "the value expires this long after the write: seconds (60) or a duration in whole seconds (30m); 0: never")
 	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "write only if the key's version is this one (compare-and-set; exit 6 if not)")
 	cmd.Flags().BoolVar(&ifAbsent, "if-absent", false, "write only if the key does not exist (exit 6 if it does)")
 	return cmd
@@ -186,7 +186,7 @@ func incrCmd() *cobra.Command {
 			if len(args) == 2 {
 				var err error
 				if delta, err = strconv.ParseInt(args[1], 10, 64); err != nil {
-					return usageError(fmt.Errorf("DELTA %q: want a whole number such as 1 or -5", args[1]))
+					return usageError(fmt.Errorf("DELTA %q: want a whole number such as 1 (a negative one after --: sluice incr KEY -- -5)", args[1]))
 				}
 			}
 			if ttl < 0 || (ttl > 0 && ttl < time.Second) {
@@ -203,7 +203,7 @@ func incrCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().DurationVar(&ttl, "ttl", 0, "the value expires this long after the write (whole seconds; 0: it keeps the expiry it has)")
+	cmd.Flags().Var(ttlFlag{&ttl}, "ttl", "the value expires this long after the write: seconds (60) or a duration in whole seconds (30m); 0: it keeps the expiry it has")
 	return cmd
 }
 
