@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,7 +26,7 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.addr, "addr", envOr("SLUICE_ADDR", "127.0.0.1:7400"), "data-plane address of a node ($SLUICE_ADDR)")
+	cmd.Flags().StringVar(&f.addr, "addr", envOr("SLUICE_ADDR", "127.0.0.1:7400"), "data-plane address of a node, or of several, comma-separated: any that answers gives the routes ($SLUICE_ADDR)")
 	def := f.timeout // a command may set its own default first
 	if def == 0 && !f.untimed {
 		def = 10 * time.Second
@@ -62,9 +63,15 @@ func (f *clientFlags) run(fn func(ctx context.Context, c *client.Client) error) 
 	if err != nil {
 		return err
 	}
-	c, err := client.Dial([]string{f.addr}, opts...)
+	var addrs []string
+	for _, a := range strings.Split(f.addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	c, err := client.Dial(addrs, opts...)
 	if err != nil {
-		return err
+		return usageError(fmt.Errorf("--addr: %w", err)) // an address that is not one
 	}
 	defer c.Close()
 	ctx, cancel := context.WithCancel(context.Background())
