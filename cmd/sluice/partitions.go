@@ -99,8 +99,13 @@ func printTable(msg proto.Message) {
 		parts = []*sluicev1.PartitionInfo{m}
 	}
 	fmt.Fprintln(tw, "ID\tSLOTS\tOWNER\tEPOCH\tSTATE\tKEYS\tLAG\tSTANDBYS\tMODE\tPLACED")
+	_, written := msg.(*sluicev1.PartitionInfo) // the registry's entry a change wrote: no owner was asked for its state
 	for _, p := range parts {
-		fmt.Fprintf(tw, "%d\t[%d,%d)\t%s\t%d\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Id, p.Range.GetFrom(), p.Range.GetTo(), p.Owner, p.Epoch, p.State, p.Keys, p.ChangelogLag, strings.Join(p.Standbys, ","), p.Mode, placed(p))
+		state, keys, lag, mode := p.State, fmt.Sprint(p.Keys), fmt.Sprint(p.ChangelogLag), p.Mode
+		if written {
+			state, keys, lag, mode = "-", "-", "-", "-"
+		}
+		fmt.Fprintf(tw, "%d\t[%d,%d)\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Id, p.Range.GetFrom(), p.Range.GetTo(), p.Owner, p.Epoch, state, keys, lag, strings.Join(p.Standbys, ","), mode, placed(p))
 	}
 	if m, ok := msg.(*sluicev1.ListPartitionsResponse); ok {
 		tw.Flush()
