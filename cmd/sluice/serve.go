@@ -131,8 +131,8 @@ func serveCmd() *cobra.Command {
 	f.BoolVar(&cfg.RegistryAdoptUnsealed, "registry-adopt-unsealed", false, "once, at the upgrade of a cluster whose registry was written before records were sealed: take its unsealed records and seal them")
 	f.Uint32Var(&cfg.ControlMaxStreams, "control-max-streams", cfg.ControlMaxStreams, "control-plane calls in flight per client connection (more wait)")
 	f.Float64Var(&cfg.ControlRate, "control-rate", cfg.ControlRate, "control-plane calls a second")
-	f.DurationVar(&cfg.Lease, "lease", cfg.Lease, "read lease: how long a commit lets a partition answer committed reads; a new owner waits it out")
-	f.DurationVar(&cfg.OwnershipLease, "ownership-lease", cfg.OwnershipLease, "--wal disk and none: how long a confirmation of ownership against the registry lets a partition commit and acknowledge; a new owner waits it out")
+	f.DurationVar(&cfg.Lease, "lease", cfg.Lease, "read lease: how long a commit lets a partition answer committed reads; a new owner waits it out (not the first owner of a brand-new cluster)")
+	f.DurationVar(&cfg.OwnershipLease, "ownership-lease", cfg.OwnershipLease, "--wal disk and none: how long a confirmation of ownership against the registry lets a partition commit and acknowledge; a new owner waits it out (not after its predecessor's final hand-off)")
 	// The binary fails over by itself; an embedding's node.Config keeps
 	// today's manual placement unless it asks.
 	f.StringVar(&cfg.Failover, "failover", node.FailoverAuto, "auto: when a node leaves the cluster's Kafka group (its session timed out), its partitions are promoted on a standby or moved to the least loaded live node; manual: only an operator's sluice partitions move moves them")
