@@ -401,6 +401,8 @@ func (n *Node) LocalStatus() []*sluicev1.PartitionInfo {
 	return out
 }
 
+// LocalStandbys describes the standbys this node keeps, with how far each
+// is behind the changelog (control NodeStatus: the rebalancer asks).
 func (n *Node) LocalStandbys() []*sluicev1.StandbyInfo {
 	var ends map[int32]int64
 	if e := n.changelogEnds.Load(); e != nil {
