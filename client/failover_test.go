@@ -33,18 +33,24 @@ func (s *fakeNode) Upsert(_ context.Context, req *sluicev1.UpsertRequest) (*slui
 }
 
 func startFakeNode(t *testing.T) *fakeNode {
+	s := &fakeNode{}
+	serveFake(t, s, s)
+	return s
+}
+
+// serveFake serves srv, whose fakeNode is n, on a local port.
+func serveFake(t *testing.T, n *fakeNode, srv sluicev1.DataServer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &fakeNode{addr: ln.Addr().String()}
+	n.addr = ln.Addr().String()
 	g := grpc.NewServer()
-	sluicev1.RegisterDataServer(g, s)
+	sluicev1.RegisterDataServer(g, srv)
 	go g.Serve(ln)
-	s.stop = g.Stop
+	n.stop = g.Stop
 	t.Cleanup(g.Stop)
-	return s
 }
 
 func ownedBy(n *fakeNode) *sluicev1.Routes {
@@ -218,17 +224,8 @@ func (s *watchNode) Watch(_ *sluicev1.WatchRequest, st sluicev1.Data_WatchServer
 }
 
 func startWatchNode(t *testing.T) *watchNode {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &watchNode{fakeNode: &fakeNode{addr: ln.Addr().String()}}
-	g := grpc.NewServer()
-	sluicev1.RegisterDataServer(g, s)
-	go g.Serve(ln)
-	s.stop = g.Stop
-	t.Cleanup(g.Stop)
+	s := &watchNode{fakeNode: &fakeNode{}}
+	serveFake(t, s.fakeNode, s)
 	return s
 }
 

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kvmodel"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
@@ -128,28 +126,7 @@ func TestKilledNodeFailsOver(t *testing.T) {
 	// every partition, recorded for porcupine.
 	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
 	h := &kvmodel.History{}
-	for id := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cl, err := client.New(c.addrs()...)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer cl.Close()
-			rng := rand.New(rand.NewPCG(uint64(id), 24))
-			versions := map[string]uint64{}
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				do(ctx, cl, id, n, rng, keys, h, versions)
-			}
-		}()
-	}
+	historyClients(t, c.addrs(), 4, 24, keys, h, stop, &wg)
 	eventually(t, 60*time.Second, func() error {
 		for id, w := range writers {
 			w.mu.Lock()

@@ -196,6 +196,34 @@ func explain(t *testing.T, seed uint64, ops []porcupine.Operation) {
 	t.Logf("visualization: %s", filepath.Join(dir, "history.html"))
 }
 
+// historyClients starts n clients of the Go client on addrs, each doing
+// gets, puts, compare-and-sets and removes on keys (do, its random choices
+// seeded by seed and its id) into h until stop; wg counts them.
+func historyClients(t *testing.T, addrs []string, n int, seed uint64, keys []string, h *kvmodel.History, stop <-chan struct{}, wg *sync.WaitGroup) {
+	for id := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(id)))
+			cl, err := client.New(addrs...)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer cl.Close()
+			versions := map[string]uint64{}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				do(context.Background(), cl, id, i, rng, keys, h, versions)
+			}
+		}()
+	}
+}
+
 // finalReads reads every key once more through a new client of addrs, into
 // the history (as client 100).
 func finalReads(t *testing.T, addrs []string, keys []string, h *kvmodel.History) {
@@ -247,28 +275,7 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 	defer nem.close()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for id := 0; id < 6; id++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, uint64(id)))
-			cl, err := client.New(c.addrs()...)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer cl.Close()
-			versions := map[string]uint64{}
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				do(ctx, cl, id, n, rng, keys, h, versions)
-			}
-		}()
-	}
+	historyClients(t, c.addrs(), 6, seed, keys, h, stop, &wg)
 	faultsCh := make(chan map[string]int, 1)
 	go func() { faultsCh <- nem.run(stop) }()
 	time.Sleep(length)

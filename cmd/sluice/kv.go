@@ -111,9 +111,6 @@ func putCmd() *cobra.Command {
 				return err
 			}
 			e := client.Entry{Key: []byte(args[0]), Value: value, TTL: ttl}
-			if ttl < 0 || (ttl > 0 && ttl < time.Second) {
-				return usageError(fmt.Errorf("--ttl %s: want whole seconds, at least 1s", ttl))
-			}
 			switch {
 			case ifAbsent && cmd.Flags().Changed("if-version"):
 				return usageError(fmt.Errorf("--if-absent and --if-version: give one"))
@@ -195,9 +192,6 @@ func incrCmd() *cobra.Command {
 				if delta, err = strconv.ParseInt(args[1], 10, 64); err != nil {
 					return usageError(fmt.Errorf("DELTA %q: want a whole number such as 1 (a negative one after --: sluice incr KEY -- -5)", args[1]))
 				}
-			}
-			if ttl < 0 || (ttl > 0 && ttl < time.Second) {
-				return usageError(fmt.Errorf("--ttl %s: want whole seconds, at least 1s", ttl))
 			}
 			return f.run(func(ctx context.Context, c *client.Client) error {
 				n, err := c.IncrementTTL(ctx, []byte(args[0]), delta, ttl)
