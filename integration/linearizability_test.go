@@ -254,6 +254,10 @@ type runResult struct {
 	undecided  bool // porcupine ran out of time: the history was not checked
 }
 
+// minOps is the operations a run goes on to after its faults: one with
+// fewer than minOps-20 of known outcome tested too little.
+const minOps = 70
+
 // linearizabilityRun runs one seeded run on a fresh cluster over broker.
 func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length time.Duration) runResult {
 	// Slow fencing: every InitProducerID of the nodes is sent up to 1.5 s
@@ -276,12 +280,19 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	historyClients(t, c.addrs(), 6, seed, keys, h, stop, &wg)
-	faultsCh := make(chan map[string]int, 1)
-	go func() { faultsCh <- nem.run(stop) }()
+	faultsCh, stopFaults := make(chan map[string]int, 1), make(chan struct{})
+	go func() { faultsCh <- nem.run(stopFaults) }()
 	time.Sleep(length)
+	close(stopFaults)
+	faults := <-faultsCh
+	// The faults over, the clients go on until the run has checked enough
+	// (a Kafka restart slow to come back on a loaded machine left a 15 s
+	// run with 25 operations), two minutes at most.
+	for deadline := time.Now().Add(2 * time.Minute); len(h.Operations()) < minOps && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
 	close(stop)
 	wg.Wait()
-	faults := <-faultsCh
 	if slowFencing {
 		faults["slow fencing (runs)"]++
 	}
@@ -343,7 +354,7 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 		t.Errorf("the history is not linearizable (seed %d)", seed)
 		explain(t, seed, ops)
 	}
-	if acked < 50 {
+	if acked < minOps-20 {
 		t.Errorf("only %d operations completed: the run tested too little", acked)
 	}
 	return runResult{ops: len(ops), acked: acked, faults: faults, violation: res == porcupine.Illegal || diverged, undecided: res == porcupine.Unknown}
