@@ -250,20 +250,27 @@ func (nc *nodeCluster) waitServing(node string, ids ...uint32) {
 	})
 }
 
-// owned is the partitions node owns, by the registry as via sees it.
+// owned is the partitions node owns, by the registry as via sees it. A
+// node joined again to the brokers a moment ago may not have read the
+// registry to its end yet and refuses (Unavailable): it is asked again.
 func (nc *nodeCluster) owned(via, node string) []uint32 {
 	nc.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	routes, err := dataClient(nc.t, nc.nodes[via].addr()).GetRoutes(ctx, &sluicev1.GetRoutesRequest{})
-	if err != nil {
-		nc.t.Fatal(err)
-	}
+	dc := dataClient(nc.t, nc.nodes[via].addr())
 	var ids []uint32
-	for _, r := range routes.Routes {
-		if r.Node == node {
-			ids = append(ids, r.Partition)
+	eventually(nc.t, 2*time.Minute, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		routes, err := dc.GetRoutes(ctx, &sluicev1.GetRoutesRequest{})
+		if err != nil {
+			return err
 		}
-	}
+		ids = nil
+		for _, r := range routes.Routes {
+			if r.Node == node {
+				ids = append(ids, r.Partition)
+			}
+		}
+		return nil
+	})
 	return ids
 }
