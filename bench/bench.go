@@ -38,7 +38,9 @@ type Config struct {
 	// eight digits). Default "bench-": a benchmark against a node in use
 	// does not overwrite its keys.
 	KeyPrefix string `json:"key_prefix"`
-	// Dist is "uniform" or "zipfian" (s=1.1). Default uniform.
+	// Dist is "uniform", "zipfian" (s=1.1) or "sequential" (all clients
+	// together take keys 0, 1, 2, … in turn, wrapping at Keys: a fill of
+	// exactly Keys distinct keys). Default uniform.
 	Dist string `json:"dist"`
 	// Batch is the keys per upsert-batch, get-many and scan. Default 100.
 	Batch int `json:"batch"`
@@ -99,7 +101,7 @@ func (c *Config) defaults() error {
 	if c.Dist == "" {
 		c.Dist = "uniform"
 	}
-	if c.Dist != "uniform" && c.Dist != "zipfian" {
+	if c.Dist != "uniform" && c.Dist != "zipfian" && c.Dist != "sequential" {
 		return fmt.Errorf("bench: unknown key distribution %q", c.Dist)
 	}
 	if c.Batch == 0 {
@@ -167,6 +169,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		return nil, err
 	}
 	defer closeW()
+	seq := new(atomic.Uint64)
 	// One untimed operation per client first: connections and routes are made
 	// lazily, and a paced run must not start behind its schedule.
 	var warm sync.WaitGroup
@@ -176,7 +179,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		go func() {
 			defer warm.Done()
 			rng := rand.New(rand.NewPCG(uint64(c), 7))
-			warmErrs[c] = w(ctx, rng, keyFunc(cfg, rng))
+			warmErrs[c] = w(ctx, rng, keyFunc(cfg, rng, seq))
 		}()
 	}
 	warm.Wait()
@@ -232,7 +235,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(rand.Uint64(), uint64(c)))
-			key := keyFunc(cfg, rng)
+			key := keyFunc(cfg, rng, seq)
 			for ctx.Err() == nil {
 				if cfg.Ops > 0 && ops.Add(1) > cfg.Ops {
 					return
@@ -296,12 +299,16 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	}, nil
 }
 
-// keyFunc draws keys KeyPrefix + "%08d" from the configured distribution.
-func keyFunc(cfg Config, rng *rand.Rand) func() []byte {
+// keyFunc draws keys KeyPrefix + "%08d" from the configured distribution;
+// seq is the run's counter, shared by its clients, for "sequential".
+func keyFunc(cfg Config, rng *rand.Rand, seq *atomic.Uint64) func() []byte {
 	draw := func() uint64 { return uint64(rng.IntN(cfg.Keys)) }
-	if cfg.Dist == "zipfian" {
+	switch cfg.Dist {
+	case "zipfian":
 		z := rand.NewZipf(rng, 1.1, 1, uint64(cfg.Keys-1))
 		draw = z.Uint64
+	case "sequential":
+		draw = func() uint64 { return (seq.Add(1) - 1) % uint64(cfg.Keys) }
 	}
 	return func() []byte { return fmt.Appendf(nil, "%s%08d", cfg.KeyPrefix, draw()) }
 }

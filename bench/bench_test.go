@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestMain(m *testing.M) { kafkatest.Main(m) }
 
 func TestKeysStayInTheKeySpace(t *testing.T) {
 	for _, dist := range []string{"uniform", "zipfian"} {
-		key := keyFunc(Config{Keys: 50, Dist: dist, KeyPrefix: "bench-"}, rand.New(rand.NewPCG(1, 2)))
+		key := keyFunc(Config{Keys: 50, Dist: dist, KeyPrefix: "bench-"}, rand.New(rand.NewPCG(1, 2)), new(atomic.Uint64))
 		seen := map[string]int{}
 		for i := 0; i < 5000; i++ {
 			k := string(key())
@@ -31,6 +32,17 @@ func TestKeysStayInTheKeySpace(t *testing.T) {
 		if dist == "zipfian" && seen["bench-00000000"] < seen["bench-00000049"]*5 {
 			t.Fatalf("zipfian is not skewed: %d vs %d", seen["bench-00000000"], seen["bench-00000049"])
 		}
+	}
+	// Sequential: every key once before any twice, across the clients
+	// that share the counter.
+	var seq atomic.Uint64
+	a, b := keyFunc(Config{Keys: 50, Dist: "sequential", KeyPrefix: "bench-"}, nil, &seq), keyFunc(Config{Keys: 50, Dist: "sequential", KeyPrefix: "bench-"}, nil, &seq)
+	seen := map[string]bool{}
+	for i := 0; i < 25; i++ {
+		seen[string(a())], seen[string(b())] = true, true
+	}
+	if len(seen) != 50 || !seen["bench-00000000"] || !seen["bench-00000049"] || string(a()) != "bench-00000000" {
+		t.Fatalf("sequential keys: %d distinct of 50", len(seen))
 	}
 	if err := (&Config{Workload: "nope"}).defaults(); err == nil {
 		t.Fatal("an unknown workload was accepted")

@@ -108,7 +108,7 @@ func benchCmd() *cobra.Command {
 	f.IntVar(&cfg.ValueSize, "value-size", 100, "bytes per value")
 	f.IntVar(&cfg.Keys, "keys", 100_000, "key space")
 	f.StringVar(&cfg.KeyPrefix, "key-prefix", "bench-", "prefix of every key the workloads write and read (then eight digits)")
-	f.StringVar(&cfg.Dist, "dist", "uniform", "key distribution: uniform or zipfian")
+	f.StringVar(&cfg.Dist, "dist", "uniform", "key distribution: uniform, zipfian, or sequential (keys 0, 1, 2, … once each across all clients, wrapping: --dist sequential --keys N --ops N/--batch fills N distinct keys)")
 	f.IntVar(&cfg.Batch, "batch", 100, "keys per upsert-batch, get-many or scan")
 	f.IntVarP(&cfg.Concurrency, "concurrency", "c", 32, "concurrent clients")
 	f.DurationVarP(&cfg.Duration, "duration", "d", 0, "how long to run (default 10s unless --ops)")
