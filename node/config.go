@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/partition"
 	"github.com/sluicedb/sluice/pipeline"
 	"github.com/sluicedb/sluice/registry"
 	"github.com/sluicedb/sluice/server"
@@ -138,6 +139,11 @@ type Config struct {
 	// NotApplied detail. Defaults 64 MiB and 256 MiB.
 	PartitionBudget int64
 	NodeBudget      int64
+	// ReadCache is the byte budget of the node's cache of committed values
+	// (partition.ReadCache), shared by its partitions: reads of every
+	// consistency level and most writes look there before the store.
+	// Default partition.DefaultReadCache; negative disables it.
+	ReadCache int64
 	// ReadMemory bounds the bytes of read responses (Get, GetMany, Scan,
 	// Watch) the node holds at once; a read that cannot get its share
 	// soon gets RESOURCE_EXHAUSTED. Default server.DefaultReadMemory.
@@ -219,6 +225,7 @@ func DefaultConfig() Config {
 		PartitionBudget:    64 << 20,
 		NodeBudget:         256 << 20,
 		ReadMemory:         server.DefaultReadMemory,
+		ReadCache:          partition.DefaultReadCache,
 		ControlRate:        5,
 		Slots:              keyspace.DefaultSlots,
 		Partitions:         4,

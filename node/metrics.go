@@ -33,8 +33,27 @@ func (n *Node) registerMetrics() *prometheus.Registry {
 	n.metrics = partition.NewMetrics(reg)
 	n.ingestLag = ingest.NewLag(n.appliedIngest)
 	reg.MustRegister(n.ingestLag, newHeldCollector(n))
+	registerReadCache(reg, n.readCache)
 	n.failoverMoves = newFailoverMetric(reg)
 	return reg
+}
+
+// registerReadCache reports the read cache's size and hits at scrape time.
+func registerReadCache(reg *prometheus.Registry, rc *partition.ReadCache) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_read_cache_budget_bytes", Help: "The read cache's byte budget (--read-cache); 0: disabled."},
+			func() float64 { return float64(rc.Budget()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_read_cache_used_bytes", Help: "Bytes the read cache counts for the entries it holds (keys, values and a fixed overhead each)."},
+			func() float64 { return float64(rc.Used()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_read_cache_keys", Help: "Keys the read cache holds."},
+			func() float64 { return float64(rc.Keys()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_read_cache_hits_total", Help: "Lookups the read cache answered."},
+			func() float64 { return float64(rc.Stats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_read_cache_misses_total", Help: "Lookups the read cache did not answer (a store read follows)."},
+			func() float64 { return float64(rc.Stats().Misses) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_read_cache_evictions_total", Help: "Entries the read cache dropped to stay within its budget."},
+			func() float64 { return float64(rc.Stats().Evictions) }),
+	)
 }
 
 // appliedIngest merges the applied ingest offsets of the partitions this

@@ -73,6 +73,7 @@ type Node struct {
 
 	metrics   *partition.Metrics
 	budget    *partition.Budget // bytes of requests all partitions hold
+	readCache *partition.ReadCache
 	ingestLag *ingest.Lag
 	// changelogEnds are the changelog's committed ends, listed every
 	// logEndsEvery: the standbys' lag counts from them (metrics.go).
@@ -116,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	var err error
 	began := time.Now()
-	n := &Node{began: began, cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, parts: make(map[uint32]*held), stop: make(chan struct{}), done: make(chan struct{}), budget: partition.NewBudget(cfg.NodeBudget)}
+	n := &Node{began: began, cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, parts: make(map[uint32]*held), stop: make(chan struct{}), done: make(chan struct{}), budget: partition.NewBudget(cfg.NodeBudget), readCache: partition.NewReadCache(cfg.ReadCache)}
 	// franz-go logs through zerolog, one level quieter than sluice: its info
 	// lines are per-connection chatter.
 	n.kafkaLog = cfg.Log.With().Str("component", "kafka").Logger().Level(max(cfg.Log.GetLevel(), zerolog.WarnLevel))
@@ -564,5 +565,6 @@ func (n *Node) close() {
 	if n.embedded != nil {
 		n.embedded.Close()
 	}
+	n.readCache.Close()
 	n.lock.release()
 }

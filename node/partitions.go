@@ -187,6 +187,7 @@ func (n *Node) startPartition(spec registry.Partition, st localStore, resumed bo
 		Config:         core.Config{ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Lease: n.cfg.Lease, Stages: n.cfg.Stages},
 		Store:          st,
 		MaxQueuedBytes: n.cfg.PartitionBudget, NodeBudget: n.budget,
+		ReadCache:     n.readCache,
 		SkipLeaseWait: resumed || n.firstOwner(spec),
 		// Ownership and fencing, in the order fencing.go explains.
 		Owns:    n.owns(spec),

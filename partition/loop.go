@@ -48,7 +48,7 @@ type restoreResult struct {
 func (l *loop) init(p *Partition) {
 	l.p = p
 	l.core = core.New(p.cfg.Config)
-	l.d = core.NewDriver(l.core, timedStore{p}, p.versions, l, false)
+	l.d = core.NewDriver(l.core, timedStore{p}, p.values, l, false)
 	l.appended = make(chan appendResult)
 	l.restored = make(chan restoreResult, 1)
 	l.wake = time.NewTimer(time.Hour)

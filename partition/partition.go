@@ -37,10 +37,10 @@ type Config struct {
 	MaxQueuedBytes int64
 	// NodeBudget, if set, bounds the same bytes across the node's partitions.
 	NodeBudget *Budget
-	// VersionCacheKeys bounds the cache of committed keys' versions that lets
-	// most writes skip a store read (about 100 bytes a key). Default 65536;
-	// negative disables it.
-	VersionCacheKeys int
+	// ReadCache is the node's cache of committed values (readcache.go),
+	// shared by its partitions. Nil: the partition keeps one of its own, of
+	// 8 MiB.
+	ReadCache *ReadCache
 	// Metrics, if set, is where the partition reports.
 	Metrics *Metrics
 	// Ingest, if set, is the partition's source of ingest records: its
@@ -125,7 +125,7 @@ type Partition struct {
 	lag      atomic.Int64           // log offsets left to replay while restoring
 	waiting  atomic.Pointer[string] // what a stalled restore waits for (waitingFor)
 	applies  atomic.Uint64          // the core's store writes so far (reads.go)
-	versions *versions              // committed keys' versions; the loop writes it
+	values   *values                // committed keys' state (values.go); the loop writes it
 	budget   *Budget                // bytes of requests held (budget.go)
 	metrics  *partitionMetrics
 	loop     loop // owned by the loop goroutine
@@ -144,8 +144,9 @@ func Start(cfg Config) *Partition {
 	if cfg.InboxSize == 0 {
 		cfg.InboxSize = 1024
 	}
-	if cfg.VersionCacheKeys == 0 {
-		cfg.VersionCacheKeys = 1 << 16
+	ownCache := cfg.ReadCache == nil
+	if ownCache {
+		cfg.ReadCache = NewReadCache(8 << 20)
 	}
 	if cfg.MaxQueuedBytes == 0 {
 		cfg.MaxQueuedBytes = 64 << 20
@@ -153,17 +154,20 @@ func Start(cfg Config) *Partition {
 	cfg.Log = cfg.Log.With().Uint32("partition", cfg.ID).Uint64("epoch", cfg.Epoch).Logger()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Partition{
-		cfg:      cfg,
-		inbox:    make(chan *request, cfg.InboxSize),
-		ctx:      ctx,
-		stop:     cancel,
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
-		versions: newVersions(cfg.VersionCacheKeys),
-		budget:   NewBudget(cfg.MaxQueuedBytes),
+		cfg:     cfg,
+		inbox:   make(chan *request, cfg.InboxSize),
+		ctx:     ctx,
+		stop:    cancel,
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+		values:  newValues(cfg.ReadCache),
+		budget:  NewBudget(cfg.MaxQueuedBytes),
 	}
 	p.metrics = cfg.Metrics.forPartition(cfg.ID)
-	p.view = view{st: cfg.Store, done: p.done}
+	p.view = view{st: cfg.Store, done: p.done, cache: p.values}
+	if ownCache {
+		go func() { <-p.done; cfg.ReadCache.Close() }()
+	}
 	p.loop.init(p)
 	go p.run()
 	return p
@@ -209,7 +213,7 @@ func (p *Partition) GetMany(ctx context.Context, keys [][]byte, b *store.ReadBud
 			return nil, p.unavailable()
 		}
 		seen := p.applies.Load()
-		reads, err := p.cfg.Store.GetManyWithin(keys, b)
+		reads, err := p.view.getMany(keys, b)
 		if err != nil {
 			return nil, err
 		}

@@ -68,15 +68,16 @@ func reopen(t *testing.T, st *store.Memory) *store.Memory {
 	return out
 }
 
-// Many writers on few keys, with a version cache of two keys: prefetched
+// Many writers on few keys, with a read cache of two keys (or none, or a large one): prefetched
 // values go stale between the caller's read and the loop all the time, and
 // cached versions are evicted all the time. Every key's versions must still
 // come out gapless and unique: no write built on a stale version.
 func TestVersionsStayExactUnderStalePrefetchesAndEviction(t *testing.T) {
-	for _, cacheKeys := range []int{-1, 2, 1 << 16} {
-		t.Run(fmt.Sprint("cache=", cacheKeys), func(t *testing.T) {
+	for _, budget := range []int64{-1, 2 * (entryOverhead + 8), 16 << 20} {
+		t.Run(fmt.Sprint("cache=", budget), func(t *testing.T) {
 			cfg := testConfig(newFakeLog(), store.NewMemory())
-			cfg.VersionCacheKeys = cacheKeys
+			cfg.ReadCache = NewReadCache(budget)
+			defer cfg.ReadCache.Close()
 			p := startServing(t, cfg)
 			const writers, writes, keys = 8, 150, 5
 			var (
@@ -161,7 +162,7 @@ func TestCallPrefersAReplyOverStop(t *testing.T) {
 	for range 2000 {
 		p := &Partition{inbox: make(chan *request, 1), done: make(chan struct{}), closing: make(chan struct{})}
 		p.serving.Store(true)
-		p.versions = newVersions(-1)
+		p.values = newValues(nil)
 		p.cfg.Store = store.NewMemory()
 		go func() {
 			req := <-p.inbox

@@ -19,37 +19,52 @@ import (
 // What is left, the driver reads (core.Driver.Step).
 
 // prefetch reads into req the committed state of its keys, on the caller's
-// goroutine; keys whose version is cached are skipped when the request needs
-// no data. A failed read leaves req without values: the loop reads, and
-// handles the error.
+// goroutine: from the cache (values.go) where it holds them (with their
+// values, for a request that reads values), from the store for the rest,
+// which it caches. A failed read leaves req without values: the loop
+// reads, and handles the error.
 func (p *Partition) prefetch(req *core.Request) {
 	if req.Reads != nil {
 		return // read by the caller (GetMany within a budget)
 	}
 	n := req.NumKeys()
-	var skip []bool
-	if !req.NeedsData() {
-		skip = p.versions.cached(req)
-	}
-	keys := make([][]byte, 0, n)
-	for i := range n {
-		if skip == nil || !skip[i] {
-			keys = append(keys, req.KeyAt(i))
-		}
-	}
-	if len(keys) == 0 {
-		return
-	}
 	seen := p.applies.Load()
-	reads, err := p.cfg.Store.GetMany(keys)
-	if err != nil {
-		return
-	}
-	req.Reads = make([]core.Read, n)
-	for i, j := 0, 0; i < n; i++ {
-		if skip == nil || !skip[i] {
-			req.Reads[i] = core.Read{Read: reads[j], OK: true, Seen: seen}
-			j++
+	reads := make([]core.Read, n)
+	var missed []int
+	if p.values.on() {
+		data := req.NeedsData()
+		for i := range n {
+			if e, ok := p.values.get(req.KeyAt(i)); ok && (e.hasData || !data) {
+				reads[i] = core.Read{Read: e.read(), OK: true, Seen: seen}
+			} else {
+				missed = append(missed, i)
+			}
+		}
+	} else {
+		missed = make([]int, n)
+		for i := range missed {
+			missed[i] = i
 		}
 	}
+	if len(missed) > 0 {
+		keys := make([][]byte, len(missed))
+		for j, i := range missed {
+			keys[j] = req.KeyAt(i)
+		}
+		seq, _ := p.values.begin()
+		got, err := p.cfg.Store.GetMany(keys)
+		if err != nil {
+			if len(missed) == n {
+				return
+			}
+			got = nil // the loop reads the keys missed
+		}
+		for j, r := range got {
+			reads[missed[j]] = core.Read{Read: r, OK: true, Seen: seen}
+			if p.values.on() {
+				p.values.fill(keys[j], r, seq)
+			}
+		}
+	}
+	req.Reads = reads
 }

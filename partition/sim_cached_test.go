@@ -110,6 +110,7 @@ func simCacheCheck(w *world) string {
 
 // closeCaches closes every owner's cache and removes their folders.
 func (w *world) closeCaches() {
+	w.readCache.Close()
 	for _, in := range w.insts {
 		in.closeCache()
 	}

@@ -103,6 +103,13 @@ type world struct {
 	steps    int
 	// none is the snapshot bucket and the eras of --wal none (sim_none_test.go).
 	none *noneWorld
+	// readCache is the node's read cache the instances share (each its own
+	// generations, as a node's partitions): large enough never to evict
+	// (otter's eviction is not the seed's), with a small value bound so
+	// that some entries hold only a version.
+	readCache *ReadCache
+	// cacheIncoherent: the read cache disagreed with the store (readCommitted).
+	cacheIncoherent []string
 }
 
 func newWorld(seed uint64, f simFaults, mode string) *world {
@@ -117,6 +124,8 @@ func newWorld(seed uint64, f simFaults, mode string) *world {
 		injected: map[string]int{},
 	}
 	w.start = w.now
+	w.readCache = NewReadCache(64 << 20)
+	w.readCache.maxValue = 4 + w.rng.IntN(12)
 	if mode == "none" {
 		w.openNone()
 	}
@@ -258,7 +267,7 @@ type inst struct {
 	core     *core.Core
 	d        *core.Driver // carries out the core's Readys with the effects below
 	st       *store.Memory
-	vers     *versions
+	vers     *values
 	producer uint64    // the producer epoch its fence obtained; 0 before
 	applying bool      // a store write is scheduled
 	paused   time.Time // events for it wait until then
@@ -304,7 +313,7 @@ func newInst(w *world, id int, epoch uint64, st *store.Memory, cacheDir string) 
 	if st == nil {
 		st = store.NewMemoryClock(func() time.Time { return w.now })
 	}
-	in := &inst{w: w, id: id, epoch: epoch, st: st, vers: newVersions(8)}
+	in := &inst{w: w, id: id, epoch: epoch, st: st, vers: newValues(w.readCache)}
 	if w.mode == "disk" || w.mode == "disk+cached" {
 		in.disk = local.NewDisk(simDurable{in})
 	}

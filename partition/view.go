@@ -17,6 +17,9 @@ type view struct {
 	st      store.Store
 	applied atomic.Pointer[appliedOffsets]
 	done    <-chan struct{}
+	// cache is the partition's part of the node's read cache, read first
+	// (a standby has none).
+	cache *values
 }
 
 // appliedOffsets is published after every store write; changed is closed
@@ -34,8 +37,49 @@ func (v *view) ReadCommitted(key []byte) (kv.Read, error) {
 	if err := kv.ValidateKey(key); err != nil {
 		return kv.Read{}, err
 	}
-	r, err := v.st.Get(key)
+	r, err := v.get(key)
 	return r.Live(time.Now()), err
+}
+
+// get reads key's committed state from the cache, or from the store (and
+// caches it).
+func (v *view) get(key []byte) (kv.Read, error) {
+	if !v.cache.on() {
+		return v.st.Get(key)
+	}
+	if e, ok := v.cache.get(key); ok && e.hasData {
+		return e.read(), nil
+	}
+	seq, _ := v.cache.begin()
+	r, err := v.st.Get(key)
+	if err == nil {
+		v.cache.fill(key, r, seq)
+	}
+	return r, err
+}
+
+// getMany reads keys' committed state at one point within b (store.Store.
+// GetManyWithin): from the cache if it holds every key, otherwise from the
+// store, caching what it read.
+func (v *view) getMany(keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
+	if !v.cache.on() {
+		return v.st.GetManyWithin(keys, b)
+	}
+	if reads, ok := v.cache.getAll(keys, b, time.Now()); ok {
+		return reads, nil
+	}
+	seq, _ := v.cache.begin()
+	reads, err := v.st.GetManyWithin(keys, b)
+	if err != nil {
+		return reads, err
+	}
+	for i, r := range reads {
+		if !r.Found && r.Value.ExpiresAt != 0 {
+			continue // expired, answered without its value: not the store's state
+		}
+		v.cache.fill(keys[i], r, seq)
+	}
+	return reads, nil
 }
 
 // ReadCommittedMany reads keys' committed state at one point, in order,
@@ -48,7 +92,7 @@ func (v *view) ReadCommittedMany(keys [][]byte, b *store.ReadBudget) ([]kv.Read,
 			return nil, err
 		}
 	}
-	reads, err := v.st.GetManyWithin(keys, b)
+	reads, err := v.getMany(keys, b)
 	now := time.Now()
 	for i := range reads {
 		reads[i] = reads[i].Live(now)

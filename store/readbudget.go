@@ -50,6 +50,9 @@ func (b *ReadBudget) take(n int) bool {
 	}
 }
 
+// Admit is admit, for reads of state held outside the store (a cache).
+func (b *ReadBudget) Admit(r kv.Read, now time.Time) (kv.Read, bool) { return b.admit(r, now) }
+
 // admit is what a read within b hands out of the stored state r at now: an
 // expired value is absent (its version, clock stamp and expiry kept) and
 // takes nothing, as no byte of it is answered; any other value takes its

@@ -65,6 +65,9 @@ func serveCmd() *cobra.Command {
 			if err := loadStorage(config, cmd.Flags(), &cfg); err != nil {
 				return err
 			}
+			if cfg.ReadCache == 0 {
+				cfg.ReadCache = -1 // --read-cache 0: none (the node's 0 is its default)
+			}
 			if cfg.Kafka, err = kafka.build(); err != nil {
 				return err
 			}
@@ -141,6 +144,7 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", cfg.SessionTimeout, "how long the cluster's Kafka group waits for a silent node before its partitions fail over; a restart within it keeps them (6s to 30m)")
 	bytesVar(f, &cfg.PartitionBudget, "partition-budget", cfg.PartitionBudget, "bytes of requests one partition holds (queued or awaiting their reply); more get RESOURCE_EXHAUSTED")
 	bytesVar(f, &cfg.NodeBudget, "node-budget", cfg.NodeBudget, "bytes of requests all of the node's partitions hold; more get RESOURCE_EXHAUSTED")
+	bytesVar(f, &cfg.ReadCache, "read-cache", cfg.ReadCache, "bytes of the node's cache of committed values, shared by its partitions, read before the store by every read and write; 0 disables it")
 	bytesVar(f, &cfg.ReadMemory, "read-memory", cfg.ReadMemory, "bytes of read responses (Get, GetMany, Scan, Watch) the node holds at once; a read that cannot get its share within 2s gets RESOURCE_EXHAUSTED")
 	f.StringVar(&cfg.SnapshotURL, "snapshot-url", "", "blob URL for snapshots (file:///dir, s3://bucket/prefix?region=...): uploads, and restores of partitions with no local state")
 	f.IntVar(&cfg.SnapshotKeep, "snapshot-keep", cfg.SnapshotKeep, "snapshots kept per partition in --snapshot-url")

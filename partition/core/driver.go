@@ -35,15 +35,24 @@ type Store interface {
 	GetMany(keys [][]byte) ([]kv.Read, error)
 }
 
-// VersionCache is a cache of committed keys' versions that the driver keeps
-// equal to the store's: it fills requests that need no data from it, tells it
-// every store read made for a write and every store write, and empties it
-// when a restore begins.
+// VersionCache is a cache of committed keys' state (versions, and values
+// where it holds them) that the driver keeps equal to the store's: it fills
+// requests from it, tells it every store read it makes and every store
+// write (before and after), and empties it when a restore begins and when
+// it ends.
 type VersionCache interface {
+	// Fill completes r's reads its caller did not make, where the cache
+	// can: the store's state after seen writes.
 	Fill(r *Request, seen uint64)
+	// Read records a state read from the store.
 	Read(key []byte, r kv.Read)
-	Applied(changes []kv.Change)
-	Reset()
+	// Writing: a store write begins. Wrote: it ended, with these changes
+	// and this error.
+	Writing()
+	Wrote(changes []kv.Change, err error)
+	// Reset forgets every cached state: a restore begins (restoring) or
+	// ended. Nothing outside the driver caches a read until it ended.
+	Reset(restoring bool)
 }
 
 // Effects is what a Ready asks of the world outside the core, one method a
@@ -90,8 +99,7 @@ func (d *Driver) Core() *Core { return d.core }
 func (d *Driver) Start() { d.carry() }
 
 // Step completes r's reads and hands it to the core: for a serving core, the
-// version cache for writes that need no data, then the store for what the
-// core says it lacks (Core.Stale). A failed store read fails r and re-syncs.
+// cache, then the store for what the core says it lacks (Core.Stale). A failed store read fails r and re-syncs.
 func (d *Driver) Step(r *Request) {
 	defer d.carry()
 	now := d.io.Now()
@@ -103,10 +111,20 @@ func (d *Driver) Step(r *Request) {
 		r.Reads = make([]Read, r.NumKeys())
 	}
 	seen := d.core.Applies()
-	if d.cache != nil && !r.NeedsData() {
+	if d.cache != nil {
 		d.cache.Fill(r, seen)
 	}
-	if stale := d.core.Stale(r); len(stale) > 0 {
+	stale := d.core.Stale(r)
+	if len(stale) > 0 && d.cache != nil {
+		// Read before a store write since: the cache, current here, may
+		// hold them.
+		for _, i := range stale {
+			r.Reads[i].OK = false
+		}
+		d.cache.Fill(r, seen)
+		stale = d.core.Stale(r)
+	}
+	if len(stale) > 0 {
 		keys := make([][]byte, len(stale))
 		for j, i := range stale {
 			keys[j] = r.KeyAt(i)
@@ -118,8 +136,8 @@ func (d *Driver) Step(r *Request) {
 		}
 		for j, i := range stale {
 			r.Reads[i] = Read{Read: reads[j], OK: true, Seen: seen}
-			if d.cache != nil && !r.NeedsData() {
-				d.cache.Read(keys[j], reads[j]) // a write follows: remember the version it makes
+			if d.cache != nil {
+				d.cache.Read(keys[j], reads[j])
 			}
 		}
 	}
@@ -134,6 +152,9 @@ func (d *Driver) Appended(n uint64, offsets []int64, err error) {
 
 // Restored reports the outcome of a restore.
 func (d *Driver) Restored(r Restore) {
+	if d.cache != nil {
+		d.cache.Reset(false) // what was read while the store was rewritten
+	}
 	d.core.Restored(d.io.Now(), r)
 	d.carry()
 }
@@ -205,7 +226,7 @@ func (d *Driver) carry() {
 		}
 		if rd.Restore {
 			if d.cache != nil {
-				d.cache.Reset()
+				d.cache.Reset(true)
 			}
 			d.io.Restore()
 		}
@@ -233,9 +254,12 @@ func (d *Driver) carry() {
 func (d *Driver) write(g *Group) error {
 	b := g.StoreWrite()
 	b.SyncedAt = d.io.Now().UnixMilli() // the slots' only writer: behind the log by its groups in flight only
+	if d.cache != nil {
+		d.cache.Writing()
+	}
 	err := d.store.Apply(b)
 	if d.cache != nil {
-		d.cache.Applied(b.Changes)
+		d.cache.Wrote(b.Changes, err)
 	}
 	d.io.Stored(g, b, err)
 	d.core.Applied(d.io.Now(), g.N, err)
