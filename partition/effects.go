@@ -74,6 +74,7 @@ func (l *loop) Carried() {
 		p.serving.Store(false)
 	}
 	p.applies.Store(l.core.Applies())
+	p.publishQuiet(l.core.QuietUntil())
 	p.metrics.observe(p)
 }
 

@@ -125,6 +125,7 @@ type Partition struct {
 	lag      atomic.Int64           // log offsets left to replay while restoring
 	waiting  atomic.Pointer[string] // what a stalled restore waits for (waitingFor)
 	applies  atomic.Uint64          // the core's store writes so far (reads.go)
+	quiet    quiet                  // until when reads need not go through the loop (quiet.go)
 	values   *values                // committed keys' state (values.go); the loop writes it
 	budget   *Budget                // bytes of requests held (budget.go)
 	metrics  *partitionMetrics
@@ -162,6 +163,7 @@ func Start(cfg Config) *Partition {
 		done:    make(chan struct{}),
 		values:  newValues(cfg.ReadCache),
 		budget:  NewBudget(cfg.MaxQueuedBytes),
+		quiet:   quiet{base: time.Now()},
 	}
 	p.metrics = cfg.Metrics.forPartition(cfg.ID)
 	p.view = view{st: cfg.Store, done: p.done, cache: p.values}
@@ -194,6 +196,11 @@ func (p *Partition) Upsert(ctx context.Context, entries []kv.Entry) ([]WriteResu
 
 // Get returns the key's state once every write before it is durable.
 func (p *Partition) Get(ctx context.Context, key []byte) (kv.Read, error) {
+	if p.isQuiet() {
+		if r, err := p.view.ReadCommitted(key); err == nil {
+			return r, nil
+		}
+	}
 	r, err := p.call(ctx, &request{Request: core.Request{Op: core.OpGet, Key: key}})
 	return r.Read, err
 }
@@ -203,6 +210,11 @@ func (p *Partition) Get(ctx context.Context, key []byte) (kv.Read, error) {
 // i < len(out), the keys from len(out) on were not read. A nil b reads
 // every key.
 func (p *Partition) GetMany(ctx context.Context, keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
+	if p.isQuiet() {
+		if reads, err := p.view.ReadCommittedMany(keys, b); err == nil {
+			return reads, nil
+		}
+	}
 	req := &request{Request: core.Request{Op: core.OpGetMany, Keys: keys}}
 	if b != nil {
 		// The caller's goroutine reads the committed values within b (what

@@ -241,6 +241,9 @@ func (c *simClient) next() {
 		c.finish(in, req, call, r, target)
 	}}
 	w.after(w.dur(0, 3*time.Millisecond), func() {
+		if req.Op == core.OpGet && w.chance(0.5) && target.quietRead(req) {
+			return
+		}
 		target.prefetch(req)
 		w.after(w.dur(0, 3*time.Millisecond), func() { target.step(req) })
 	})
@@ -356,6 +359,30 @@ func (c *simClient) committedRead(key string) {
 		c.afterThink()
 	}
 	w.after(w.dur(0, 3*time.Millisecond), poll)
+}
+
+// quietRead is a linearizable read that skips the loop, as
+// Partition.Get's (quiet.go): only while the core is quiet and its lease
+// holds, from the read cache or the store; it reports whether it answered.
+// (A paused process reads nothing: the usual path waits for it.)
+func (in *inst) quietRead(req *core.Request) bool {
+	w := in.w
+	if in.killed || w.now.Before(in.paused) {
+		return false
+	}
+	until := in.core.QuietUntil()
+	if until.IsZero() || !w.now.Before(until) || in.vers.restoring.Load() {
+		return false
+	}
+	v := &view{st: in.durable(), cache: in.vers}
+	r, err := v.get(req.Key)
+	if err != nil {
+		return false
+	}
+	w.injected["quiet-read"]++
+	w.trace("i%d quiet read of %s (until %v)", in.id, req.Key, until.Sub(w.start))
+	in.Reply(core.Reply{Handle: req.Handle, Read: r.Live(w.now)})
+	return true
 }
 
 // readCommitted is a read outside the loop, as the partition's view makes

@@ -164,6 +164,9 @@ func (v *values) Wrote(changes []kv.Change, err error) {
 		return
 	}
 	if err != nil {
+		// A re-sync follows (Reset): until it ends, nothing is filled and
+		// reads go through the loop (isQuiet).
+		v.restoring.Store(true)
 		v.gen.Store(generations.Add(1))
 	} else {
 		gen := v.gen.Load()

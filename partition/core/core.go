@@ -183,6 +183,21 @@ func (c *Core) Held() int { return c.lm.len() }
 // made after it returned n reflects at least the first n (Read.Seen).
 func (c *Core) Applies() uint64 { return c.recent.n }
 
+// QuietUntil is until when a read of the store's committed state is
+// linearizable without the loop: while the core serves, every write it
+// took is in the store (none is pending, so the store holds the
+// partition's whole acknowledged state), and its lease holds (no other
+// owner can have written since). The zero time: not now.
+func (c *Core) QuietUntil() time.Time {
+	if c.state != Serving || len(c.overlay) > 0 || len(c.unapplied) > 0 || c.resync {
+		return time.Time{}
+	}
+	if c.cfg.Lease <= 0 {
+		return time.Unix(1<<62, 0)
+	}
+	return c.proven.Add(c.cfg.Lease)
+}
+
 // Deposed is the error a deposed core answers with, if it is deposed.
 func (c *Core) Deposed() error { return c.deposed }
 
