@@ -22,8 +22,9 @@ var layer = map[string]int{
 	"changelog": 2, "wal/local": 2, "snapshot": 2, "partition/core": 2,
 	"partition": 3, "ingest": 3, "registry": 3,
 	"server": 4, "client": 4, "membership": 4,
-	"node": 5, "bench": 5,
-	"cmd/sluice": 6,
+	"resp": 5, "bench": 5,
+	"node":       6,
+	"cmd/sluice": 7,
 }
 
 var support = []string{"internal/kafkalocal", "internal/kafkalocal/cmd/kafkalocal", "internal/kafkatest", "internal/dockertest", "integration/compose", "internal/layers", "snapshot/snapshottest", "integration", "bench/fsync", "proto"}
