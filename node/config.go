@@ -175,6 +175,10 @@ type Config struct {
 	// HTTPAddr serves /metrics and /healthz (and /debug/pprof with Pprof).
 	// Default "127.0.0.1:7402"; "-" disables it.
 	HTTPAddr string
+	// RESPAddr, if set, serves the data plane over the Redis protocol
+	// (resp/) on this address, with the data port's token (AUTH), TLS and
+	// limits. Default "": off.
+	RESPAddr string
 	// Pprof serves /debug/pprof on the HTTP port: PprofOff (the default),
 	// PprofLocal (to loopback clients only) or PprofAll (to every client of
 	// the HTTP port).
@@ -339,6 +343,10 @@ func (n *Node) warnExposure() {
 	if n.cfg.DataToken == "" && !mutual(n.cfg.DataTLS) && !isLoopback(n.dataLn.Addr()) {
 		log.Warn().Str("data_addr", n.dataLn.Addr().String()).
 			Msg("the data plane listens beyond this host without authentication: anyone who reaches it can read and write every key (set --data-token-file or --data-client-ca)")
+	}
+	if n.respLn != nil && n.cfg.DataToken == "" && !mutual(n.cfg.DataTLS) && !isLoopback(n.respLn.Addr()) {
+		log.Warn().Str("resp_addr", n.respLn.Addr().String()).
+			Msg("the RESP port listens beyond this host without authentication: anyone who reaches it can read and write every key (set --data-token-file or --data-client-ca)")
 	}
 	if unspecified(n.dataLn.Addr()) && n.cfg.AdvertiseAddr == "" {
 		log.Warn().Str("advertised", n.DataAddr()).Msg("the data address told to clients and other nodes is on 127.0.0.1, which other hosts cannot reach: set --advertise-addr")

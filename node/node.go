@@ -29,6 +29,7 @@ import (
 	"github.com/sluicedb/sluice/partition"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/registry"
+	"github.com/sluicedb/sluice/resp"
 	"github.com/sluicedb/sluice/router"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/snapshot"
@@ -84,6 +85,10 @@ type Node struct {
 	dataSrv, controlSrv *grpc.Server
 	health              *health.Server
 	dataLn, controlLn   net.Listener
+	data                *server.Data           // the data plane the data port serves (and the RESP port)
+	panics              *prometheus.CounterVec // handler panics, by port and method
+	resp                *resp.Server           // the RESP port (--resp-addr), if on
+	respLn              net.Listener
 	httpSrv             *http.Server
 	httpLn              net.Listener
 	stop                chan struct{}
@@ -147,6 +152,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: control port: %w", err)
 	}
 	n.controlLn = n.limit(n.controlLn)
+	if cfg.RESPAddr != "" {
+		if n.respLn, err = net.Listen("tcp", cfg.RESPAddr); err != nil {
+			return nil, fmt.Errorf("node: RESP port: %w", err)
+		}
+		n.respLn = n.limit(n.respLn)
+	}
 	n.warnExposure()
 	// The first record this node writes is sealed under a key derived from
 	// its control token: the token is kept before it (a start that failed
@@ -177,6 +188,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.mgr = newManager(cfg.NodeID, n.registry, n, n.updateTable, cfg.Log, n.stop)
 	n.mgr.reconcile(n.removeStaleDirs)
 	n.startGRPC(reg, cfg.transport())
+	if err := n.startRESP(); err != nil {
+		return nil, err
+	}
 	n.health.SetServingStatus(incarnationService(n.inc), healthpb.HealthCheckResponse_SERVING)
 	n.wg.Add(5)
 	go n.decide()
@@ -507,6 +521,9 @@ func (n *Node) close() {
 		// restart within it keeps the node's partitions (membership/).
 		n.member.Close()
 	}
+	if n.resp != nil {
+		n.resp.Close(5 * time.Second) // as the gRPC ports' graceful stop
+	}
 	for _, s := range []*grpc.Server{n.dataSrv, n.controlSrv} {
 		if s == nil {
 			continue
@@ -519,7 +536,7 @@ func (n *Node) close() {
 			s.Stop()
 		}
 	}
-	for _, ln := range []net.Listener{n.dataLn, n.controlLn} {
+	for _, ln := range []net.Listener{n.dataLn, n.controlLn, n.respLn} {
 		if ln != nil {
 			ln.Close()
 		}

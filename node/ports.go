@@ -23,6 +23,7 @@ import (
 // without a routing table.
 func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
 	panics := server.NewPanics(reg)
+	n.panics = panics
 	readyU, readyS := server.RequireReady(n.ready, server.HealthService, server.ReflectionService, server.ReflectionServiceV1Alpha)
 	var dataUnary []grpc.UnaryServerInterceptor
 	var dataStream []grpc.StreamServerInterceptor
@@ -35,14 +36,15 @@ func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
 	n.dataSrv, n.health = server.NewGRPCServer(server.Port{Name: "data", Log: n.cfg.Log, Metrics: reg, Panics: panics, MaxConcurrentStreams: n.cfg.DataMaxStreams,
 		Unary: dataUnary, Stream: dataStream, Options: append(serverCreds(tr.data), reads.ServerOptions()...)})
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	server.RegisterData(n.dataSrv, &server.Data{Node: n.cfg.NodeID, Table: n.table.Load, TableConfirmed: n.tableConfirmed, Local: n.local,
+	n.data = &server.Data{Node: n.cfg.NodeID, Table: n.table.Load, TableConfirmed: n.tableConfirmed, Local: n.local,
 		Cluster: n.clusterIdentity(), Changelog: n.watchLog(), WatchRefused: n.watchRefused(), Stopping: n.stop, ReadMemory: reads,
 		Standby: func(id uint32) (server.CommittedReader, bool) {
 			if sb, ok := n.standby(id); ok {
 				return sb, true
 			}
 			return nil, false
-		}})
+		}}
+	server.RegisterData(n.dataSrv, n.data)
 	// Streams (reflection, health watches) authenticate like unary calls;
 	// the token is checked before the rate limit, so that callers without
 	// it cannot use up the budget.
