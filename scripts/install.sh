@@ -3,7 +3,7 @@
 # nothing that is already there. Idempotent: run it every time (scripts/test.sh
 # does), so a broken install step fails CI instead of the next new user.
 #
-#   ./scripts/install.sh            # Go check, then Java and Maven (to fetch and run Kafka), kcat
+#   ./scripts/install.sh            # Go check, then Java and Maven (to fetch and run Kafka), kcat, redis-cli and redis-server
 #   ./scripts/install.sh --go       # only the Go check (what running the service needs)
 #
 # Go itself is not installed here: a missing go, or one older than go.mod asks
@@ -25,9 +25,11 @@ fi
 [ "${1:-}" = "--go" ] && exit 0
 
 # Debian package per command: java and mvn fetch and run Apache Kafka; kcat
-# produces to Kafka the way a collector would.
-pkgs=(default-jre-headless maven kcat)
-cmds=(java mvn kcat)
+# produces to Kafka the way a collector would; redis-cli and redis-benchmark
+# (redis-tools) drive the RESP port (--resp-addr), and redis-server is what
+# scripts/bench-redis.sh measures it against.
+pkgs=(default-jre-headless maven kcat redis-tools redis-tools redis-server)
+cmds=(java mvn kcat redis-cli redis-benchmark redis-server)
 missing=()
 for i in "${!cmds[@]}"; do
   command -v "${cmds[$i]}" >/dev/null || missing+=("${pkgs[$i]}")

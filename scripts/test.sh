@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what is missing
-# (scripts/install.sh: Java and Maven to fetch and run Apache Kafka, kcat),
+# (scripts/install.sh: Java and Maven to fetch and run Apache Kafka, kcat,
+# redis-tools and redis-server),
 # starts a single-node Apache Kafka broker from Maven Central jars (cached
 # under ~/.cache/sluice) unless KAFKA_BROKERS names one, runs every test with
 # the race detector (after gofmt, go vet and staticcheck), and stops the
