@@ -113,13 +113,15 @@ func (h *readHold) take(ctx context.Context, n int64) error {
 		return nil
 	}
 	n = min(n, h.m.limit)
-	wctx, cancel := context.WithTimeout(ctx, h.m.wait)
-	defer cancel()
-	if err := h.m.sem.Acquire(wctx, n); err != nil {
-		if ctx.Err() != nil {
-			return toStatus(ctx.Err())
+	if !h.m.sem.TryAcquire(n) { // room at once, the common case, makes no timer
+		wctx, cancel := context.WithTimeout(ctx, h.m.wait)
+		defer cancel()
+		if err := h.m.sem.Acquire(wctx, n); err != nil {
+			if ctx.Err() != nil {
+				return toStatus(ctx.Err())
+			}
+			return notApplied(codes.ResourceExhausted, fmt.Sprintf("the node's read memory (--read-memory, %d bytes of responses in flight) stayed full for %v; ask again", h.m.limit, h.m.wait))
 		}
-		return notApplied(codes.ResourceExhausted, fmt.Sprintf("the node's read memory (--read-memory, %d bytes of responses in flight) stayed full for %v; ask again", h.m.limit, h.m.wait))
 	}
 	h.mu.Lock()
 	h.held += n
