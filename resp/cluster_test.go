@@ -12,19 +12,21 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/node"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/server"
 )
 
-// twoNodes starts n1, whose new cluster has two partitions, and n2, and
-// moves partition 2 to n2.
-func twoNodes(t *testing.T) (n1, n2 *node.Node) {
+// twoNodes starts n1, whose new cluster has two partitions, and n2 (with
+// the data token, if any), and moves partition 2 to n2.
+func twoNodes(t *testing.T, token string) (n1, n2 *node.Node) {
 	t.Helper()
 	cluster := kafkatest.ClusterName(t)
-	n1 = startNode(t, node.Config{Cluster: cluster, NodeID: "n1", Partitions: 2})
-	n2 = startNode(t, node.Config{Cluster: cluster, NodeID: "n2", Partitions: 2})
+	n1 = startNode(t, node.Config{Cluster: cluster, NodeID: "n1", Partitions: 2, DataToken: token})
+	n2 = startNode(t, node.Config{Cluster: cluster, NodeID: "n2", Partitions: 2, DataToken: token})
 	move(t, n1, []*node.Node{n1, n2}, 2, n2)
 	return n1, n2
 }
@@ -55,13 +57,14 @@ func move(t *testing.T, via *node.Node, nodes []*node.Node, id uint32, to *node.
 
 // A key another node owns is forwarded to it, whichever node a plain Redis
 // client talks to: every command, at every level, and MGET over keys of
-// both nodes.
+// both nodes. The nodes have a data token: the forwarding carries it.
 func TestAKeyOnAnotherNodeIsForwarded(t *testing.T) {
-	n1, n2 := twoNodes(t)
+	n1, n2 := twoNodes(t, "tok")
 	ctx := context.Background()
-	at1, at2 := newClient(t, n1), newClient(t, n2)
+	withToken := func(o *redis.Options) { o.Password = "tok" }
+	at1, at2 := newClient(t, n1, withToken), newClient(t, n2, withToken)
 	here, there := keyIn(t, n1, 1, "here"), keyIn(t, n1, 2, "there")
-	owner2 := grpcData(t, n2)
+	owner2 := grpcData(t, n2, grpc.WithPerRPCCredentials(server.BearerToken("tok")))
 
 	if err := at1.Set(ctx, there, "via n1", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -163,7 +166,7 @@ func TestAKeyOnAnotherNodeIsForwarded(t *testing.T) {
 // never a stale value (a GET never answers less than an INCR acknowledged
 // before it), and the final values account for every acknowledged INCR.
 func TestAPartitionMovingMidPipelineNeverAnswersStale(t *testing.T) {
-	n1, n2 := twoNodes(t)
+	n1, n2 := twoNodes(t, "")
 	nodes := []*node.Node{n1, n2}
 	ctx := context.Background()
 	var keys []string

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) { kafkatest.Main(m) }
 
 // startNode starts a node with a RESP port on a free port and waits, with a
 // generous deadline, until it serves. cfg's zero fields take test values.
-func startNode(t *testing.T, cfg node.Config) *node.Node {
+func startNode(t testing.TB, cfg node.Config) *node.Node {
 	t.Helper()
 	if cfg.Brokers == nil {
 		cfg.Brokers = kafkatest.Brokers(t)
@@ -55,7 +55,7 @@ func startNode(t *testing.T, cfg node.Config) *node.Node {
 }
 
 // waitFor polls cond until it holds, failing the test after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
@@ -67,7 +67,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 }
 
 // newClient is go-redis against n's RESP port (RESP3 unless opts say).
-func newClient(t *testing.T, n *node.Node, opts ...func(*redis.Options)) *redis.Client {
+func newClient(t testing.TB, n *node.Node, opts ...func(*redis.Options)) *redis.Client {
 	t.Helper()
 	o := &redis.Options{Addr: n.RESPAddr(), ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxRetries: -1}
 	for _, f := range opts {
@@ -79,9 +79,10 @@ func newClient(t *testing.T, n *node.Node, opts ...func(*redis.Options)) *redis.
 }
 
 // grpcData is a plain gRPC client of n's data port, for comparing answers.
-func grpcData(t *testing.T, n *node.Node) sluicev1.DataClient {
+func grpcData(t *testing.T, n *node.Node, opts ...grpc.DialOption) sluicev1.DataClient {
 	t.Helper()
-	cc, err := grpc.NewClient(n.DataAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
+	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
+	cc, err := grpc.NewClient(n.DataAddr(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
