@@ -236,7 +236,17 @@ func (in *inst) appendNone(g *core.Group) {
 		}
 	}
 	w.trace("i%d g%d %s: %v", in.id, g.N, groupSummary(g), err)
-	w.after(w.dur(0, 2*time.Millisecond), func() { in.do(func() { in.d.Appended(g.N, offs, err) }) })
+	// The replies the outcome releases were decided here, at the append's
+	// ownership check (node/lease.go): a pause after it delays them, and
+	// no lease can close that window (the node was still the owner).
+	checked := w.now
+	w.after(w.dur(0, 2*time.Millisecond), func() {
+		in.do(func() {
+			in.decidedAt = checked
+			in.d.Appended(g.N, offs, err)
+			in.decidedAt = time.Time{}
+		})
+	})
 }
 
 // restoreNone plays the seed (node.seedHandoff), the appender and the

@@ -298,6 +298,9 @@ type inst struct {
 	era        int
 	finalState map[string]kvmodel.State
 	finalDone  bool
+	// decidedAt, if set, is when the replies being released were decided
+	// (appendNone).
+	decidedAt time.Time
 	// appenders counts the appenders its process asked for (node/cache.go
 	// keeps the cache only at the first).
 	appenders int
@@ -364,6 +367,9 @@ func (in *inst) StopIngest()    { in.gen = 0 }
 
 func (in *inst) Reply(r core.Reply) {
 	r.Handle.(*simCall).decided = in.w.now
+	if !in.decidedAt.IsZero() {
+		r.Handle.(*simCall).decided = in.decidedAt
+	}
 	in.w.after(in.w.dur(0, 2*time.Millisecond), func() { r.Handle.(*simCall).done(r) })
 }
 
