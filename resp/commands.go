@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -179,52 +180,10 @@ func (c *conn) cmdExists(args [][]byte) {
 
 // cmdSet is SET key value [EX seconds | PX milliseconds] [NX | XX].
 func (c *conn) cmdSet(args [][]byte) {
-	e := &sluicev1.Entry{Key: args[1], Value: args[2]}
-	var nx, xx, expiry bool
-	for i := 3; i < len(args); i++ {
-		switch opt := strings.ToUpper(string(args[i])); opt {
-		case "NX", "XX":
-			if nx || xx {
-				c.syntaxError()
-				return
-			}
-			nx, xx = opt == "NX", opt == "XX"
-		case "EX", "PX":
-			if expiry || i+1 == len(args) {
-				c.syntaxError()
-				return
-			}
-			expiry = true
-			i++
-			n, err := strconv.ParseInt(string(args[i]), 10, 64)
-			if err != nil {
-				c.errorf("ERR value is not an integer or out of range")
-				return
-			}
-			if n <= 0 {
-				c.errorf("ERR invalid expire time in 'set' command")
-				return
-			}
-			secs := n
-			if opt == "PX" {
-				if n%1000 != 0 {
-					c.errorf("ERR sluice expires keys in whole seconds: PX %d is not a whole number of seconds (use EX, or PX in thousands)", n)
-					return
-				}
-				secs = n / 1000
-			}
-			if secs > math.MaxUint32 {
-				c.errorf("ERR invalid expire time in 'set' command (sluice takes at most %d seconds)", uint32(math.MaxUint32))
-				return
-			}
-			e.TtlSeconds = uint32(secs)
-		case "KEEPTTL", "GET", "EXAT", "PXAT":
-			c.errorf("ERR sluice does not serve SET's %s option (it serves EX, PX, NX and XX)", opt)
-			return
-		default:
-			c.syntaxError()
-			return
-		}
+	e, nx, xx, bad := parseSet(args)
+	if bad != "" {
+		c.errorf("%s", bad)
+		return
 	}
 	if xx {
 		c.setIfExists(e)
@@ -241,6 +200,51 @@ func (c *conn) cmdSet(args [][]byte) {
 	default:
 		c.ok()
 	}
+}
+
+// parseSet reads SET's arguments: the entry, its condition, or the error
+// that answers them.
+func parseSet(args [][]byte) (e *sluicev1.Entry, nx, xx bool, bad string) {
+	e = &sluicev1.Entry{Key: args[1], Value: args[2]}
+	var expiry bool
+	for i := 3; i < len(args); i++ {
+		switch opt := strings.ToUpper(string(args[i])); opt {
+		case "NX", "XX":
+			if nx || xx {
+				return nil, false, false, "ERR syntax error"
+			}
+			nx, xx = opt == "NX", opt == "XX"
+		case "EX", "PX":
+			if expiry || i+1 == len(args) {
+				return nil, false, false, "ERR syntax error"
+			}
+			expiry = true
+			i++
+			n, err := strconv.ParseInt(string(args[i]), 10, 64)
+			if err != nil {
+				return nil, false, false, "ERR value is not an integer or out of range"
+			}
+			if n <= 0 {
+				return nil, false, false, "ERR invalid expire time in 'set' command"
+			}
+			secs := n
+			if opt == "PX" {
+				if n%1000 != 0 {
+					return nil, false, false, fmt.Sprintf("ERR sluice expires keys in whole seconds: PX %d is not a whole number of seconds (use EX, or PX in thousands)", n)
+				}
+				secs = n / 1000
+			}
+			if secs > math.MaxUint32 {
+				return nil, false, false, fmt.Sprintf("ERR invalid expire time in 'set' command (sluice takes at most %d seconds)", uint32(math.MaxUint32))
+			}
+			e.TtlSeconds = uint32(secs)
+		case "KEEPTTL", "GET", "EXAT", "PXAT":
+			return nil, false, false, fmt.Sprintf("ERR sluice does not serve SET's %s option (it serves EX, PX, NX and XX)", opt)
+		default:
+			return nil, false, false, "ERR syntax error"
+		}
+	}
+	return e, nx, xx, ""
 }
 
 // setIfExists is SET ... XX: a compare-and-set on the version the key has,

@@ -203,8 +203,15 @@ func TestEveryCommand(t *testing.T) {
 				if err := conn.Set(ctx, k("level"), level, 0).Err(); err != nil {
 					t.Fatal(err)
 				}
-				// SESSION reads this connection's writes; EVENTUAL on the
-				// owner too (one node).
+				// LINEARIZABLE and SESSION read this connection's writes;
+				// EVENTUAL may be behind, for a moment.
+				if level == "eventual" {
+					waitFor(t, 30*time.Second, "an EVENTUAL read of the write", func() bool {
+						got, err := conn.MGet(ctx, k("level")).Result()
+						return err == nil && got[0] == level && conn.Get(ctx, k("level")).Val() == level
+					})
+					continue
+				}
 				if got, err := conn.Get(ctx, k("level")).Result(); err != nil || got != level {
 					t.Fatalf("GET at %s: %q %v", level, got, err)
 				}
@@ -264,53 +271,86 @@ func TestHelloAndQuit(t *testing.T) {
 	}
 }
 
-// Thousands of pipelined commands in one go, answered in order.
+// Thousands of pipelined commands in one go, answered in order: writes and
+// reads interleaved, and runs of SETs to one partition, which are one
+// Upsert each (a later GET sees the last SET of the run).
 func TestPipelining(t *testing.T) {
 	n := startNode(t, node.Config{})
-	rdb := newClient(t, n)
+	rdb := newClient(t, n, func(o *redis.Options) { o.ReadTimeout = 2 * time.Minute })
 	ctx := context.Background()
-	const keys = 3000
+	const keys = 1000
 	pipe := rdb.Pipeline()
 	for i := range keys {
 		pipe.Set(ctx, fmt.Sprint("pipe:", i), fmt.Sprint("v", i), 0)
-		pipe.Incr(ctx, fmt.Sprint("count:", i%10))
+		if i%4 == 0 {
+			pipe.Incr(ctx, fmt.Sprint("count:", i%10))
+		}
 		pipe.Get(ctx, fmt.Sprint("pipe:", i))
 	}
 	cmds, err := pipe.Exec(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cmds) != 3*keys {
-		t.Fatalf("%d answers for %d commands", len(cmds), 3*keys)
-	}
-	counts := map[int]int64{}
+	counts := map[string]int64{}
+	j := 0
 	for i := range keys {
-		if err := cmds[3*i].Err(); err != nil {
+		if err := cmds[j].Err(); err != nil {
 			t.Fatalf("SET %d: %v", i, err)
 		}
-		c := i % 10
-		counts[c]++
-		if got := cmds[3*i+1].(*redis.IntCmd).Val(); got != counts[c] {
-			t.Fatalf("INCR count:%d in the pipeline: %d, want %d (in order)", c, got, counts[c])
+		j++
+		if i%4 == 0 {
+			c := fmt.Sprint("count:", i%10)
+			counts[c]++
+			if got := cmds[j].(*redis.IntCmd).Val(); got != counts[c] {
+				t.Fatalf("INCR %s in the pipeline: %d, want %d (in order)", c, got, counts[c])
+			}
+			j++
 		}
-		if got := cmds[3*i+2].(*redis.StringCmd).Val(); got != fmt.Sprint("v", i) {
+		if got := cmds[j].(*redis.StringCmd).Val(); got != fmt.Sprint("v", i) {
 			t.Fatalf("GET pipe:%d in the pipeline: %q", i, got)
 		}
+		j++
 	}
-	// MGET of all the keys after.
+	if j != len(cmds) {
+		t.Fatalf("%d answers for %d commands", len(cmds), j)
+	}
 	names := make([]string, keys)
 	for i := range names {
 		names[i] = fmt.Sprint("pipe:", i)
 	}
-	for start := 0; start < keys; start += 1000 {
-		got, err := rdb.MGet(ctx, names[start:start+1000]...).Result()
-		if err != nil {
+	got, err := rdb.MGet(ctx, names...).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if v != fmt.Sprint("v", i) {
+			t.Fatalf("MGET %s: %v", names[i], v)
+		}
+	}
+
+	// Runs of SETs to one partition, a GET after each run of 500.
+	same := []string{keyIn(t, n, 1, "a"), keyIn(t, n, 1, "b")}
+	pipe = rdb.Pipeline()
+	for i := range 4000 {
+		pipe.Set(ctx, same[i%2], fmt.Sprint(i), 0)
+		if i%500 == 499 {
+			pipe.Get(ctx, same[0])
+			pipe.Get(ctx, same[1])
+		}
+	}
+	if cmds, err = pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
 			t.Fatal(err)
 		}
-		for j, v := range got {
-			if v != fmt.Sprint("v", start+j) {
-				t.Fatalf("MGET %s: %v", names[start+j], v)
-			}
+	}
+	for r := range 8 {
+		at := 501*(r+1) + r // the GETs after the run's 500 SETs
+		last := 500*(r+1) - 1
+		if a, b := cmds[at-1].(*redis.StringCmd).Val(), cmds[at].(*redis.StringCmd).Val(); a != fmt.Sprint(last-1) || b != fmt.Sprint(last) {
+			t.Fatalf("GETs after %d SETs: %s=%s %s=%s, want the run's last SETs", last+1, same[0], a, same[1], b)
 		}
 	}
 }

@@ -61,7 +61,10 @@ func (s *Server) newConn(rc redcon.Conn) *conn {
 	return c
 }
 
-// serve answers one command.
+// serve answers one command and the rest of its batch (the commands
+// redcon read with it, pipelined): in order, each to its end before the
+// next starts, except that a run of SETs to one partition of this node is
+// one Upsert (setRun).
 func (s *Server) serve(rc redcon.Conn, cmd redcon.Command) {
 	c, _ := rc.Context().(*conn)
 	if c == nil || c.dead {
@@ -69,25 +72,43 @@ func (s *Server) serve(rc redcon.Conn, cmd redcon.Command) {
 	}
 	s.running.Add(1)
 	defer s.running.Add(-1)
-	if s.stopping.Load() {
-		c.errorf("ERR sluice: node %s is shutting down; the command was not run: connect to another node", s.data.Node)
-		c.flush()
-		c.closeConn()
-		return
+	rest := rc.ReadPipeline()
+	args := func(i int) [][]byte {
+		if i == 0 {
+			return cmd.Args
+		}
+		return rest[i-1].Args
 	}
-	mark := len(c.out)
-	if !c.run(cmd.Args, mark) {
-		return
+	for i, n := 0, 1+len(rest); i < n && !c.dead; {
+		if s.stopping.Load() {
+			c.errorf("ERR sluice: node %s is shutting down; the command was not run: connect to another node", s.data.Node)
+			c.flush()
+			c.closeConn()
+			return
+		}
+		if k := c.setRun(args, i, n); k > 1 {
+			c.guard(args(i), len(c.out), func() { c.setMany(args, i, k) })
+			i += k
+		} else {
+			c.run(args(i), len(c.out))
+			i++
+		}
+		if len(c.out) >= flushAt {
+			c.flush()
+		}
 	}
-	if len(c.out) >= flushAt || len(rc.PeekPipeline()) == 0 {
-		c.flush()
-	}
+	c.flush()
 }
 
-// run dispatches one command; false if it closed the connection. A panic
-// is answered with an error, logged and counted, and the connection
-// closed (the answer may have been half written).
-func (c *conn) run(args [][]byte, mark int) (ok bool) {
+// run dispatches one command; false if it closed the connection.
+func (c *conn) run(args [][]byte, mark int) bool {
+	return c.guard(args, mark, func() { c.dispatch(args) })
+}
+
+// guard runs a command's work. A panic is answered with an error, logged
+// and counted, and the connection closed (the answer may have been half
+// written).
+func (c *conn) guard(args [][]byte, mark int, work func()) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			name := commandName(args)
@@ -105,7 +126,7 @@ func (c *conn) run(args [][]byte, mark int) (ok bool) {
 			ok = false
 		}
 	}()
-	c.dispatch(args)
+	work()
 	return !c.dead
 }
 

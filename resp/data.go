@@ -343,3 +343,5 @@ func errorPrefix(err error) (prefix, msg string) {
 	}
 	return "ERR", msg
 }
+
+func isInvalid(err error) bool { return status.Code(err) == codes.InvalidArgument }
