@@ -28,6 +28,13 @@ func (s *corruptStore) GetMany(keys [][]byte) ([]kv.Read, error) {
 	return s.Store.GetMany(keys)
 }
 
+func (s *corruptStore) Get(key []byte) (kv.Read, error) {
+	if s.bad.Load() && string(key) == "x" {
+		return kv.Read{}, fmt.Errorf("reading x: %w", store.ErrCorrupt)
+	}
+	return s.Store.Get(key)
+}
+
 // Close keeps the store for the partition's next start (a node restart).
 func (s *corruptStore) Close() error { return nil }
 

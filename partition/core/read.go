@@ -51,11 +51,13 @@ func (c *Core) replyObserved(now time.Time, req *Request, keys [][]byte, r Reply
 		c.reply(r)
 		return
 	}
-	if c.open.empty() && c.inflight == nil && len(c.sealed) == 0 {
-		// Nothing is being written: commit a heartbeat to prove ownership. (A
-		// group already in flight proves it too: it can only commit if no
-		// newer owner fenced this one before its commit, which comes after
-		// this read.)
+	if !c.leased(now) && c.open.empty() && len(c.sealed) == 0 {
+		// Past the lease, and no group waits to be handed out: commit a
+		// heartbeat to prove ownership. Only a group handed out after this
+		// read proves it: one already in flight may have committed before
+		// the read arrived, its answer delayed (the process paused), and a
+		// newer owner may have written since. (Within the lease, a read of
+		// a speculative value waits only for the group that wrote it.)
 		c.open.add(kv.Record{Kind: kv.KindHeartbeat, Slot: c.cfg.Range.From, Epoch: c.cfg.Epoch})
 	}
 	c.hold(held{group: c.lastGroup(), reply: r})
