@@ -60,16 +60,33 @@ func (v *values) get(key []byte) (cached, bool) {
 
 // entry is r as the cache holds it; a value larger than the cache's
 // maxValue is held without its data.
-func (v *values) entry(r kv.Read, copyData bool) cached {
+func (v *values) entry(r kv.Read) cached {
 	e := cached{version: r.Value.Version, timestamp: r.Value.Timestamp, expiresAt: r.Value.ExpiresAt, found: r.Found}
 	if !r.Found || len(r.Value.Data) <= v.rc.maxValue {
 		e.hasData = true
 		e.data = r.Value.Data
-		if copyData && r.Found {
-			e.data = append([]byte(nil), r.Value.Data...)
-		}
 	}
 	return e
+}
+
+// written is ch's key and entry, both copied into one allocation: the
+// caller's buffers may be reused once its write is done.
+func (v *values) written(ch kv.Change) (string, cached) {
+	e := v.entry(ch.Read())
+	n := len(ch.Key)
+	if e.hasData {
+		n += len(e.data)
+	}
+	buf := make([]byte, n)
+	copy(buf, ch.Key)
+	if e.hasData && len(e.data) > 0 {
+		e.data = buf[len(ch.Key):]
+		copy(e.data, ch.Value)
+	}
+	if len(ch.Key) == 0 {
+		return "", e
+	}
+	return unsafe.String(&buf[0], len(ch.Key)), e
 }
 
 // read is e as a store read.
@@ -98,7 +115,7 @@ func (v *values) fill(key []byte, r kv.Read, seq uint64) {
 		if v.seq.Load() != seq || v.restoring.Load() || (found && old.hasData) {
 			return old, otter.CancelOp
 		}
-		return v.entry(r, false), otter.WriteOp
+		return v.entry(r), otter.WriteOp
 	})
 }
 
@@ -149,7 +166,7 @@ func (v *values) Read(key []byte, r kv.Read) {
 	if !v.on() {
 		return
 	}
-	v.rc.c.Set(cacheKey{gen: v.gen.Load(), key: string(key)}, v.entry(r, false))
+	v.rc.c.Set(cacheKey{gen: v.gen.Load(), key: string(key)}, v.entry(r))
 }
 
 // Writing says a store write begins: no read outside the loop fills the
@@ -171,7 +188,8 @@ func (v *values) Wrote(changes []kv.Change, err error) {
 	} else {
 		gen := v.gen.Load()
 		for _, ch := range changes {
-			v.rc.c.Set(cacheKey{gen: gen, key: string(ch.Key)}, v.entry(ch.Read(), true))
+			key, e := v.written(ch)
+			v.rc.c.Set(cacheKey{gen: gen, key: key}, e)
 		}
 	}
 	v.seq.Add(1)
