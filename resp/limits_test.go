@@ -311,3 +311,32 @@ func testPKI(t *testing.T) (server, client *tls.Config) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 }
+
+// The outside tester's wedge: a pipeline of GETs of absent keys, sent
+// before any reply is read. Each GET took a 1 MiB share of the node's read
+// memory and gave it back only at the pipeline's next flush (64 KiB of
+// replies: thousands of short ones), so the shares of one pipeline filled
+// the node's read memory: its own GETs, and every other client's reads,
+// gRPC's too, waited and failed for good. Now an absent key gives its share
+// back at once: every GET is answered, and a gRPC read beside it too.
+func TestAPipelineOfAbsentKeysDoesNotFillTheReadMemory(t *testing.T) {
+	n := startNode(t, node.Config{ReadMemory: 64 << 20})
+	r := dialRaw(t, n.RESPAddr())
+	const gets = 3000
+	var b []byte
+	for i := range gets {
+		b = append(b, command("GET", fmt.Sprint("absent-", i%50))...)
+	}
+	r.send(b)
+	for i := range gets {
+		if got := r.reply(); got != nil {
+			t.Fatalf("GET %d of an absent key: %v, want nil", i, got)
+		}
+	}
+	dc := grpcData(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := dc.Get(ctx, &sluicev1.GetRequest{Key: []byte("absent-0")}); err != nil {
+		t.Fatalf("a gRPC Get after the pipeline: %v", err)
+	}
+}

@@ -231,6 +231,20 @@ func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.Get
 	if err := hold.take(ctx, kv.MaxBatchBytes); err != nil { // the largest value
 		return nil, err
 	}
+	resp, err := d.get(ctx, req)
+	if err != nil || !resp.Found {
+		// Nothing to send but a few bytes: give the share back now, not at
+		// the call's end (a RESP pipeline's calls end at its next flush).
+		hold.keep(0)
+		return resp, err
+	}
+	hold.keep(int64(len(resp.Value)))
+	hold.sendHeld(resp) // until written to the connection
+	return resp, nil
+}
+
+// get is Get's read, at the request's consistency level.
+func (d *Data) get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.GetResponse, error) {
 	var r kv.Read
 	switch req.Consistency {
 	case sluicev1.Consistency_LINEARIZABLE:
@@ -265,10 +279,7 @@ func (d *Data) Get(ctx context.Context, req *sluicev1.GetRequest) (*sluicev1.Get
 		return &sluicev1.GetResponse{}, nil
 	}
 	v := r.Value
-	hold.keep(int64(len(v.Data)))
-	resp := &sluicev1.GetResponse{Found: true, Value: v.Data, Version: v.Version, Timestamp: v.Timestamp}
-	hold.sendHeld(resp) // until written to the connection
-	return resp, nil
+	return &sluicev1.GetResponse{Found: true, Value: v.Data, Version: v.Version, Timestamp: v.Timestamp}, nil
 }
 
 func (d *Data) Remove(ctx context.Context, req *sluicev1.RemoveRequest) (*sluicev1.RemoveResponse, error) {
