@@ -15,8 +15,8 @@ import (
 // badger transactions, which is fine when a log elsewhere (Kafka) can replay
 // what a crash cut; a store that is the log needs every batch whole or not at
 // all. One badger transaction is atomic across crashes (its replay drops an
-// unfinished one), but it is bounded: 15 % of a memtable (1.2 MiB with
-// sluice's 8 MiB memtables) and as many entries as fit. A batch past that is
+// unfinished one), but it is bounded: 15 % of a memtable (1.2 MiB with the
+// 8 MiB memtables of DurableBadgerOptions) and as many entries as fit. A batch past that is
 // written as an intent first: the whole batch under reserved keys, synced;
 // then its entries; then the intent is removed. A crash between leaves the
 // intent, which OpenBadger applies again (replaying whole-state changes is
@@ -36,8 +36,13 @@ import (
 // nothing ApplyAtomic writes may reach the value log: a value whose encoded
 // form is 1 MiB or more is refused (ErrValueTooLarge), and an intent is
 // written in chunks under the threshold.
+//
+// Its memtables stay at 8 MiB (BadgerOptions' are 4 MiB): badger refuses a
+// value threshold over a transaction's bound, 15 % of a memtable, and a
+// 1 MiB value in the LSM needs memtables of at least 7 MiB.
 func DurableBadgerOptions(dir string) badger.Options {
-	return BadgerOptions(dir).WithSyncWrites(true).WithValueThreshold(1 << 20)
+	return BadgerOptions(dir).WithSyncWrites(true).WithValueThreshold(1 << 20).
+		WithMemTableSize(8 << 20)
 }
 
 // ApplyAtomic writes b whole or, after a crash at any point, not at all: in

@@ -23,14 +23,28 @@ import (
 // write-ahead log, so badger does not fsync each write. Tables are not
 // compressed: a read then needs no block cache and no decompression (gets
 // ran 9 % faster under `sluice bench` than with snappy and an 8 MiB cache).
+//
+// Memtables of 4 MiB and badger's 2 MiB tables (BENCHMARKS.md, "Memory
+// with 1 M keys"): a node's heap holds each partition's memtables (an arena
+// of the memtable's size and 30 % more, twice while one flushes) and, in
+// badger's pool of table builders (up to 8 a DB, kept while the DB keeps
+// writing), buffers of twice the table size, doubled until the largest
+// table built fits. With 8 MiB memtables a level-0 table (~5 MiB) outgrew a
+// builder's first 4 MiB and its buffers grew to 12 MiB: the pools held
+// 180 MiB of a 4-partition node after 1 M writes. A level-0 table of a
+// 4 MiB memtable (~2.6 MiB) fits the first 4 MiB. Three level-0 tables
+// before a compaction (not two) keep the bytes each level-0 compaction
+// merges, and so the write CPU, where 8 MiB memtables had them; 2 MiB
+// memtables cost 20–45 % more CPU a written key.
 func BadgerOptions(dir string) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithSyncWrites(false).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(4 << 20).
+		WithBaseTableSize(2 << 20).
 		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(8).
+		WithNumLevelZeroTables(3).
+		WithNumLevelZeroTablesStall(12).
 		WithCompression(options.None).
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(0).
