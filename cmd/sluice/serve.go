@@ -32,6 +32,7 @@ func serveCmd() *cobra.Command {
 		config    string
 		pprof     string
 		kafka     kafkaSecurity
+		memory    memoryFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -93,6 +94,9 @@ func serveCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if err := memory.apply(ctx, cmd.Flags().Changed("gc-percent"), log); err != nil {
+				return err
+			}
 			// Written once the ports are bound and before the registry is:
 			// a busy port leaves no token file behind, and a start that
 			// fails later leaves the token its registry records are sealed
@@ -158,6 +162,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP address for /metrics and /healthz; - disables")
 	f.StringVar(&pprof, "pprof", string(cfg.Pprof), "serve /debug/pprof on the HTTP port: off, local (loopback clients; what --pprof alone means) or all")
 	f.Lookup("pprof").NoOptDefVal = string(node.PprofLocal)
+	memory.register(f)
 	kafka.register(f)
 	f.Int32Var(&cfg.Slots, "slots", cfg.Slots, "slot count (Kafka partitions per topic) of a new cluster")
 	f.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "partitions a new node cuts the slots into")
