@@ -9,8 +9,8 @@ import (
 // loop, whose work is serial:
 //
 //   - the core's overlay: keys written by groups not yet applied;
-//   - versions (versions.go): a bounded cache of committed keys' versions,
-//     enough for writes that need no data;
+//   - values (values.go): the node's read cache of committed keys' values
+//     and versions, also what reads of every level look at first;
 //   - prefetch: the caller's goroutine reads from the store the keys the
 //     cache does not hold before it enqueues the request, many callers in
 //     parallel; the core uses those values unless a store write since could

@@ -95,7 +95,7 @@ func (r *Request) KeyAt(i int) []byte {
 }
 
 // NeedsData says whether the request reads values, not only versions (a
-// version cache may answer the others).
+// cache holding only a version may answer the others).
 func (r *Request) NeedsData() bool {
 	return r.Op == OpGet || r.Op == OpGetMany || r.Op == OpIncrement
 }
