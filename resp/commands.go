@@ -124,7 +124,11 @@ func (c *conn) reply(err error) {
 }
 
 func (c *conn) cmdGet(args [][]byte) {
-	v, found, err := c.readOne(args[1])
+	c.value(c.readOne(args[1]))
+}
+
+// value answers one key's read: its value, nil if absent, or the error.
+func (c *conn) value(v []byte, found bool, err error) {
 	switch {
 	case err != nil:
 		c.reply(err)
@@ -143,14 +147,7 @@ func (c *conn) cmdMGet(args [][]byte) {
 			started = true
 			c.array(len(keys))
 		}
-		switch {
-		case err != nil:
-			c.reply(err)
-		case !found:
-			c.null()
-		default:
-			c.bulk(v)
-		}
+		c.value(v, found, err)
 	})
 	if err != nil {
 		c.reply(err)
