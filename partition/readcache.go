@@ -48,10 +48,13 @@ const entryOverhead = 160
 // generations numbers partition generations node-wide.
 var generations atomic.Uint64
 
-// DefaultReadCache is --read-cache's default: 64 MiB holds about 240,000
-// keys of 100-byte values; the node's whole heap with 1 M such keys stays
-// under Redis's memory for them (BENCHMARKS.md, "Memory with 1 M keys").
-const DefaultReadCache = 64 << 20
+// DefaultReadCache is --read-cache's default: 32 MiB holds about 120,000
+// keys of 100-byte values (the benchmarks' working set of 100,000), and a
+// node that read 1 M such keys through it keeps less anonymous memory than
+// Redis holding them; with 64 MiB it kept 1.26× Redis's, most of it heap
+// spans the cache's churn left partly used (BENCHMARKS.md, "Memory with 1 M
+// keys").
+const DefaultReadCache = 32 << 20
 
 // NewReadCache returns a cache of budget bytes; budget <= 0 disables it
 // (every read goes to the store).
