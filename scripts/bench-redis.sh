@@ -103,6 +103,8 @@ rb() {
 }
 mget=(MGET)
 for i in $(seq 10); do mget+=("key:__rand_int__"); done
+mget100=(MGET)
+for i in $(seq 100); do mget100+=("key:__rand_int__"); done
 results="$out/redis-$(date +%Y%m%d-%H%M%S).txt"
 # Each row: a name, what runs against Redis, what against sluice.
 run_round() {
@@ -114,10 +116,13 @@ run_round() {
   record "SET resp" "$(rb "$RESP_PORT" "$SLUICE_SET_N" -t set)"
   record "MGET10 redis" "$(rb "$REDIS_PORT" "$REDIS_N" "${mget[@]}")"
   record "MGET10 resp" "$(rb "$RESP_PORT" "$SLUICE_N" "${mget[@]}")"
+  record "MGET100 redis" "$(rb "$REDIS_PORT" $((REDIS_N / 10)) "${mget100[@]}")"
+  record "MGET100 resp" "$(rb "$RESP_PORT" $((SLUICE_N / 5)) "${mget100[@]}")"
   record "PING redis" "$(rb "$REDIS_PORT" "$REDIS_N" -t ping_mbulk)"
   record "PING resp" "$(rb "$RESP_PORT" "$SLUICE_N" -t ping_mbulk)"
   # sluice bench: "throughput  N ops/s" or "N calls/s = M keys/s"; p99 from its latency line.
-  for w in "GET grpc|-w get" "SET grpc|-w upsert" "MGET10 grpc|-w get-many --batch 10" "PING grpc|-w ping"; do
+  for w in "GET grpc|-w get" "GET-EV grpc|-w get-eventual" "SET grpc|-w upsert" "MGET10 grpc|-w get-many --batch 10" \
+    "MGET100 grpc|-w get-many --batch 100" "MGET100-EV grpc|-w get-many-eventual --batch 100" "PING grpc|-w ping"; do
     line=$(sb ${w#*|} -d "$DURATION" 2>/dev/null | awk '/^throughput/ { rps = $2 } /p99 / { for (i = 1; i <= NF; i++) if ($i == "p99") p99 = $(i + 1) } END { print rps, p99 }')
     record "${w%%|*}" "$line"
   done
@@ -134,13 +139,16 @@ awk '
   }
   { key = $1 " " $2; rps[key] = rps[key] " " $5; p99[key] = p99[key] " " $6 }
   END {
-    printf "%-8s %14s %14s %14s %12s %12s   %s\n", "", "redis ops/s", "resp ops/s", "grpc ops/s", "resp/redis", "grpc/redis", "p99 ms redis / resp / grpc"
-    n = split("GET SET MGET10 PING", rows, " ")
+    printf "%-10s %14s %14s %14s %12s %12s   %s\n", "", "redis ops/s", "resp ops/s", "grpc ops/s", "resp/redis", "grpc/redis", "p99 ms redis / resp / grpc"
+    n = split("GET GET-EV SET MGET10 MGET100 MGET100-EV PING", rows, " ")
     for (i = 1; i <= n; i++) {
-      row = rows[i]
-      red = median(rps[row " redis"]); re = median(rps[row " resp"]); gr = median(rps[row " grpc"])
-      printf "%-8s %14.0f %14.0f %14.0f %11.2fx %11.2fx   %s / %s / %s\n", row, red, re, gr, (red ? re / red : 0), (red ? gr / red : 0),
-        median(p99[row " redis"]), median(p99[row " resp"]), median(p99[row " grpc"])
+      row = rows[i]; base = row; sub(/-EV$/, "", base) # an EVENTUAL row against the same Redis runs
+      red = median(rps[base " redis"]); re = median(rps[row " resp"]); gr = median(rps[row " grpc"])
+      if (rps[row " resp"] == "") # no RESP run for this row
+        printf "%-10s %14.0f %14s %14.0f %12s %11.2fx   %s / - / %s\n", row, red, "-", gr, "-", (red ? gr / red : 0), median(p99[base " redis"]), median(p99[row " grpc"])
+      else
+        printf "%-10s %14.0f %14.0f %14.0f %11.2fx %11.2fx   %s / %s / %s\n", row, red, re, gr, (red ? re / red : 0), (red ? gr / red : 0),
+          median(p99[base " redis"]), median(p99[row " resp"]), median(p99[row " grpc"])
     }
   }' "$results"
-echo "(MGET10: calls/s of 10 keys each; grpc is GetMany. SET: Redis keeps it in memory; sluice commits each to its Kafka changelog first.)"
+echo "(MGET10, MGET100: calls/s of 10 or 100 keys each; grpc is GetMany. GET and MGET are LINEARIZABLE on sluice (RESP's default); -EV rows are gRPC's EVENTUAL against the same Redis runs. SET: Redis keeps it in memory; sluice commits each to its Kafka changelog first.)"
