@@ -148,7 +148,7 @@ func testRemoveAndAdd(t *testing.T, adds []add) {
 	if len(applied) != len(ingested) {
 		t.Errorf("%d ingest records applied, want %d", len(applied), len(ingested))
 	}
-	eventually(t, "the old partition, re-syncing, finds itself deposed", func() bool { return p1.Status().Deposed })
+	eventually(t, "the old partition, re-syncing, finds itself deposed", func() bool { return p1.Status().Deposed() })
 	// n1's data plane sends the key to its new owner.
 	if _, err := n1.data.Get(ctx, &sluicev1.GetRequest{Key: []byte(key)}); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("n1 asked for %s: %v, want FailedPrecondition (BadNode)", key, err)

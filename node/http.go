@@ -157,9 +157,9 @@ func (n *Node) waiting() []string {
 func (h *held) state() string {
 	st := h.p.Status()
 	switch {
-	case st.Deposed:
+	case st.Deposed():
 		return "deposed"
-	case st.Serving:
+	case st.Serving():
 		return "serving"
 	}
 	s := fmt.Sprintf("restoring %d%%", st.Percent)

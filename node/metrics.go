@@ -19,10 +19,12 @@ import (
 // them, so a lag may miss records produced in the last interval.
 const logEndsEvery = time.Second
 
-// partitionStates are the values of sluice_partition_state's state label.
-// "stopped": the registry gives the partition to this node but it is not
-// running here (not opened yet, or opening failed).
-var partitionStates = []string{"restoring", "serving", "closing", "deposed", "stopped"}
+// partitionStates are the values of sluice_partition_state's state label:
+// a partition's phases as the outside sees them (partition.Phase.String).
+// "stopped" also says the registry gives the partition to this node but it
+// is not running here (not opened yet, or opening failed).
+var partitionStates = []string{partition.RestoreDue.String(), partition.Serving.String(), partition.Closing.String(),
+	partition.Deposed.String(), partition.Stopped.String()}
 
 // registerMetrics creates the node's registry: Go and process metrics, the
 // partitions' (partition.Metrics), the ingest lag and the gauges read at
@@ -63,7 +65,7 @@ func (n *Node) appliedIngest() map[int32]int64 {
 	defer n.mu.RUnlock()
 	out := make(map[int32]int64)
 	for _, h := range n.parts {
-		if h.p == nil || h.p.Status().Deposed {
+		if h.p == nil || h.p.Status().Deposed() {
 			continue
 		}
 		for slot, off := range h.p.AppliedIngest() {
@@ -192,7 +194,7 @@ func (c *heldCollector) Collect(ch chan<- prometheus.Metric) {
 	states := make(map[uint32]string)
 	for _, p := range n.registry.View().Partitions {
 		if p.Owner == n.cfg.NodeID {
-			states[p.ID] = "stopped"
+			states[p.ID] = partition.Stopped.String()
 		}
 	}
 	n.mu.RLock()

@@ -26,26 +26,35 @@ var ErrStoreCorrupt = errors.New("partition: the store is corrupt and it is the 
 // foundCorrupt records err if it says the store is corrupt.
 func (p *Partition) foundCorrupt(err error) {
 	if errors.Is(err, store.ErrCorrupt) {
-		p.corrupt.CompareAndSwap(nil, &err)
+		p.state.update(func(s *State) bool {
+			if s.corrupt != nil {
+				return false
+			}
+			s.corrupt = err
+			return true
+		})
 	}
 }
 
 // discardCorrupt empties a store found corrupt if the log can restore it,
 // and reports whether it did; else it fails for good, naming the corruption.
 func (p *Partition) discardCorrupt() (bool, error) {
-	found := p.corrupt.Load()
+	found := p.state.load().corrupt
 	if found == nil {
 		return false, nil
 	}
 	if !p.cfg.DiscardCorrupt {
-		err := fmt.Errorf("%w: %w", ErrStoreCorrupt, *found)
+		err := fmt.Errorf("%w: %w", ErrStoreCorrupt, found)
 		p.waitingFor(err.Error()) // Status, ListPartitions and /healthz name it
 		return false, err
 	}
-	p.cfg.Log.Error().Err(*found).Msg("the store is corrupt (its disk lost pages its offsets had reached): emptied, restoring it afresh from the snapshot and the changelog")
+	p.cfg.Log.Error().Err(found).Msg("the store is corrupt (its disk lost pages its offsets had reached): emptied, restoring it afresh from the snapshot and the changelog")
 	if err := p.cfg.Store.Clear(); err != nil {
 		return false, fmt.Errorf("emptying a corrupt store: %w", err)
 	}
-	p.corrupt.Store(nil)
+	p.state.update(func(s *State) bool {
+		s.corrupt = nil
+		return true
+	})
 	return true, nil
 }

@@ -13,7 +13,8 @@
 // loop: it owns the channels and the time and hands each input to the
 // core's Driver), effects.go (what the Driver's Ready asks of the loop:
 // replies, the group to append, store writes), reads.go and values.go (current values for writes
-// without store reads on the loop), restore.go (fence + replay), ingest.go
+// without store reads on the loop), restore.go (fence + replay), state.go (the one value
+// that publishes the partition's phase and restore progress), ingest.go
 // (the consumer of the ingest topic), standby.go (a read-only copy that tails
 // the log), view.go (reads of committed state from any goroutine).
 //

@@ -53,26 +53,10 @@ func (l *loop) WakeAt(t time.Time) { l.wake.Reset(time.Until(t)) }
 // Stop: run ends with the core stopped, then shuts the loop down.
 func (l *loop) Stop() {}
 
-// Carried makes the core's state visible to callers.
+// Carried makes the core's state visible to callers (state.go).
 func (l *loop) Carried() {
 	p := l.p
-	switch l.core.State() {
-	case core.Serving:
-		if !p.serving.Load() {
-			p.progress.Store(100)
-			p.serving.Store(true)
-			l.servingNow()
-		}
-	case core.Deposed:
-		if p.deposed.Load() == nil {
-			err := l.core.Deposed()
-			p.deposed.Store(&err)
-			p.serving.Store(false)
-			p.cfg.Log.Warn().Err(err).Msg("partition deposed: not serving")
-		}
-	default:
-		p.serving.Store(false)
-	}
+	l.publishCore()
 	p.applies.Store(l.core.Applies())
 	p.publishQuiet(l.core.QuietUntil())
 	p.metrics.observe(p)

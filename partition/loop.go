@@ -161,8 +161,8 @@ func (l *loop) shutdown() {
 	if l.app != nil {
 		l.app.Close()
 	}
-	p.serving.Store(false)
 	if err := p.cfg.Store.Close(); err != nil {
 		p.cfg.Log.Error().Err(err).Msg("closing store")
 	}
+	p.publishStopped()
 }

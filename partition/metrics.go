@@ -116,17 +116,6 @@ func (m *partitionMetrics) served(restoreTook time.Duration) {
 	m.restoreTime.Observe(restoreTook.Seconds())
 }
 
-// waitingFor records what the restore under way waits for (a slot, an
-// offset), for Status and the node's sluice_partition_restore_waiting gauge;
-// "" clears it. Safe from any goroutine.
-func (p *Partition) waitingFor(what string) {
-	if what == "" {
-		p.waiting.Store(nil)
-		return
-	}
-	p.waiting.Store(&what)
-}
-
 // Gauges is a partition's state at one instant, read when metrics are
 // scraped (a gauge the loop set would go stale exactly when the loop is
 // stuck, which is when an operator looks).
@@ -144,30 +133,10 @@ type Gauges struct {
 
 // Gauges reads the partition's gauges. Safe from any goroutine.
 func (p *Partition) Gauges() Gauges {
-	g := Gauges{State: p.state(), Inbox: len(p.inbox), InboxCap: cap(p.inbox), BudgetUsed: p.budget.Used(), BudgetLimit: p.budget.Limit()}
-	if g.State == "restoring" {
-		g.Waiting = p.Status().Waiting
+	st := p.state.load()
+	g := Gauges{State: st.Phase.String(), Inbox: len(p.inbox), InboxCap: cap(p.inbox), BudgetUsed: p.budget.Used(), BudgetLimit: p.budget.Limit()}
+	if st.Phase.Restoring() {
+		g.Waiting = st.Waiting
 	}
 	return g
-}
-
-// state is the core's state as the loop last published it.
-func (p *Partition) state() string {
-	select {
-	case <-p.done:
-		return "stopped"
-	default:
-	}
-	switch {
-	case p.deposed.Load() != nil:
-		return "deposed"
-	case p.serving.Load():
-		return "serving"
-	}
-	select {
-	case <-p.closing:
-		return "closing"
-	default:
-		return "restoring"
-	}
 }

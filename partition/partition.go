@@ -115,21 +115,17 @@ type Partition struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 
-	// serving is read by callers to answer fast while restoring; the loop is
-	// the authority (the core answers again from its own state).
-	serving  atomic.Bool
-	progress atomic.Int32           // restore percent
-	deposed  atomic.Pointer[error]  // set once a newer owner took over
-	corrupt  atomic.Pointer[error]  // a store read found corruption (corrupt.go)
-	view                            // committed state, for reads that skip the inbox
-	lag      atomic.Int64           // log offsets left to replay while restoring
-	waiting  atomic.Pointer[string] // what a stalled restore waits for (waitingFor)
-	applies  atomic.Uint64          // the core's store writes so far (reads.go)
-	quiet    quiet                  // until when reads need not go through the loop (quiet.go)
-	values   *values                // committed keys' state (values.go); the loop writes it
-	budget   *Budget                // bytes of requests held (budget.go)
-	metrics  *partitionMetrics
-	loop     loop // owned by the loop goroutine
+	// state is the partition's published state (state.go): callers read
+	// it to answer fast while not serving; the loop is the authority (the
+	// core answers again from its own state).
+	state   published
+	view                  // committed state, for reads that skip the inbox
+	applies atomic.Uint64 // the core's store writes so far (reads.go)
+	quiet   quiet         // until when reads need not go through the loop (quiet.go)
+	values  *values       // committed keys' state (values.go); the loop writes it
+	budget  *Budget       // bytes of requests held (budget.go)
+	metrics *partitionMetrics
+	loop    loop // owned by the loop goroutine
 }
 
 // request is a core request with the channel its reply goes to.
@@ -165,6 +161,7 @@ func Start(cfg Config) *Partition {
 		budget:  NewBudget(cfg.MaxQueuedBytes),
 		quiet:   quiet{base: time.Now()},
 	}
+	p.state.init(State{Phase: RestoreDue, Epoch: cfg.Epoch})
 	p.metrics = cfg.Metrics.forPartition(cfg.ID)
 	p.view = view{st: cfg.Store, done: p.done, cache: p.values}
 	if ownCache {
@@ -183,9 +180,6 @@ func (p *Partition) Range() keyspace.Range { return p.cfg.Range }
 
 // Epoch is the partition's epoch.
 func (p *Partition) Epoch() uint64 { return p.cfg.Epoch }
-
-// Serving reports whether the partition has restored and serves.
-func (p *Partition) Serving() bool { return p.serving.Load() }
 
 // Upsert writes entries atomically and returns one result per entry once the
 // transaction holding them has committed.
@@ -221,7 +215,7 @@ func (p *Partition) GetMany(ctx context.Context, keys [][]byte, b *store.ReadBud
 		// prefetch does without a bound), and the request asks only for
 		// the keys read. The loop reads again only keys a store write
 		// changed since: values just written, which the node held anyway.
-		if !p.serving.Load() {
+		if !p.Serving() {
 			return nil, p.unavailable()
 		}
 		seen := p.applies.Load()
@@ -266,7 +260,7 @@ func (p *Partition) Increment(ctx context.Context, key []byte, delta int64, ttl 
 // through the inbox: what EVENTUAL and SESSION reads see. It never returns a
 // value whose transaction has not committed. Safe from any goroutine.
 func (p *Partition) ReadCommitted(key []byte) (kv.Read, error) {
-	if !p.serving.Load() {
+	if !p.Serving() {
 		return kv.Read{}, p.unavailable()
 	}
 	return p.view.ReadCommitted(key)
@@ -275,7 +269,7 @@ func (p *Partition) ReadCommitted(key []byte) (kv.Read, error) {
 // ReadCommittedMany is ReadCommitted of many keys at one point, within b
 // (view.ReadCommittedMany).
 func (p *Partition) ReadCommittedMany(keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
-	if !p.serving.Load() {
+	if !p.Serving() {
 		return nil, p.unavailable()
 	}
 	return p.view.ReadCommittedMany(keys, b)
@@ -283,7 +277,7 @@ func (p *Partition) ReadCommittedMany(keys [][]byte, b *store.ReadBudget) ([]kv.
 
 // call hands req to the loop and waits on the caller's own context.
 func (p *Partition) call(ctx context.Context, req *request) (core.Reply, error) {
-	if !p.serving.Load() {
+	if !p.Serving() {
 		return core.Reply{}, p.unavailable()
 	}
 	if err := p.admit(req); err != nil {
@@ -327,27 +321,15 @@ func (p *Partition) decorate(err error) error {
 	return err
 }
 
-func (p *Partition) unavailable() error {
-	select {
-	case <-p.done:
-		return ErrStopped
-	case <-p.closing:
-		return ErrStopped
-	default:
-		if d := p.deposed.Load(); d != nil {
-			return *d
-		}
-		st := p.Status()
-		return &RestoringError{Partition: p.cfg.ID, Percent: st.Percent, Waiting: st.Waiting}
-	}
-}
-
 // Close stops the partition gracefully: it takes no more requests, fails the
 // ones never appended (ErrStopped: safe to retry on the next owner), waits
 // (up to 10 s) for the group in flight so its requests get their true
 // outcome, then closes the appender and the store.
 func (p *Partition) Close() error {
-	p.once.Do(func() { close(p.closing) })
+	p.once.Do(func() {
+		p.closeAsked()
+		close(p.closing)
+	})
 	<-p.done
 	return nil
 }
@@ -367,28 +349,6 @@ func (p *Partition) InboxLen() int { return len(p.inbox) }
 func IsUnavailable(err error) bool {
 	var re *RestoringError
 	return errors.As(err, &re) || errors.Is(err, ErrAppendFailed) || errors.Is(err, ErrStopped) || errors.Is(err, ErrDeposed)
-}
-
-// Status is the partition's state as its node sees it.
-type Status struct {
-	Serving bool
-	Deposed bool
-	// Percent of the restore done, while restoring.
-	Percent int
-	// Lag is the log offsets left to replay while restoring.
-	Lag int64
-	// Waiting is what a restore that made no progress for a while waits
-	// for (a slot of the log and its offsets), or "".
-	Waiting string
-}
-
-// Status reports the partition's state.
-func (p *Partition) Status() Status {
-	st := Status{Serving: p.serving.Load(), Deposed: p.deposed.Load() != nil, Percent: int(p.progress.Load()), Lag: p.lag.Load()}
-	if w := p.waiting.Load(); w != nil && !st.Serving {
-		st.Waiting = *w
-	}
-	return st
 }
 
 // Len counts the partition's committed keys (a scan: for the control plane).

@@ -161,7 +161,7 @@ func TestCloseWaitsForTheGroupInFlight(t *testing.T) {
 func TestCallPrefersAReplyOverStop(t *testing.T) {
 	for range 2000 {
 		p := &Partition{inbox: make(chan *request, 1), done: make(chan struct{}), closing: make(chan struct{})}
-		p.serving.Store(true)
+		p.state.init(State{Phase: Serving})
 		p.values = newValues(nil)
 		p.cfg.Store = store.NewMemory()
 		go func() {
@@ -327,7 +327,7 @@ func TestOwnershipIsCheckedAgainAfterItsOwnFence(t *testing.T) {
 	}
 	p := Start(cfg)
 	defer p.Close()
-	waitFor(t, "the partition is deposed", func() bool { return p.Status().Deposed })
+	waitFor(t, "the partition is deposed", func() bool { return p.Status().Deposed() })
 	select {
 	case <-closed:
 	default:

@@ -26,7 +26,7 @@ func (l *loop) servingNow() {
 	now := time.Now()
 	took := now.Sub(ph.started)
 	p.metrics.served(took)
-	ev := p.cfg.Log.Info().Str("phase", "serving").Str("cause", ph.cause)
+	ev := p.cfg.Log.Info().Str("phase", Serving.Step()).Str("cause", ph.cause)
 	if !ph.restored.IsZero() {
 		ev = ev.Dur("lease_wait", now.Sub(ph.restored))
 	}

@@ -39,5 +39,5 @@ func (p *Partition) publishQuiet(until time.Time) {
 // publishes again).
 func (p *Partition) isQuiet() bool {
 	u := p.quiet.until.Load()
-	return u > 0 && int64(time.Since(p.quiet.base)) < u && p.serving.Load() && !p.values.restoring.Load()
+	return u > 0 && int64(time.Since(p.quiet.base)) < u && p.Serving() && !p.values.restoring.Load()
 }

@@ -27,6 +27,7 @@ func (l *loop) startRestore() {
 	l.restores++
 	first := l.restores == 1
 	l.phases.begin(l.restores)
+	p.restoreBegins()
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -56,16 +57,19 @@ func (l *loop) startRestore() {
 func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core.Restore, error) {
 	cfg := &p.cfg
 	if cfg.Owns != nil {
+		p.enter(RestoreRegistry)
 		start := time.Now()
 		if err := cfg.Owns(ctx); err != nil {
 			return nil, core.Restore{}, err
 		}
-		cfg.Log.Info().Str("phase", "registry").Dur("took", time.Since(start)).Msg("ownership confirmed in the registry")
+		cfg.Log.Info().Str("phase", RestoreRegistry.Step()).Dur("took", time.Since(start)).Msg("ownership confirmed in the registry")
 	}
+	p.enter(RestoreSnapshot)
 	stored, handedOver, err := p.startingPoint(ctx)
 	if err != nil {
 		return nil, core.Restore{}, err
 	}
+	p.enter(RestoreFence)
 	fenceStart := time.Now()
 	app, err := cfg.WAL.NewAppender(ctx)
 	if err != nil {
@@ -83,7 +87,7 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	}
 	fenced := time.Since(fenceStart)
 	p.metrics.fenced(fenced)
-	cfg.Log.Info().Str("phase", "fence").Dur("took", fenced).Msg("fenced")
+	cfg.Log.Info().Str("phase", RestoreFence.Step()).Dur("took", fenced).Msg("fenced")
 	// From here no older writer can commit: a deposed owner's lease ran from
 	// its last commit, which was before now.
 	r := core.Restore{FencedAt: time.Now(), SkipLeaseWait: first && (cfg.SkipLeaseWait || handedOver)}
@@ -106,6 +110,7 @@ func (p *Partition) restore(ctx context.Context, first bool) (wal.Appender, core
 	if err != nil {
 		return fail(err)
 	}
+	p.enter(RestoreReplay)
 	prog := newProgress(p)
 	// Fenced: the log's end no longer moves but by this partition, so once
 	// the replay ends the store is in sync with the log as of now.
@@ -168,7 +173,7 @@ func (p *Partition) startingPoint(ctx context.Context) (stored map[int32]int64, 
 		if stored, err = cfg.Store.Offsets(); err != nil {
 			return nil, false, err
 		}
-		cfg.Log.Info().Str("phase", "snapshot").Bool("loaded", len(stored) > 0).Bool("handed_over", handedOver).Dur("took", time.Since(start)).Msg("snapshot phase done")
+		cfg.Log.Info().Str("phase", RestoreSnapshot.Step()).Bool("loaded", len(stored) > 0).Bool("handed_over", handedOver).Dur("took", time.Since(start)).Msg("snapshot phase done")
 	}
 	return stored, handedOver, nil
 }
@@ -284,7 +289,7 @@ type progress struct {
 
 func newProgress(p *Partition) *progress {
 	now := time.Now()
-	p.progress.Store(0)
+	p.state.restoring(func(s *State) { s.Percent = 0 })
 	return &progress{p: p, start: now, logged: now}
 }
 
@@ -292,10 +297,12 @@ func (g *progress) add(records int, bytes, lag int64) {
 	g.records += int64(records)
 	g.bytes += bytes
 	g.p.metrics.restored(records, lag)
-	g.p.lag.Store(lag)
-	if total := g.records + lag; total > 0 {
-		g.p.progress.Store(int32(g.records * 100 / total))
-	}
+	g.p.state.restoring(func(s *State) {
+		s.Lag = lag
+		if total := g.records + lag; total > 0 {
+			s.Percent = int(g.records * 100 / total)
+		}
+	})
 	if time.Since(g.logged) < 5*time.Second {
 		return
 	}
@@ -311,7 +318,7 @@ func (g *progress) add(records int, bytes, lag int64) {
 }
 
 func (g *progress) done() {
-	g.p.lag.Store(0)
+	g.p.state.restoring(func(s *State) { s.Lag = 0 })
 	elapsed := time.Since(g.start)
-	g.p.cfg.Log.Info().Str("phase", "replay").Int64("records", g.records).Int64("bytes", g.bytes).Dur("took", elapsed).Msg("restored")
+	g.p.cfg.Log.Info().Str("phase", RestoreReplay.Step()).Int64("records", g.records).Int64("bytes", g.bytes).Dur("took", elapsed).Msg("restored")
 }
