@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -109,7 +110,7 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 	}
 	// Replay everything, then only what came after the first group.
 	var got []kv.Record
-	reached, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0, 1: 0}, func(b Step) error {
+	reached, err := kafkaread.Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0, 1: 0}, func(b kafkaread.Step) error {
 		db, err := Decoded(b)
 		for _, r := range db.Records {
 			got = append(got, r.Record)
@@ -145,7 +146,7 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 		from[r.Slot] = max(from[r.Slot], r.Offset+1)
 	}
 	n := 0
-	again, err := Replay(ctx, opts, tp.Changelog(), from, func(b Step) error { n += len(b.Records); return nil })
+	again, err := kafkaread.Replay(ctx, opts, tp.Changelog(), from, func(b kafkaread.Step) error { n += len(b.Records); return nil })
 	if err != nil || n != 22 {
 		t.Fatalf("replay from %v gave %d records (%v), want 22", from, n, err)
 	}
@@ -154,7 +155,7 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 	}
 	// Replaying from the end reads nothing and returns at once.
 	n = 0
-	if _, err := Replay(ctx, opts, tp.Changelog(), reached, func(b Step) error { n += len(b.Records); return nil }); err != nil || n != 0 {
+	if _, err := kafkaread.Replay(ctx, opts, tp.Changelog(), reached, func(b kafkaread.Step) error { n += len(b.Records); return nil }); err != nil || n != 0 {
 		t.Fatalf("replay from the end: %d records, %v", n, err)
 	}
 }
@@ -209,7 +210,7 @@ func TestFailedGroupCommitsNothing(t *testing.T) {
 func replayKeys(t *testing.T, opts []kgo.Opt, topic string) []string {
 	t.Helper()
 	var keys []string
-	if _, err := Replay(context.Background(), opts, topic, map[int32]int64{0: 0}, func(b Step) error {
+	if _, err := kafkaread.Replay(context.Background(), opts, topic, map[int32]int64{0: 0}, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			keys = append(keys, string(r.Key))
 		}
@@ -218,28 +219,4 @@ func replayKeys(t *testing.T, opts []kgo.Opt, topic string) []string {
 		t.Fatal(err)
 	}
 	return keys
-}
-
-// Replay never starts later than asked: a log deleted past the offset is an error.
-func TestReplayRefusesOffsetGone(t *testing.T) {
-	tp, opts, adm := setup(t, 1)
-	ctx := context.Background()
-	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(tp.Ingest()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for i := 0; i < 5; i++ {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte("v")}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := adm.DeleteRecords(ctx, kadm.Offsets{tp.Ingest(): {0: {Topic: tp.Ingest(), Partition: 0, At: 3}}}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = Replay(ctx, opts, tp.Ingest(), map[int32]int64{0: 1}, func(Step) error { return nil })
-	var gone *OffsetGoneError
-	if !errors.As(err, &gone) || gone.Needed != 1 || gone.LogStart != 3 {
-		t.Fatalf("err = %v, want OffsetGoneError needing 1 with log start 3", err)
-	}
 }

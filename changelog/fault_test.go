@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -47,7 +48,7 @@ func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
 		t.Fatalf("Append = %v, want ErrNotCommitted for a refused commit", err)
 	}
 	n := 0
-	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Step) error { n += len(b.Records); return nil }); err != nil {
+	if _, err := kafkaread.Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b kafkaread.Step) error { n += len(b.Records); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
@@ -212,7 +213,7 @@ func TestFirstAppendIsCommittedOrFails(t *testing.T) {
 		app.Close()
 	}
 	committed := map[string]bool{}
-	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Step) error {
+	if _, err := kafkaread.Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			committed[string(r.Key)] = true
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
 )
 
@@ -239,7 +240,7 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 	for s := int32(0); s < 16; s++ {
 		from[s] = 0
 	}
-	_, err = changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topics.Changelog(), from, func(b changelog.Step) error {
+	_, err = kafkaread.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topics.Changelog(), from, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			ch, err := changelog.Decode(r)
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/kafkaread"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
 
@@ -137,7 +138,7 @@ func holdsKey(t *testing.T, topic, key string) bool {
 	found := false
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	_, err := changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topic, map[int32]int64{0: 0}, func(b changelog.Step) error {
+	_, err := kafkaread.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topic, map[int32]int64{0: 0}, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			found = found || string(r.Key) == key
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition"
@@ -225,7 +226,7 @@ func ingestApplications(t *testing.T, topics changelog.Topics, slots int32) map[
 		from[s] = 0
 	}
 	applied := map[[2]int64]int{}
-	_, err := changelog.Replay(context.Background(), []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topics.Changelog(), from, func(b changelog.Step) error {
+	_, err := kafkaread.Replay(context.Background(), []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topics.Changelog(), from, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			rec, err := changelog.Decode(r)
 			if err != nil {

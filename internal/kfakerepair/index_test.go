@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -70,7 +71,7 @@ func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
 	c = restartKfake(t, img)
 	defer c.Close()
 	var keys []string
-	if _, err := changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, tp.Changelog(), map[int32]int64{0: 0}, func(b changelog.Step) error {
+	if _, err := kafkaread.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, tp.Changelog(), map[int32]int64{0: 0}, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			keys = append(keys, string(r.Key))
 		}

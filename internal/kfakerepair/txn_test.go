@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/kafkaread"
 )
 
 // A kill while kfake wrote a transaction's commit markers: partition a has
@@ -103,7 +104,7 @@ func replay(t *testing.T, opts []kgo.Opt, topic string) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var got []string
-	if _, err := changelog.Replay(ctx, opts, topic, map[int32]int64{0: 0}, func(b changelog.Step) error {
+	if _, err := kafkaread.Replay(ctx, opts, topic, map[int32]int64{0: 0}, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			got = append(got, string(r.Key))
 		}
