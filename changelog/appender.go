@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
 
@@ -20,7 +21,7 @@ type AppenderConfig struct {
 	// Client holds the connection options (seed brokers, TLS, SASL, logger).
 	Client []kgo.Opt
 	// Topics names the changelog, ingest (forwards) and DLQ topics.
-	Topics Topics
+	Topics topics.Names
 	// TransactionalID is the partition's transactional id (Topics.TransactionalID).
 	TransactionalID string
 	// DeliveryTimeout bounds how long one Append may take before it fails.
@@ -32,7 +33,7 @@ type AppenderConfig struct {
 // It is used by one goroutine at a time.
 type Appender struct {
 	cl      *kgo.Client
-	topics  Topics
+	topics  topics.Names
 	timeout time.Duration
 	endTxns endTxnCounter
 	watch   *CommitWatch // sees franz-go abort a commit it was asked for
@@ -52,7 +53,7 @@ func NewAppender(ctx context.Context, cfg AppenderConfig) (*Appender, error) {
 		kgo.TransactionalID(cfg.TransactionalID),
 		kgo.TransactionTimeout(2 * cfg.DeliveryTimeout),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
-		kgo.ProducerBatchMaxBytes(MaxRecordBytes),
+		kgo.ProducerBatchMaxBytes(topics.MaxRecordBytes),
 		kgo.ProducerLinger(0),
 		// A partition begins its next transaction as soon as one commits, often
 		// before the coordinator has finished the last (CONCURRENT_TRANSACTIONS);

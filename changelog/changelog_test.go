@@ -14,12 +14,13 @@ import (
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
-func setup(t testing.TB, slots int32) (Topics, []kgo.Opt, *kadm.Client) {
+func setup(t testing.TB, slots int32) (topics.Names, []kgo.Opt, *kadm.Client) {
 	t.Helper()
 	opts := []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}
 	cl, err := kgo.NewClient(opts...)
@@ -28,12 +29,12 @@ func setup(t testing.TB, slots int32) (Topics, []kgo.Opt, *kadm.Client) {
 	}
 	t.Cleanup(cl.Close)
 	adm := kadm.NewClient(cl)
-	tp := Topics{Cluster: kafkatest.ClusterName(t)}
+	tp := topics.Names{Cluster: kafkatest.ClusterName(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	got, err := EnsureTopics(ctx, cl, tp, slots, 1)
+	got, err := topics.EnsureAll(ctx, cl, tp, slots, 1)
 	if err != nil || got != slots {
-		t.Fatalf("EnsureTopics = %d, %v", got, err)
+		t.Fatalf("EnsureAll = %d, %v", got, err)
 	}
 	return tp, opts, adm
 }
@@ -55,40 +56,6 @@ func group(t testing.TB, app *Appender, recs ...kv.Record) []wal.Positioned {
 		out[i] = wal.Positioned{Record: recs[i], Offset: offs[i]}
 	}
 	return out
-}
-
-func TestEnsureTopicsIsIdempotentAndKeepsSlotCount(t *testing.T) {
-	tp, opts, adm := setup(t, 4)
-	ctx := context.Background()
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	got, err := EnsureTopics(ctx, cl, tp, 16, 1) // the existing topic wins
-	if err != nil || got != 4 {
-		t.Fatalf("second EnsureTopics = %d, %v", got, err)
-	}
-	cfgs, err := adm.DescribeTopicConfigs(ctx, tp.Changelog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := cfgs.On(tp.Changelog(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"cleanup.policy": "compact", "max.message.bytes": fmt.Sprint(MaxRecordBytes + 64<<10)}
-	for _, c := range rc.Configs {
-		if w, ok := want[c.Key]; ok {
-			if c.MaybeValue() != w {
-				t.Errorf("%s = %s, want %s", c.Key, c.MaybeValue(), w)
-			}
-			delete(want, c.Key)
-		}
-	}
-	if len(want) > 0 {
-		t.Errorf("configs missing: %v", want)
-	}
 }
 
 func TestAppendThenReplayFromOffsets(t *testing.T) {
@@ -195,7 +162,7 @@ func TestFailedGroupCommitsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Close()
-	huge := kv.Record{Kind: kv.KindChange, Change: kv.Change{Key: []byte("huge"), Value: bytes.Repeat([]byte("x"), MaxRecordBytes+128<<10), Version: 1}}
+	huge := kv.Record{Kind: kv.KindChange, Change: kv.Change{Key: []byte("huge"), Value: bytes.Repeat([]byte("x"), topics.MaxRecordBytes+128<<10), Version: 1}}
 	_, err = app.Append(ctx, &wal.Group{Records: []kv.Record{change(1, 0), huge}})
 	if !errors.Is(err, wal.ErrNotCommitted) || !errors.Is(err, wal.ErrPermanent) {
 		t.Fatalf("an oversized record: %v, want ErrNotCommitted and ErrPermanent", err)

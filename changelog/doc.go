@@ -1,7 +1,7 @@
 // Package changelog is sluice's write-ahead log on Kafka, wrapped narrowly:
 // Appender appends a group of change records in one Kafka transaction, and
 // Decoded turns what kafkaread reads back (Replay, Tail) into the log's
-// records. The topics themselves are created by EnsureTopics.
+// records. The cluster's topics are named and created by package topics.
 //
 //	app, err := changelog.NewAppender(ctx, changelog.AppenderConfig{
 //		Client: []kgo.Opt{kgo.SeedBrokers(brokers...)},

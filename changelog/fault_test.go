@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
 
@@ -53,39 +54,6 @@ func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatalf("%d records of an unacknowledged group are visible", n)
-	}
-}
-
-// A broker whose metadata does not know a just-created topic yet answers
-// UNKNOWN_TOPIC_OR_PARTITION for a moment: EnsureTopics asks again instead of
-// failing the node's start.
-func TestEnsureTopicsWaitsForMetadataOfNewTopics(t *testing.T) {
-	c, cl := kfakeClient(t)
-	tp := Topics{Cluster: "lagging"}
-	var unknown atomic.Int32 // the cluster's goroutine counts down, the test reads
-	unknown.Store(3)
-	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		m := req.(*kmsg.MetadataRequest)
-		if unknown.Load() == 0 || len(m.Topics) != 1 || m.Topics[0].Topic == nil || *m.Topics[0].Topic != tp.Changelog() {
-			return nil, nil, false
-		}
-		unknown.Add(-1)
-		resp := m.ResponseKind().(*kmsg.MetadataResponse)
-		st := kmsg.NewMetadataResponseTopic()
-		st.Topic = kmsg.StringPtr(tp.Changelog())
-		st.ErrorCode = kerr.UnknownTopicOrPartition.Code
-		resp.Topics = append(resp.Topics, st)
-		return resp, nil, true
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	got, err := EnsureTopics(ctx, cl, tp, 4, 1)
-	if err != nil || got != 4 {
-		t.Fatalf("EnsureTopics = %d, %v; want 4 slots once the topic is known", got, err)
-	}
-	if n := unknown.Load(); n != 0 {
-		t.Fatalf("%d UNKNOWN_TOPIC_OR_PARTITION answers were never asked for", n)
 	}
 }
 
@@ -186,7 +154,7 @@ func TestDeadLetterIsBounded(t *testing.T) {
 // franz-go could abort it and report it committed (commitwatch.go). Every
 // Append must either be committed or fail with ErrNotCommitted.
 func TestFirstAppendIsCommittedOrFails(t *testing.T) {
-	tp := Topics{Cluster: "first"}
+	tp := topics.Names{Cluster: "first"}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, tp.Changelog()))
 	if err != nil {
 		t.Fatal(err)
@@ -253,12 +221,12 @@ func kfakeClient(t *testing.T) (*kfake.Cluster, *kgo.Client) {
 
 // kfakeAppender starts an in-process broker with cluster's topics (one slot)
 // and an appender of partition 1 on it; both close when t ends.
-func kfakeAppender(t *testing.T, cluster string) (*kfake.Cluster, []kgo.Opt, Topics, *Appender) {
+func kfakeAppender(t *testing.T, cluster string) (*kfake.Cluster, []kgo.Opt, topics.Names, *Appender) {
 	t.Helper()
 	c, cl := kfakeClient(t)
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	tp := Topics{Cluster: cluster}
-	if _, err := EnsureTopics(context.Background(), cl, tp, 1, 1); err != nil {
+	tp := topics.Names{Cluster: cluster}
+	if _, err := topics.EnsureAll(context.Background(), cl, tp, 1, 1); err != nil {
 		t.Fatal(err)
 	}
 	app, err := NewAppender(context.Background(), AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 5 * time.Second})

@@ -12,6 +12,7 @@ import (
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
 
@@ -21,7 +22,7 @@ import (
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
 // setup creates a cluster's topics, slots partitions each, on the test broker.
-func setup(t testing.TB, slots int32) (changelog.Topics, []kgo.Opt, *kadm.Client) {
+func setup(t testing.TB, slots int32) (topics.Names, []kgo.Opt, *kadm.Client) {
 	t.Helper()
 	opts := []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}
 	cl, err := kgo.NewClient(opts...)
@@ -30,12 +31,12 @@ func setup(t testing.TB, slots int32) (changelog.Topics, []kgo.Opt, *kadm.Client
 	}
 	t.Cleanup(cl.Close)
 	adm := kadm.NewClient(cl)
-	tp := changelog.Topics{Cluster: kafkatest.ClusterName(t)}
+	tp := topics.Names{Cluster: kafkatest.ClusterName(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	got, err := changelog.EnsureTopics(ctx, cl, tp, slots, 1)
+	got, err := topics.EnsureAll(ctx, cl, tp, slots, 1)
 	if err != nil || got != slots {
-		t.Fatalf("EnsureTopics = %d, %v", got, err)
+		t.Fatalf("EnsureAll = %d, %v", got, err)
 	}
 	return tp, opts, adm
 }

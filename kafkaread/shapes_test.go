@@ -24,6 +24,7 @@ import (
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
 
@@ -73,7 +74,7 @@ func (b shapeBroker) topic(t *testing.T, slots int32, configs map[string]string)
 	for k, v := range configs {
 		cfg[k] = kadm.StringPtr(v)
 	}
-	name := changelog.Topics{Cluster: b.name}.Changelog()
+	name := topics.Names{Cluster: b.name}.Changelog()
 	if _, err := b.adm.CreateTopic(context.Background(), slots, 1, cfg, name); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func (b shapeBroker) commit(t *testing.T, txn, topic string, slot int32, keys ..
 			}
 			recs = append(recs, kv.Record{Kind: kv.KindChange, Slot: slot, Change: c})
 		}
-		app, err := changelog.NewAppender(context.Background(), changelog.AppenderConfig{Client: b.opts, Topics: changelog.Topics{Cluster: b.name}, TransactionalID: b.name + "." + txn})
+		app, err := changelog.NewAppender(context.Background(), changelog.AppenderConfig{Client: b.opts, Topics: topics.Names{Cluster: b.name}, TransactionalID: b.name + "." + txn})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,10 +11,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/kafkaread"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // A key removed while a store was offline, or after a snapshot was taken,
@@ -26,7 +26,7 @@ import (
 func TestRemovedKeyStaysRemovedAfterCompaction(t *testing.T) {
 	ctx := context.Background()
 	cluster := kafkatest.ClusterName(t)
-	topic := changelog.Topics{Cluster: cluster}.Changelog()
+	topic := topics.Names{Cluster: cluster}.Changelog()
 	admin, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.Brokers(t)...))
 	if err != nil {
 		t.Fatal(err)

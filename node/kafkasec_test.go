@@ -24,10 +24,10 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kafkalocal"
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // kafkaPKI is a CA, a broker certificate for 127.0.0.1 and a client
@@ -106,11 +106,11 @@ func grantSluice(t *testing.T, adm *kadm.Client, principal, cluster string) {
 // grantSluiceTopics is grantSluice with topicOps on the cluster's topics.
 func grantSluiceTopics(t *testing.T, adm *kadm.Client, principal, cluster string, topicOps ...kadm.ACLOperation) {
 	t.Helper()
-	topics := changelog.Topics{Cluster: cluster}
+	tp := topics.Names{Cluster: cluster}
 	ctx := context.Background()
 	for _, b := range []*kadm.ACLBuilder{
 		kadm.NewACLs().Allow(principal).AllowHosts().
-			Topics(topics.Changelog(), topics.Ingest(), topics.DLQ(), topics.Registry()).ResourcePatternType(kadm.ACLPatternLiteral).
+			Topics(tp.Changelog(), tp.Ingest(), tp.DLQ(), tp.Registry()).ResourcePatternType(kadm.ACLPatternLiteral).
 			Operations(topicOps...),
 		kadm.NewACLs().Allow(principal).AllowHosts().
 			TransactionalIDs(cluster + ".").ResourcePatternType(kadm.ACLPatternPrefixed).
@@ -179,7 +179,7 @@ func TestKafkaSecurity(t *testing.T) {
 			t.Fatalf("get: %q %v %v", v.Data, found, err)
 		}
 		// Ingest: a record produced to the ingest topic is consumed and applied.
-		if err := admin.ProduceSync(ctx, &kgo.Record{Topic: changelog.Topics{Cluster: cluster}.Ingest(), Key: []byte("ingested"), Value: []byte("i"),
+		if err := admin.ProduceSync(ctx, &kgo.Record{Topic: topics.Names{Cluster: cluster}.Ingest(), Key: []byte("ingested"), Value: []byte("i"),
 			Partition: -1}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +198,7 @@ func TestKafkaSecurity(t *testing.T) {
 	// Topics an operator created beforehand: sluice describes them and
 	// creates nothing, so it needs no Create ACL.
 	precreated := granted + "-pre"
-	if _, err := changelog.EnsureTopics(context.Background(), admin, changelog.Topics{Cluster: precreated}, 16, 1); err != nil {
+	if _, err := topics.EnsureAll(context.Background(), admin, topics.Names{Cluster: precreated}, 16, 1); err != nil {
 		t.Fatal(err)
 	}
 	grantSluiceTopics(t, adm, "User:alice", precreated, kadm.OpRead, kadm.OpWrite, kadm.OpDescribeConfigs)
@@ -216,7 +216,7 @@ func TestKafkaSecurity(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err = kadm.NewClient(cl).ListEndOffsets(ctx, changelog.Topics{Cluster: granted}.Changelog())
+		_, err = kadm.NewClient(cl).ListEndOffsets(ctx, topics.Names{Cluster: granted}.Changelog())
 		cancel()
 		cl.Close()
 		if err != nil {

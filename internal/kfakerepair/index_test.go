@@ -12,6 +12,7 @@ import (
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
 
@@ -20,7 +21,7 @@ import (
 // read that batch as committed at its crash recovery; after the repair it
 // aborts it, and only what was committed replays.
 func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
-	tp := changelog.Topics{Cluster: "idx"}
+	tp := topics.Names{Cluster: "idx"}
 	c, dir, ctx := startKfake(t, tp.Changelog())
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 	for attempt := 0; ; attempt++ {
