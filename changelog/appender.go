@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedb/sluice/kafkatxn"
 	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -36,7 +37,7 @@ type Appender struct {
 	topics  topics.Names
 	timeout time.Duration
 	endTxns endTxnCounter
-	watch   *CommitWatch // sees franz-go abort a commit it was asked for
+	watch   *kafkatxn.CommitWatch // sees franz-go abort a commit it was asked for
 }
 
 var _ wal.Appender = (*Appender)(nil)
@@ -62,7 +63,7 @@ func NewAppender(ctx context.Context, cfg AppenderConfig) (*Appender, error) {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.WithHooks(&a.endTxns),
 	}, cfg.Client...)
-	watch, watchOpt, err := WatchCommits(cfg.Client)
+	watch, watchOpt, err := kafkatxn.WatchCommits(cfg.Client)
 	if err != nil {
 		return nil, fmt.Errorf("changelog: producer %s: %w", cfg.TransactionalID, err)
 	}
@@ -123,7 +124,7 @@ func (a *Appender) Append(ctx context.Context, g *wal.Group) ([]int64, error) {
 		return nil, errors.Join(fmt.Errorf("%w: commit: %w", kind, err), a.abort(ctx))
 	}
 	if a.watch.Aborted() {
-		return nil, fmt.Errorf("%w: franz-go aborted the transaction instead of committing it (see commitwatch.go)", wal.ErrNotCommitted)
+		return nil, fmt.Errorf("%w: franz-go aborted the transaction instead of committing it (see kafkatxn/commitwatch.go)", wal.ErrNotCommitted)
 	}
 	offsets := make([]int64, len(g.Records))
 	for i := range offsets {

@@ -74,7 +74,7 @@ func TestCommitOutcomeKnownOnlyFromTheFirstAnswer(t *testing.T) {
 			c, _, _, app := kfakeAppender(t, "first")
 			ctx := context.Background()
 			// A fresh producer's first transaction may be aborted by franz-go
-			// before any commit request (commitwatch.go; CI saw it once):
+			// before any commit request (kafkatxn/commitwatch.go; CI saw it once):
 			// one committed group first, so that the case under test sends
 			// its commit.
 			warm := time.Now().Add(time.Minute)
@@ -151,7 +151,7 @@ func TestDeadLetterIsBounded(t *testing.T) {
 }
 
 // A new appender's first transaction to a topic its client has not loaded:
-// franz-go could abort it and report it committed (commitwatch.go). Every
+// franz-go could abort it and report it committed (kafkatxn/commitwatch.go). Every
 // Append must either be committed or fail with ErrNotCommitted.
 func TestFirstAppendIsCommittedOrFails(t *testing.T) {
 	tp := topics.Names{Cluster: "first"}

@@ -101,7 +101,7 @@ func (b shapeBroker) commit(t *testing.T, txn, topic string, slot int32, keys ..
 		}
 		_, err = app.Append(context.Background(), &wal.Group{Records: recs})
 		app.Close()
-		// Not committed: franz-go's first-transaction abort (commitwatch.go).
+		// Not committed: franz-go's first-transaction abort (kafkatxn/commitwatch.go).
 		// Like a partition, start again with a new producer.
 		if err == nil || !errors.Is(err, wal.ErrNotCommitted) || attempt == 4 {
 			if err != nil {

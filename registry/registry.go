@@ -34,9 +34,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/retry"
 	"github.com/sluicedb/sluice/kafkaread"
+	"github.com/sluicedb/sluice/kafkatxn"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -432,7 +432,7 @@ func (r *Registry) update(ctx context.Context, fence *GroupFence, fn func(v *Vie
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.TransactionTimeout(30 * time.Second),
 	}, r.cfg.Client...)
-	watch, watchOpt, err := changelog.WatchCommits(r.cfg.Client)
+	watch, watchOpt, err := kafkatxn.WatchCommits(r.cfg.Client)
 	if err != nil {
 		return err
 	}
@@ -488,7 +488,7 @@ func (r *Registry) update(ctx context.Context, fence *GroupFence, fn func(v *Vie
 		return fmt.Errorf("registry: commit: %w", err)
 	}
 	if watch.Aborted() {
-		return fmt.Errorf("registry: commit: franz-go aborted the transaction instead (changelog/commitwatch.go): %w", wal.ErrNotCommitted)
+		return fmt.Errorf("registry: commit: franz-go aborted the transaction instead (kafkatxn/commitwatch.go): %w", wal.ErrNotCommitted)
 	}
 	// The commit markers are written after EndTxn returns: wait until the
 	// records themselves are visible, not just the end offset of the moment.

@@ -33,7 +33,7 @@ func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
 		_, err = app.Append(ctx, g)
 		app.Close()
 		if errors.Is(err, wal.ErrNotCommitted) && attempt < 4 {
-			continue // franz-go's first-transaction abort (changelog/commitwatch.go): again, with a new producer
+			continue // franz-go's first-transaction abort (kafkatxn/commitwatch.go): again, with a new producer
 		}
 		if err != nil {
 			t.Fatal(err)

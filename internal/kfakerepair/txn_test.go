@@ -12,8 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/kafkaread"
+	"github.com/sluicedb/sluice/kafkatxn"
 )
 
 // A kill while kfake wrote a transaction's commit markers: partition a has
@@ -28,7 +28,7 @@ func TestOpenTransactionsAreEndedBeforeKfakeStarts(t *testing.T) {
 	txn := func(id, key string, commit bool) {
 		t.Helper()
 		for attempt := 0; ; attempt++ {
-			watch, watchOpt, err := changelog.WatchCommits(opts)
+			watch, watchOpt, err := kafkatxn.WatchCommits(opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,7 +50,7 @@ func TestOpenTransactionsAreEndedBeforeKfakeStarts(t *testing.T) {
 				}
 			}
 			w.Close()
-			// franz-go's first-transaction abort (changelog/commitwatch.go):
+			// franz-go's first-transaction abort (kafkatxn/commitwatch.go):
 			// again, with a new producer.
 			if !watch.Aborted() || attempt == 4 {
 				return
