@@ -139,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if err = n.ensureTopics(ctx); err != nil {
-		return nil, cfg.Kafka.explain(n.brokers, err)
+		return nil, explainKafka(cfg.Kafka, n.brokers, err)
 	}
 	if err = n.readyEmbedded(ctx); err != nil {
 		return nil, err
@@ -170,7 +170,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}
 	if err := n.joinRegistry(ctx); err != nil {
-		return nil, cfg.Kafka.explain(n.brokers, err)
+		return nil, explainKafka(cfg.Kafka, n.brokers, err)
 	}
 	if cfg.SnapshotURL != "" {
 		if n.bucket, err = snapshot.OpenBucket(ctx, cfg.SnapshotURL, cfg.Cluster, snapshot.BucketOptions{Keep: cfg.SnapshotKeep, Timeout: cfg.BlobTimeout}); err != nil {
