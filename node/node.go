@@ -55,7 +55,7 @@ type Node struct {
 	// registered before it (incarnation.go).
 	inc, prevInc registry.Incarnation
 	// joinedAt is the highest epoch the registry had given when this
-	// process registered its incarnation (firstowner.go).
+	// process registered its incarnation (registry/firstowner.go).
 	joinedAt uint64
 	done     chan struct{} // closed when the node stops serving of its own accord (Done)
 	doneOnce sync.Once
