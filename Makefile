@@ -9,7 +9,7 @@ test:
 # at its -short budget).
 UNIT = ./clock ./keyspace ./kv ./pagetoken ./pipeline ./router ./wal/... ./store \
 	./snapshot ./partition/... ./client ./internal/kvmodel ./internal/retry \
-	./internal/tlsfiles ./internal/kfakerepair ./internal/layers
+	./internal/tlsfiles ./internal/kfakerepair ./internal/layers ./kafkasec
 unit:
 	go test -short -count=1 $(UNIT)
 

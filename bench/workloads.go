@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // newWorkload returns the operation of cfg's workload and what closes it.
@@ -21,7 +21,7 @@ func newWorkload(cfg Config) (op, func(), error) {
 		value[i] = byte('a' + i%26)
 	}
 	if cfg.Workload == "ingest" {
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(changelog.Topics{Cluster: cfg.Cluster}.Ingest()),
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(topics.Names{Cluster: cfg.Cluster}.Ingest()),
 			kgo.ProducerLinger(2 * time.Millisecond)}, cfg.Kafka...)...)
 		if err != nil {
 			return nil, nil, err

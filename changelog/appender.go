@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedb/sluice/kafkatxn"
+	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
 
@@ -20,7 +22,7 @@ type AppenderConfig struct {
 	// Client holds the connection options (seed brokers, TLS, SASL, logger).
 	Client []kgo.Opt
 	// Topics names the changelog, ingest (forwards) and DLQ topics.
-	Topics Topics
+	Topics topics.Names
 	// TransactionalID is the partition's transactional id (Topics.TransactionalID).
 	TransactionalID string
 	// DeliveryTimeout bounds how long one Append may take before it fails.
@@ -32,10 +34,10 @@ type AppenderConfig struct {
 // It is used by one goroutine at a time.
 type Appender struct {
 	cl      *kgo.Client
-	topics  Topics
+	topics  topics.Names
 	timeout time.Duration
 	endTxns endTxnCounter
-	watch   *CommitWatch // sees franz-go abort a commit it was asked for
+	watch   *kafkatxn.CommitWatch // sees franz-go abort a commit it was asked for
 }
 
 var _ wal.Appender = (*Appender)(nil)
@@ -52,7 +54,7 @@ func NewAppender(ctx context.Context, cfg AppenderConfig) (*Appender, error) {
 		kgo.TransactionalID(cfg.TransactionalID),
 		kgo.TransactionTimeout(2 * cfg.DeliveryTimeout),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
-		kgo.ProducerBatchMaxBytes(MaxRecordBytes),
+		kgo.ProducerBatchMaxBytes(topics.MaxRecordBytes),
 		kgo.ProducerLinger(0),
 		// A partition begins its next transaction as soon as one commits, often
 		// before the coordinator has finished the last (CONCURRENT_TRANSACTIONS);
@@ -61,7 +63,7 @@ func NewAppender(ctx context.Context, cfg AppenderConfig) (*Appender, error) {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.WithHooks(&a.endTxns),
 	}, cfg.Client...)
-	watch, watchOpt, err := WatchCommits(cfg.Client)
+	watch, watchOpt, err := kafkatxn.WatchCommits(cfg.Client)
 	if err != nil {
 		return nil, fmt.Errorf("changelog: producer %s: %w", cfg.TransactionalID, err)
 	}
@@ -122,7 +124,7 @@ func (a *Appender) Append(ctx context.Context, g *wal.Group) ([]int64, error) {
 		return nil, errors.Join(fmt.Errorf("%w: commit: %w", kind, err), a.abort(ctx))
 	}
 	if a.watch.Aborted() {
-		return nil, fmt.Errorf("%w: franz-go aborted the transaction instead of committing it (see commitwatch.go)", wal.ErrNotCommitted)
+		return nil, fmt.Errorf("%w: franz-go aborted the transaction instead of committing it (see kafkatxn/commitwatch.go)", wal.ErrNotCommitted)
 	}
 	offsets := make([]int64, len(g.Records))
 	for i := range offsets {

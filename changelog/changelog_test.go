@@ -12,13 +12,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
-func setup(t testing.TB, slots int32) (Topics, []kgo.Opt, *kadm.Client) {
+func setup(t testing.TB, slots int32) (topics.Names, []kgo.Opt, *kadm.Client) {
 	t.Helper()
 	opts := []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}
 	cl, err := kgo.NewClient(opts...)
@@ -27,12 +29,12 @@ func setup(t testing.TB, slots int32) (Topics, []kgo.Opt, *kadm.Client) {
 	}
 	t.Cleanup(cl.Close)
 	adm := kadm.NewClient(cl)
-	tp := Topics{Cluster: kafkatest.ClusterName(t)}
+	tp := topics.Names{Cluster: kafkatest.ClusterName(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	got, err := EnsureTopics(ctx, cl, tp, slots, 1)
+	got, err := topics.EnsureAll(ctx, cl, tp, slots, 1)
 	if err != nil || got != slots {
-		t.Fatalf("EnsureTopics = %d, %v", got, err)
+		t.Fatalf("EnsureAll = %d, %v", got, err)
 	}
 	return tp, opts, adm
 }
@@ -56,40 +58,6 @@ func group(t testing.TB, app *Appender, recs ...kv.Record) []wal.Positioned {
 	return out
 }
 
-func TestEnsureTopicsIsIdempotentAndKeepsSlotCount(t *testing.T) {
-	tp, opts, adm := setup(t, 4)
-	ctx := context.Background()
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	got, err := EnsureTopics(ctx, cl, tp, 16, 1) // the existing topic wins
-	if err != nil || got != 4 {
-		t.Fatalf("second EnsureTopics = %d, %v", got, err)
-	}
-	cfgs, err := adm.DescribeTopicConfigs(ctx, tp.Changelog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := cfgs.On(tp.Changelog(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"cleanup.policy": "compact", "max.message.bytes": fmt.Sprint(MaxRecordBytes + 64<<10)}
-	for _, c := range rc.Configs {
-		if w, ok := want[c.Key]; ok {
-			if c.MaybeValue() != w {
-				t.Errorf("%s = %s, want %s", c.Key, c.MaybeValue(), w)
-			}
-			delete(want, c.Key)
-		}
-	}
-	if len(want) > 0 {
-		t.Errorf("configs missing: %v", want)
-	}
-}
-
 func TestAppendThenReplayFromOffsets(t *testing.T) {
 	tp, opts, _ := setup(t, 2)
 	ctx := context.Background()
@@ -109,7 +77,7 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 	}
 	// Replay everything, then only what came after the first group.
 	var got []kv.Record
-	reached, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0, 1: 0}, func(b Step) error {
+	reached, err := kafkaread.Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0, 1: 0}, func(b kafkaread.Step) error {
 		db, err := Decoded(b)
 		for _, r := range db.Records {
 			got = append(got, r.Record)
@@ -145,7 +113,7 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 		from[r.Slot] = max(from[r.Slot], r.Offset+1)
 	}
 	n := 0
-	again, err := Replay(ctx, opts, tp.Changelog(), from, func(b Step) error { n += len(b.Records); return nil })
+	again, err := kafkaread.Replay(ctx, opts, tp.Changelog(), from, func(b kafkaread.Step) error { n += len(b.Records); return nil })
 	if err != nil || n != 22 {
 		t.Fatalf("replay from %v gave %d records (%v), want 22", from, n, err)
 	}
@@ -154,7 +122,7 @@ func TestAppendThenReplayFromOffsets(t *testing.T) {
 	}
 	// Replaying from the end reads nothing and returns at once.
 	n = 0
-	if _, err := Replay(ctx, opts, tp.Changelog(), reached, func(b Step) error { n += len(b.Records); return nil }); err != nil || n != 0 {
+	if _, err := kafkaread.Replay(ctx, opts, tp.Changelog(), reached, func(b kafkaread.Step) error { n += len(b.Records); return nil }); err != nil || n != 0 {
 		t.Fatalf("replay from the end: %d records, %v", n, err)
 	}
 }
@@ -194,7 +162,7 @@ func TestFailedGroupCommitsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Close()
-	huge := kv.Record{Kind: kv.KindChange, Change: kv.Change{Key: []byte("huge"), Value: bytes.Repeat([]byte("x"), MaxRecordBytes+128<<10), Version: 1}}
+	huge := kv.Record{Kind: kv.KindChange, Change: kv.Change{Key: []byte("huge"), Value: bytes.Repeat([]byte("x"), topics.MaxRecordBytes+128<<10), Version: 1}}
 	_, err = app.Append(ctx, &wal.Group{Records: []kv.Record{change(1, 0), huge}})
 	if !errors.Is(err, wal.ErrNotCommitted) || !errors.Is(err, wal.ErrPermanent) {
 		t.Fatalf("an oversized record: %v, want ErrNotCommitted and ErrPermanent", err)
@@ -209,7 +177,7 @@ func TestFailedGroupCommitsNothing(t *testing.T) {
 func replayKeys(t *testing.T, opts []kgo.Opt, topic string) []string {
 	t.Helper()
 	var keys []string
-	if _, err := Replay(context.Background(), opts, topic, map[int32]int64{0: 0}, func(b Step) error {
+	if _, err := kafkaread.Replay(context.Background(), opts, topic, map[int32]int64{0: 0}, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			keys = append(keys, string(r.Key))
 		}
@@ -218,28 +186,4 @@ func replayKeys(t *testing.T, opts []kgo.Opt, topic string) []string {
 		t.Fatal(err)
 	}
 	return keys
-}
-
-// Replay never starts later than asked: a log deleted past the offset is an error.
-func TestReplayRefusesOffsetGone(t *testing.T) {
-	tp, opts, adm := setup(t, 1)
-	ctx := context.Background()
-	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(tp.Ingest()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for i := 0; i < 5; i++ {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte("v")}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := adm.DeleteRecords(ctx, kadm.Offsets{tp.Ingest(): {0: {Topic: tp.Ingest(), Partition: 0, At: 3}}}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = Replay(ctx, opts, tp.Ingest(), map[int32]int64{0: 1}, func(Step) error { return nil })
-	var gone *OffsetGoneError
-	if !errors.As(err, &gone) || gone.Needed != 1 || gone.LogStart != 3 {
-		t.Fatalf("err = %v, want OffsetGoneError needing 1 with log start 3", err)
-	}
 }

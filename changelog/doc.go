@@ -1,11 +1,11 @@
 // Package changelog is sluice's write-ahead log on Kafka, wrapped narrowly:
-// Appender appends a group of change records in one Kafka transaction, Replay
-// reads committed records back from given offsets, and EnsureTopics creates the
-// cluster's topics.
+// Appender appends a group of change records in one Kafka transaction, and
+// Decoded turns what kafkaread reads back (Replay, Tail) into the log's
+// records. The cluster's topics are named and created by package topics.
 //
 //	app, err := changelog.NewAppender(ctx, changelog.AppenderConfig{
 //		Client: []kgo.Opt{kgo.SeedBrokers(brokers...)},
-//		Topic:  topics.Changelog, TransactionalID: "sluice.p1",
+//		Topics: names, TransactionalID: names.TransactionalID(1),
 //	})
 //	err = app.Append(ctx, recs) // committed, or an error: never half
 //

@@ -14,7 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
 
@@ -47,44 +49,11 @@ func TestRefusedCommitIsAnErrorAndInvisible(t *testing.T) {
 		t.Fatalf("Append = %v, want ErrNotCommitted for a refused commit", err)
 	}
 	n := 0
-	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Step) error { n += len(b.Records); return nil }); err != nil {
+	if _, err := kafkaread.Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b kafkaread.Step) error { n += len(b.Records); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
 		t.Fatalf("%d records of an unacknowledged group are visible", n)
-	}
-}
-
-// A broker whose metadata does not know a just-created topic yet answers
-// UNKNOWN_TOPIC_OR_PARTITION for a moment: EnsureTopics asks again instead of
-// failing the node's start.
-func TestEnsureTopicsWaitsForMetadataOfNewTopics(t *testing.T) {
-	c, cl := kfakeClient(t)
-	tp := Topics{Cluster: "lagging"}
-	var unknown atomic.Int32 // the cluster's goroutine counts down, the test reads
-	unknown.Store(3)
-	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		m := req.(*kmsg.MetadataRequest)
-		if unknown.Load() == 0 || len(m.Topics) != 1 || m.Topics[0].Topic == nil || *m.Topics[0].Topic != tp.Changelog() {
-			return nil, nil, false
-		}
-		unknown.Add(-1)
-		resp := m.ResponseKind().(*kmsg.MetadataResponse)
-		st := kmsg.NewMetadataResponseTopic()
-		st.Topic = kmsg.StringPtr(tp.Changelog())
-		st.ErrorCode = kerr.UnknownTopicOrPartition.Code
-		resp.Topics = append(resp.Topics, st)
-		return resp, nil, true
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	got, err := EnsureTopics(ctx, cl, tp, 4, 1)
-	if err != nil || got != 4 {
-		t.Fatalf("EnsureTopics = %d, %v; want 4 slots once the topic is known", got, err)
-	}
-	if n := unknown.Load(); n != 0 {
-		t.Fatalf("%d UNKNOWN_TOPIC_OR_PARTITION answers were never asked for", n)
 	}
 }
 
@@ -105,7 +74,7 @@ func TestCommitOutcomeKnownOnlyFromTheFirstAnswer(t *testing.T) {
 			c, _, _, app := kfakeAppender(t, "first")
 			ctx := context.Background()
 			// A fresh producer's first transaction may be aborted by franz-go
-			// before any commit request (commitwatch.go; CI saw it once):
+			// before any commit request (kafkatxn/commitwatch.go; CI saw it once):
 			// one committed group first, so that the case under test sends
 			// its commit.
 			warm := time.Now().Add(time.Minute)
@@ -182,10 +151,10 @@ func TestDeadLetterIsBounded(t *testing.T) {
 }
 
 // A new appender's first transaction to a topic its client has not loaded:
-// franz-go could abort it and report it committed (commitwatch.go). Every
+// franz-go could abort it and report it committed (kafkatxn/commitwatch.go). Every
 // Append must either be committed or fail with ErrNotCommitted.
 func TestFirstAppendIsCommittedOrFails(t *testing.T) {
-	tp := Topics{Cluster: "first"}
+	tp := topics.Names{Cluster: "first"}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, tp.Changelog()))
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +181,7 @@ func TestFirstAppendIsCommittedOrFails(t *testing.T) {
 		app.Close()
 	}
 	committed := map[string]bool{}
-	if _, err := Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b Step) error {
+	if _, err := kafkaread.Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			committed[string(r.Key)] = true
 		}
@@ -252,12 +221,12 @@ func kfakeClient(t *testing.T) (*kfake.Cluster, *kgo.Client) {
 
 // kfakeAppender starts an in-process broker with cluster's topics (one slot)
 // and an appender of partition 1 on it; both close when t ends.
-func kfakeAppender(t *testing.T, cluster string) (*kfake.Cluster, []kgo.Opt, Topics, *Appender) {
+func kfakeAppender(t *testing.T, cluster string) (*kfake.Cluster, []kgo.Opt, topics.Names, *Appender) {
 	t.Helper()
 	c, cl := kfakeClient(t)
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	tp := Topics{Cluster: cluster}
-	if _, err := EnsureTopics(context.Background(), cl, tp, 1, 1); err != nil {
+	tp := topics.Names{Cluster: cluster}
+	if _, err := topics.EnsureAll(context.Background(), cl, tp, 1, 1); err != nil {
 		t.Fatal(err)
 	}
 	app, err := NewAppender(context.Background(), AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(1), DeliveryTimeout: 5 * time.Second})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -147,7 +148,7 @@ func Decode(rec *kgo.Record) (kv.Record, error) {
 }
 
 // Decoded turns a fetch of the changelog into the log's records.
-func Decoded(b Step) (wal.Replayed, error) {
+func Decoded(b kafkaread.Step) (wal.Replayed, error) {
 	out := wal.Replayed{Records: make([]wal.Positioned, len(b.Records)), Reached: b.Reached, Bytes: b.Bytes, Lag: b.Lag}
 	for i, rec := range b.Records {
 		r, err := Decode(rec)

@@ -23,7 +23,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
 )
 
@@ -51,11 +51,11 @@ type Config struct {
 // partition is busy; reading then pauses, with at most a fetch or two per
 // slot held.
 //
-// It reads with changelog.Tail, not franz-go's consumer: after kfake (the
+// It reads with kafkaread.Tail, not franz-go's consumer: after kfake (the
 // embedded broker) restarts from a crash it aborts a transaction that was in
 // flight without writing a marker, and franz-go's read_committed filter then
 // drops every later commit of that producer in the same fetch — records
-// sluice forwarded between slots were lost that way (changelog/aborted.go).
+// sluice forwarded between slots were lost that way (kafkaread/aborted.go).
 func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func([]kv.IngestRecord) error) error {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 1000
@@ -69,7 +69,7 @@ func Consume(ctx context.Context, cfg Config, from map[int32]int64, deliver func
 		session = cfg.Lag.started(from)
 		defer cfg.Lag.stopped(session, from)
 	}
-	return changelog.Tail(ctx, cfg.Client, cfg.Topic, from, func(b changelog.Step) error {
+	return kafkaread.Tail(ctx, cfg.Client, cfg.Topic, from, func(b kafkaread.Step) error {
 		batch := make([]kv.IngestRecord, 0, len(b.Records))
 		data := map[int32]int64{} // per slot, the offset after its last data record
 		for _, r := range b.Records {

@@ -19,9 +19,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // The crash loop: one `sluice serve` on one data directory, written to by
@@ -53,7 +53,7 @@ func TestCrashLoopEmbedded(t *testing.T) {
 	if err := os.WriteFile(props, out, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	runCrashLoop(t, p, []string{kafka}, changelog.Topics{Cluster: "sluice"}.Ingest(), "-F", props)
+	runCrashLoop(t, p, []string{kafka}, topics.Names{Cluster: "sluice"}.Ingest(), "-F", props)
 }
 
 // --wal disk (issue 23.11): the partition's Badger is its log. Such a node
@@ -68,7 +68,7 @@ func TestCrashLoopDisk(t *testing.T) {
 func TestCrashLoopCached(t *testing.T) {
 	cluster := kafkatest.ClusterName(t)
 	p := newProc(t, cluster, t.TempDir(), "--store", "cached", "--cache-dir", t.TempDir(), "--http-addr", freeAddr(t))
-	runCrashLoop(t, p, kafkatest.Brokers(t), changelog.Topics{Cluster: cluster}.Ingest())
+	runCrashLoop(t, p, kafkatest.Brokers(t), topics.Names{Cluster: cluster}.Ingest())
 }
 
 // The same against real Kafka: unlike TestKill9UnderLoadLosesNothingAcknowledged
@@ -76,7 +76,7 @@ func TestCrashLoopCached(t *testing.T) {
 func TestCrashLoopKafka(t *testing.T) {
 	cluster := kafkatest.ClusterName(t)
 	p := newProc(t, cluster, t.TempDir(), "--http-addr", freeAddr(t))
-	runCrashLoop(t, p, kafkatest.Brokers(t), changelog.Topics{Cluster: cluster}.Ingest())
+	runCrashLoop(t, p, kafkatest.Brokers(t), topics.Names{Cluster: cluster}.Ingest())
 }
 
 const crashCycles = 20

@@ -16,7 +16,9 @@ import (
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // kcat produces lines "key<TAB>value" to topic with Debian's kcat, a client
@@ -54,7 +56,7 @@ func TestIngestFromKcatReadWithSluiceGet(t *testing.T) {
 	cluster := kafkatest.ClusterName(t)
 	p := newProc(t, cluster, t.TempDir())
 	p.start()
-	topic := changelog.Topics{Cluster: cluster}.Ingest()
+	topic := topics.Names{Cluster: cluster}.Ingest()
 	var lines strings.Builder
 	for i := 0; i < 10; i++ {
 		fmt.Fprintf(&lines, "user:%d\tprofile-%d\n", i, i)
@@ -84,8 +86,8 @@ func TestIngestBadRecordsGoToDLQ(t *testing.T) {
 	cluster := kafkatest.ClusterName(t)
 	p := newProc(t, cluster, t.TempDir())
 	p.start()
-	topics := changelog.Topics{Cluster: cluster}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.Brokers(t)...), kgo.DefaultProduceTopic(topics.Ingest()), kgo.ProducerBatchMaxBytes(4<<20))
+	tp := topics.Names{Cluster: cluster}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.Brokers(t)...), kgo.DefaultProduceTopic(tp.Ingest()), kgo.ProducerBatchMaxBytes(4<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +113,7 @@ func TestIngestBadRecordsGoToDLQ(t *testing.T) {
 		}
 	}
 	// The DLQ holds each bad record, with its reason.
-	dlq, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.Brokers(t)...), kgo.ConsumeTopics(topics.DLQ()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	dlq, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.Brokers(t)...), kgo.ConsumeTopics(tp.DLQ()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +173,7 @@ func TestIngestBadRecordsGoToDLQ(t *testing.T) {
 // with them.
 func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 	cluster := kafkatest.ClusterName(t)
-	topics := changelog.Topics{Cluster: cluster}
+	tp := topics.Names{Cluster: cluster}
 	p := newProc(t, cluster, t.TempDir())
 	p.start()
 
@@ -185,7 +187,7 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 	}
 	produced := make(chan error, 1)
 	go func() {
-		cmd := exec.Command("kcat", "-b", strings.Join(kafkatest.Brokers(t), ","), "-t", topics.Ingest(), "-P", "-K", "\t", "-X", "enable.idempotence=true")
+		cmd := exec.Command("kcat", "-b", strings.Join(kafkatest.Brokers(t), ","), "-t", tp.Ingest(), "-P", "-K", "\t", "-X", "enable.idempotence=true")
 		cmd.Stdin = strings.NewReader(lines.String())
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -239,7 +241,7 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 	for s := int32(0); s < 16; s++ {
 		from[s] = 0
 	}
-	_, err = changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topics.Changelog(), from, func(b changelog.Step) error {
+	_, err = kafkaread.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, tp.Changelog(), from, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			ch, err := changelog.Decode(r)
 			if err != nil {

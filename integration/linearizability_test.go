@@ -25,9 +25,11 @@ import (
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kafkalocal"
 	"github.com/sluicedb/sluice/internal/kvmodel"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/node"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // do runs one random operation of a client and records it. Reads that fail
@@ -317,7 +319,7 @@ func linearizabilityRun(t *testing.T, broker *restartable, seed uint64, length t
 	for slot := int32(0); slot < 16; slot++ {
 		from[slot] = 0
 	}
-	_, err = changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.brokers)}, changelog.Topics{Cluster: c.name}.Changelog(), from, func(b changelog.Step) error {
+	_, err = kafkaread.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.brokers)}, topics.Names{Cluster: c.name}.Changelog(), from, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			rec, err := changelog.Decode(r)
 			if err != nil {

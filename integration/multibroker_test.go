@@ -11,9 +11,9 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kvmodel"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // brokerFault is one broker killed (SIGKILL) at a moment and restarted.
@@ -40,7 +40,7 @@ func TestThreeBrokersLoseABroker(t *testing.T) {
 	c.waitServing("n1")
 	c.move(2, "n2")
 	c.move(3, "n3")
-	topic := changelog.Topics{Cluster: c.name}.Changelog()
+	topic := topics.Names{Cluster: c.name}.Changelog()
 
 	keys := []string{"a", "b", "c", "d", "e", "f"}
 	h := &kvmodel.History{}

@@ -14,12 +14,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kvmodel"
 	"github.com/sluicedb/sluice/keyspace"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/registry"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // nemesis injects one fault at a time into a cluster of the linearizability
@@ -49,7 +49,7 @@ var nodeIDs = []string{"n1", "n2", "n3"}
 func newNemesis(c *cluster, broker *restartable, seed uint64, keys []string, h *kvmodel.History) (*nemesis, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	reg, err := registry.Open(ctx, registry.Config{Client: []kgo.Opt{kgo.SeedBrokers(c.brokers)}, Topic: changelog.Topics{Cluster: c.name}.Registry(), Key: registry.DeriveKey(clusterToken)})
+	reg, err := registry.Open(ctx, registry.Config{Client: []kgo.Opt{kgo.SeedBrokers(c.brokers)}, Topic: topics.Names{Cluster: c.name}.Registry(), Key: registry.DeriveKey(clusterToken)})
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // Poison pills: ingest records just over each limit, produced by kcat
@@ -31,7 +32,7 @@ func TestPoisonPillsGoToTheDLQOnce(t *testing.T) {
 	httpAddr := freeAddr(t)
 	p := newProc(t, cluster, t.TempDir(), "--partitions", "1", "--http-addr", httpAddr)
 	p.start()
-	topics := changelog.Topics{Cluster: cluster}
+	tp := topics.Names{Cluster: cluster}
 	dir := t.TempDir()
 	pills := []struct {
 		name  string
@@ -52,8 +53,8 @@ func TestPoisonPillsGoToTheDLQOnce(t *testing.T) {
 		if err := os.WriteFile(file, []byte(pill.name+"\t"+value), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		kcat(t, topics.Ingest(), "", "-z", pill.codec, "-D", `\x01`, "-X", "message.max.bytes=20000000", "-l", file)
-		kcat(t, topics.Ingest(), fmt.Sprintf("after-%d\tok\n", i))
+		kcat(t, tp.Ingest(), "", "-z", pill.codec, "-D", `\x01`, "-X", "message.max.bytes=20000000", "-l", file)
+		kcat(t, tp.Ingest(), fmt.Sprintf("after-%d\tok\n", i))
 	}
 	c, err := client.New(p.addr)
 	if err != nil {
@@ -69,7 +70,7 @@ func TestPoisonPillsGoToTheDLQOnce(t *testing.T) {
 		}
 		return nil
 	})
-	dlq, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.Brokers(t)...), kgo.ConsumeTopics(topics.DLQ()),
+	dlq, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.Brokers(t)...), kgo.ConsumeTopics(tp.DLQ()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)

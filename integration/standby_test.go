@@ -17,6 +17,7 @@ import (
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // A partition with a standby: the standby serves SESSION reads of a write
@@ -85,7 +86,7 @@ func TestStandbyServesReadsAndHandsOverFast(t *testing.T) {
 	if err := rogue.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
-	topic := changelog.Topics{Cluster: c.name}.Changelog()
+	topic := topics.Names{Cluster: c.name}.Changelog()
 	pending := kv.Record{Kind: kv.KindChange, Slot: keyspace.Slot(batch[1].Key, 16), Epoch: added.Epoch, Change: kv.Change{Key: batch[1].Key, Value: []byte("uncommitted"), Version: 99}}
 	if err := rogue.ProduceSync(ctx, changelog.Encode(topic, pending)).FirstErr(); err != nil {
 		t.Fatal(err)

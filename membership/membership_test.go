@@ -10,9 +10,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/registry"
+	"github.com/sluicedb/sluice/topics"
 )
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
@@ -23,7 +23,7 @@ const session = 6 * time.Second
 type group struct {
 	t      *testing.T
 	opts   []kgo.Opt
-	topics changelog.Topics
+	topics topics.Names
 }
 
 func newGroup(t *testing.T) group {
@@ -33,8 +33,8 @@ func newGroup(t *testing.T) group {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	tp := changelog.Topics{Cluster: kafkatest.ClusterName(t)}
-	if _, err := changelog.EnsureTopics(context.Background(), cl, tp, 4, 1); err != nil {
+	tp := topics.Names{Cluster: kafkatest.ClusterName(t)}
+	if _, err := topics.EnsureAll(context.Background(), cl, tp, 4, 1); err != nil {
 		t.Fatal(err)
 	}
 	return group{t: t, opts: opts, topics: tp}

@@ -14,9 +14,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // logBuffer is a log a test reads back while the node writes it.
@@ -56,7 +56,7 @@ func TestCachedStoreIsKeptAfterACleanShutdownWithIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	topic := changelog.Topics{Cluster: cluster}.Ingest()
+	topic := topics.Names{Cluster: cluster}.Ingest()
 	var recs []*kgo.Record
 	for i := range 200 {
 		recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "in-%d", i), Value: []byte("v")})

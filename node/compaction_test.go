@@ -11,9 +11,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/kafkaread"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // A key removed while a store was offline, or after a snapshot was taken,
@@ -25,7 +26,7 @@ import (
 func TestRemovedKeyStaysRemovedAfterCompaction(t *testing.T) {
 	ctx := context.Background()
 	cluster := kafkatest.ClusterName(t)
-	topic := changelog.Topics{Cluster: cluster}.Changelog()
+	topic := topics.Names{Cluster: cluster}.Changelog()
 	admin, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.Brokers(t)...))
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +138,7 @@ func holdsKey(t *testing.T, topic, key string) bool {
 	found := false
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	_, err := changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topic, map[int32]int64{0: 0}, func(b changelog.Step) error {
+	_, err := kafkaread.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topic, map[int32]int64{0: 0}, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			found = found || string(r.Key) == key
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sluicedb/sluice/kafkasec"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/partition"
 	"github.com/sluicedb/sluice/pipeline"
@@ -48,7 +49,7 @@ type Config struct {
 	MovedDataDir bool
 	// Kafka secures the connections to Brokers (TLS, SASL) of every Kafka
 	// client the node makes. Default: plaintext, no authentication.
-	Kafka KafkaSecurity
+	Kafka kafkasec.Security
 	// DataAddr is the data-plane gRPC listen address. Default
 	// "127.0.0.1:7400": like Redis's protected mode, a node listens on
 	// loopback only unless the operator names another address.
@@ -269,7 +270,7 @@ func (c *Config) setDefaults() error {
 	default:
 		return fmt.Errorf("node: pprof access %q is none of off, local, all", c.Pprof)
 	}
-	if err := c.Kafka.check(len(c.Brokers) > 0); err != nil {
+	if err := checkKafka(c.Kafka, len(c.Brokers) > 0); err != nil {
 		return err
 	}
 	if c.ControlToken == "" {

@@ -16,11 +16,13 @@ import (
 
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/server"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // Fencing follows slots, not partition ids (issue 13 §1). Partition 1 holds
@@ -58,7 +60,7 @@ func testRemoveAndAdd(t *testing.T, adds []add) {
 	n2 := startNode(t, Config{Cluster: cluster, NodeID: "n2"})
 	ctx := context.Background()
 	ctl := controlOf(t, n1.Node)
-	topics := changelog.Topics{Cluster: cluster}
+	tp := topics.Names{Cluster: cluster}
 	slots := n1.Slots()
 	if r := n1.registry.View().Partitions[1].Range; r != (keyspace.Range{From: 0, To: 4}) {
 		t.Fatalf("partition 1 holds %s, want [0,4)", r)
@@ -106,7 +108,7 @@ func testRemoveAndAdd(t *testing.T, adds []add) {
 	})
 
 	// Ingest records to slots 0-3, and a gRPC write through the new owner.
-	ingested := produceIngest(t, topics, slots, 40)
+	ingested := produceIngest(t, tp, slots, 40)
 	if _, err := n2.data.Upsert(ctx, upsert(key, "new")); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +137,7 @@ func testRemoveAndAdd(t *testing.T, adds []add) {
 	cancel()
 
 	// The changelog applies each ingest record of the slots exactly once.
-	applied := ingestApplications(t, topics, slots)
+	applied := ingestApplications(t, tp, slots)
 	var twice [][2]int64
 	for id, n := range applied {
 		if n != 1 {
@@ -190,9 +192,9 @@ func keyInSlots(slots, from, to int32, prefix string) []byte {
 
 // produceIngest writes n records, one key each, to the ingest topic's slots
 // 0-3 and returns key → value.
-func produceIngest(t *testing.T, topics changelog.Topics, slots int32, n int) map[string]string {
+func produceIngest(t *testing.T, tp topics.Names, slots int32, n int) map[string]string {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.Brokers(t)...), kgo.DefaultProduceTopic(topics.Ingest()),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.Brokers(t)...), kgo.DefaultProduceTopic(tp.Ingest()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -218,14 +220,14 @@ func produceIngest(t *testing.T, topics changelog.Topics, slots int32, n int) ma
 
 // ingestApplications counts, from the whole changelog, how many changes
 // applied each ingest record (slot, offset).
-func ingestApplications(t *testing.T, topics changelog.Topics, slots int32) map[[2]int64]int {
+func ingestApplications(t *testing.T, tp topics.Names, slots int32) map[[2]int64]int {
 	t.Helper()
 	from := map[int32]int64{}
 	for s := int32(0); s < slots; s++ {
 		from[s] = 0
 	}
 	applied := map[[2]int64]int{}
-	_, err := changelog.Replay(context.Background(), []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, topics.Changelog(), from, func(b changelog.Step) error {
+	_, err := kafkaread.Replay(context.Background(), []kgo.Opt{kgo.SeedBrokers(kafkatest.Brokers(t)...)}, tp.Changelog(), from, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			rec, err := changelog.Decode(r)
 			if err != nil {

@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // A restore whose replay cannot move says which slot it waits for, where it
@@ -41,7 +41,7 @@ func TestStalledRestoreNamesItsSlot(t *testing.T) {
 	slot := keyspace.Slot([]byte("k"), keyspace.DefaultSlots)
 	var failing atomic.Bool
 	failing.Store(true)
-	topic := changelog.Topics{Cluster: cluster}.Changelog()
+	topic := topics.Names{Cluster: cluster}.Changelog()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	if err != nil {
 		t.Fatal(err)

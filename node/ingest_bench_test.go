@@ -13,9 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // BenchmarkIngest measures ingest from a pre-filled <c>.ingest (16 slots,
@@ -27,19 +27,19 @@ func BenchmarkIngest(b *testing.B) {
 	const records = 500_000
 	ctx := context.Background()
 	brokers := kafkatest.Brokers(b)
-	topics := changelog.Topics{Cluster: fmt.Sprint("bench-ingest-", time.Now().UnixNano())}
+	tp := topics.Names{Cluster: fmt.Sprint("bench-ingest-", time.Now().UnixNano())}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := changelog.EnsureTopics(ctx, cl, topics, keyspace.DefaultSlots, 1); err != nil {
+	if _, err := topics.EnsureAll(ctx, cl, tp, keyspace.DefaultSlots, 1); err != nil {
 		b.Fatal(err)
 	}
 	value := benchValue()
 	var recs []*kgo.Record
 	for i := 0; i < records; i++ {
-		recs = append(recs, &kgo.Record{Topic: topics.Ingest(), Key: fmt.Appendf(nil, "key-%06d", i%50_000), Value: value})
+		recs = append(recs, &kgo.Record{Topic: tp.Ingest(), Key: fmt.Appendf(nil, "key-%06d", i%50_000), Value: value})
 	}
 	// A last record per slot: once it is visible, its slot is applied.
 	sentinels := make(map[int32][]byte)
@@ -47,7 +47,7 @@ func BenchmarkIngest(b *testing.B) {
 		k := fmt.Appendf(nil, "end-%d", i)
 		if s := keyspace.Slot(k, keyspace.DefaultSlots); sentinels[s] == nil {
 			sentinels[s] = k
-			recs = append(recs, &kgo.Record{Topic: topics.Ingest(), Key: k, Value: []byte("end")})
+			recs = append(recs, &kgo.Record{Topic: tp.Ingest(), Key: k, Value: []byte("end")})
 		}
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
@@ -57,7 +57,7 @@ func BenchmarkIngest(b *testing.B) {
 
 	b.Run("franz-go-consume", func(b *testing.B) {
 		for range b.N {
-			c, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics.Ingest()),
+			c, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(tp.Ingest()),
 				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 			if err != nil {
 				b.Fatal(err)
@@ -73,7 +73,7 @@ func BenchmarkIngest(b *testing.B) {
 	// What sluice must do per record besides consuming: produce it again (to
 	// the changelog). A plain idempotent producer's rate bounds that part.
 	b.Run("franz-go-produce", func(b *testing.B) {
-		scratch := topics.Cluster + ".scratch"
+		scratch := tp.Cluster + ".scratch"
 		if _, err := kadm.NewClient(cl).CreateTopic(ctx, keyspace.DefaultSlots, 1, nil, scratch); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			b.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func BenchmarkIngest(b *testing.B) {
 		for range b.N {
 			dir := b.TempDir()
 			start := time.Now()
-			n, err := Start(ctx, Config{Brokers: brokers, Cluster: topics.Cluster, DataDir: dir, DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "bench", HTTPAddr: "-", Log: benchLog()})
+			n, err := Start(ctx, Config{Brokers: brokers, Cluster: tp.Cluster, DataDir: dir, DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "bench", HTTPAddr: "-", Log: benchLog()})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -122,7 +122,7 @@ func BenchmarkIngest(b *testing.B) {
 			// The next run starts over from an empty store: a new cluster name
 			// would need a new topic, so wipe the changelog's effect instead.
 			b.StopTimer()
-			resetChangelog(b, cl, topics)
+			resetChangelog(b, cl, tp)
 			b.StartTimer()
 		}
 	})
@@ -138,15 +138,15 @@ func benchLog() zerolog.Logger {
 
 // resetChangelog recreates the changelog topic, so the next node starts with
 // nothing consumed.
-func resetChangelog(b *testing.B, cl *kgo.Client, topics changelog.Topics) {
+func resetChangelog(b *testing.B, cl *kgo.Client, tp topics.Names) {
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
-	if _, err := adm.DeleteTopics(ctx, topics.Changelog()); err != nil {
+	if _, err := adm.DeleteTopics(ctx, tp.Changelog()); err != nil {
 		b.Fatal(err)
 	}
 	for {
-		if _, err := changelog.EnsureTopics(ctx, cl, topics, keyspace.DefaultSlots, 1); err == nil {
-			if d, err := adm.ListTopics(ctx, topics.Changelog()); err == nil && len(d[topics.Changelog()].Partitions) == keyspace.DefaultSlots {
+		if _, err := topics.EnsureAll(ctx, cl, tp, keyspace.DefaultSlots, 1); err == nil {
+			if d, err := adm.ListTopics(ctx, tp.Changelog()); err == nil && len(d[tp.Changelog()].Partitions) == keyspace.DefaultSlots {
 				return
 			}
 		}

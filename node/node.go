@@ -21,7 +21,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/ingest"
 	"github.com/sluicedb/sluice/internal/retry"
 	"github.com/sluicedb/sluice/keyspace"
@@ -33,6 +32,7 @@ import (
 	"github.com/sluicedb/sluice/router"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/snapshot"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // Node is one running sluice process.
@@ -43,7 +43,7 @@ type Node struct {
 	kafkaLog zerolog.Logger
 	embedded *kfake.Cluster
 	brokers  []string
-	topics   changelog.Topics
+	topics   topics.Names
 	slots    int32
 	// retention is the changelog's delete.retention.ms as the broker has it:
 	// no store or snapshot out of sync for longer is replayed onto.
@@ -55,7 +55,7 @@ type Node struct {
 	// registered before it (incarnation.go).
 	inc, prevInc registry.Incarnation
 	// joinedAt is the highest epoch the registry had given when this
-	// process registered its incarnation (firstowner.go).
+	// process registered its incarnation (registry/firstowner.go).
 	joinedAt uint64
 	done     chan struct{} // closed when the node stops serving of its own accord (Done)
 	doneOnce sync.Once
@@ -122,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	var err error
 	began := time.Now()
-	n := &Node{began: began, cfg: cfg, topics: changelog.Topics{Cluster: cfg.Cluster}, parts: make(map[uint32]*held), stop: make(chan struct{}), done: make(chan struct{}), budget: partition.NewBudget(cfg.NodeBudget), readCache: partition.NewReadCache(cfg.ReadCache)}
+	n := &Node{began: began, cfg: cfg, topics: topics.Names{Cluster: cfg.Cluster}, parts: make(map[uint32]*held), stop: make(chan struct{}), done: make(chan struct{}), budget: partition.NewBudget(cfg.NodeBudget), readCache: partition.NewReadCache(cfg.ReadCache)}
 	// franz-go logs through zerolog, one level quieter than sluice: its info
 	// lines are per-connection chatter.
 	n.kafkaLog = cfg.Log.With().Str("component", "kafka").Logger().Level(max(cfg.Log.GetLevel(), zerolog.WarnLevel))
@@ -139,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if err = n.ensureTopics(ctx); err != nil {
-		return nil, cfg.Kafka.explain(n.brokers, err)
+		return nil, explainKafka(cfg.Kafka, n.brokers, err)
 	}
 	if err = n.readyEmbedded(ctx); err != nil {
 		return nil, err
@@ -170,7 +170,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}
 	if err := n.joinRegistry(ctx); err != nil {
-		return nil, cfg.Kafka.explain(n.brokers, err)
+		return nil, explainKafka(cfg.Kafka, n.brokers, err)
 	}
 	if cfg.SnapshotURL != "" {
 		if n.bucket, err = snapshot.OpenBucket(ctx, cfg.SnapshotURL, cfg.Cluster, snapshot.BucketOptions{Keep: cfg.SnapshotKeep, Timeout: cfg.BlobTimeout}); err != nil {
@@ -354,7 +354,7 @@ func (n *Node) ensureTopics(ctx context.Context) error {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	st, err := changelog.Ensure(ctx, cl, n.topics, n.cfg.Slots, n.cfg.ReplicationFactor, n.noIngestTopics()...)
+	st, err := topics.Ensure(ctx, cl, n.topics, n.cfg.Slots, n.cfg.ReplicationFactor, n.noIngestTopics()...)
 	if err != nil {
 		return err
 	}

@@ -181,7 +181,7 @@ func (n *Node) promote(spec registry.Partition) error {
 
 // startPartition starts the owner's partition on st, in the node's storage
 // mode (modes.go); resumed skips its first read-lease wait (see open), and
-// so does a brand-new cluster's first owner (firstowner.go).
+// so does a brand-new cluster's first owner (registry/firstowner.go).
 func (n *Node) startPartition(spec registry.Partition, st localStore, resumed bool) error {
 	cfg := partition.Config{
 		Config:         core.Config{ID: spec.ID, Range: spec.Range, Slots: n.slots, Epoch: spec.Epoch, Lease: n.cfg.Lease, Stages: n.cfg.Stages},

@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -144,5 +144,5 @@ func (w watchLog) OffsetsAfter(ctx context.Context, t time.Time) (map[int32]int6
 // Tail reads with small fetches: a watch holds at most one fetch of
 // buffered records while its client is slow, and a node serves many.
 func (w watchLog) Tail(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error) error {
-	return changelog.Tail(ctx, w.opts, w.topic, from, decoded(fn), changelog.FetchMaxBytes(watchFetchBytes))
+	return kafkaread.Tail(ctx, w.opts, w.topic, from, decoded(fn), kafkaread.FetchMaxBytes(watchFetchBytes))
 }

@@ -13,11 +13,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/keyspace"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"github.com/sluicedb/sluice/registry"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // trap is an address an attacker listens on: it counts the connections it
@@ -159,13 +159,13 @@ func TestUnsealedRegistryNeedsAdopting(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	topics := changelog.Topics{Cluster: cluster}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topics.Registry()))
+	tp := topics.Names{Cluster: cluster}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(tp.Registry()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := changelog.EnsureTopics(ctx, cl, topics, 16, 1); err != nil {
+	if _, err := topics.EnsureAll(ctx, cl, tp, 16, 1); err != nil {
 		t.Fatal(err)
 	}
 	var recs []*kgo.Record

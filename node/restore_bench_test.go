@@ -12,6 +12,7 @@ import (
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // BenchmarkRestore measures, for one partition of 1,000,000 keys with 100-byte
@@ -24,14 +25,14 @@ func BenchmarkRestore(b *testing.B) {
 	const keys = 1_000_000
 	ctx := context.Background()
 	brokers := kafkatest.Brokers(b)
-	topics := changelog.Topics{Cluster: fmt.Sprint("bench-restore-", time.Now().UnixNano())}
+	tp := topics.Names{Cluster: fmt.Sprint("bench-restore-", time.Now().UnixNano())}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(200_000))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := changelog.EnsureTopics(ctx, cl, topics, keyspace.DefaultSlots, 1); err != nil {
+	if _, err := topics.EnsureAll(ctx, cl, tp, keyspace.DefaultSlots, 1); err != nil {
 		b.Fatal(err)
 	}
 	value := benchValue()
@@ -41,7 +42,7 @@ func BenchmarkRestore(b *testing.B) {
 		k := fmt.Appendf(nil, "key-%07d", i)
 		bytes += int64(len(k) + len(value))
 		r := kv.Record{Kind: kv.KindChange, Slot: keyspace.Slot(k, keyspace.DefaultSlots), Epoch: 1, Change: kv.Change{Key: k, Value: value, Version: 1, Timestamp: uint64(i + 1)}}
-		cl.Produce(ctx, changelog.Encode(topics.Changelog(), r), func(_ *kgo.Record, err error) {
+		cl.Produce(ctx, changelog.Encode(tp.Changelog(), r), func(_ *kgo.Record, err error) {
 			if err != nil {
 				select {
 				case errs <- err:
@@ -61,7 +62,7 @@ func BenchmarkRestore(b *testing.B) {
 	bucket := "file://" + b.TempDir()
 	start := func(dir string) (*Node, time.Duration) {
 		t0 := time.Now()
-		n, err := Start(ctx, Config{Brokers: brokers, Cluster: topics.Cluster, DataDir: dir, Partitions: 1, SnapshotURL: bucket,
+		n, err := Start(ctx, Config{Brokers: brokers, Cluster: tp.Cluster, DataDir: dir, Partitions: 1, SnapshotURL: bucket,
 			DataAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "bench", HTTPAddr: "-", Log: benchLog()})
 		if err != nil {
 			b.Fatal(err)

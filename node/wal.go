@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/ingest"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition"
 	"github.com/sluicedb/sluice/registry"
@@ -68,14 +69,14 @@ func (n *Node) newAppender(id uint32) func(context.Context) (wal.Appender, error
 func (n *Node) replay(log zerolog.Logger) wal.ReplayFunc {
 	opts, topic := n.kafkaOpts(), n.topics.Changelog()
 	return func(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error, waiting func(string)) (map[int32]int64, error) {
-		stalled := func(s *changelog.Stall) {
+		stalled := func(s *kafkaread.Stall) {
 			if s == nil {
 				waiting("")
 			} else {
 				waiting(s.String())
 			}
 		}
-		return changelog.Replay(ctx, opts, topic, from, decoded(fn), changelog.WithLog(log), changelog.OnStall(stalled))
+		return kafkaread.Replay(ctx, opts, topic, from, decoded(fn), kafkaread.WithLog(log), kafkaread.OnStall(stalled))
 	}
 }
 
@@ -83,12 +84,12 @@ func (n *Node) replay(log zerolog.Logger) wal.ReplayFunc {
 func (n *Node) tail() wal.TailFunc {
 	opts, topic := n.kafkaOpts(), n.topics.Changelog()
 	return func(ctx context.Context, from map[int32]int64, fn func(wal.Replayed) error) error {
-		return changelog.Tail(ctx, opts, topic, from, decoded(fn))
+		return kafkaread.Tail(ctx, opts, topic, from, decoded(fn))
 	}
 }
 
-func decoded(fn func(wal.Replayed) error) func(changelog.Step) error {
-	return func(b changelog.Step) error {
+func decoded(fn func(wal.Replayed) error) func(kafkaread.Step) error {
+	return func(b kafkaread.Step) error {
 		db, err := changelog.Decoded(b)
 		if err != nil {
 			return err

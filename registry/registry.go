@@ -34,8 +34,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/retry"
+	"github.com/sluicedb/sluice/kafkaread"
+	"github.com/sluicedb/sluice/kafkatxn"
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/wal"
 )
@@ -221,7 +222,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 }
 
 // tail folds the registry's committed records into the view until ctx ends.
-// It reads with changelog.Tail, whose position moves past markers and aborted
+// It reads with kafkaread.Tail, whose position moves past markers and aborted
 // transactions, with or without a marker: the embedded broker (kfake) aborts
 // a transaction in flight at a crash without one, and franz-go's consumer
 // then never reached the end (Open hung) and dropped the writer's later
@@ -229,8 +230,8 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 func (r *Registry) tail(ctx context.Context) {
 	defer close(r.done)
 	_, _ = retry.Forever(ctx, func() (struct{}, error) {
-		err := changelog.Tail(ctx, r.cfg.Client, r.cfg.Topic, map[int32]int64{0: r.View().Next}, r.fold)
-		var gone *changelog.OffsetGoneError
+		err := kafkaread.Tail(ctx, r.cfg.Client, r.cfg.Topic, map[int32]int64{0: r.View().Next}, r.fold)
+		var gone *kafkaread.OffsetGoneError
 		if errors.As(err, &gone) {
 			// The log starts later (deleted, or compacted by kfake, which
 			// moves the start): the registry is its surviving records.
@@ -245,7 +246,7 @@ func (r *Registry) tail(ctx context.Context) {
 }
 
 // fold applies a step of the topic to a new view.
-func (r *Registry) fold(b changelog.Step) error {
+func (r *Registry) fold(b kafkaread.Step) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	v := &View{Partitions: maps.Clone(r.view.Partitions), Nodes: maps.Clone(r.view.Nodes), Writers: maps.Clone(r.view.Writers), Incarnations: maps.Clone(r.view.Incarnations), Next: r.view.Next, MaxEpoch: r.view.MaxEpoch, MaxID: r.view.MaxID, Paused: r.view.Paused}
@@ -431,7 +432,7 @@ func (r *Registry) update(ctx context.Context, fence *GroupFence, fn func(v *Vie
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.TransactionTimeout(30 * time.Second),
 	}, r.cfg.Client...)
-	watch, watchOpt, err := changelog.WatchCommits(r.cfg.Client)
+	watch, watchOpt, err := kafkatxn.WatchCommits(r.cfg.Client)
 	if err != nil {
 		return err
 	}
@@ -487,7 +488,7 @@ func (r *Registry) update(ctx context.Context, fence *GroupFence, fn func(v *Vie
 		return fmt.Errorf("registry: commit: %w", err)
 	}
 	if watch.Aborted() {
-		return fmt.Errorf("registry: commit: franz-go aborted the transaction instead (changelog/commitwatch.go): %w", wal.ErrNotCommitted)
+		return fmt.Errorf("registry: commit: franz-go aborted the transaction instead (kafkatxn/commitwatch.go): %w", wal.ErrNotCommitted)
 	}
 	// The commit markers are written after EndTxn returns: wait until the
 	// records themselves are visible, not just the end offset of the moment.

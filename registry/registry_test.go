@@ -8,9 +8,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/topics"
 )
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
@@ -23,8 +23,8 @@ func open(t *testing.T) (*Registry, Config) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	tp := changelog.Topics{Cluster: kafkatest.ClusterName(t)}
-	if _, err := changelog.EnsureTopics(context.Background(), cl, tp, 16, 1); err != nil {
+	tp := topics.Names{Cluster: kafkatest.ClusterName(t)}
+	if _, err := topics.EnsureAll(context.Background(), cl, tp, 16, 1); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{Client: opts, Topic: tp.Registry(), Key: testKey}

@@ -15,11 +15,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/client"
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/node"
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
+	"github.com/sluicedb/sluice/topics"
 )
 
 // Under --wal disk (and none) nothing writes the changelog a watch reads:
@@ -60,25 +60,25 @@ func TestWatchRefusesTokensOlderThanDeleteRetention(t *testing.T) {
 	}
 	defer cl.Close()
 	ctx := context.Background()
-	topics := changelog.Topics{Cluster: cluster}
-	if _, err := changelog.EnsureTopics(ctx, cl, topics, 16, 1); err != nil {
+	tp := topics.Names{Cluster: cluster}
+	if _, err := topics.EnsureAll(ctx, cl, tp, 16, 1); err != nil {
 		t.Fatal(err)
 	}
 	const retention = 2 * time.Second
 	ms := strconv.FormatInt(retention.Milliseconds(), 10)
-	altered, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "delete.retention.ms", Value: &ms}}, topics.Changelog())
+	altered, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "delete.retention.ms", Value: &ms}}, tp.Changelog())
 	if err == nil {
-		_, err = altered.On(topics.Changelog(), nil)
+		_, err = altered.On(tp.Changelog(), nil)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The broker applies the change a moment later: the node reads it at start.
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		rc, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topics.Changelog())
+		rc, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, tp.Changelog())
 		if err == nil {
 			var c kadm.ResourceConfig
-			if c, err = rc.On(topics.Changelog(), nil); err == nil && slices.ContainsFunc(c.Configs, func(c kadm.Config) bool { return c.Key == "delete.retention.ms" && c.MaybeValue() == ms }) {
+			if c, err = rc.On(tp.Changelog(), nil); err == nil && slices.ContainsFunc(c.Configs, func(c kadm.Config) bool { return c.Key == "delete.retention.ms" && c.MaybeValue() == ms }) {
 				break
 			}
 		}

@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"gopkg.in/yaml.v3"
 
-	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/kafkasec"
 )
 
 // kafkaSecurity is how sluice reaches a Kafka that requires TLS or SASL, as
@@ -111,9 +111,9 @@ func loadKafkaSecurity(path string, over kafkaSecurity) (kafkaSecurity, error) {
 	return k, nil
 }
 
-// build turns file names and settings into the node's KafkaSecurity.
-func (k kafkaSecurity) build() (node.KafkaSecurity, error) {
-	var s node.KafkaSecurity
+// build turns file names and settings into the node's kafkasec.Security.
+func (k kafkaSecurity) build() (kafkasec.Security, error) {
+	var s kafkasec.Security
 	t := k.TLS
 	if t.Enabled || t.CA != "" || t.Cert != "" || t.Key != "" || t.ServerName != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}

@@ -21,7 +21,7 @@ func write(t *testing.T, dir, name, content string) string {
 }
 
 // The config file's kafka section and the flags (which win) become the
-// node's KafkaSecurity; secrets come from files.
+// node's kafkasec.Security; secrets come from files.
 func TestKafkaSecurityFromConfigAndFlags(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "pw", "s3cret\n")

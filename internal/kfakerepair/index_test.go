@@ -10,7 +10,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
 
@@ -19,7 +21,7 @@ import (
 // read that batch as committed at its crash recovery; after the repair it
 // aborts it, and only what was committed replays.
 func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
-	tp := changelog.Topics{Cluster: "idx"}
+	tp := topics.Names{Cluster: "idx"}
 	c, dir, ctx := startKfake(t, tp.Changelog())
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 	for attempt := 0; ; attempt++ {
@@ -31,7 +33,7 @@ func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
 		_, err = app.Append(ctx, g)
 		app.Close()
 		if errors.Is(err, wal.ErrNotCommitted) && attempt < 4 {
-			continue // franz-go's first-transaction abort (changelog/commitwatch.go): again, with a new producer
+			continue // franz-go's first-transaction abort (kafkatxn/commitwatch.go): again, with a new producer
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -70,7 +72,7 @@ func TestRepairedIndexKeepsAnOpenTransactionAborted(t *testing.T) {
 	c = restartKfake(t, img)
 	defer c.Close()
 	var keys []string
-	if _, err := changelog.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, tp.Changelog(), map[int32]int64{0: 0}, func(b changelog.Step) error {
+	if _, err := kafkaread.Replay(ctx, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, tp.Changelog(), map[int32]int64{0: 0}, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			keys = append(keys, string(r.Key))
 		}

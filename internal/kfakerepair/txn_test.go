@@ -12,7 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedb/sluice/changelog"
+	"github.com/sluicedb/sluice/kafkaread"
+	"github.com/sluicedb/sluice/kafkatxn"
 )
 
 // A kill while kfake wrote a transaction's commit markers: partition a has
@@ -27,7 +28,7 @@ func TestOpenTransactionsAreEndedBeforeKfakeStarts(t *testing.T) {
 	txn := func(id, key string, commit bool) {
 		t.Helper()
 		for attempt := 0; ; attempt++ {
-			watch, watchOpt, err := changelog.WatchCommits(opts)
+			watch, watchOpt, err := kafkatxn.WatchCommits(opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +50,7 @@ func TestOpenTransactionsAreEndedBeforeKfakeStarts(t *testing.T) {
 				}
 			}
 			w.Close()
-			// franz-go's first-transaction abort (changelog/commitwatch.go):
+			// franz-go's first-transaction abort (kafkatxn/commitwatch.go):
 			// again, with a new producer.
 			if !watch.Aborted() || attempt == 4 {
 				return
@@ -103,7 +104,7 @@ func replay(t *testing.T, opts []kgo.Opt, topic string) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var got []string
-	if _, err := changelog.Replay(ctx, opts, topic, map[int32]int64{0: 0}, func(b changelog.Step) error {
+	if _, err := kafkaread.Replay(ctx, opts, topic, map[int32]int64{0: 0}, func(b kafkaread.Step) error {
 		for _, r := range b.Records {
 			got = append(got, string(r.Key))
 		}

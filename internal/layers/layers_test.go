@@ -18,7 +18,7 @@ const module = "github.com/sluicedb/sluice/"
 var layer = map[string]int{
 	"kv": 0, "clock": 0, "keyspace": 0, "pagetoken": 0, "proto/sluice/v1": 0,
 	"internal/retry": 0, "internal/tlsfiles": 0, "internal/kvmodel": 0, "internal/kfakerepair": 0,
-	"wal": 1, "store": 1, "router": 1, "pipeline": 1,
+	"wal": 1, "store": 1, "router": 1, "pipeline": 1, "kafkaread": 1, "topics": 1, "kafkatxn": 1, "kafkasec": 1,
 	"changelog": 2, "wal/local": 2, "snapshot": 2, "partition/core": 2,
 	"partition": 3, "ingest": 3, "registry": 3,
 	"server": 4, "client": 4, "membership": 4,

@@ -1,4 +1,4 @@
-package changelog
+package topics
 
 import (
 	"context"
@@ -18,26 +18,26 @@ import (
 // and so the topics' max.message.bytes and the producer's batch size.
 const MaxRecordBytes = 4 << 20
 
-// Topics names a cluster's topics: every topic is prefixed with the cluster name.
-type Topics struct {
+// Names are a cluster's topic names: every topic is prefixed with the cluster name.
+type Names struct {
 	Cluster string
 }
 
-func (t Topics) Changelog() string { return t.Cluster + ".changelog" }
-func (t Topics) Ingest() string    { return t.Cluster + ".ingest" }
-func (t Topics) DLQ() string       { return t.Cluster + ".ingest.dlq" }
-func (t Topics) Registry() string  { return t.Cluster + ".registry" }
+func (t Names) Changelog() string { return t.Cluster + ".changelog" }
+func (t Names) Ingest() string    { return t.Cluster + ".ingest" }
+func (t Names) DLQ() string       { return t.Cluster + ".ingest.dlq" }
+func (t Names) Registry() string  { return t.Cluster + ".registry" }
 
 // TransactionalID is the transactional id of a partition's changelog producer.
 // A new owner's InitProducerID under it fences the old one.
-func (t Topics) TransactionalID(partition uint32) string {
+func (t Names) TransactionalID(partition uint32) string {
 	return t.Cluster + ".p" + strconv.FormatUint(uint64(partition), 10)
 }
 
-// EnsureTopics creates the cluster's topics that are missing, with slots
+// EnsureAll creates the cluster's topics that are missing, with slots
 // partitions each, and returns the slot count of the changelog as it exists
 // (it wins over slots when the cluster was created before). Ensure tells more.
-func EnsureTopics(ctx context.Context, cl *kgo.Client, t Topics, slots int32, replication int16) (int32, error) {
+func EnsureAll(ctx context.Context, cl *kgo.Client, t Names, slots int32, replication int16) (int32, error) {
 	st, err := Ensure(ctx, cl, t, slots, replication)
 	return st.Slots, err
 }
@@ -49,7 +49,7 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, t Topics, slots int32, re
 // (--wal disk, none) skips t.Ingest() and t.DLQ(), so that a producer to
 // the ingest topic gets the broker's unknown-topic error instead of an
 // acknowledgement for records nothing will ever read.
-func Ensure(ctx context.Context, cl *kgo.Client, t Topics, slots int32, replication int16, skip ...string) (TopicsState, error) {
+func Ensure(ctx context.Context, cl *kgo.Client, t Names, slots int32, replication int16, skip ...string) (State, error) {
 	adm := kadm.NewClient(cl)
 	specs := slices.DeleteFunc(topicSpecs(t, slots), func(s topicSpec) bool { return slices.Contains(skip, s.name) })
 	names := make([]string, len(specs))
@@ -58,9 +58,9 @@ func Ensure(ctx context.Context, cl *kgo.Client, t Topics, slots int32, replicat
 	}
 	found, err := describeTopics(ctx, adm, names, false)
 	if err != nil {
-		return TopicsState{}, err
+		return State{}, err
 	}
-	var st TopicsState
+	var st State
 	for _, s := range specs {
 		if _, ok := found[s.name]; ok {
 			continue
@@ -71,7 +71,7 @@ func Ensure(ctx context.Context, cl *kgo.Client, t Topics, slots int32, replicat
 		}
 		_, err := adm.CreateTopic(ctx, s.partitions, replication, configs, s.name)
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return TopicsState{}, fmt.Errorf("changelog: creating topic %s: %w", s.name, err)
+			return State{}, fmt.Errorf("topics: creating topic %s: %w", s.name, err)
 		}
 		if err == nil {
 			st.Created = append(st.Created, s.name)
@@ -79,7 +79,7 @@ func Ensure(ctx context.Context, cl *kgo.Client, t Topics, slots int32, replicat
 	}
 	if len(found) < len(specs) { // read what was just created (by us or a peer)
 		if found, err = describeTopics(ctx, adm, names, true); err != nil {
-			return TopicsState{}, err
+			return State{}, err
 		}
 	}
 	for _, s := range specs {
@@ -89,7 +89,7 @@ func Ensure(ctx context.Context, cl *kgo.Client, t Topics, slots int32, replicat
 	if v, ok := found[t.Changelog()]["delete.retention.ms"]; ok {
 		ms, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || ms < 0 {
-			return TopicsState{}, fmt.Errorf("changelog: %s has delete.retention.ms %q, not a duration in ms", t.Changelog(), v)
+			return State{}, fmt.Errorf("topics: %s has delete.retention.ms %q, not a duration in ms", t.Changelog(), v)
 		}
 		st.Retention = time.Duration(ms) * time.Millisecond
 	}
@@ -125,11 +125,11 @@ func partitionCount(ctx context.Context, cl *kgo.Client, topic string) (int32, e
 			}
 		}
 		if !errors.Is(err, kerr.UnknownTopicOrPartition) && !errors.Is(err, kerr.LeaderNotAvailable) {
-			return 0, fmt.Errorf("changelog: describing %s: %w", topic, err)
+			return 0, fmt.Errorf("topics: describing %s: %w", topic, err)
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("changelog: describing %s: %w (%w)", topic, err, ctx.Err())
+			return 0, fmt.Errorf("topics: describing %s: %w (%w)", topic, err, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -1,4 +1,4 @@
-package changelog
+package kafkaread
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func CheckOffsets(ctx context.Context, client []kgo.Opt, topic string, from map[
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("changelog: listing offsets of %s: %w", topic, err)
+		return fmt.Errorf("kafkaread: listing offsets of %s: %w", topic, err)
 	}
 	slots := make([]int32, 0, len(from))
 	for s := range from {
@@ -44,7 +44,7 @@ func CheckOffsets(ctx context.Context, client []kgo.Opt, topic string, from map[
 		off := from[slot]
 		end, ok := ends.Lookup(topic, slot)
 		if !ok {
-			return fmt.Errorf("changelog: %s has no slot %d", topic, slot)
+			return fmt.Errorf("kafkaread: %s has no slot %d", topic, slot)
 		}
 		if off > end.Offset {
 			return &OffsetPastEndError{Topic: topic, Slot: slot, Reached: off, LogEnd: end.Offset}

@@ -1,4 +1,4 @@
-package changelog
+package kafkaread
 
 import (
 	"context"
@@ -40,8 +40,8 @@ func (s Stall) String() string {
 	return fmt.Sprintf("waiting for slot %d at %d/%d: %s", s.Slot, s.Position, s.Target, s.Reason)
 }
 
-// ReadOpt tunes Replay and Tail.
-type ReadOpt func(*readCfg)
+// Opt tunes Replay and Tail.
+type Opt func(*readCfg)
 
 type readCfg struct {
 	log        zerolog.Logger
@@ -57,29 +57,29 @@ type readCfg struct {
 
 // WithLog sets where a read that makes no progress says why, at warn level.
 // Default: nowhere.
-func WithLog(l zerolog.Logger) ReadOpt { return func(c *readCfg) { c.log = l } }
+func WithLog(l zerolog.Logger) Opt { return func(c *readCfg) { c.log = l } }
 
 // StallAfter is how long a slot may make no progress before the read warns
 // and reports it to OnStall. Default 10s.
-func StallAfter(d time.Duration) ReadOpt { return func(c *readCfg) { c.stallAfter = d } }
+func StallAfter(d time.Duration) Opt { return func(c *readCfg) { c.stallAfter = d } }
 
 // OnStall is called with the slot the read has waited for longest once it
 // has stalled, and with nil once nothing is stalled any more (and when the
 // read ends). It is called from the read's goroutine.
-func OnStall(fn func(*Stall)) ReadOpt { return func(c *readCfg) { c.onStall = fn } }
+func OnStall(fn func(*Stall)) Opt { return func(c *readCfg) { c.onStall = fn } }
 
 // FetchMaxBytes bounds what a read holds: one fetch's answer, and the
 // records of one Step (at least one fetch's). Default 4 MiB per fetch and
 // 16 MiB per Step.
-func FetchMaxBytes(n int32) ReadOpt {
+func FetchMaxBytes(n int32) Opt {
 	return func(c *readCfg) { c.maxBytes, c.maxStepBytes = n, int64(n) }
 }
 
 // FetchMaxWait is how long the broker holds a fetch that finds nothing
 // committed to answer (it answers as soon as there is). Default 500ms.
-func FetchMaxWait(d time.Duration) ReadOpt { return func(c *readCfg) { c.maxWait = d } }
+func FetchMaxWait(d time.Duration) Opt { return func(c *readCfg) { c.maxWait = d } }
 
-func newReadCfg(opts []ReadOpt) readCfg {
+func newReadCfg(opts []Opt) readCfg {
 	c := readCfg{log: zerolog.Nop(), stallAfter: 10 * time.Second, onStall: func(*Stall) {},
 		maxWait: 500 * time.Millisecond, maxBytes: 4 << 20, maxStepBytes: 16 << 20}
 	for _, o := range opts {
@@ -99,7 +99,7 @@ func newReadCfg(opts []ReadOpt) readCfg {
 // A slot whose log starts after the offset asked for is an *OffsetGoneError:
 // Replay never silently starts later; one whose log ends before it, an
 // *OffsetPastEndError (CheckOffsets).
-func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Step) error, opts ...ReadOpt) (map[int32]int64, error) {
+func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Step) error, opts ...Opt) (map[int32]int64, error) {
 	if err := CheckOffsets(ctx, client, topic, from); err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]
 		reached[slot] = off
 		end, ok := ends.Lookup(topic, slot)
 		if !ok {
-			return nil, fmt.Errorf("changelog: %s has no slot %d", topic, slot)
+			return nil, fmt.Errorf("kafkaread: %s has no slot %d", topic, slot)
 		}
 		start, _ := starts.Lookup(topic, slot)
 		if off < start.Offset && off < end.Offset {
@@ -141,7 +141,7 @@ func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]
 // Like Replay it never starts later than asked (an offset past the log's end
 // is an *OffsetPastEndError), and its offsets move past markers, aborted
 // batches and compacted gaps too.
-func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Step) error, opts ...ReadOpt) error {
+func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Step) error, opts ...Opt) error {
 	if err := CheckOffsets(ctx, client, topic, from); err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func listOffsets(ctx context.Context, client []kgo.Opt, topic string) (ends, sta
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("changelog: listing offsets of %s: %w", topic, err)
+		return nil, nil, fmt.Errorf("kafkaread: listing offsets of %s: %w", topic, err)
 	}
 	return ends, starts, nil
 }

@@ -1,4 +1,4 @@
-package changelog
+package kafkaread_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedb/sluice/kafkaread"
 )
 
 // A tail whose slot's leader could not be looked up (the metadata request
@@ -39,12 +41,12 @@ func TestTailRetriesAfterALeaderLookupFailed(t *testing.T) {
 	// No retries inside the client: a lookup refused fails at once.
 	opts := append(slices.Clone(b.opts), kgo.RequestRetries(0))
 	go func() {
-		done <- Tail(ctx, opts, topic, map[int32]int64{0: 0}, func(bt Step) error {
+		done <- kafkaread.Tail(ctx, opts, topic, map[int32]int64{0: 0}, func(bt kafkaread.Step) error {
 			for _, r := range bt.Records {
 				seen <- string(r.Key)
 			}
 			return nil
-		}, StallAfter(10*time.Millisecond), OnStall(func(s *Stall) {
+		}, kafkaread.StallAfter(10*time.Millisecond), kafkaread.OnStall(func(s *kafkaread.Stall) {
 			if s != nil && strings.Contains(s.Reason, "metadata") {
 				select {
 				case lookupFailed <- struct{}{}:

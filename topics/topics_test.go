@@ -1,24 +1,23 @@
-package changelog
+package topics
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
 )
 
-// Topics that exist are described, never created again: an operator who
+// Names that exist are described, never created again: an operator who
 // created them need not grant sluice the Create ACL.
 func TestEnsureTopicsCreatesOnlyWhatIsMissing(t *testing.T) {
 	c, cl := kfakeClient(t)
@@ -30,16 +29,16 @@ func TestEnsureTopicsCreatesOnlyWhatIsMissing(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tp := Topics{Cluster: "once"}
-	if _, err := EnsureTopics(ctx, cl, tp, 4, 1); err != nil {
+	tp := Names{Cluster: "once"}
+	if _, err := EnsureAll(ctx, cl, tp, 4, 1); err != nil {
 		t.Fatal(err)
 	}
 	if n := creates.Load(); n != 4 {
 		t.Fatalf("the first start asked to create %d topics, want 4", n)
 	}
 	creates.Store(0)
-	if got, err := EnsureTopics(ctx, cl, tp, 4, 1); err != nil || got != 4 {
-		t.Fatalf("second EnsureTopics = %d, %v", got, err)
+	if got, err := EnsureAll(ctx, cl, tp, 4, 1); err != nil || got != 4 {
+		t.Fatalf("second EnsureAll = %d, %v", got, err)
 	}
 	if n := creates.Load(); n != 0 {
 		t.Fatalf("a start with every topic there asked to create %d topics, want none", n)
@@ -58,7 +57,7 @@ func TestEnsureReportsTheBrokersSettings(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tp := Topics{Cluster: kafkatest.ClusterName(t)}
+	tp := Names{Cluster: kafkatest.ClusterName(t)}
 	_, err = kadm.NewClient(cl).CreateTopic(ctx, 2, 1, map[string]*string{
 		"cleanup.policy":      kadm.StringPtr("compact,delete"),
 		"delete.retention.ms": kadm.StringPtr("60000"),
@@ -95,7 +94,7 @@ func TestEnsureReportsTheBrokersSettings(t *testing.T) {
 	}
 
 	// The topics sluice created need nothing.
-	again, err := Ensure(ctx, cl, Topics{Cluster: tp.Cluster + "-fresh"}, 4, 1)
+	again, err := Ensure(ctx, cl, Names{Cluster: tp.Cluster + "-fresh"}, 4, 1)
 	if err != nil || len(again.Mismatches) != 0 || again.Retention != DeleteRetention || len(again.Created) != 4 {
 		t.Fatalf("fresh topics: %+v %v", again, err)
 	}
@@ -107,61 +106,69 @@ func sortedCopy(s []string) []string {
 	return out
 }
 
-// An offset a store or snapshot reached that the log does not (a topic
-// deleted and created again) is an error naming slot and offsets, for a
-// replay and a tail alike, never a silent start elsewhere; so is, for a
-// tail, an offset the log no longer holds.
-func TestOffsetsOutsideTheLogAreRefused(t *testing.T) {
-	tp, opts, adm := setup(t, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	app, err := NewAppender(ctx, AppenderConfig{Client: opts, Topics: tp, TransactionalID: tp.TransactionalID(1)})
+func TestEnsureTopicsIsIdempotentAndKeepsSlotCount(t *testing.T) {
+	tp, opts, adm := setup(t, 4)
+	ctx := context.Background()
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer app.Close()
-	group(t, app, change(1, 0), change(2, 0), change(3, 1))
-	_, err = Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 50, 1: 0}, func(Step) error { return nil })
-	var past *OffsetPastEndError
-	// The log's end: two records and, once written, their commit marker.
-	if !errors.As(err, &past) || past.Slot != 0 || past.Reached != 50 || past.LogEnd < 2 || past.LogEnd > 3 {
-		t.Fatalf("Replay from past the end = %v, want OffsetPastEndError for slot 0 at 50, log end 2 or 3", err)
+	defer cl.Close()
+	got, err := EnsureAll(ctx, cl, tp, 16, 1) // the existing topic wins
+	if err != nil || got != 4 {
+		t.Fatalf("second EnsureAll = %d, %v", got, err)
 	}
-	for _, s := range []string{"slot 0", "offset 50", fmt.Sprint("ends at ", past.LogEnd)} {
-		if !strings.Contains(err.Error(), s) {
-			t.Fatalf("the error %q does not name %q", err, s)
-		}
-	}
-	if got := tail(ctx, t, opts, tp.Changelog(), map[int32]int64{0: 50}); !errors.As(got, &past) || past.Reached != 50 {
-		t.Fatalf("Tail from past the end = %v, want OffsetPastEndError", got)
-	}
-
-	// A log deleted past the offset: the tail does not jump to its start.
-	in, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(tp.Ingest()))...)
+	cfgs, err := adm.DescribeTopicConfigs(ctx, tp.Changelog())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer in.Close()
-	for range 5 {
-		if err := in.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte("v"), Partition: 0}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := adm.DeleteRecords(ctx, kadm.Offsets{tp.Ingest(): {0: {Topic: tp.Ingest(), Partition: 0, At: 3}}}); err != nil {
+	rc, err := cfgs.On(tp.Changelog(), nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var gone *OffsetGoneError
-	if got := tail(ctx, t, opts, tp.Ingest(), map[int32]int64{0: 1}); !errors.As(got, &gone) || gone.Needed != 1 || gone.LogStart != 3 {
-		t.Fatalf("Tail from a deleted offset = %v, want OffsetGoneError needing 1 with log start 3", got)
+	want := map[string]string{"cleanup.policy": "compact", "max.message.bytes": fmt.Sprint(MaxRecordBytes + 64<<10)}
+	for _, c := range rc.Configs {
+		if w, ok := want[c.Key]; ok {
+			if c.MaybeValue() != w {
+				t.Errorf("%s = %s, want %s", c.Key, c.MaybeValue(), w)
+			}
+			delete(want, c.Key)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("configs missing: %v", want)
 	}
 }
 
-// tail runs Tail until it returns or hands over a batch (which it should not).
-func tail(ctx context.Context, t *testing.T, opts []kgo.Opt, topic string, from map[int32]int64) error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return Tail(ctx, opts, topic, from, func(b Step) error {
-		return fmt.Errorf("the tail handed over records from %v", b.Reached)
+// A broker whose metadata does not know a just-created topic yet answers
+// UNKNOWN_TOPIC_OR_PARTITION for a moment: EnsureAll asks again instead of
+// failing the node's start.
+func TestEnsureTopicsWaitsForMetadataOfNewTopics(t *testing.T) {
+	c, cl := kfakeClient(t)
+	tp := Names{Cluster: "lagging"}
+	var unknown atomic.Int32 // the cluster's goroutine counts down, the test reads
+	unknown.Store(3)
+	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		m := req.(*kmsg.MetadataRequest)
+		if unknown.Load() == 0 || len(m.Topics) != 1 || m.Topics[0].Topic == nil || *m.Topics[0].Topic != tp.Changelog() {
+			return nil, nil, false
+		}
+		unknown.Add(-1)
+		resp := m.ResponseKind().(*kmsg.MetadataResponse)
+		st := kmsg.NewMetadataResponseTopic()
+		st.Topic = kmsg.StringPtr(tp.Changelog())
+		st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := EnsureAll(ctx, cl, tp, 4, 1)
+	if err != nil || got != 4 {
+		t.Fatalf("EnsureAll = %d, %v; want 4 slots once the topic is known", got, err)
+	}
+	if n := unknown.Load(); n != 0 {
+		t.Fatalf("%d UNKNOWN_TOPIC_OR_PARTITION answers were never asked for", n)
+	}
 }

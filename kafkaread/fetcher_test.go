@@ -1,4 +1,4 @@
-package changelog
+package kafkaread_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedb/sluice/kafkaread"
 )
 
 // A tail fetches all the slots a broker leads in one request. A broker
@@ -43,7 +45,7 @@ func TestTailFetchesABrokersSlotsInOneRequest(t *testing.T) {
 	seen := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Tail(ctx, b.opts, topic, from, func(bt Step) error {
+		done <- kafkaread.Tail(ctx, b.opts, topic, from, func(bt kafkaread.Step) error {
 			for _, r := range bt.Records {
 				seen <- string(r.Key)
 			}
@@ -95,12 +97,12 @@ func TestReadMissesNothingWhenAnAnswerIsFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	got := map[int32][]string{}
-	if _, err := Replay(ctx, b.opts, topic, from, func(bt Step) error {
+	if _, err := kafkaread.Replay(ctx, b.opts, topic, from, func(bt kafkaread.Step) error {
 		for _, r := range bt.Records {
 			got[r.Partition] = append(got[r.Partition], string(r.Key))
 		}
 		return nil
-	}, FetchMaxBytes(1024)); err != nil {
+	}, kafkaread.FetchMaxBytes(1024)); err != nil {
 		t.Fatal(err)
 	}
 	for s := range int32(slots) {

@@ -1,4 +1,4 @@
-package changelog
+package kafkaread
 
 import (
 	"context"
@@ -138,7 +138,7 @@ func (w *stallWatch) addOne(b *Step, f fetched) error {
 	}
 	if f.err != nil {
 		if f.fatal {
-			return fmt.Errorf("changelog: reading slot %d: %w", f.slot, f.err)
+			return fmt.Errorf("kafkaread: reading slot %d: %w", f.slot, f.err)
 		}
 		s.why = "fetch failed: " + f.err.Error()
 		return nil
@@ -184,7 +184,7 @@ func (w *stallWatch) check(now time.Time) {
 		if now.Sub(s.warned) >= w.cfg.stallAfter {
 			s.warned = now
 			w.cfg.log.Warn().Int32("slot", slot).Int64("position", pos).Int64("target", target).
-				Dur("for", idle).Str("reason", why).Msg("changelog read makes no progress; retrying")
+				Dur("for", idle).Str("reason", why).Msg("kafka read makes no progress; retrying")
 		}
 		if worst == nil || idle > worst.For {
 			worst = st

@@ -1,4 +1,4 @@
-package changelog
+package kafkaread_test
 
 import (
 	"bytes"
@@ -20,8 +20,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedb/sluice/changelog"
 	"github.com/sluicedb/sluice/internal/kafkatest"
+	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
+	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
 )
 
@@ -71,7 +74,7 @@ func (b shapeBroker) topic(t *testing.T, slots int32, configs map[string]string)
 	for k, v := range configs {
 		cfg[k] = kadm.StringPtr(v)
 	}
-	name := Topics{Cluster: b.name}.Changelog()
+	name := topics.Names{Cluster: b.name}.Changelog()
 	if _, err := b.adm.CreateTopic(context.Background(), slots, 1, cfg, name); err != nil {
 		t.Fatal(err)
 	}
@@ -92,13 +95,13 @@ func (b shapeBroker) commit(t *testing.T, txn, topic string, slot int32, keys ..
 			}
 			recs = append(recs, kv.Record{Kind: kv.KindChange, Slot: slot, Change: c})
 		}
-		app, err := NewAppender(context.Background(), AppenderConfig{Client: b.opts, Topics: Topics{Cluster: b.name}, TransactionalID: b.name + "." + txn})
+		app, err := changelog.NewAppender(context.Background(), changelog.AppenderConfig{Client: b.opts, Topics: topics.Names{Cluster: b.name}, TransactionalID: b.name + "." + txn})
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = app.Append(context.Background(), &wal.Group{Records: recs})
 		app.Close()
-		// Not committed: franz-go's first-transaction abort (commitwatch.go).
+		// Not committed: franz-go's first-transaction abort (kafkatxn/commitwatch.go).
 		// Like a partition, start again with a new producer.
 		if err == nil || !errors.Is(err, wal.ErrNotCommitted) || attempt == 4 {
 			if err != nil {
@@ -123,7 +126,7 @@ func (b shapeBroker) inFlight(t *testing.T, txn, topic string, slot int32, keys 
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		r := Encode(topic, kv.Record{Kind: kv.KindChange, Slot: slot, Change: kv.Change{Key: []byte(k), Value: []byte("in-flight"), Version: 1}})
+		r := changelog.Encode(topic, kv.Record{Kind: kv.KindChange, Slot: slot, Change: kv.Change{Key: []byte(k), Value: []byte("in-flight"), Version: 1}})
 		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -145,12 +148,12 @@ func (b shapeBroker) replayAll(t *testing.T, topic string, from map[int32]int64)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	keys := map[int32][]string{}
-	reached, err := Replay(ctx, b.opts, topic, from, func(bt Step) error {
+	reached, err := kafkaread.Replay(ctx, b.opts, topic, from, func(bt kafkaread.Step) error {
 		for _, r := range bt.Records {
 			keys[r.Partition] = append(keys[r.Partition], string(r.Key))
 		}
 		return nil
-	}, StallAfter(2*time.Second), OnStall(func(s *Stall) {
+	}, kafkaread.StallAfter(2*time.Second), kafkaread.OnStall(func(s *kafkaread.Stall) {
 		if s != nil {
 			t.Logf("replay stalled: %s", s)
 		}
@@ -239,7 +242,7 @@ func TestTailKeepsCommitsAfterACrashAbortedTransaction(t *testing.T) {
 	defer cancel()
 	var keys []string
 	var at int64
-	err := Tail(ctx, b.opts, topic, map[int32]int64{0: 0}, func(bt Step) error {
+	err := kafkaread.Tail(ctx, b.opts, topic, map[int32]int64{0: 0}, func(bt kafkaread.Step) error {
 		for _, r := range bt.Records {
 			keys = append(keys, string(r.Key))
 		}
@@ -451,21 +454,21 @@ func TestReplayReportsAStallAndRecovers(t *testing.T) {
 		return resp, nil, true
 	})
 	var logged bytes.Buffer
-	stalls := make(chan *Stall, 100)
+	stalls := make(chan *kafkaread.Stall, 100)
 	done := make(chan error, 1)
 	var keys []string
 	go func() {
 		// Slot 1 alone: a fetch names every slot of its broker that has not
 		// reached its target, and the fault is on slot 1's requests.
-		_, err := Replay(context.Background(), b.opts, topic, map[int32]int64{1: 0}, func(bt Step) error {
+		_, err := kafkaread.Replay(context.Background(), b.opts, topic, map[int32]int64{1: 0}, func(bt kafkaread.Step) error {
 			for _, r := range bt.Records {
 				keys = append(keys, string(r.Key))
 			}
 			return nil
-		}, WithLog(zerolog.New(&syncWriter{w: &logged})), StallAfter(300*time.Millisecond), OnStall(func(s *Stall) { stalls <- s }))
+		}, kafkaread.WithLog(zerolog.New(&syncWriter{w: &logged})), kafkaread.StallAfter(300*time.Millisecond), kafkaread.OnStall(func(s *kafkaread.Stall) { stalls <- s }))
 		done <- err
 	}()
-	var s *Stall
+	var s *kafkaread.Stall
 	select {
 	case s = <-stalls:
 	case <-time.After(30 * time.Second):
@@ -483,7 +486,7 @@ func TestReplayReportsAStallAndRecovers(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("replay did not end once the slot could be fetched")
 	}
-	var last *Stall
+	var last *kafkaread.Stall
 	for len(stalls) > 0 {
 		last = <-stalls
 	}

@@ -1,4 +1,4 @@
-package changelog
+package kafkatxn
 
 import (
 	"sync/atomic"
@@ -14,7 +14,7 @@ import (
 // waited for, and the partition it added is not yet among the client's
 // topics. An Append that returned nil then was not committed: 1 to 3 of 400
 // fresh appenders lost their first group this way, against kfake and
-// against Apache Kafka 4.1 alike (TestFirstAppendIsCommittedOrFails).
+// against Apache Kafka 4.1 alike (changelog's TestFirstAppendIsCommittedOrFails).
 const franzAbortsInstead = "no produce succeeded in this transaction but produces were attempted; issuing an abort to clear any server-side partition registrations"
 
 // CommitWatch is a transactional producer's logger: it passes every line on

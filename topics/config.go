@@ -1,4 +1,4 @@
-package changelog
+package topics
 
 import (
 	"context"
@@ -15,15 +15,15 @@ import (
 // DeleteRetention is the delete.retention.ms sluice gives the changelog: how
 // long compaction keeps a tombstone. A snapshot, or a store, older than the
 // topic's actual setting may miss removals the log no longer holds, so a
-// restore refuses it (see TopicsState.Retention).
+// restore refuses it (see State.Retention).
 const DeleteRetention = 7 * 24 * time.Hour
 
 // defaultDeleteRetention is Kafka's default delete.retention.ms, assumed when
 // a broker does not report the setting.
 const defaultDeleteRetention = 24 * time.Hour
 
-// TopicsState is what Ensure found on the broker.
-type TopicsState struct {
+// State is what Ensure found on the broker.
+type State struct {
 	// Slots is the changelog's partition count.
 	Slots int32
 	// Retention is the changelog's delete.retention.ms as the broker has it:
@@ -64,7 +64,7 @@ type need struct {
 	why     string
 }
 
-func topicSpecs(t Topics, slots int32) []topicSpec {
+func topicSpecs(t Names, slots int32) []topicSpec {
 	maxBytes := need{key: "max.message.bytes", want: strconv.Itoa(MaxRecordBytes + 64<<10), atLeast: true,
 		why: "a write of a 1 MiB value (or a group of them) is refused by the broker"}
 	return []topicSpec{
@@ -128,7 +128,7 @@ func describeTopics(ctx context.Context, adm *kadm.Client, names []string, wait 
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("changelog: describing %s: %w (%w)", strings.Join(missing, ", "), kerr.UnknownTopicOrPartition, ctx.Err())
+			return nil, fmt.Errorf("topics: describing %s: %w (%w)", strings.Join(missing, ", "), kerr.UnknownTopicOrPartition, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -137,7 +137,7 @@ func describeTopics(ctx context.Context, adm *kadm.Client, names []string, wait 
 func describeOnce(ctx context.Context, adm *kadm.Client, names []string) (map[string]map[string]string, []string, error) {
 	rcs, err := adm.DescribeTopicConfigs(ctx, names...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("changelog: describing the settings of %s: %w", strings.Join(names, ", "), err)
+		return nil, nil, fmt.Errorf("topics: describing the settings of %s: %w", strings.Join(names, ", "), err)
 	}
 	found := make(map[string]map[string]string, len(names))
 	var missing []string
@@ -151,9 +151,9 @@ func describeOnce(ctx context.Context, adm *kadm.Client, names []string) (map[st
 			missing = append(missing, name)
 			continue
 		case errors.Is(err, kerr.TopicAuthorizationFailed):
-			return nil, nil, fmt.Errorf("changelog: describing the settings of %s: %w (grant sluice's principal DescribeConfigs on the topic)", name, err)
+			return nil, nil, fmt.Errorf("topics: describing the settings of %s: %w (grant sluice's principal DescribeConfigs on the topic)", name, err)
 		case err != nil:
-			return nil, nil, fmt.Errorf("changelog: describing the settings of %s: %w", name, err)
+			return nil, nil, fmt.Errorf("topics: describing the settings of %s: %w", name, err)
 		}
 		configs := make(map[string]string, len(rc.Configs))
 		for _, c := range rc.Configs {
