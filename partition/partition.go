@@ -54,7 +54,7 @@ type Config struct {
 	// incarnations): no other process can have answered a read of it since,
 	// so there is no deposed owner's lease to wait out. Or when the partition
 	// is a brand-new cluster's, opened by the process that created it, and
-	// no other partition ever held any of its slots (node/firstowner.go).
+	// no other partition ever held any of its slots (registry/firstowner.go).
 	// Every later restore (a re-sync) waits.
 	SkipLeaseWait bool
 	// now is the wall clock of the retention checks (tests); nil: time.Now.
