@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicedb/sluice/keyspace"
+	"github.com/sluicedb/sluice/partition"
 	"github.com/sluicedb/sluice/topics"
 )
 
@@ -116,4 +117,22 @@ func healthz(t *testing.T, n *Node) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+func TestAPartitionsStateSaysClosingAndStopped(t *testing.T) {
+	for _, c := range []struct {
+		st   partition.State
+		want string
+	}{
+		{partition.State{Phase: partition.RestoreReplay, Percent: 40, Waiting: "slot 3"}, "restoring 40% (slot 3)"},
+		{partition.State{Phase: partition.RestoreFence}, "restoring 0%"},
+		{partition.State{Phase: partition.Serving, Percent: 100}, "serving"},
+		{partition.State{Phase: partition.Closing, Percent: 100}, "closing"},
+		{partition.State{Phase: partition.Stopped, Percent: 100}, "stopped"},
+		{partition.State{Phase: partition.Stopped, Err: fmt.Errorf("p1: %w", partition.ErrDeposed)}, "deposed"},
+	} {
+		if got := describe(c.st); got != c.want {
+			t.Errorf("%v says %q, want %q", c.st.Phase, got, c.want)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/sluicedb/sluice/partition"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -152,15 +153,17 @@ func (n *Node) waiting() []string {
 	return out
 }
 
-// state is a held partition's state as ListPartitions and /healthz say it:
-// serving, deposed, or "restoring 40% (waiting for slot 3 at 5757/5761: …)".
-func (h *held) state() string {
-	st := h.p.Status()
+// state is a held partition's state as ListPartitions and /healthz say it.
+func (h *held) state() string { return describe(h.p.Status()) }
+
+// describe says a partition's state in a word or a line: serving, closing,
+// stopped, deposed, or "restoring 40% (waiting for slot 3 at 5757/5761: …)".
+func describe(st partition.State) string {
 	switch {
 	case st.Deposed():
 		return "deposed"
-	case st.Serving():
-		return "serving"
+	case !st.Phase.Restoring():
+		return st.Phase.String()
 	}
 	s := fmt.Sprintf("restoring %d%%", st.Percent)
 	if st.Waiting != "" {
