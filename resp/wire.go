@@ -97,6 +97,7 @@ type wireConn struct {
 // frame is where a connection is in the command it sends.
 type frame struct {
 	state   uint8
+	count   int64 // bulk strings of the command
 	args    int64 // bulk strings left in the command
 	left    int64 // bytes left of the header line or bulk string passing
 	payload int64 // after a bulk string's header: its bytes, CRLF included; -1 after the array's header
@@ -270,7 +271,7 @@ func (w *wireConn) take(p []byte, n *int, whole *bool, src []byte) (used int, ev
 			case count > maxArgs:
 				return i, w.refuse("a command of %d arguments cannot fit in sluice's limit of %d bytes a command", count, MaxCommandBytes)
 			}
-			f.args, f.size = count, int64(size)
+			f.count, f.args, f.size = count, count, int64(size)
 			f.state, f.left, f.payload = stHeader, int64(size), -1
 		case stBulk:
 			if src[i] != '$' {
@@ -284,8 +285,10 @@ func (w *wireConn) take(p []byte, n *int, whole *bool, src []byte) (used int, ev
 				return i, w.refuse("invalid bulk length")
 			case f.unauth && length > MaxBulkBeforeAuth:
 				return i, w.refuse("unauthenticated bulk length (a bulk string of %d bytes; at most %d before AUTH)", length, MaxBulkBeforeAuth)
-			case f.size+int64(size)+length+2 > MaxCommandBytes:
+			case int64(size)+length+2 > MaxCommandBytes-32:
 				return i, w.refuse("a bulk string of %d bytes is over sluice's limit of %d bytes a command (a value is at most 1 MiB with its key)", length, MaxCommandBytes)
+			case f.size+int64(size)+length+2 > MaxCommandBytes:
+				return i, w.refuse("a command of more than %d bytes (at its argument %d of %d) is over sluice's limit of %d bytes a command", f.size+int64(size)+length+2, f.count-f.args+1, f.count, MaxCommandBytes)
 			}
 			f.size += int64(size) + length + 2
 			f.state, f.left, f.payload = stHeader, int64(size), length+2

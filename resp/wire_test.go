@@ -119,7 +119,7 @@ func TestWireRefusesWhatCannotFitAtItsHeader(t *testing.T) {
 		{"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$99999999\r\n", "a bulk string of 99999999 bytes is over sluice's limit of 1114112 bytes a command", false},
 		{"*999999999\r\n", "a command of 999999999 arguments cannot fit", false},
 		// A command that arrives slowly, in pieces, is counted whole.
-		{"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n" + strings.Repeat("v", 1000000) + "\r\n$200000\r\n", "a bulk string of 200000 bytes is over sluice's limit", false},
+		{"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n" + strings.Repeat("v", 1000000) + "\r\n$200000\r\n", "a command of more than 1200043 bytes (at its argument 4 of 4) is over sluice's limit of 1114112 bytes a command", false},
 		{"*1\r\n$0000000000000000000001\r\n", "invalid bulk length", false},
 		{"*1\r\n$+4\r\nPING\r\n", "invalid bulk length", false},
 		{"*1\r\n$04\r\nPING\r\n", "invalid bulk length", false},
