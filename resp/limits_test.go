@@ -154,8 +154,9 @@ func TestOversizedInputIsRefusedAtItsHeader(t *testing.T) {
 // A client that pipelines reads without reading the answers blocks its own
 // connection: the node writes as it goes and holds little more than one
 // value for it, not the answers of every command it has read. Thousands of
-// GETs are read at once (a batch of 64 KiB of them); values of 256 KiB are written from where they were read,
-// values of 16 KiB through the connection's buffer.
+// GETs are read at once (a batch of them); values of 256 KiB are written
+// from where they were read, values of 16 KiB through the connection's
+// buffer.
 func TestASlowReaderDoesNotGrowTheNode(t *testing.T) {
 	n := startNode(t, node.Config{})
 	for _, size := range []int{256 << 10, 16 << 10} {

@@ -46,7 +46,7 @@ const (
 	// last ended at a command's end, the next hand-over ends at one, so
 	// that redcon's buffer empties and shrinks. Below it a pipeline's
 	// commands are handed as they arrive, and redcon reads them in batches.
-	alignAt = 64 << 10
+	alignAt = 1 << 20
 )
 
 // errRefused is why a connection's input was refused.
@@ -137,16 +137,20 @@ func (w *wireConn) Read(p []byte) (int, error) {
 		return 0, errRefused
 	}
 	n, whole := 0, false
+	var carried []byte // bytes in place at p[n:], to take before reading again
 	for n < len(p) {
 		src, inPlace := w.in, false
-		if len(src) == 0 {
+		switch {
+		case carried != nil:
+			src, inPlace, carried = carried, true, nil
+		case len(src) == 0:
 			if whole {
-				break // whole commands are handed now rather than after more bytes
+				return w.hand(n), nil // whole commands are handed now rather than after more bytes
 			}
 			k, err := w.Conn.Read(p[n:])
 			if k <= 0 {
 				if n > 0 {
-					break
+					return w.hand(n), nil
 				}
 				return 0, err
 			}
@@ -167,9 +171,21 @@ func (w *wireConn) Read(p []byte) (int, error) {
 			if n > 0 {
 				return w.hand(n), nil
 			}
-			if err := w.readMore(); err != nil {
+			if len(w.in) > len(p)/2 { // a long inline command
+				if err := w.readMore(); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			// The start of a header line: the bytes after it are read in
+			// place after it.
+			k0 := copy(p, w.in)
+			w.in = nil
+			k, err := w.Conn.Read(p[k0:])
+			if k <= 0 {
 				return 0, err
 			}
+			carried = p[:k0+k]
 		case evInline:
 			end := bytes.IndexByte(w.in, '\n') + 1
 			cmd, refused := inlineCommand(w.in[:end], w.f.unauth)
