@@ -34,7 +34,7 @@ const (
 	// Until a connection has given AUTH (on a node with a data token), a
 	// command has at most MaxArgsBeforeAuth arguments of at most
 	// MaxBulkBeforeAuth bytes each: Redis's own limits, which keep what an
-	// unauthenticated client makes the node hold to a few KiB.
+	// unauthenticated client makes the node hold to a few hundred KiB.
 	MaxArgsBeforeAuth = 10
 	MaxBulkBeforeAuth = 16 << 10
 
