@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -84,6 +85,28 @@ func TestRedisToolsAgainstTheRESPPort(t *testing.T) {
 				if got := cli(c.args...); got != c.want {
 					t.Fatalf("redis-cli %q: %q, want %q", c.args, got, c.want)
 				}
+			}
+			// redis-cli --pipe: 10,000 commands, good and bad, sent at
+			// once; every one is answered (then its own ECHO).
+			var pipe bytes.Buffer
+			for i := range 10000 {
+				switch i % 5 {
+				case 0:
+					pipe.WriteString("*2\r\n$4\r\nNOPE\r\n$1\r\nx\r\n")
+				case 1:
+					pipe.WriteString("*3\r\n$6\r\nINCRBY\r\n$4\r\npipe\r\n$2\r\n+5\r\n")
+				default:
+					fmt.Fprintf(&pipe, "*3\r\n$3\r\nSET\r\n$%d\r\npipe:%d\r\n$1\r\nv\r\n", len(fmt.Sprint("pipe:", i)), i)
+				}
+			}
+			host, port, _ := net.SplitHostPort(respAddr)
+			pipeCmd := exec.Command("redis-cli", append(append([]string{"-h", host, "-p", port}, auth...), "--pipe")...)
+			pipeCmd.Stdin = &pipe
+			if out, err := pipeCmd.CombinedOutput(); !strings.Contains(string(out), "errors: 4000, replies: 10000") { // it exits 1 for the errors
+				t.Fatalf("redis-cli --pipe of 10,000 commands, 4,000 of them bad: %v\n%s", err, out)
+			}
+			if got := cli("EXISTS", "pipe:2", "pipe:9999", "pipe:5"); got != "2" {
+				t.Fatalf("the SETs of the pipe: %q", got)
 			}
 			if got := cli("SET", "key:__rand_int__", "seeded"); got != "OK" {
 				t.Fatal(got)

@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -217,8 +216,8 @@ func parseSet(args [][]byte) (e *sluicev1.Entry, nx, xx bool, bad string) {
 			}
 			expiry = true
 			i++
-			n, err := strconv.ParseInt(string(args[i]), 10, 64)
-			if err != nil {
+			n, ok := parseInteger(args[i])
+			if !ok {
 				return nil, false, false, "ERR value is not an integer or out of range"
 			}
 			if n <= 0 {
@@ -297,8 +296,8 @@ func (c *conn) cmdDel(args [][]byte) {
 }
 
 func (c *conn) cmdIncrBy(args [][]byte, negate bool) {
-	delta, err := strconv.ParseInt(string(args[2]), 10, 64)
-	if err != nil {
+	delta, ok := parseInteger(args[2])
+	if !ok {
 		c.errorf("ERR value is not an integer or out of range")
 		return
 	}
@@ -341,8 +340,8 @@ func (c *conn) cmdHello(args [][]byte) {
 	var user, pass, name []byte
 	setName := false
 	if len(args) > 1 {
-		v, err := strconv.Atoi(string(args[1]))
-		if err != nil {
+		v, ok := parseInteger(args[1])
+		if !ok {
 			c.errorf("ERR Protocol version is not an integer or out of range")
 			return
 		}
@@ -350,7 +349,7 @@ func (c *conn) cmdHello(args [][]byte) {
 			c.errorf("NOPROTO unsupported protocol version")
 			return
 		}
-		proto = v
+		proto = int(v)
 		for i := 2; i < len(args); i++ {
 			switch opt := strings.ToUpper(string(args[i])); {
 			case opt == "AUTH" && i+2 < len(args):
@@ -473,7 +472,10 @@ func (c *conn) setName(name []byte) bool {
 
 // cmdSelect takes database 0, the only one.
 func (c *conn) cmdSelect(args [][]byte) {
-	if string(args[1]) != "0" {
+	if n, ok := parseInteger(args[1]); !ok {
+		c.errorf("ERR value is not an integer or out of range")
+		return
+	} else if n != 0 {
 		c.errorf("ERR DB index is out of range (sluice has one keyspace: SELECT 0 only)")
 		return
 	}

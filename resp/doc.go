@@ -12,8 +12,11 @@
 // works against any node; there are no CLUSTER commands (sluice's slots are
 // not Redis Cluster's hash slots).
 //
-// Memory per connection is bounded: a command is refused at its header
-// once it cannot fit in MaxCommandBytes, and replies are written as soon
-// as 64 KiB of them wait, so a client that pipelines without
-// reading blocks on TCP's window rather than growing the node's buffers.
+// Memory per connection is bounded (wire.go): a command is refused at its
+// header once it cannot fit in MaxCommandBytes, or, before AUTH, in Redis's
+// limits before AUTH; redcon's input buffer empties at least every 1 MiB of
+// a pipeline; and replies are written as soon as 64 KiB of them wait, so a
+// client that pipelines without reading blocks on TCP's window rather than
+// growing the node's buffers. The framing and inline commands are read as
+// Redis reads them (empty arrays ignored, strict lengths, sdssplitargs).
 package resp

@@ -60,8 +60,8 @@ func (cs *cursors) get(id uint64) ([]byte, bool) {
 // scans by key prefix: MATCH takes a prefix followed by one '*' (or '*'
 // alone, every key); the answer is in key order, across the cluster.
 func (c *conn) cmdScan(args [][]byte) {
-	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
-	if err != nil {
+	cursor, ok := parseInteger(args[1])
+	if !ok || cursor < 0 {
 		c.errorf("ERR invalid cursor")
 		return
 	}
@@ -84,8 +84,8 @@ func (c *conn) cmdScan(args [][]byte) {
 				o.Prefix, o.Start = nil, []byte{1}
 			}
 		case "COUNT":
-			n, err := strconv.Atoi(string(args[i+1]))
-			if err != nil {
+			n, ok := parseInteger(args[i+1])
+			if !ok {
 				c.errorf("ERR value is not an integer or out of range")
 				return
 			}
@@ -93,7 +93,7 @@ func (c *conn) cmdScan(args [][]byte) {
 				c.syntaxError()
 				return
 			}
-			o.Limit = min(n, maxCount)
+			o.Limit = int(min(n, maxCount))
 		case "TYPE":
 			if !strings.EqualFold(string(args[i+1]), "string") {
 				// sluice's values are all strings: none is of another type.
@@ -108,7 +108,7 @@ func (c *conn) cmdScan(args [][]byte) {
 		}
 	}
 	if cursor != 0 {
-		token, ok := c.cursors().get(cursor)
+		token, ok := c.cursors().get(uint64(cursor))
 		if !ok {
 			c.errorf("ERR invalid cursor (sluice keeps the most recent %d cursors of a node; scan again from 0)", maxCursors)
 			return

@@ -131,7 +131,12 @@ func (s *Server) Close(wait time.Duration) {
 
 func (s *Server) accept(rc redcon.Conn) bool {
 	s.conns.Add(1)
-	rc.SetContext(s.newConn(rc))
+	c := s.newConn(rc)
+	if w, ok := rc.NetConn().(*wireConn); ok && !c.authed {
+		// Read runs on the connection's goroutine, as its commands do.
+		w.mustAuth = func() bool { return !c.authed }
+	}
+	rc.SetContext(c)
 	return true
 }
 
