@@ -81,12 +81,16 @@ type simEra struct {
 // bucket: the bucket, the backups taken, the eras and the promises found
 // broken.
 type bucketWorld struct {
+	w       *world
 	bucket  *snapshot.Bucket
 	blob    *simBlob
 	backups map[string]*simBackup // by manifest key
 	taken   int
 	work    string
 	eras    []*simEra
+	seeds   []simSeed
+	// firstClaim is the process that claimed each epoch first.
+	firstClaim map[uint64]*inst
 	// claimed is the highest epoch that claimed the partition in the bucket.
 	claimed uint64
 	// lossy: a seed may have gone on without an earlier owner's final
@@ -102,7 +106,7 @@ func (w *world) openBucket() {
 	if err != nil {
 		panic(err)
 	}
-	n := &bucketWorld{backups: map[string]*simBackup{}, work: dir, whole: w.mode != "none"}
+	n := &bucketWorld{w: w, backups: map[string]*simBackup{}, work: dir, whole: w.mode != "none", firstClaim: map[uint64]*inst{}}
 	var bb *blob.Bucket
 	n.blob, bb = newSimBucket(w, func(key string, _ *inst) {
 		if b := n.backups[key]; b != nil {
@@ -194,11 +198,18 @@ func (in *inst) finalBackup() {
 		}
 		in.finalState = stateOf(in)
 		m, err := in.backup(true)
+		refused := func(err error) {
+			if errors.Is(err, snapshot.ErrNewerOwner) && in.finalRefusedAt.IsZero() {
+				in.finalRefusedAt, in.finalRefusedBy = w.now, w.bkt.claimed
+			}
+		}
+		refused(err)
 		finish := func() {
 			err = in.bucketCall(func(b *snapshot.Bucket) error { return b.Finish(context.Background(), m, "i"+strconv.Itoa(in.id)) })
 			if err == nil {
 				in.finalDone, in.finishedAt = true, w.now
 			}
+			refused(err)
 			w.trace("i%d final snapshot: %v", in.id, err)
 		}
 		switch {
@@ -259,8 +270,11 @@ func (in *inst) claim() error {
 	err := in.bucketCall(func(b *snapshot.Bucket) error {
 		return b.Claim(context.Background(), simSpec.part, simSpec.rng, in.epoch, "i"+strconv.Itoa(in.id))
 	})
-	if err == nil {
-		in.w.bkt.claimed = max(in.w.bkt.claimed, in.epoch)
+	if n := in.w.bkt; err == nil {
+		n.claimed, in.claimedOK = max(n.claimed, in.epoch), true
+		if n.firstClaim[in.epoch] == nil {
+			n.firstClaim[in.epoch] = in
+		}
 	}
 	return err
 }
@@ -289,22 +303,75 @@ func (n *bucketWorld) checkSeed(in *inst, handedOver bool) {
 	case want == nil && !allAbsent(got):
 		n.problems = append(n.problems, fmt.Sprintf("i%d restored %v from a bucket that holds no backup", in.id, got))
 	}
-	prev := n.previous(in)
-	inTime := prev != nil && prev.finalDone && !prev.finishedAt.After(in.seedStart.Add(simHandoff))
-	if prev != nil && (handedOver || inTime) && prev.finalDone && n.claimed < in.epoch && !maps.Equal(got, prev.finalState) {
-		n.problems = append(n.problems, fmt.Sprintf("i%d (epoch %d) took the partition over from i%d, whose final snapshot reached the bucket at %s (i%d's seed began at %s, waits %s), and restored %v; i%d closed with %v",
-			in.id, in.epoch, prev.id, prev.finishedAt.Sub(in.w.start), in.id, in.seedStart.Sub(in.w.start), simHandoff, got, prev.id, prev.finalState))
-	}
 	earlierServed := false
 	for _, o := range in.w.insts {
 		earlierServed = earlierServed || (o.epoch < in.epoch && o.served)
 	}
-	if earlierServed && !handedOver && !inTime {
-		n.lossy = true // it may have gone on without an owner's last writes
+	seed := simSeed{in: in, got: got, handedOver: handedOver, claimed: n.claimed, start: in.seedStart, earlierServed: earlierServed}
+	n.seeds = append(n.seeds, seed)
+	if earlierServed && !n.tookOver(seed) {
+		n.lossy = true // it may have gone on without an owner's last writes (so far)
 	}
 	in.era = len(n.eras)
 	n.eras = append(n.eras, &simEra{init: got, h: &kvmodel.History{}})
 }
+
+// simSeed is a seed as checkSeed found it.
+type simSeed struct {
+	in            *inst
+	got           map[string]kvmodel.State
+	handedOver    bool
+	claimed       uint64 // the highest epoch claimed when it ended
+	start         time.Time
+	earlierServed bool
+}
+
+// tookOver says whether s took the partition over from the previous
+// owner's final snapshot as far as the world knows now: the seed said so
+// (handed over), or that snapshot reached the bucket within the seed's
+// wait for it.
+func (n *bucketWorld) tookOver(s simSeed) bool {
+	prev := n.previous(s.in)
+	return prev != nil && prev.finalDone && (s.handedOver || !prev.finishedAt.After(s.start.Add(simHandoff)))
+}
+
+// checkHandoffs holds every seed, at the end of the run, to "a planned move
+// through a final snapshot loses nothing": when the previous owner's final
+// snapshot reached the bucket within the new owner's wait for it (its
+// Finish may come after the seed that should have waited for it), the new
+// owner restored exactly the state the old one closed with. It says
+// whether some seed may have gone on without an owner's last writes.
+func (n *bucketWorld) checkHandoffs() (lossy bool) {
+	// A final snapshot refused because the next owner had claimed the
+	// partition before its wait for it ended: that owner went on without
+	// it. (It claims only after its seed, which goes on while the record
+	// names an unfinished owner only once the wait is over. An owner whose
+	// own claim failed is not waited for: --wal disk serves on, logging
+	// that a move now hands over an older snapshot.)
+	for _, o := range n.insts() {
+		next := n.firstClaim[o.finalRefusedBy]
+		if o.finalRefusedAt.IsZero() || !o.claimedOK || next == nil || next.epoch != o.epoch+1 || o.finalRefusedAt.After(next.seedStart.Add(simHandoff)) {
+			continue
+		}
+		n.problems = append(n.problems, fmt.Sprintf("i%d's final snapshot (epoch %d) was refused at %s: i%d had claimed the partition at epoch %d within its wait for that snapshot (its seed began at %s, waits %s)",
+			o.id, o.epoch, o.finalRefusedAt.Sub(o.w.start), next.id, next.epoch, next.seedStart.Sub(o.w.start), simHandoff))
+	}
+	for _, s := range n.seeds {
+		if !n.tookOver(s) {
+			lossy = lossy || s.earlierServed
+			continue
+		}
+		prev := n.previous(s.in)
+		if s.claimed < s.in.epoch && !maps.Equal(s.got, prev.finalState) {
+			n.problems = append(n.problems, fmt.Sprintf("i%d (epoch %d) took the partition over from i%d, whose final snapshot reached the bucket at %s (i%d's seed began at %s, waits %s; handed over %v), and restored %v; i%d closed with %v",
+				s.in.id, s.in.epoch, prev.id, prev.finishedAt.Sub(s.in.w.start), s.in.id, s.start.Sub(s.in.w.start), simHandoff, s.handedOver, s.got, prev.id, prev.finalState))
+		}
+	}
+	return lossy
+}
+
+// insts are the world's processes.
+func (n *bucketWorld) insts() []*inst { return n.w.insts }
 
 // allAbsent: a snapshot of a store that holds no key.
 func allAbsent(st map[string]kvmodel.State) bool {
@@ -349,10 +416,11 @@ func (w *world) history(h *kvmodel.History, target *inst, decided time.Time, ok 
 // check checks each era's history from the state it restored, and the
 // promises checkSeed and history recorded.
 func (n *bucketWorld) check() string {
+	lossy := n.checkHandoffs()
 	if len(n.problems) > 0 {
 		return n.problems[0]
 	}
-	if n.whole && !n.lossy {
+	if n.whole && !lossy {
 		// Every seed took over the state its previous owner closed with,
 		// and a kill -9 lost nothing: one history from the empty store.
 		var ops []porcupine.Operation

@@ -305,6 +305,12 @@ type inst struct {
 	// finishedAt is when its final snapshot was recorded in the owner
 	// record; seedStart when its last seed began (sim_handoff_test.go).
 	finishedAt, seedStart time.Time
+	// finalRefusedAt is when its final snapshot was refused for a newer
+	// owner's record, of epoch finalRefusedBy.
+	finalRefusedAt time.Time
+	finalRefusedBy uint64
+	// claimedOK: its claim of the partition in the bucket succeeded.
+	claimedOK bool
 	// decidedAt, if set, is when the replies being released were decided
 	// (appendNone).
 	decidedAt time.Time
