@@ -148,9 +148,9 @@ func (in *inst) restoreDisk() {
 			in.deposed(fmt.Errorf("the registry has epoch %d", w.epoch))
 			return
 		}
-		// (node seeds an empty store at every restore; here only at a
-		// process's first: a re-sync of an empty store is left out.)
-		if offs, _ := in.st.Offsets(); len(offs) == 0 && in.restores == 1 {
+		// An empty store is seeded at every restore, as node's
+		// (partition/restore.go's startingPoint).
+		if offs, _ := in.st.Offsets(); len(offs) == 0 {
 			in.seed(in.appenderDisk, in.restoreDisk)
 			return
 		}

@@ -270,6 +270,7 @@ func (in *inst) claim() error {
 	err := in.bucketCall(func(b *snapshot.Bucket) error {
 		return b.Claim(context.Background(), simSpec.part, simSpec.rng, in.epoch, "i"+strconv.Itoa(in.id))
 	})
+	in.w.trace("i%d claims the partition at epoch %d: %v", in.id, in.epoch, err)
 	if n := in.w.bkt; err == nil {
 		n.claimed, in.claimedOK = max(n.claimed, in.epoch), true
 		if n.firstClaim[in.epoch] == nil {
@@ -329,10 +330,11 @@ type simSeed struct {
 // tookOver says whether s took the partition over from the previous
 // owner's final snapshot as far as the world knows now: the seed said so
 // (handed over), or that snapshot reached the bucket within the seed's
-// wait for it.
+// wait for it. An owner whose claim failed is not waited for (--wal disk
+// serves on, logging that a move now hands over an older snapshot).
 func (n *bucketWorld) tookOver(s simSeed) bool {
 	prev := n.previous(s.in)
-	return prev != nil && prev.finalDone && (s.handedOver || !prev.finishedAt.After(s.start.Add(simHandoff)))
+	return prev != nil && prev.finalDone && prev.claimedOK && (s.handedOver || !prev.finishedAt.After(s.start.Add(simHandoff)))
 }
 
 // checkHandoffs holds every seed, at the end of the run, to "a planned move

@@ -85,8 +85,10 @@ func (in *inst) restoreNone() {
 			in.deposed(fmt.Errorf("the registry has epoch %d", w.epoch))
 			return
 		}
-		if in.restores > 1 || in.seeded {
-			// A re-sync: the memory store is the state; only a new appender.
+		if offs, _ := in.st.Offsets(); len(offs) > 0 {
+			// The memory store is the state (a re-sync): only a new
+			// appender. An empty one is seeded at every restore, as
+			// node's (partition/restore.go's startingPoint).
 			in.appenderNone(false)
 			return
 		}
