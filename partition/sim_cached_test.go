@@ -16,7 +16,7 @@ import (
 // Disk's appender writes it behind the cache's back). As node/cache.go
 // does, each restore makes the cache current once the new appender has
 // fenced the older ones: the process's first restore keeps it if it is in
-// step (Cached.Resync(true)), every later one (a re-sync) drops it. A killed
+// step, every later one (a re-sync) drops it (Cached.AtRestore). A killed
 // process leaves its cache unmarked (no clean close), so the one restarted
 // on the same folders drops it at open.
 //
@@ -53,15 +53,14 @@ func (in *inst) openCache(dir string) {
 }
 
 // resyncCache is node/cache.go's resyncCache: after the new appender (or
-// its refusal), the cache is made current; the process's first appender may
-// keep it.
+// its refusal), the cache is made current by store.Cached.AtRestore, the
+// rule node runs (the process's first restore may keep it).
 func (in *inst) resyncCache() error {
 	if in.cached == nil {
 		return nil
 	}
-	in.appenders++
-	kept, err := in.cached.Resync(in.appenders == 1)
-	in.w.trace("i%d cache re-sync: kept %v, err %v", in.id, kept, err)
+	kept, first, err := in.cached.AtRestore()
+	in.w.trace("i%d cache re-sync: kept %v (first %v), err %v", in.id, kept, first, err)
 	return err
 }
 

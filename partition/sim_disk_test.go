@@ -9,6 +9,7 @@ import (
 	"github.com/sluicedb/sluice/keyspace"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/partition/core"
+	"github.com/sluicedb/sluice/snapshot"
 	"github.com/sluicedb/sluice/store"
 	"github.com/sluicedb/sluice/wal"
 	"github.com/sluicedb/sluice/wal/local"
@@ -21,8 +22,13 @@ import (
 // failed sync leaves the Disk refusing appenders until the process restarts
 // and reopens its store, which the simulator then does, as a supervisor
 // would. What the store holds after each synced write is recorded in the
-// world's log, so the run's checks (porcupine, the final state, "not
-// applied" answers) hold the owner to what its disk holds.
+// world's log, so the run's checks ("not applied" answers, reads that skip
+// the inbox) hold the owner to what its disk holds. The partition moves:
+// the new owner, on an empty disk of its own, is seeded through the bucket
+// from the old owner's final snapshot, taken when the old one closes after
+// the move (node's handOff), as sim_handoff_test.go plays it; a kill -9
+// restarts the owner on its own disk, in its era, losing nothing
+// acknowledged.
 
 // simDurable is an owner's store as the Disk writes it (local.Durable).
 type simDurable struct{ in *inst }
@@ -97,7 +103,9 @@ func (s simDurable) Scan(start, end []byte, fn func(key []byte, v kv.Value) bool
 func (s simDurable) Close() error { return nil }
 
 // appendDisk plays the flusher over the Disk's appender: the synced write
-// lands after a delay; the answer comes back after another.
+// lands after a delay, under the ownership lease (the registry must still
+// name this owner; nothing fences a local log); the answer comes back after
+// another.
 func (in *inst) appendDisk(g *core.Group) {
 	w := in.w
 	app := in.app
@@ -105,51 +113,101 @@ func (in *inst) appendDisk(g *core.Group) {
 		if in.killed {
 			return // gone: nothing writes its disk
 		}
-		offs, err := app.Append(context.Background(), &g.Group)
+		var offs []int64
+		var err error
+		if w.epoch != in.epoch {
+			err = fmt.Errorf("%w: the ownership lease is lost: the registry has epoch %d", wal.ErrNotCommitted, w.epoch)
+		} else {
+			offs, err = app.Append(context.Background(), &g.Group)
+		}
 		w.trace("i%d g%d %s: %v", in.id, g.N, groupSummary(g), err)
-		w.after(w.dur(0, 2*time.Millisecond), func() { in.do(func() { in.d.Appended(g.N, offs, err) }) })
+		// As appendNone: the replies were decided at the ownership check.
+		checked := w.now
+		w.after(w.dur(0, 2*time.Millisecond), func() {
+			in.do(func() {
+				in.decidedAt = checked
+				in.d.Appended(g.N, offs, err)
+				in.decidedAt = time.Time{}
+			})
+		})
 	})
 }
 
-// restoreDisk plays restore.go over the Disk: a new appender fences the
-// older ones (or is refused after a failed sync: then the process restarts),
-// the replay has nothing to do.
+// restoreDisk plays restore.go over the Disk: the registry says whether
+// this instance still owns the partition; an empty store (a new owner) is
+// seeded from the bucket (sim_handoff_test.go); then a new appender fences
+// the older ones (or is refused after a failed sync: then the process
+// restarts); the replay has nothing to do.
 func (in *inst) restoreDisk() {
 	w := in.w
 	w.after(w.dur(0, 5*time.Millisecond), func() {
 		if in.killed {
 			return
 		}
-		app, err := in.disk.NewAppender(context.Background())
-		if rerr := in.resyncCache(); rerr != nil {
-			panic(rerr)
-		}
-		if err != nil {
-			w.trace("i%d restore: %v", in.id, err)
-			if errors.Is(err, local.ErrSyncFailed) && w.owner == in {
-				w.after(w.dur(10*time.Millisecond, 100*time.Millisecond), func() {
-					if w.owner == in && !in.killed {
-						w.restart("restart-after-sync-fail")
-					}
-				})
-				return
-			}
-			w.after(10*time.Millisecond, in.restoreDisk)
+		if w.epoch != in.epoch {
+			in.deposed(fmt.Errorf("the registry has epoch %d", w.epoch))
 			return
 		}
-		in.app = app
-		r := core.Restore{FencedAt: w.now, SkipLeaseWait: in.restores == 1 && (in.epoch == 1 || in.restarted)}
-		if r.Clock, err = in.st.Clock(); err != nil {
-			panic(err)
+		// An empty store is seeded at every restore, as node's
+		// (partition/restore.go's startingPoint).
+		if offs, _ := in.st.Offsets(); len(offs) == 0 {
+			in.seed(in.appenderDisk, in.restoreDisk)
+			return
 		}
-		if r.Ingest, err = in.st.IngestOffsets(); err != nil {
-			panic(err)
-		}
-		offs, _ := in.st.Offsets()
-		if _, err := in.disk.Replay(context.Background(), offs, nil, nil); err != nil {
-			panic(err)
-		}
-		in.publish(offs)
-		in.do(func() { in.d.Restored(r) })
+		in.appenderDisk(false)
 	})
+}
+
+// appenderDisk makes the Disk's appender, claims the partition in the
+// bucket (a failed claim is only logged by node: a disk partition has its
+// data and serves), makes the cache current, asks the registry again, and
+// reports the restore.
+func (in *inst) appenderDisk(handedOver bool) {
+	w := in.w
+	app, err := in.disk.NewAppender(context.Background())
+	if err == nil {
+		if cerr := in.claim(); errors.Is(cerr, snapshot.ErrNewerOwner) {
+			app.Close()
+			app, err = nil, cerr
+		}
+	}
+	if rerr := in.resyncCache(); rerr != nil {
+		panic(rerr)
+	}
+	if errors.Is(err, snapshot.ErrNewerOwner) {
+		in.deposed(err)
+		return
+	}
+	if err != nil {
+		w.trace("i%d restore: %v", in.id, err)
+		if errors.Is(err, local.ErrSyncFailed) && w.owner == in {
+			w.after(w.dur(10*time.Millisecond, 100*time.Millisecond), func() {
+				if w.owner == in && !in.killed {
+					w.restart("restart-after-sync-fail")
+				}
+			})
+			return
+		}
+		w.after(10*time.Millisecond, in.restoreDisk)
+		return
+	}
+	if w.epoch != in.epoch { // ownership again, now that its appender fenced the older ones
+		app.Close()
+		in.deposed(fmt.Errorf("the registry has epoch %d", w.epoch))
+		return
+	}
+	in.app = app
+	r := core.Restore{FencedAt: w.now, SkipLeaseWait: in.restores == 1 && (in.epoch == 1 || in.restarted || handedOver)}
+	if r.Clock, err = in.st.Clock(); err != nil {
+		panic(err)
+	}
+	if r.Ingest, err = in.st.IngestOffsets(); err != nil {
+		panic(err)
+	}
+	offs, _ := in.st.Offsets()
+	if _, err := in.disk.Replay(context.Background(), offs, nil, nil); err != nil {
+		panic(err)
+	}
+	in.publish(offs)
+	in.do(func() { in.d.Restored(r) })
 }

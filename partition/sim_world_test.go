@@ -101,8 +101,9 @@ type world struct {
 	clients  []*simClient
 	injected map[string]int
 	steps    int
-	// none is the snapshot bucket and the eras of --wal none (sim_none_test.go).
-	none *noneWorld
+	// bkt is the snapshot bucket and the eras of the modes that hand off
+	// through it, --wal none and disk (sim_handoff_test.go).
+	bkt *bucketWorld
 	// readCache is the node's read cache the instances share (each its own
 	// generations, as a node's partitions): large enough never to evict
 	// (otter's eviction is not the seed's), with a small value bound so
@@ -126,8 +127,8 @@ func newWorld(seed uint64, f simFaults, mode string) *world {
 	w.start = w.now
 	w.readCache = NewReadCache(64 << 20)
 	w.readCache.maxValue = 4 + w.rng.IntN(12)
-	if mode == "none" {
-		w.openNone()
+	if mode == "none" || strings.HasPrefix(mode, "disk") {
+		w.openBucket()
 	}
 	if strings.HasSuffix(mode, "+cached") {
 		dir, err := os.MkdirTemp(simCacheRoot(), "sluice-sim-cache-")
@@ -213,6 +214,9 @@ func (w *world) restart(why string) {
 	}
 	in := newInst(w, len(w.insts), old.epoch, st, old.cacheDir)
 	in.restarted = old.served || old.restarted
+	if in.disk != nil {
+		in.era, in.seeded = old.era, old.seeded // its disk, and its era, survive
+	}
 	w.owner = in
 	w.insts = append(w.insts, in)
 	w.trace("crash: i%d restarts as i%d", old.id, in.id)
@@ -298,12 +302,18 @@ type inst struct {
 	era        int
 	finalState map[string]kvmodel.State
 	finalDone  bool
+	// finishedAt is when its final snapshot was recorded in the owner
+	// record; seedStart when its last seed began (sim_handoff_test.go).
+	finishedAt, seedStart time.Time
+	// finalRefusedAt is when its final snapshot was refused for a newer
+	// owner's record, of epoch finalRefusedBy.
+	finalRefusedAt time.Time
+	finalRefusedBy uint64
+	// claimedOK: its claim of the partition in the bucket succeeded.
+	claimedOK bool
 	// decidedAt, if set, is when the replies being released were decided
 	// (appendNone).
 	decidedAt time.Time
-	// appenders counts the appenders its process asked for (node/cache.go
-	// keeps the cache only at the first).
-	appenders int
 	// published is how far the store reaches as the loop's view publishes
 	// it (after each store write, and at a restore): SESSION reads wait
 	// for it.
@@ -321,7 +331,10 @@ func newInst(w *world, id int, epoch uint64, st *store.Memory, cacheDir string) 
 		in.disk = local.NewDisk(simDurable{in})
 	}
 	if w.mode == "none" {
-		in.none, in.era = local.NewNone(st), -1
+		in.none = local.NewNone(st)
+	}
+	if w.bkt != nil {
+		in.era = -1
 	}
 	if w.mode == "kafka+cached" || w.mode == "disk+cached" {
 		in.openCache(cacheDir)
@@ -395,9 +408,11 @@ func (in *inst) publish(offsets map[int32]int64) {
 }
 func (in *inst) Restore() { in.restore() }
 
-// Stop: in --wal none a stopped partition takes its final snapshot.
+// Stop: in --wal none a stopped partition takes its final snapshot; in
+// --wal disk one that moved away (node's handOff: a close with the
+// partition still its own, a restart, keeps the data on its disk).
 func (in *inst) Stop() {
-	if in.none != nil {
+	if in.none != nil || (in.disk != nil && in.w.epoch != in.epoch) {
 		in.finalBackup()
 	}
 }
@@ -414,8 +429,8 @@ func (in *inst) WakeAt(t time.Time) {
 func (in *inst) Carried() {
 	if in.core.State() == core.Serving {
 		in.served = true
-		if in.none != nil && in.era >= 0 && in.w.none.eras[in.era].served.IsZero() {
-			in.w.none.eras[in.era].served = in.w.now
+		if in.w.bkt != nil && in.era >= 0 && in.w.bkt.eras[in.era].served.IsZero() {
+			in.w.bkt.eras[in.era].served = in.w.now
 		}
 	}
 	in.nextApply()

@@ -65,6 +65,18 @@ func (b *Bucket) Announce(ctx context.Context, partition uint32, rng keyspace.Ra
 	return b.putOwner(ctx, partition, Owner{Epoch: epoch, Node: node, Range: rng})
 }
 
+// Claim is an owner's announcement before it serves, at each restore:
+// Announce, unless the record already names node at epoch, not finished (a
+// re-sync of the same owner need not write it again). A later owner then
+// waits for this one's final snapshot; without the record it would restore
+// the final snapshot of the owner before, without this one's writes.
+func (b *Bucket) Claim(ctx context.Context, partition uint32, rng keyspace.Range, epoch uint64, node string) error {
+	if o, ok, err := b.Owner(ctx, partition); err == nil && ok && o.Epoch == epoch && !o.Final && o.Node == node {
+		return nil
+	}
+	return b.Announce(ctx, partition, rng, epoch, node)
+}
+
 // Finish records that the owner at epoch stopped, its final snapshot being
 // m (uploaded before).
 func (b *Bucket) Finish(ctx context.Context, m Manifest, node string) error {

@@ -54,6 +54,8 @@ type Cached struct {
 	// broken: a cache write failed, so the cache may miss a change; reads go
 	// to the durable store until the next open drops the cache.
 	broken atomic.Bool
+	// restores counts AtRestore's calls: only the first may keep the cache.
+	restores atomic.Int64
 	// Kept says whether Open kept the cache it found (false: dropped or new).
 	Kept bool
 	// Dropped, if not nil, is why Open could not open the cache it found
@@ -118,6 +120,34 @@ func (c *Cached) Resync(keepIfInStep bool) (bool, error) {
 	}
 	c.broken.Store(false)
 	return false, nil
+}
+
+// AtRestore makes the cache provably current each time its partition is
+// about to serve: call it once the restore's new appender has fenced the
+// older ones (nothing writes the durable store behind the cache's back any
+// more), or was refused. first says this was the first call since the cache
+// was opened.
+//
+//   - The first keeps the cache if it is still at the durable store's
+//     offsets, ingest offsets and clock (OpenCached proved it so; a
+//     snapshot loaded into an empty durable store since moves them).
+//   - Every later one (a re-sync) drops it. A re-sync follows a write whose
+//     outcome is unknown or a failed store read or write, and what the cache
+//     holds then proves nothing: with --wal disk the group in flight, whose
+//     requests got UNKNOWN, may be in the durable store without the cache
+//     (the appender writes it there, the loop's apply that writes the cache
+//     never came), an intent recovered by the new appender too, and a miss
+//     may have filled the cache with a write whose sync failed. A cache
+//     behind the durable store served a value it no longer held, and a CAS
+//     against that value succeeded (issue 23.1).
+//
+// The drop happens also after a refused appender (a failed sync): the cache
+// must not keep what a miss read of an unsynced write. node (cache.go) and
+// the partition simulator both call this one rule.
+func (c *Cached) AtRestore() (kept, first bool, err error) {
+	first = c.restores.Add(1) == 1
+	kept, err = c.Resync(first)
+	return kept, first, err
 }
 
 // drop empties the cache and writes into it the durable store's offsets,

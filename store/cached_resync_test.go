@@ -44,3 +44,28 @@ func TestCachedResyncDropsWhatTheDurableStoreMovedPast(t *testing.T) {
 		t.Fatalf("m = %s after the drop, the durable store holds new", v)
 	}
 }
+
+// AtRestore is node's rule for the cache at each restore of its partition:
+// the first since the cache was opened keeps a cache in step; every later
+// one (a re-sync) drops it, in step or not.
+func TestCachedAtRestoreKeepsOnlyAtTheFirst(t *testing.T) {
+	durable, err := OpenBadger(BadgerOptions(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := openCached(t, durable, t.TempDir())
+	defer c.Close()
+	put(t, c, "k", "v1", 1, 1)
+	if kept, first, err := c.AtRestore(); err != nil || !kept || !first {
+		t.Fatalf("the first restore of a cache in step: kept %v, first %v, %v", kept, first, err)
+	}
+	put(t, c, "k", "v2", 2, 2)
+	for i := range 2 {
+		if kept, first, err := c.AtRestore(); err != nil || kept || first {
+			t.Fatalf("re-sync %d of a cache in step: kept %v, first %v, %v", i+1, kept, first, err)
+		}
+	}
+	if got := value(t, c, "k"); got != "v2" {
+		t.Fatalf("after the drops k = %s, the durable store holds v2", got)
+	}
+}
