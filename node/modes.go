@@ -144,17 +144,15 @@ func (n *Node) applyMode(spec registry.Partition, st localStore, cfg *partition.
 				return nil, err
 			}
 			if err := n.announce(ctx, spec); err != nil {
-				switch {
-				case errors.Is(err, snapshot.ErrNewerOwner):
-					app.Close()
+				// Unclaimed, it must not serve, in either mode: the next
+				// owner's seed would not wait for its final snapshot and a
+				// move would lose what it acknowledged. The restore is
+				// retried until the bucket answers.
+				app.Close()
+				if errors.Is(err, snapshot.ErrNewerOwner) {
 					return nil, fmt.Errorf("%w: %w", partition.ErrDeposed, err)
-				case n.cfg.WAL == WALNone:
-					app.Close()
-					return nil, fmt.Errorf("announcing the owner in the bucket: %w", err)
 				}
-				// A disk partition has its data: it serves, and a move now
-				// would lose what it acknowledges (the bucket is failing).
-				n.cfg.Log.Error().Err(err).Uint32("partition", spec.ID).Msg("announcing the owner in the snapshot bucket failed: a move now would hand over an older snapshot")
+				return nil, fmt.Errorf("claiming the partition in the snapshot bucket: %w", err)
 			}
 			restored.Store(true)
 			return app, nil

@@ -159,14 +159,14 @@ func (in *inst) restoreDisk() {
 }
 
 // appenderDisk makes the Disk's appender, claims the partition in the
-// bucket (a failed claim is only logged by node: a disk partition has its
-// data and serves), makes the cache current, asks the registry again, and
-// reports the restore.
+// bucket (a failed claim fails the restore, as in node/modes.go: an owner
+// that served unclaimed would be skipped by the next owner's seed), makes
+// the cache current, asks the registry again, and reports the restore.
 func (in *inst) appenderDisk(handedOver bool) {
 	w := in.w
 	app, err := in.disk.NewAppender(context.Background())
 	if err == nil {
-		if cerr := in.claim(); errors.Is(cerr, snapshot.ErrNewerOwner) {
+		if cerr := in.claim(); cerr != nil { // the restore fails, and is retried
 			app.Close()
 			app, err = nil, cerr
 		}

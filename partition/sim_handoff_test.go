@@ -272,7 +272,7 @@ func (in *inst) claim() error {
 	})
 	in.w.trace("i%d claims the partition at epoch %d: %v", in.id, in.epoch, err)
 	if n := in.w.bkt; err == nil {
-		n.claimed, in.claimedOK = max(n.claimed, in.epoch), true
+		n.claimed = max(n.claimed, in.epoch)
 		if n.firstClaim[in.epoch] == nil {
 			n.firstClaim[in.epoch] = in
 		}
@@ -330,11 +330,10 @@ type simSeed struct {
 // tookOver says whether s took the partition over from the previous
 // owner's final snapshot as far as the world knows now: the seed said so
 // (handed over), or that snapshot reached the bucket within the seed's
-// wait for it. An owner whose claim failed is not waited for (--wal disk
-// serves on, logging that a move now hands over an older snapshot).
+// wait for it.
 func (n *bucketWorld) tookOver(s simSeed) bool {
 	prev := n.previous(s.in)
-	return prev != nil && prev.finalDone && prev.claimedOK && (s.handedOver || !prev.finishedAt.After(s.start.Add(simHandoff)))
+	return prev != nil && prev.finalDone && (s.handedOver || !prev.finishedAt.After(s.start.Add(simHandoff)))
 }
 
 // checkHandoffs holds every seed, at the end of the run, to "a planned move
@@ -347,12 +346,10 @@ func (n *bucketWorld) checkHandoffs() (lossy bool) {
 	// A final snapshot refused because the next owner had claimed the
 	// partition before its wait for it ended: that owner went on without
 	// it. (It claims only after its seed, which goes on while the record
-	// names an unfinished owner only once the wait is over. An owner whose
-	// own claim failed is not waited for: --wal disk serves on, logging
-	// that a move now hands over an older snapshot.)
+	// names an unfinished owner only once the wait is over.)
 	for _, o := range n.insts() {
 		next := n.firstClaim[o.finalRefusedBy]
-		if o.finalRefusedAt.IsZero() || !o.claimedOK || next == nil || next.epoch != o.epoch+1 || o.finalRefusedAt.After(next.seedStart.Add(simHandoff)) {
+		if o.finalRefusedAt.IsZero() || next == nil || next.epoch != o.epoch+1 || o.finalRefusedAt.After(next.seedStart.Add(simHandoff)) {
 			continue
 		}
 		n.problems = append(n.problems, fmt.Sprintf("i%d's final snapshot (epoch %d) was refused at %s: i%d had claimed the partition at epoch %d within its wait for that snapshot (its seed began at %s, waits %s)",

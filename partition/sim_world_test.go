@@ -309,8 +309,6 @@ type inst struct {
 	// owner's record, of epoch finalRefusedBy.
 	finalRefusedAt time.Time
 	finalRefusedBy uint64
-	// claimedOK: its claim of the partition in the bucket succeeded.
-	claimedOK bool
 	// decidedAt, if set, is when the replies being released were decided
 	// (appendNone).
 	decidedAt time.Time
