@@ -81,6 +81,7 @@ import (
 //     and 4 (the 1st none, disk+cached, disk and none seed, the 2nd disk
 //     seed), after 93, 70, 47, 117 and 63 ms: the restore is not the newest
 //     backup in the bucket.
+//
 // foundSeeds are seeds that once showed a defect in the code outside the
 // simulator, replayed at every run. (A change to the simulator's draws
 // changes what a seed plays, so each keeps its defect in view only until
