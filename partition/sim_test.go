@@ -17,6 +17,28 @@ import (
 	"github.com/sluicedb/sluice/wal"
 )
 
+// foundSeeds are seeds that once showed a defect in the code outside the
+// simulator, replayed at every run. (A change to the simulator's draws
+// changes what a seed plays, so each keeps its defect in view only until
+// then; the campaign over fresh seeds is what finds the next one.)
+var foundSeeds = []struct {
+	seed uint64
+	what string
+}{
+	// --wal disk: an owner whose claim in the bucket failed served on; the
+	// next owner's seed did not wait for its final snapshot, which was then
+	// refused, and what it acknowledged was lost.
+	{1796671301852835106, "disk owner serving unclaimed"},
+}
+
+func TestSimulationFoundSeeds(t *testing.T) {
+	for _, f := range foundSeeds {
+		if r := simulate(f.seed); r.violation != "" {
+			t.Errorf("seed %d (%s): %s (replay: SLUICE_SEED=%d go test ./partition -run TestSimulation -v)", f.seed, f.what, r.violation, f.seed)
+		}
+	}
+}
+
 // TestSimulation drives the partition core and its driver from many seeds
 // through the simulated world (sim_world_test.go): clients, faults, owner
 // changes and time, all from one seed. The seed also chooses the storage
@@ -81,29 +103,6 @@ import (
 //     and 4 (the 1st none, disk+cached, disk and none seed, the 2nd disk
 //     seed), after 93, 70, 47, 117 and 63 ms: the restore is not the newest
 //     backup in the bucket.
-//
-// foundSeeds are seeds that once showed a defect in the code outside the
-// simulator, replayed at every run. (A change to the simulator's draws
-// changes what a seed plays, so each keeps its defect in view only until
-// then; the campaign over fresh seeds is what finds the next one.)
-var foundSeeds = []struct {
-	seed uint64
-	what string
-}{
-	// --wal disk: an owner whose claim in the bucket failed served on; the
-	// next owner's seed did not wait for its final snapshot, which was then
-	// refused, and what it acknowledged was lost.
-	{1796671301852835106, "disk owner serving unclaimed"},
-}
-
-func TestSimulationFoundSeeds(t *testing.T) {
-	for _, f := range foundSeeds {
-		if r := simulate(f.seed); r.violation != "" {
-			t.Errorf("seed %d (%s): %s (replay: SLUICE_SEED=%d go test ./partition -run TestSimulation -v)", f.seed, f.what, r.violation, f.seed)
-		}
-	}
-}
-
 func TestSimulation(t *testing.T) {
 	if s := os.Getenv("SLUICE_SEED"); s != "" {
 		seed, err := strconv.ParseUint(s, 10, 64)
