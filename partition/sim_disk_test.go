@@ -197,14 +197,7 @@ func (in *inst) appenderDisk(handedOver bool) {
 		return
 	}
 	in.app = app
-	r := core.Restore{FencedAt: w.now, SkipLeaseWait: in.restores == 1 && (in.epoch == 1 || in.restarted || handedOver)}
-	if r.Clock, err = in.st.Clock(); err != nil {
-		panic(err)
-	}
-	if r.Ingest, err = in.st.IngestOffsets(); err != nil {
-		panic(err)
-	}
-	offs, _ := in.st.Offsets()
+	r, offs := in.localRestore(handedOver)
 	if _, err := in.disk.Replay(context.Background(), offs, nil, nil); err != nil {
 		panic(err)
 	}

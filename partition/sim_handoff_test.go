@@ -456,3 +456,21 @@ func (n *bucketWorld) check() string {
 	}
 	return ""
 }
+
+// localRestore is the result of a restore of a local log (--wal disk or
+// none), once its appender exists: the store's clock, ingest offsets and
+// offsets; the lease wait skipped at a process's first restore where no
+// other process can have served (the cluster's first epoch, a restart of
+// the same process, a hand-off through a final snapshot).
+func (in *inst) localRestore(handedOver bool) (core.Restore, map[int32]int64) {
+	r := core.Restore{FencedAt: in.w.now, SkipLeaseWait: in.restores == 1 && (in.epoch == 1 || in.restarted || handedOver)}
+	var err error
+	if r.Clock, err = in.st.Clock(); err != nil {
+		panic(err)
+	}
+	if r.Ingest, err = in.st.IngestOffsets(); err != nil {
+		panic(err)
+	}
+	offs, _ := in.st.Offsets()
+	return r, offs
+}

@@ -116,14 +116,7 @@ func (in *inst) appenderNone(handedOver bool) {
 		return
 	}
 	in.app = app
-	r := core.Restore{FencedAt: w.now, SkipLeaseWait: in.restores == 1 && (in.epoch == 1 || in.restarted || handedOver)}
-	if r.Clock, err = in.st.Clock(); err != nil {
-		panic(err)
-	}
-	if r.Ingest, err = in.st.IngestOffsets(); err != nil {
-		panic(err)
-	}
-	offs, _ := in.st.Offsets()
+	r, offs := in.localRestore(handedOver)
 	in.publish(offs)
 	if in.restores == 1 {
 		in.backupEvery(&snapshot.Backups{})
