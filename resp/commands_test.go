@@ -60,6 +60,14 @@ func TestEveryCommand(t *testing.T) {
 			if got, err := rdb.Incr(ctx, k("counter")).Result(); err != nil || got != 1 {
 				t.Fatalf("INCR of a missing key: %d %v", got, err)
 			}
+			for _, v := range []string{"+5", "012", "-0", " 5"} { // stored values Redis's INCR refuses
+				if err := rdb.Set(ctx, k("loose"), v, 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := rdb.Incr(ctx, k("loose")).Result(); err == nil || !strings.HasPrefix(err.Error(), "ERR value is not an integer or out of range") {
+					t.Fatalf("INCR of the stored value %q: %d %v, want ERR value is not an integer or out of range", v, got, err)
+				}
+			}
 			if err := rdb.Set(ctx, k("b"), "bee", 0).Err(); err != nil {
 				t.Fatal(err)
 			}

@@ -85,8 +85,8 @@ var Model = porcupine.Model{
 			n := int64(0)
 			if s.Present {
 				var err error
-				if n, err = strconv.ParseInt(s.Value, 10, 64); err != nil {
-					return o.Unknown || !o.OK, s
+				if n, err = strconv.ParseInt(s.Value, 10, 64); err != nil || strconv.FormatInt(n, 10) != s.Value {
+					return o.Unknown || !o.OK, s // a decimal in the one form the partition writes
 				}
 			}
 			if (i.Delta > 0 && n > math.MaxInt64-i.Delta) || (i.Delta < 0 && n < math.MinInt64-i.Delta) {

@@ -208,7 +208,9 @@ func (c *Core) increment(now time.Time, req *Request) {
 	var n int64
 	if cur.Found {
 		var err error
-		if n, err = strconv.ParseInt(string(cur.Value.Data), 10, 64); err != nil {
+		// Strict, as Redis's INCR: the one form AppendInt writes (no '+',
+		// no leading zero, no "-0", no spaces).
+		if n, err = strconv.ParseInt(string(cur.Value.Data), 10, 64); err != nil || strconv.FormatInt(n, 10) != string(cur.Value.Data) {
 			c.replyObserved(now, req, [][]byte{req.Key}, Reply{Err: &NotIntegerError{Key: req.Key, Reason: fmt.Sprintf("its value %.32q is not a decimal int64", cur.Value.Data)}})
 			return
 		}
