@@ -117,8 +117,15 @@ func (c *conn) syntaxError() { c.errorf("ERR syntax error") }
 
 // reply answers a data-plane error: the gRPC port's message, under the
 // prefix a Redis client knows (errorPrefix).
+// reply answers a command that writes (or may have) with its error.
 func (c *conn) reply(err error) {
-	prefix, msg := errorPrefix(err)
+	prefix, msg := errorPrefix(err, true)
+	c.errorf("%s %s", prefix, msg)
+}
+
+// replyRead answers a read with its error.
+func (c *conn) replyRead(err error) {
+	prefix, msg := errorPrefix(err, false)
 	c.errorf("%s %s", prefix, msg)
 }
 
@@ -130,7 +137,7 @@ func (c *conn) cmdGet(args [][]byte) {
 func (c *conn) value(v []byte, found bool, err error) {
 	switch {
 	case err != nil:
-		c.reply(err)
+		c.replyRead(err)
 	case !found:
 		c.null()
 	default:
@@ -149,7 +156,7 @@ func (c *conn) cmdMGet(args [][]byte) {
 		c.value(v, found, err)
 	})
 	if err != nil {
-		c.reply(err)
+		c.replyRead(err)
 	}
 }
 
@@ -166,9 +173,9 @@ func (c *conn) cmdExists(args [][]byte) {
 	})
 	switch {
 	case err != nil:
-		c.reply(err)
+		c.replyRead(err)
 	case failed != nil:
-		c.reply(failed)
+		c.replyRead(failed)
 	default:
 		c.integer(n)
 	}
@@ -250,7 +257,7 @@ func (c *conn) setIfExists(e *sluicev1.Entry) {
 		version, found, err := c.version(e.Key)
 		switch {
 		case err != nil:
-			c.reply(err)
+			c.replyRead(err) // nothing was written
 			return
 		case !found:
 			c.null()
@@ -281,7 +288,7 @@ func (c *conn) cmdDel(args [][]byte) {
 		existed, err := c.remove(key)
 		if err != nil {
 			if i > 0 {
-				prefix, msg := errorPrefix(err)
+				prefix, msg := errorPrefix(err, true)
 				c.errorf("%s sluice: removed %d of the first %d keys, then key %d failed (the keys after it were not removed): %s", prefix, n, i, i, msg)
 				return
 			}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -220,16 +222,10 @@ func (c *conn) readMany(keys [][]byte, emit func(v []byte, found bool, err error
 			for k, j := range window {
 				wkeys[k] = keys[j]
 			}
-			ctx, cancel := c.forwardCtx()
-			reads, err := c.s.fwd.GetMany(ctx, wkeys, c.readOptions())
-			cancel()
-			for k, j := range window {
+			for k, r := range c.forwardMany(wkeys) {
+				j := window[k]
 				pending[j] = false
-				if err != nil {
-					got[j] = answer{err: err}
-				} else {
-					got[j] = answer{v: reads[k].Data, found: reads[k].Found}
-				}
+				got[j] = answer{v: r.Data, found: r.Found, err: r.err}
 			}
 		}
 		emit(got[i].v, got[i].found, got[i].err)
@@ -239,6 +235,52 @@ func (c *conn) readMany(keys [][]byte, emit func(v []byte, found bool, err error
 		}
 	}
 	return nil
+}
+
+// forwarded is a key's answer from its owner.
+type forwarded struct {
+	client.Read
+	err error
+}
+
+// forwardMany reads keys from their owners through the forwarding client:
+// one GetMany per owner, all at once, so that an owner that does not
+// answer fails its own keys only (one GetMany of all of them failed every
+// key when one owner was paused).
+func (c *conn) forwardMany(keys [][]byte) []forwarded {
+	out := make([]forwarded, len(keys))
+	byOwner := map[string][]int{}
+	t := c.s.data.Table()
+	for i, k := range keys {
+		owner := ""
+		if t != nil {
+			if _, p, ok := t.Lookup(k); ok {
+				owner = p.Node
+			}
+		}
+		byOwner[owner] = append(byOwner[owner], i)
+	}
+	ctx, cancel := c.forwardCtx()
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, idx := range byOwner {
+		wg.Go(func() {
+			ks := make([][]byte, len(idx))
+			for k, i := range idx {
+				ks[k] = keys[i]
+			}
+			reads, err := c.s.fwd.GetMany(ctx, ks, c.readOptions())
+			for k, i := range idx {
+				if err != nil {
+					out[i].err = err
+				} else {
+					out[i].Read = reads[k]
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // retryableKeyCode: a key's error in a GetMany that may pass when asked
@@ -317,11 +359,17 @@ func (c *conn) incr(key []byte, delta int64) (int64, error) {
 // errorPrefix is a data-plane error as a RESP error: a prefix a Redis
 // client knows, and the gRPC port's message. TRYAGAIN (which Redis
 // clients retry) only for an answer that says the command was not applied;
-// a write whose outcome is unknown is an ERR saying so.
-func errorPrefix(err error) (prefix, msg string) {
+// a write whose outcome is unknown (no answer, a connection lost to the
+// owner mid-call) is an ERR saying so. A read's error says nothing of
+// writes.
+func errorPrefix(err error, write bool) (prefix, msg string) {
 	var ce *client.ConnectError
 	if errors.As(err, &ce) {
 		return "TRYAGAIN", "sluice: " + err.Error()
+	}
+	unknown := ""
+	if write {
+		unknown = "; the write may or may not have been applied"
 	}
 	st := status.Convert(err)
 	msg = st.Message()
@@ -332,14 +380,21 @@ func errorPrefix(err error) (prefix, msg string) {
 				return "TRYAGAIN", msg + " (not applied)"
 			}
 		}
+		if st.Code() == codes.Unavailable {
+			return "ERR", "sluice: " + msg + unknown
+		}
 	case codes.FailedPrecondition:
 		if isBadNode(err) {
 			return "TRYAGAIN", msg + " (not applied)"
 		}
 	case codes.DeadlineExceeded:
-		return "ERR", fmt.Sprintf("sluice: no answer within %v (%s); a write may or may not have been applied", forwardTimeout, msg)
+		return "ERR", fmt.Sprintf("sluice: no answer within %v (%s)%s", forwardTimeout, msg, unknown)
 	case codes.Canceled:
-		return "ERR", "sluice: the node is shutting down (" + msg + "); a write may or may not have been applied"
+		return "ERR", "sluice: the node is shutting down (" + msg + ")" + unknown
+	case codes.Unknown:
+		if write && !strings.Contains(msg, "may or may not have been applied") {
+			return "ERR", msg + unknown
+		}
 	}
 	return "ERR", msg
 }

@@ -40,7 +40,10 @@ func startNode(t testing.TB, cfg node.Config) *node.Node {
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
-	cfg.DataAddr, cfg.ControlAddr, cfg.ControlToken, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "test-token", "-"
+	if cfg.DataAddr == "" {
+		cfg.DataAddr = "127.0.0.1:0"
+	}
+	cfg.ControlAddr, cfg.ControlToken, cfg.HTTPAddr = "127.0.0.1:0", "test-token", "-"
 	if cfg.RESPAddr == "" {
 		cfg.RESPAddr = "127.0.0.1:0"
 	}

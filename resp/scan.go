@@ -131,7 +131,7 @@ func (c *conn) cmdScan(args [][]byte) {
 		return true
 	})
 	if err != nil {
-		c.reply(err)
+		c.replyRead(err)
 		return
 	}
 	c.array(2)
