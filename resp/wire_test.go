@@ -39,15 +39,15 @@ func (c *chunkConn) Write(p []byte) (int, error)      { return c.out.Write(p) }
 func (c *chunkConn) SetWriteDeadline(time.Time) error { return nil }
 
 // wireRead sends in through a wireConn in chunks of at most chunk bytes and
-// returns the commands redcon reads from it, the error that ended them,
-// and what the wireConn wrote back (a refusal).
-func wireRead(in []byte, chunk int, mustAuth func() bool, rng *rand.Rand) (cmds [][]string, err error, wrote string) {
+// returns the commands redcon reads from it, what the wireConn wrote back
+// (a refusal) and the error that ended them.
+func wireRead(in []byte, chunk int, mustAuth func() bool, rng *rand.Rand) (cmds [][]string, wrote string, err error) {
 	cc := &chunkConn{in: in, rng: rng, max: chunk}
 	rd := redcon.NewReader(&wireConn{Conn: cc, mustAuth: mustAuth})
 	for {
 		cmd, err := rd.ReadCommand()
 		if err != nil {
-			return cmds, err, cc.out.String()
+			return cmds, cc.out.String(), err
 		}
 		var args []string
 		for _, a := range cmd.Args {
@@ -93,7 +93,7 @@ func TestWireHandsValidInputInAnyChunks(t *testing.T) {
 			in = fmt.Appendf(in, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s\r\n", len(a), a)
 			want = append(want, []string{"SET", "k", a})
 		}
-		got, err, wrote := wireRead(in, 1+rng.IntN(9000), nil, rng)
+		got, wrote, err := wireRead(in, 1+rng.IntN(9000), nil, rng)
 		if !errors.Is(err, io.EOF) {
 			t.Fatalf("round %d: %v (wrote %q)", round, err, wrote)
 		}
@@ -142,7 +142,7 @@ func TestWireRefusesWhatCannotFitAtItsHeader(t *testing.T) {
 		if c.unauth {
 			mustAuth = func() bool { return true }
 		}
-		got, err, wrote := wireRead([]byte(ping+c.in), 64, mustAuth, rng)
+		got, wrote, err := wireRead([]byte(ping+c.in), 64, mustAuth, rng)
 		if !errors.Is(err, errRefused) || !strings.HasPrefix(wrote, "-ERR Protocol error: "+c.want) || !strings.HasSuffix(wrote, "\r\n") {
 			t.Errorf("%.40q: %v, wrote %q; want the refusal %q", c.in, err, wrote, c.want)
 		}
