@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/kafkaread"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/topics"
@@ -202,28 +203,11 @@ func TestFirstAppendIsCommittedOrFails(t *testing.T) {
 	t.Logf("%d appends committed, %d refused as not committed", len(acked), refused)
 }
 
-// kfakeClient starts an in-process broker and a client of it; both close
-// when t ends.
-func kfakeClient(t *testing.T) (*kfake.Cluster, *kgo.Client) {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return c, cl
-}
-
 // kfakeAppender starts an in-process broker with cluster's topics (one slot)
 // and an appender of partition 1 on it; both close when t ends.
 func kfakeAppender(t *testing.T, cluster string) (*kfake.Cluster, []kgo.Opt, topics.Names, *Appender) {
 	t.Helper()
-	c, cl := kfakeClient(t)
+	c, cl := kafkatest.Fake(t)
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 	tp := topics.Names{Cluster: cluster}
 	if _, err := topics.EnsureAll(context.Background(), cl, tp, 1, 1); err != nil {

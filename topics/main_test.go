@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
@@ -32,21 +31,4 @@ func setup(t testing.TB, slots int32) (Names, []kgo.Opt, *kadm.Client) {
 		t.Fatalf("EnsureAll = %d, %v", got, err)
 	}
 	return tp, opts, adm
-}
-
-// kfakeClient starts an in-process broker and a client of it; both close
-// when t ends.
-func kfakeClient(t *testing.T) (*kfake.Cluster, *kgo.Client) {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return c, cl
 }

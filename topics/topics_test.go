@@ -20,7 +20,7 @@ import (
 // Names that exist are described, never created again: an operator who
 // created them need not grant sluice the Create ACL.
 func TestEnsureTopicsCreatesOnlyWhatIsMissing(t *testing.T) {
-	c, cl := kfakeClient(t)
+	c, cl := kafkatest.Fake(t)
 	var creates atomic.Int32
 	c.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
@@ -144,7 +144,7 @@ func TestEnsureTopicsIsIdempotentAndKeepsSlotCount(t *testing.T) {
 // UNKNOWN_TOPIC_OR_PARTITION for a moment: EnsureAll asks again instead of
 // failing the node's start.
 func TestEnsureTopicsWaitsForMetadataOfNewTopics(t *testing.T) {
-	c, cl := kfakeClient(t)
+	c, cl := kafkatest.Fake(t)
 	tp := Names{Cluster: "lagging"}
 	var unknown atomic.Int32 // the cluster's goroutine counts down, the test reads
 	unknown.Store(3)
