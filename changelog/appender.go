@@ -98,9 +98,32 @@ func Fence(ctx context.Context, client []kgo.Opt, transactionalID string) error 
 // the offset of each of g.Records. An error wraps wal.ErrNotCommitted when
 // nothing of g can have committed, else wal.ErrCommitUnknown; with
 // wal.ErrPermanent too when sending the same records again cannot succeed.
+//
+// franz-go can abort a transaction it was asked to commit and return nil
+// (kafkatxn/commitwatch.go; seen on a fresh producer's first transaction on
+// a busy machine). Nothing of g committed then, and the client has the
+// topic's metadata by now: g is sent again in a new transaction, up to
+// abortedInsteadTries times, instead of failing the partition's requests
+// and re-syncing it for a fault of the client library's.
 func (a *Appender) Append(ctx context.Context, g *wal.Group) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*a.timeout)
 	defer cancel()
+	for try := 1; ; try++ {
+		offsets, err := a.appendOnce(ctx, g)
+		if !errors.Is(err, errAbortedInstead) || try == abortedInsteadTries {
+			return offsets, err
+		}
+	}
+}
+
+// abortedInsteadTries bounds the transactions Append begins when franz-go
+// keeps aborting its commits: each costs a round of requests, and a fault
+// that repeats is the partition's to handle (it re-syncs).
+const abortedInsteadTries = 3
+
+var errAbortedInstead = fmt.Errorf("%w: franz-go aborted the transaction instead of committing it (see kafkatxn/commitwatch.go)", wal.ErrNotCommitted)
+
+func (a *Appender) appendOnce(ctx context.Context, g *wal.Group) ([]int64, error) {
 	recs := a.records(g)
 	a.watch.Reset()
 	if err := a.cl.BeginTransaction(); err != nil {
@@ -124,7 +147,7 @@ func (a *Appender) Append(ctx context.Context, g *wal.Group) ([]int64, error) {
 		return nil, errors.Join(fmt.Errorf("%w: commit: %w", kind, err), a.abort(ctx))
 	}
 	if a.watch.Aborted() {
-		return nil, fmt.Errorf("%w: franz-go aborted the transaction instead of committing it (see kafkatxn/commitwatch.go)", wal.ErrNotCommitted)
+		return nil, errAbortedInstead
 	}
 	offsets := make([]int64, len(g.Records))
 	for i := range offsets {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/kafkaread"
+	"github.com/sluicedb/sluice/kafkatxn"
 	"github.com/sluicedb/sluice/kv"
 	"github.com/sluicedb/sluice/topics"
 	"github.com/sluicedb/sluice/wal"
@@ -201,6 +202,59 @@ func TestFirstAppendIsCommittedOrFails(t *testing.T) {
 		}
 	}
 	t.Logf("%d appends committed, %d refused as not committed", len(acked), refused)
+}
+
+// When franz-go aborts a commit it was asked for and returns nil (what it
+// does to a fresh producer's first transaction now and then, on a busy
+// machine: kafkatxn/commitwatch.go), nothing committed, and Append sends the
+// group again rather than failing it: the partition would otherwise fail
+// every request it held, reads included, and re-sync (CI saw a Get fail so
+// right after a node restored). Here the broker carries out franz-go's
+// abort, and the client says what franz-go says then.
+func TestAppendSendsAgainWhatFranzAbortedInstead(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		aborts int
+		want   error // nil: committed once
+		inLog  int
+	}{
+		{"once", 1, nil, 1},
+		{"every time", abortedInsteadTries, wal.ErrNotCommitted, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, opts, tp, app := kfakeAppender(t, "instead")
+			ctx := context.Background()
+			var aborted atomic.Int32
+			c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				c.KeepControl()
+				if end := req.(*kmsg.EndTxnRequest); end.Commit && aborted.Load() < int32(tc.aborts) {
+					aborted.Add(1)
+					end.Commit = false
+					app.watch.Log(kgo.LogLevelInfo, kafkatxn.FranzAbortsInstead)
+				}
+				return nil, nil, false
+			})
+			offsets, err := app.Append(ctx, &wal.Group{Records: []kv.Record{rec("k", "v", 1)}})
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Append = %v %v, want %v", offsets, err, tc.want)
+			}
+			if got := aborted.Load(); got != int32(tc.aborts) {
+				t.Fatalf("%d commits aborted, want %d", got, tc.aborts)
+			}
+			var got []int64
+			if _, err := kafkaread.Replay(ctx, opts, tp.Changelog(), map[int32]int64{0: 0}, func(b kafkaread.Step) error {
+				for _, r := range b.Records {
+					got = append(got, r.Offset)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tc.inLog || tc.inLog == 1 && got[0] != offsets[0] {
+				t.Fatalf("the log holds the group at %v, want %d copies (Append said %v)", got, tc.inLog, offsets)
+			}
+		})
+	}
 }
 
 // kfakeAppender starts an in-process broker with cluster's topics (one slot)

@@ -6,7 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// franzAbortsInstead is what franz-go (v1.22.3) logs when EndTransaction,
+// FranzAbortsInstead is what franz-go (v1.22.3) logs when EndTransaction,
 // asked to commit, finds no partition it believes its produces added to the
 // transaction and aborts it instead — and then returns nil. It happens when
 // a new producer's first transaction produces to a topic the client has not
@@ -15,7 +15,7 @@ import (
 // topics. An Append that returned nil then was not committed: 1 to 3 of 400
 // fresh appenders lost their first group this way, against kfake and
 // against Apache Kafka 4.1 alike (changelog's TestFirstAppendIsCommittedOrFails).
-const franzAbortsInstead = "no produce succeeded in this transaction but produces were attempted; issuing an abort to clear any server-side partition registrations"
+const FranzAbortsInstead = "no produce succeeded in this transaction but produces were attempted; issuing an abort to clear any server-side partition registrations"
 
 // CommitWatch is a transactional producer's logger: it passes every line on
 // to the logger the client was configured with, and notes when franz-go
@@ -53,7 +53,7 @@ func (w *CommitWatch) Aborted() bool { return w.aborted.Load() }
 func (w *CommitWatch) Level() kgo.LogLevel { return max(w.inner.Level(), kgo.LogLevelInfo) }
 
 func (w *CommitWatch) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	if msg == franzAbortsInstead {
+	if msg == FranzAbortsInstead {
 		w.aborted.Store(true)
 	}
 	if level <= w.inner.Level() {
