@@ -3,6 +3,7 @@ package kafkaread
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -141,8 +142,17 @@ func Replay(ctx context.Context, client []kgo.Opt, topic string, from map[int32]
 // Like Replay it never starts later than asked (an offset past the log's end
 // is an *OffsetPastEndError), and its offsets move past markers, aborted
 // batches and compacted gaps too.
+//
+// A step's Lag counts the offsets still to read up to the log's committed
+// end when the tail began: 0 once the tail has caught up with the log it
+// found. A tail that begins at that end hands fn one step without records
+// first, so that fn learns it is caught up without waiting for a write.
 func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]int64, fn func(Step) error, opts ...Opt) error {
 	if err := CheckOffsets(ctx, client, topic, from); err != nil {
+		return err
+	}
+	ends, _, err := listOffsets(ctx, client, topic)
+	if err != nil {
 		return err
 	}
 	cfg := newReadCfg(opts)
@@ -152,10 +162,30 @@ func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]in
 	}
 	defer r.close()
 	reached := make(map[int32]int64, len(from))
+	behind := make(map[int32]int64) // slot: the committed end it has not reached yet
 	for slot, off := range from {
 		reached[slot] = off
+		if end, ok := ends.Lookup(topic, slot); ok && end.Offset > off {
+			behind[slot] = end.Offset
+		}
 	}
-	return follow(ctx, r, cfg, reached, nil, fn)
+	if len(behind) == 0 {
+		if err := fn(Step{Reached: maps.Clone(from), HighWatermarks: map[int32]int64{}}); err != nil {
+			return err
+		}
+	}
+	at := maps.Clone(from)
+	return follow(ctx, r, cfg, reached, nil, func(b Step) error {
+		maps.Copy(at, b.Reached)
+		for slot, end := range behind {
+			if at[slot] >= end {
+				delete(behind, slot)
+				continue
+			}
+			b.Lag += end - at[slot]
+		}
+		return fn(b)
+	})
 }
 
 // listOffsets returns topic's last stable and start offsets.

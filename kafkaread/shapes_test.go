@@ -509,3 +509,74 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// A tail's Lag counts what is left up to the log's committed end as the tail
+// found it, and is 0 from the step that reaches it on (a standby serves from
+// then on). A tail that begins at the end says so at once, in a step without
+// records, before any write.
+func tailCatchesUp(t *testing.T, b shapeBroker) {
+	topic := b.topic(t, 2, map[string]string{"cleanup.policy": "delete"})
+	for i := range 3 {
+		b.commit(t, "w", topic, 0, fmt.Sprint("a", i), fmt.Sprint("b", i))
+	}
+	ends := b.settled(t, topic)
+	type seen struct {
+		reached, lag int64
+		records      int
+	}
+	tail := func(from map[int32]int64, until func(s seen) bool) []seen {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var steps []seen
+		err := kafkaread.Tail(ctx, b.opts, topic, from, func(bt kafkaread.Step) error {
+			s := seen{reached: from[0], lag: bt.Lag, records: len(bt.Records)}
+			if r, ok := bt.Reached[0]; ok {
+				s.reached, from[0] = r, r
+			}
+			steps = append(steps, s)
+			if until(s) {
+				cancel()
+			}
+			return nil
+		}, kafkaread.FetchMaxBytes(1))
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("tail ended with %v after %v", err, steps)
+		}
+		return steps
+	}
+
+	steps := tail(map[int32]int64{0: 0, 1: 0}, func(s seen) bool { return s.reached >= ends[0] })
+	if len(steps) < 2 {
+		t.Fatalf("steps %v: want the records in more than one step", steps)
+	}
+	for _, s := range steps {
+		if want := ends[0] - s.reached; s.lag != want {
+			t.Fatalf("steps %v: lag %d at %d, want %d (the end is %d)", steps, s.lag, s.reached, want, ends[0])
+		}
+	}
+
+	written := false
+	steps = tail(map[int32]int64{0: ends[0], 1: ends[1]}, func(s seen) bool {
+		if !written {
+			b.commit(t, "w", topic, 0, "later") // the tail's fetcher goes on meanwhile
+			written = true
+		}
+		return s.records > 0
+	})
+	if first := steps[0]; first.records != 0 || first.lag != 0 || first.reached != ends[0] {
+		t.Fatalf("steps %v: a tail from the end begins with %+v, want no records and lag 0 at %d", steps, first, ends[0])
+	}
+	if last := steps[len(steps)-1]; last.lag != 0 {
+		t.Fatalf("steps %v: a write after the tail caught up gives lag %d, want 0", steps, last.lag)
+	}
+}
+
+func TestTailLagCountsToTheEndItFoundKfake(t *testing.T) {
+	_, b := kfakeBroker(t, "")
+	tailCatchesUp(t, b)
+}
+
+func TestTailLagCountsToTheEndItFoundKafka(t *testing.T) {
+	tailCatchesUp(t, kafkaBroker(t))
+}

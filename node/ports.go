@@ -39,7 +39,7 @@ func (n *Node) startGRPC(reg *prometheus.Registry, tr transport) {
 	n.data = &server.Data{Node: n.cfg.NodeID, Table: n.table.Load, TableConfirmed: n.tableConfirmed, Local: n.local,
 		Cluster: n.clusterIdentity(), Changelog: n.watchLog(), WatchRefused: n.watchRefused(), Stopping: n.stop, ReadMemory: reads,
 		Standby: func(id uint32) (server.CommittedReader, bool) {
-			if sb, ok := n.standby(id); ok {
+			if sb, ok := n.standby(id); ok && sb.CaughtUp() {
 				return sb, true
 			}
 			return nil, false

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -31,13 +32,17 @@ type StandbyConfig struct {
 }
 
 // Standby tails a partition's changelog into its own store and serves
-// EVENTUAL and SESSION reads from it. It only ever sees committed records
-// (read_committed), so it never returns a value that is not durable.
+// EVENTUAL and SESSION reads from it once it has caught up (CaughtUp). It
+// only ever sees committed records (read_committed), so it never returns a
+// value that is not durable.
 type Standby struct {
 	view
 	cfg  StandbyConfig
 	stop context.CancelFunc
 	done chan struct{}
+	// caughtUp: the store reached the log's end as it was when the tail
+	// began, since the store was last emptied.
+	caughtUp atomic.Bool
 }
 
 // StartStandby starts tailing from the offsets the store holds.
@@ -70,6 +75,7 @@ func (s *Standby) follow(ctx context.Context) error {
 		}
 		if cleared {
 			stored = nil
+			s.caughtUp.Store(false)
 			s.applied.Store(nil) // what it published is gone: SESSION reads wait again
 		}
 	}
@@ -89,16 +95,27 @@ func (s *Standby) follow(ctx context.Context) error {
 	}
 	return s.cfg.Tail(ctx, from, func(b wal.Replayed) error {
 		var synced int64
-		if b.Lag == 0 { // caught up with the log (a tail that reports no lag: always)
+		if b.Lag == 0 { // caught up with the log as the tail found it
 			synced = time.Now().UnixMilli()
 		}
 		if err := applySynced(s.cfg.Store, b, 0, &clock, nil, synced); err != nil {
 			return err
 		}
 		s.publish(b.Reached, nil)
+		if b.Lag == 0 {
+			s.caughtUp.Store(true)
+		}
 		return nil
 	})
 }
+
+// CaughtUp reports whether the standby may serve reads: its store has
+// reached the changelog's end as it was when the standby began to tail it.
+// Before that, a new standby (an empty store, or one far behind) would answer
+// "absent" for keys the partition has long held. It stays true while the
+// standby follows the log (EVENTUAL allows a replica to be behind), until
+// its store is emptied (a stale one). Safe from any goroutine.
+func (s *Standby) CaughtUp() bool { return s.caughtUp.Load() }
 
 // Behind is how many changelog offsets (commit markers included) the
 // standby has not applied yet, given the log's committed end per slot: how

@@ -36,7 +36,8 @@ type Data struct {
 	TableConfirmed func(ctx context.Context) error
 	// Local returns the partition with id if it is open on this node.
 	Local func(id uint32) (*partition.Partition, bool)
-	// Standby returns this node's standby of partition id, if it keeps one.
+	// Standby returns this node's standby of partition id, if it keeps one
+	// and it serves reads (it has caught up with the changelog).
 	Standby func(id uint32) (CommittedReader, bool)
 	// Cluster is the cluster's identity (its name and its changelog topic's
 	// Kafka id), written into session and page tokens so that a token of
@@ -84,7 +85,7 @@ func (d *Data) routeRead(key []byte, hint *uint32) (CommittedReader, error) {
 		if sb, ok := d.Standby(owner.ID); ok {
 			return sb, nil
 		}
-		return nil, notApplied(codes.Unavailable, fmt.Sprintf("the standby of partition %d on node %s is not open yet", owner.ID, d.Node))
+		return nil, notApplied(codes.Unavailable, fmt.Sprintf("the standby of partition %d on node %s has not caught up with the changelog yet; read from the owner, %s", owner.ID, d.Node, owner.Node))
 	}
 	return d.route(key, hint)
 }

@@ -108,5 +108,8 @@ type Positioned struct {
 type ReplayFunc func(ctx context.Context, from map[int32]int64, fn func(Replayed) error, waiting func(what string)) (map[int32]int64, error)
 
 // TailFunc reads the log's committed records from the given next offsets and
-// hands each read to fn, without end, until ctx ends (a standby).
+// hands each read to fn, without end, until ctx ends (a standby). A read's
+// Lag counts what is left up to the log's committed end as the tail found it
+// when it began; a tail that begins at that end hands fn a read without
+// records and with Lag 0 first.
 type TailFunc func(ctx context.Context, from map[int32]int64, fn func(Replayed) error) error
