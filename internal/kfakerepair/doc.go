@@ -6,6 +6,9 @@
 //   - a segment is cut at its first torn or corrupt batch (a short write,
 //     a bad CRC), as kfake's loader would cut it, before anything is
 //     appended to it (segments.go);
+//   - a partition written since kfake last closed it is moved past a gap
+//     of unused offsets, so that no offset a crash may have taken back is
+//     given to a new record (gap.go);
 //   - a transaction the log leaves open is committed where the
 //     coordinator had decided to commit it, and aborted everywhere else,
 //     each with its marker and the coordinator's record of it in pids.log
@@ -27,6 +30,7 @@ import (
 // Report says what a Repair changed, one line per change.
 type Report struct {
 	Truncated []string // segments cut at a torn or corrupt batch
+	Skipped   []string // offsets left unused after a crash: "<topic>-<p>: offsets A to B"
 	Ended     []string // transactions ended: "<topic>-<p>: producer P epoch E committed|aborted"
 	Indexes   []string // segment indexes rebuilt
 }
@@ -36,6 +40,9 @@ func (r Report) Lines() []string {
 	var out []string
 	for _, s := range r.Truncated {
 		out = append(out, "cut a torn or corrupt tail: "+s)
+	}
+	for _, s := range r.Skipped {
+		out = append(out, "left unused the offsets a crash may have taken back: "+s)
 	}
 	for _, s := range r.Ended {
 		out = append(out, "ended a transaction a crash had left open: "+s)
@@ -55,6 +62,10 @@ func Repair(dir string, now time.Time) (Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("kfakerepair: reading the segments: %w", err)
 	}
+	rep.Skipped, err = skipTakenBack(parts, now.UnixMilli())
+	if err != nil {
+		return rep, fmt.Errorf("kfakerepair: leaving the offsets a crash took back unused: %w", err)
+	}
 	rep.Ended, err = finishTransactions(dir, parts, now)
 	if err != nil {
 		return rep, fmt.Errorf("kfakerepair: ending open transactions: %w", err)
@@ -62,6 +73,9 @@ func Repair(dir string, now time.Time) (Report, error) {
 	rep.Indexes, err = repairIndexes(dir)
 	if err != nil {
 		return rep, fmt.Errorf("kfakerepair: rebuilding segment indexes: %w", err)
+	}
+	if err := noteRepaired(parts); err != nil {
+		return rep, fmt.Errorf("kfakerepair: noting the repair: %w", err)
 	}
 	return rep, nil
 }
