@@ -345,10 +345,12 @@ func (p *Partition) Kill() {
 func (p *Partition) InboxLen() int { return len(p.inbox) }
 
 // IsUnavailable reports errors that mean "this partition cannot serve now,
-// try again": restoring, re-syncing, stopped, moved.
+// try again": restoring, re-syncing, stopped, moved, a read refused because
+// a sync failed under it.
 func IsUnavailable(err error) bool {
 	var re *RestoringError
-	return errors.As(err, &re) || errors.Is(err, ErrAppendFailed) || errors.Is(err, ErrStopped) || errors.Is(err, ErrDeposed)
+	return errors.As(err, &re) || errors.Is(err, ErrAppendFailed) || errors.Is(err, ErrStopped) || errors.Is(err, ErrDeposed) ||
+		errors.Is(err, store.ErrUnsynced)
 }
 
 // Len counts the partition's committed keys (a scan: for the control plane).

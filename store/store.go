@@ -9,6 +9,10 @@ import (
 // ErrClosed is returned by a store used after Close.
 var ErrClosed = errors.New("store: closed")
 
+// ErrUnsynced refuses a read that may have seen a write whose sync failed:
+// what it read may not be on the disk, and a restart may take it back.
+var ErrUnsynced = errors.New("store: the read may have seen a write whose sync to the disk failed")
+
 // Store is a partition's committed state. Only the partition's goroutine (or its
 // restore, while the partition does not serve) writes it; reads are safe from
 // any goroutine.

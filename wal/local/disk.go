@@ -1,11 +1,13 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -61,6 +63,28 @@ type Disk struct {
 	// unsynced is the error of the write whose sync may have failed: from
 	// then on no appender is handed out. Under mu.
 	unsynced error
+	// flying is the append whose batch is being written and synced, nil
+	// between appends (see settled).
+	flying atomic.Pointer[flight]
+}
+
+// flight is an append being written and synced: the keys it writes, and
+// done, closed once its outcome is known (a failed sync recorded first).
+type flight struct {
+	keys map[string]struct{}
+	done chan struct{}
+}
+
+func (f *flight) touches(keys [][]byte) bool {
+	if keys == nil {
+		return true
+	}
+	for _, k := range keys {
+		if _, ok := f.keys[string(k)]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Durable is the store a Disk writes: a store.Badger opened with
@@ -118,6 +142,12 @@ func (a *diskAppender) Append(_ context.Context, g *wal.Group) ([]int64, error) 
 	if err != nil {
 		return nil, err
 	}
+	f := &flight{keys: make(map[string]struct{}, len(b.Changes)), done: make(chan struct{})}
+	for _, ch := range b.Changes {
+		f.keys[string(ch.Key)] = struct{}{}
+	}
+	d.flying.Store(f)
+	defer func() { d.flying.Store(nil); close(f.done) }() // after failedSync: a waiting read sees it
 	if err := d.st.ApplyAtomic(b); err != nil {
 		switch {
 		case errors.Is(err, store.ErrNotWritten):
@@ -151,6 +181,79 @@ func (d *Disk) Store() store.Store { return diskStore{Durable: d.st, d: d} }
 type diskStore struct {
 	Durable
 	d *Disk
+}
+
+// Reads outside the loop (SESSION, EVENTUAL, a scan) never return a write
+// whose sync may fail: badger serves a batch from its memtable while it
+// syncs it, so a read that may have seen an append waits for its outcome,
+// and fails (store.ErrUnsynced) once a sync failed. The simulator found an
+// EVENTUAL read of such a value, lost at the restart that followed.
+
+func (s diskStore) Get(key []byte) (kv.Read, error) {
+	before := s.d.flying.Load()
+	r, err := s.Durable.Get(key)
+	if err != nil {
+		return r, err
+	}
+	return r, s.d.settled(before, [][]byte{key})
+}
+
+func (s diskStore) GetMany(keys [][]byte) ([]kv.Read, error) {
+	before := s.d.flying.Load()
+	reads, err := s.Durable.GetMany(keys)
+	if err != nil {
+		return reads, err
+	}
+	return reads, s.d.settled(before, keys)
+}
+
+func (s diskStore) GetManyWithin(keys [][]byte, b *store.ReadBudget) ([]kv.Read, error) {
+	before := s.d.flying.Load()
+	reads, err := s.Durable.GetManyWithin(keys, b)
+	if err != nil {
+		return reads, err
+	}
+	return reads, s.d.settled(before, keys)
+}
+
+// Scan reads at the point its read transaction began, before its first
+// entry: an append that began later is not in it. So before it hands out
+// the first entry (or says there is none) it waits for the append in
+// flight then, whatever its keys.
+func (s diskStore) Scan(start, end []byte, fn func(key []byte, v kv.Value) bool) error {
+	before := s.d.flying.Load()
+	var refused error
+	first := true
+	err := s.Durable.Scan(start, end, func(key []byte, v kv.Value) bool {
+		if first {
+			first = false
+			if refused = s.d.settled(before, nil); refused != nil {
+				return false
+			}
+		}
+		return fn(key, v)
+	})
+	if err == nil && first {
+		err = s.d.settled(before, nil)
+	}
+	return cmp.Or(refused, err)
+}
+
+// settled waits, for a read that began while before was in flight (nil:
+// none) and has read, until every append among keys (nil: any) whose
+// batch it may have seen has its outcome, and refuses the read once a sync
+// failed. Appends run one at a time: one that began and ended within the
+// read has its outcome recorded already.
+func (d *Disk) settled(before *flight, keys [][]byte) error {
+	for _, f := range []*flight{before, d.flying.Load()} {
+		if f != nil && f.touches(keys) {
+			<-f.done
+		}
+	}
+	if err := d.syncFailed(); err != nil {
+		return fmt.Errorf("%w: %w", store.ErrUnsynced, err)
+	}
+	return nil
 }
 
 func (s diskStore) Apply(b kv.Write) error {
