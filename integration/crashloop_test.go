@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,14 +44,7 @@ func TestCrashLoopEmbedded(t *testing.T) {
 	keepOnFailure(t, dir)
 	// The embedded broker takes only its credentials: kcat writes as a
 	// collector, from what `sluice kafka-credentials` prints.
-	out, err := exec.Command(sluiceBin, "kafka-credentials", "--data-dir", dir, "--embedded-kafka-addr", kafka).Output()
-	if err != nil {
-		t.Fatalf("sluice kafka-credentials: %v", err)
-	}
-	props := filepath.Join(t.TempDir(), "collector.properties")
-	if err := os.WriteFile(props, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	props := collectorProperties(t, dir, kafka)
 	runCrashLoop(t, p, []string{kafka}, topics.Names{Cluster: "sluice"}.Ingest(), "-F", props)
 }
 

@@ -31,14 +31,7 @@ func TestKcatNeedsTheEmbeddedBrokersCredentials(t *testing.T) {
 	dir, kafka := t.TempDir(), freeAddr(t)
 	p := newProcArgs(t, dir, "--embedded-kafka-addr", kafka)
 	p.start()
-	out, err := exec.Command(sluiceBin, "kafka-credentials", "--data-dir", dir, "--embedded-kafka-addr", kafka).Output()
-	if err != nil {
-		t.Fatalf("sluice kafka-credentials: %v", err)
-	}
-	props := filepath.Join(t.TempDir(), "collector.properties")
-	if err := os.WriteFile(props, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	props := collectorProperties(t, dir, kafka)
 	if out, ok := kcatRun(t, "x\n", "-b", kafka, "-t", "sluice.registry", "-P", "-k", "node/n1"); ok || !strings.Contains(out, "SASL") {
 		t.Fatalf("kcat without credentials to the registry: exit 0 %v, want refused for want of SASL: %s", ok, out)
 	}
@@ -54,4 +47,20 @@ func TestKcatNeedsTheEmbeddedBrokersCredentials(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// collectorProperties writes what `sluice kafka-credentials` prints for the
+// embedded broker of the node on dir (a collector's librdkafka properties)
+// to a file and returns its path, for kcat -F.
+func collectorProperties(t *testing.T, dir, kafka string) string {
+	t.Helper()
+	out, err := exec.Command(sluiceBin, "kafka-credentials", "--data-dir", dir, "--embedded-kafka-addr", kafka).Output()
+	if err != nil {
+		t.Fatalf("sluice kafka-credentials: %v", err)
+	}
+	props := filepath.Join(t.TempDir(), "collector.properties")
+	if err := os.WriteFile(props, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return props
 }

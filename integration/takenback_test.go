@@ -28,14 +28,7 @@ func TestEmbeddedIngestAfterACrashTookBackItsTail(t *testing.T) {
 	p := newProcArgs(t, dir, "--embedded-kafka-addr", kafka)
 	keepOnFailure(t, dir)
 	p.start()
-	out, err := exec.Command(sluiceBin, "kafka-credentials", "--data-dir", dir, "--embedded-kafka-addr", kafka).Output()
-	if err != nil {
-		t.Fatalf("sluice kafka-credentials: %v", err)
-	}
-	props := filepath.Join(t.TempDir(), "collector.properties")
-	if err := os.WriteFile(props, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	props := collectorProperties(t, dir, kafka)
 	ingest := topics.Names{Cluster: "sluice"}.Ingest()
 	produce := func(prefix string) []string {
 		var lines strings.Builder
