@@ -170,7 +170,7 @@ func Tail(ctx context.Context, client []kgo.Opt, topic string, from map[int32]in
 		}
 	}
 	if len(behind) == 0 {
-		if err := fn(Step{Reached: maps.Clone(from), HighWatermarks: map[int32]int64{}}); err != nil {
+		if err := fn(Step{Reached: maps.Clone(from), HighWatermarks: maps.Clone(from)}); err != nil {
 			return err
 		}
 	}
