@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/sluicedb/sluice/resp"
 	"net"
 	"os"
 	"path/filepath"
@@ -180,6 +181,11 @@ type Config struct {
 	// (resp/) on this address, with the data port's token (AUTH), TLS and
 	// limits. Default "": off.
 	RESPAddr string
+	// RESPConsistency is the read level a RESP connection starts with
+	// (SLUICE.CONSISTENCY changes it for the connection): "linearizable"
+	// (the default, also ""), "session" or "eventual". For pooled clients
+	// and tools that cannot send a command on each new connection.
+	RESPConsistency string
 	// Pprof serves /debug/pprof on the HTTP port: PprofOff (the default),
 	// PprofLocal (to loopback clients only) or PprofAll (to every client of
 	// the HTTP port).
@@ -293,6 +299,9 @@ func (c *Config) setDefaults() error {
 	}
 	if err := c.checkFailover(); err != nil {
 		return err
+	}
+	if _, err := resp.ParseConsistency(c.RESPConsistency); err != nil {
+		return fmt.Errorf("node: --resp-consistency: %w", err)
 	}
 	if len(c.Cluster) > 100 {
 		return errors.New("node: cluster name must be 1 to 100 characters")

@@ -13,8 +13,11 @@ func (n *Node) startRESP() error {
 	if n.respLn == nil {
 		return nil
 	}
-	var err error
-	n.resp, err = resp.New(resp.Config{Data: n.data, Token: n.cfg.DataToken, TLS: n.cfg.DataTLS,
+	level, err := resp.ParseConsistency(n.cfg.RESPConsistency)
+	if err != nil {
+		return err
+	}
+	n.resp, err = resp.New(resp.Config{Data: n.data, Token: n.cfg.DataToken, TLS: n.cfg.DataTLS, Consistency: level,
 		Forward: []string{n.DataAddr()}, PeerTLS: n.cfg.PeerTLS, Log: n.cfg.Log, Panics: n.panics})
 	if err != nil {
 		return err

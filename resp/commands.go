@@ -508,13 +508,26 @@ func (c *conn) cmdConsistency(args [][]byte) {
 		c.errorf("ERR wrong number of arguments for 'sluice.consistency' command")
 		return
 	}
-	level, ok := sluicev1.Consistency_value[strings.ToUpper(string(args[1]))]
-	if !ok {
-		c.errorf("ERR unknown consistency level '%s': linearizable (the default), session or eventual", printable(args[1]))
+	level, err := ParseConsistency(string(args[1]))
+	if err != nil {
+		c.errorf("ERR %s", printable([]byte(err.Error())))
 		return
 	}
-	c.level = sluicev1.Consistency(level)
+	c.level = level
 	c.ok()
+}
+
+// ParseConsistency reads a read level by name, in any case: linearizable
+// (also ""), session or eventual.
+func ParseConsistency(name string) (sluicev1.Consistency, error) {
+	if name == "" {
+		return sluicev1.Consistency_LINEARIZABLE, nil
+	}
+	level, ok := sluicev1.Consistency_value[strings.ToUpper(name)]
+	if !ok {
+		return 0, fmt.Errorf("unknown consistency level '%s': linearizable (the default), session or eventual", name)
+	}
+	return sluicev1.Consistency(level), nil
 }
 
 func (c *conn) cmdCluster([][]byte) {

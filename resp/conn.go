@@ -52,7 +52,8 @@ var callEnd = &stats.End{}
 
 func (s *Server) newConn(rc redcon.Conn) *conn {
 	c := &conn{s: s, rc: rc, nc: rc.NetConn(), id: s.ids.Add(1), proto: 2, authed: s.cfg.Token == "",
-		session: &sluicev1.Session{Offsets: map[int32]int64{}, Cluster: s.data.Cluster}, ctx: s.ctx, get: &sluicev1.GetRequest{}}
+		session: &sluicev1.Session{Offsets: map[int32]int64{}, Cluster: s.data.Cluster}, ctx: s.ctx, get: &sluicev1.GetRequest{},
+		level: s.cfg.Consistency}
 	if rm := s.data.ReadMemory; rm != nil {
 		// One call's holds for the connection's life: each write to the
 		// client gives back what the commands answered in it held.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
+	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,10 @@ type Config struct {
 	// Panics, if set, counts commands that panicked, by command (port
 	// "resp"): each is answered with an error and its connection closed.
 	Panics *prometheus.CounterVec
+	// Consistency is the read level each connection starts with
+	// (SLUICE.CONSISTENCY changes it for the connection). Default
+	// LINEARIZABLE.
+	Consistency sluicev1.Consistency
 }
 
 // forwardTimeout bounds a command sent to another node (the forwarding

@@ -129,6 +129,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "data-plane address told to clients and other nodes (default: the listen address, 127.0.0.1 for 0.0.0.0)")
 	f.StringVar(&dataToken, "data-token-file", "", "file holding a bearer token every data-plane call must carry (gRPC health excepted)")
 	f.StringVar(&cfg.RESPAddr, "resp-addr", "", "serve the data plane over the Redis protocol (RESP2/3) on HOST:PORT too, with the data port's token (AUTH), TLS and limits; off unless given")
+	f.StringVar(&cfg.RESPConsistency, "resp-consistency", "linearizable", "the read level a RESP connection starts with: linearizable, session or eventual (SLUICE.CONSISTENCY changes it for one connection; this is for pooled clients and tools that cannot send it)")
 	f.StringVar(&tlsFiles.dataClientCA, "data-client-ca", "", "PEM CA: the data port requires client certificates it signed (mutual TLS; needs --tls-cert)")
 	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "connections each port (data, control, HTTP, the embedded broker) holds at once; more wait until one closes (default: an eighth of the open file limit, 256 to 16384)")
 	f.Uint32Var(&cfg.DataMaxStreams, "data-max-streams", cfg.DataMaxStreams, "data-plane calls in flight per client connection (more wait)")
