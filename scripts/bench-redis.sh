@@ -18,6 +18,7 @@
 #   ./scripts/bench-redis.sh
 #   ROUNDS=5 CLIENTS=64 ./scripts/bench-redis.sh
 #   KAFKA_BROKERS=127.0.0.1:19092 ./scripts/bench-redis.sh   # sluice on a real Kafka
+#   RESP_CONSISTENCY=eventual ./scripts/bench-redis.sh  # the RESP rows read EVENTUAL (--resp-consistency)
 #
 # redis-benchmark's request counts are fixed per run; the defaults aim at a
 # few seconds each on a 2-core machine (Redis ~100 k ops/s; sluice's single-key
@@ -26,6 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
+RESP_CONSISTENCY=${RESP_CONSISTENCY:-linearizable}
 CLIENTS=${CLIENTS:-32}
 KEYS=${KEYS:-100000}
 DURATION=${DURATION:-5s}
@@ -70,7 +72,7 @@ brokers=()
 "$out/sluice" serve "${brokers[@]}" --cluster "redis$(date +%s)" --data-dir "$work/sluice" \
   --data-addr "127.0.0.1:$BASE_PORT" --control-addr "127.0.0.1:$((BASE_PORT + 1))" \
   --http-addr "127.0.0.1:$((BASE_PORT + 2))" --embedded-kafka-addr "127.0.0.1:$((BASE_PORT + 3))" \
-  --resp-addr "127.0.0.1:$RESP_PORT" --log-level warn >"$work/sluice.log" 2>&1 &
+  --resp-addr "127.0.0.1:$RESP_PORT" --resp-consistency "$RESP_CONSISTENCY" --log-level warn >"$work/sluice.log" 2>&1 &
 pids+=($!)
 for i in $(seq 150); do
   redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && curl -sf "127.0.0.1:$((BASE_PORT + 2))/healthz" >/dev/null && break
@@ -130,7 +132,7 @@ run_round() {
 for r in $(seq "$ROUNDS"); do run_round "$r"; done
 
 echo
-echo "medians of $ROUNDS rounds, $CLIENTS clients, $KEYS keys of 100 bytes ($results):"
+echo "medians of $ROUNDS rounds, $CLIENTS clients, $KEYS keys of 100 bytes, RESP reads $RESP_CONSISTENCY ($results):"
 awk '
   function median(s,   a, n, i, j, t) {
     n = split(s, a, " ")
@@ -151,4 +153,4 @@ awk '
           median(p99[base " redis"]), median(p99[row " resp"]), median(p99[row " grpc"])
     }
   }' "$results"
-echo "(MGET10, MGET100: calls/s of 10 or 100 keys each; grpc is GetMany. GET and MGET are LINEARIZABLE on sluice (RESP's default); -EV rows are gRPC's EVENTUAL against the same Redis runs. SET: Redis keeps it in memory; sluice commits each to its Kafka changelog first.)"
+echo "(MGET10, MGET100: calls/s of 10 or 100 keys each; grpc is GetMany. gRPC GET and GetMany are LINEARIZABLE, RESP reads $RESP_CONSISTENCY (--resp-consistency); -EV rows are gRPC's EVENTUAL against the same Redis runs. SET: Redis keeps it in memory; sluice commits each to its Kafka changelog first.)"
