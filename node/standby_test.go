@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -63,6 +65,25 @@ func TestAFreshStandbyNeverAnswersAbsentForAnOldKey(t *testing.T) {
 
 	n2.Close() // the machine is replaced: same node, empty disk
 	n2 = startNode(t, Config{NodeID: "n2", Cluster: cluster})
+	scan := func() (int, error) { // the Scan of a few old keys, at the standby
+		st, err := n2.data.Scan(ctx, &sluicev1.ScanRequest{Prefix: []byte("old-"), Limit: 10,
+			Consistency: sluicev1.Consistency_EVENTUAL, Partitions: []uint32{id}})
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for {
+			r, err := st.Recv()
+			if errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			if err != nil {
+				return n, err
+			}
+			n += len(r.Entries)
+		}
+	}
+	caughtUp := func() bool { sb, _ := n2.standby(id); return sb != nil && sb.CaughtUp() }
 	var unavailable, served int
 	for served < 200 {
 		got, err := n2.data.Get(ctx, &sluicev1.GetRequest{Key: []byte(keys[0]), Consistency: sluicev1.Consistency_EVENTUAL})
@@ -70,12 +91,19 @@ func TestAFreshStandbyNeverAnswersAbsentForAnOldKey(t *testing.T) {
 		case err == nil && got.Found:
 			served++
 		case err == nil:
-			sb, _ := n2.standby(id)
-			t.Fatalf("the standby answered absent for a key written before it started (caught up: %v; %d unavailable answers before)", sb != nil && sb.CaughtUp(), unavailable)
+			t.Fatalf("the standby answered absent for a key written before it started (caught up: %v; %d unavailable answers before)", caughtUp(), unavailable)
 		case status.Code(err) == codes.Unavailable && hasNotApplied(status.Convert(err)):
 			unavailable++
 		default:
 			t.Fatalf("EVENTUAL Get from the standby: %v", err)
+		}
+		// A Scan answers as the Get does (found from outside: it answered
+		// FAILED_PRECONDITION "not served here" with a BadNode).
+		switch n, err := scan(); {
+		case err == nil && n == 0:
+			t.Fatalf("the standby's Scan found none of the %d keys written before it started (caught up: %v)", len(keys), caughtUp())
+		case err != nil && (status.Code(err) != codes.Unavailable || !hasNotApplied(status.Convert(err))):
+			t.Fatalf("EVENTUAL Scan from the standby (caught up: %v): %v; want UNAVAILABLE with NotApplied, as its Get answers", caughtUp(), err)
 		}
 	}
 	t.Logf("%d UNAVAILABLE answers before the standby served", unavailable)

@@ -81,13 +81,25 @@ type CommittedReader interface {
 func (d *Data) routeRead(key []byte, hint *uint32) (CommittedReader, error) {
 	t := d.Table()
 	_, owner, ok := t.Lookup(key)
-	if ok && owner.Node != d.Node && d.Standby != nil && slices.Contains(owner.Standbys, d.Node) && (hint == nil || *hint == owner.ID) {
-		if sb, ok := d.Standby(owner.ID); ok {
-			return sb, nil
+	if ok && (hint == nil || *hint == owner.ID) {
+		if sb, err := d.standbyOf(owner); sb != nil || err != nil {
+			return sb, err
 		}
-		return nil, notApplied(codes.Unavailable, fmt.Sprintf("the standby of partition %d on node %s has not caught up with the changelog yet; read from the owner, %s", owner.ID, d.Node, owner.Node))
 	}
 	return d.route(key, hint)
+}
+
+// standbyOf is this node's standby of p when it serves reads; an error
+// (UNAVAILABLE, NotApplied) when this node keeps one that has not caught up
+// with the changelog yet (or is not open); neither when it keeps none.
+func (d *Data) standbyOf(p router.Partition) (CommittedReader, error) {
+	if p.Node == d.Node || d.Standby == nil || !slices.Contains(p.Standbys, d.Node) {
+		return nil, nil
+	}
+	if sb, ok := d.Standby(p.ID); ok {
+		return sb, nil
+	}
+	return nil, notApplied(codes.Unavailable, fmt.Sprintf("the standby of partition %d on node %s has not caught up with the changelog yet; read from the owner, %s", p.ID, d.Node, p.Node))
 }
 
 // route finds the local partition that owns key, or the error that says where

@@ -270,8 +270,12 @@ func (d *Data) scanParts(req *sluicev1.ScanRequest) ([]scanPart, error) {
 			parts = append(parts, scanPart{id: id, rd: lp, prep: d.scanPrep(req, session, lp, lp, p.Range)})
 			continue
 		}
-		if req.Consistency != sluicev1.Consistency_LINEARIZABLE && d.Standby != nil && slices.Contains(p.Standbys, d.Node) {
-			if sb, ok := d.Standby(id); ok {
+		if req.Consistency != sluicev1.Consistency_LINEARIZABLE {
+			sb, err := d.standbyOf(p)
+			if err != nil {
+				return nil, err
+			}
+			if sb != nil {
 				parts = append(parts, scanPart{id: id, rd: sb, prep: d.scanPrep(req, session, nil, sb, p.Range)})
 				continue
 			}

@@ -103,7 +103,11 @@ func (w *sessionWait) checkEnd(ctx context.Context, slot int32, off int64) error
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.end == nil || off > w.end[slot] { // read again: a write may have reached it since
-		b, err := w.d.Changelog.Bounds(ctx)
+		// Within the session wait: a changelog whose broker hangs must
+		// not hold the read past it (a RESP connection has no deadline).
+		bounded, cancel := context.WithDeadline(ctx, w.until)
+		b, err := w.d.Changelog.Bounds(bounded)
+		cancel()
 		if err != nil {
 			return nil
 		}
