@@ -76,7 +76,12 @@ type Client struct {
 	// stale: a call failed in a way that may mean its node is gone; the
 	// next call fetches the routes again first (a failed-over partition is
 	// found on its new owner).
-	stale   bool
+	stale bool
+	// named are nodes that BadNode answers named as owners: asked for the
+	// routes too (known), so that a client whose entries cannot give them
+	// (a node whose Kafka hangs refuses GetRoutes, yet knows the owner)
+	// still finds its way.
+	named   []string
 	session map[int32]int64 // what this client's writes reached, for SESSION reads
 	cluster string          // the cluster of the session's tokens
 	// maxAttempts bounds the tries of one call (WithMaxAttempts); 0: see
@@ -196,16 +201,19 @@ func (c *Client) refresh(ctx context.Context) error {
 }
 
 // known is every node address the client knows: the entries, then the
-// owners and standbys of the table, once each.
+// owners and standbys of the table, then the owners BadNode answers named,
+// once each.
 func (c *Client) known() []string {
 	addrs := slices.Clone(c.entries)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var more []string
 	for _, rt := range c.routes.GetRoutes() {
-		for _, a := range append([]string{rt.Addr}, rt.StandbyAddrs...) {
-			if a != "" && !slices.Contains(addrs, a) {
-				addrs = append(addrs, a)
-			}
+		more = append(append(more, rt.Addr), rt.StandbyAddrs...)
+	}
+	for _, a := range append(more, c.named...) {
+		if a != "" && !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
 		}
 	}
 	return addrs
@@ -222,6 +230,15 @@ func (c *Client) failed(addr string, err error) error {
 		c.mu.Lock()
 		c.stale = true
 		c.mu.Unlock()
+	}
+	for _, d := range status.Convert(err).Details() {
+		if bn, ok := d.(*sluicev1.BadNode); ok && bn.Addr != "" {
+			c.mu.Lock()
+			if !slices.Contains(c.named, bn.Addr) {
+				c.named = append(c.named, bn.Addr)
+			}
+			c.mu.Unlock()
+		}
 	}
 	return err
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
 
 	sluicev1 "github.com/sluicedb/sluice/proto/sluice/v1"
 )
@@ -277,5 +279,46 @@ func TestAWatchResumesThroughAnotherNode(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Addr != addr {
 			t.Fatalf("a watch through %s: %v, want a ConnectError naming it", addr, err)
 		}
+	}
+}
+
+// refusingNode refuses GetRoutes (its registry cannot be read: its Kafka
+// hangs) and answers every write with a BadNode naming the owner, which
+// its own table still knows.
+type refusingNode struct {
+	fakeNode
+	owner string
+}
+
+func (s *refusingNode) GetRoutes(context.Context, *sluicev1.GetRoutesRequest) (*sluicev1.Routes, error) {
+	return nil, status.Error(codes.Unavailable, "the registry could not be read within 2s; ask another node")
+}
+
+func (s *refusingNode) Upsert(context.Context, *sluicev1.UpsertRequest) (*sluicev1.UpsertResponse, error) {
+	st, err := status.New(codes.FailedPrecondition, "not the owner").WithDetails(&sluicev1.BadNode{Slot: 1, Partition: 1, Epoch: 1, Node: "owner", Addr: s.owner})
+	if err != nil {
+		return nil, err
+	}
+	return nil, st.Err()
+}
+
+// A client whose only entry node cannot give it the routes (found from
+// outside: a RESP port forwards through a client of its own node only, and
+// with that node's Kafka hung every forwarded write timed out) follows the
+// owner a BadNode names: it asks that node for the routes.
+func TestAClientFindsTheOwnerABadNodeNames(t *testing.T) {
+	owner := startFakeNode(t)
+	owner.routes.Store(ownedBy(owner))
+	entry := &refusingNode{owner: owner.addr}
+	serveFake(t, &entry.fakeNode, entry)
+	c, err := Dial([]string{entry.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.Upsert(ctx, Entry{Key: []byte("k"), Value: []byte("v")}); err != nil || owner.writes.Load() != 1 {
+		t.Fatalf("a write through an entry that refuses the routes: %v, %d written at the owner", err, owner.writes.Load())
 	}
 }

@@ -127,8 +127,12 @@ func (c *conn) observeForwarded(key []byte) {
 	}
 }
 
-// readOne reads key at the connection's level.
+// readOne reads key at the connection's level. A read this node serves
+// but refused (its standby has not caught up, its partition is restoring)
+// goes to the owner, LINEARIZABLE, which any level takes: the forwarding
+// client would pick a replica at random, this node among them.
 func (c *conn) readOne(key []byte) (v []byte, found bool, err error) {
+	level := c.level
 	if c.served(key, true) {
 		req := c.get
 		req.Key, req.Consistency, req.Session = key, c.level, nil
@@ -143,11 +147,12 @@ func (c *conn) readOne(key []byte) (v []byte, found bool, err error) {
 		if !c.forward(err, true) {
 			return nil, false, err
 		}
+		level = sluicev1.Consistency_LINEARIZABLE
 	}
 	ctx, cancel := c.forwardCtx()
 	defer cancel()
 	var val client.Value
-	switch c.level {
+	switch level {
 	case sluicev1.Consistency_SESSION:
 		val, found, err = c.s.fwd.GetSession(ctx, key, c.clientSession())
 	case sluicev1.Consistency_EVENTUAL:
@@ -198,6 +203,7 @@ func (c *conn) readMany(keys [][]byte, emit func(v []byte, found bool, err error
 	}
 	got := make([]answer, len(keys))
 	pending := make([]bool, len(keys))
+	refused := make([]bool, len(keys)) // served here but refused: ask the owner (readOne)
 	for i, r := range resp.Results {
 		if r.Error == nil {
 			got[i] = answer{v: r.Value, found: r.Found}
@@ -205,7 +211,7 @@ func (c *conn) readMany(keys [][]byte, emit func(v []byte, found bool, err error
 		}
 		err := status.Error(codes.Code(r.Error.Code), r.Error.Message)
 		if c.s.fwd != nil && (codes.Code(r.Error.Code) != codes.FailedPrecondition || r.Error.BadNode != nil) && retryableKeyCode(codes.Code(r.Error.Code)) {
-			pending[i] = true
+			pending[i], refused[i] = true, r.Error.BadNode == nil
 			continue
 		}
 		got[i] = answer{err: err}
@@ -219,10 +225,11 @@ func (c *conn) readMany(keys [][]byte, emit func(v []byte, found bool, err error
 				}
 			}
 			wkeys := make([][]byte, len(window))
+			atOwner := make([]bool, len(window))
 			for k, j := range window {
-				wkeys[k] = keys[j]
+				wkeys[k], atOwner[k] = keys[j], refused[j]
 			}
-			for k, r := range c.forwardMany(wkeys) {
+			for k, r := range c.forwardMany(wkeys, atOwner) {
 				j := window[k]
 				pending[j] = false
 				got[j] = answer{v: r.Data, found: r.Found, err: r.err}
@@ -246,10 +253,15 @@ type forwarded struct {
 // forwardMany reads keys from their owners through the forwarding client:
 // one GetMany per owner, all at once, so that an owner that does not
 // answer fails its own keys only (one GetMany of all of them failed every
-// key when one owner was paused).
-func (c *conn) forwardMany(keys [][]byte) []forwarded {
+// key when one owner was paused). Keys atOwner (this node refused them)
+// are read LINEARIZABLE, at the owner.
+func (c *conn) forwardMany(keys [][]byte, atOwner []bool) []forwarded {
 	out := make([]forwarded, len(keys))
-	byOwner := map[string][]int{}
+	type group struct {
+		owner   string
+		atOwner bool
+	}
+	byOwner := map[group][]int{}
 	t := c.s.data.Table()
 	for i, k := range keys {
 		owner := ""
@@ -258,18 +270,23 @@ func (c *conn) forwardMany(keys [][]byte) []forwarded {
 				owner = p.Node
 			}
 		}
-		byOwner[owner] = append(byOwner[owner], i)
+		g := group{owner, atOwner[i]}
+		byOwner[g] = append(byOwner[g], i)
 	}
 	ctx, cancel := c.forwardCtx()
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, idx := range byOwner {
+	for g, idx := range byOwner {
 		wg.Go(func() {
 			ks := make([][]byte, len(idx))
 			for k, i := range idx {
 				ks[k] = keys[i]
 			}
-			reads, err := c.s.fwd.GetMany(ctx, ks, c.readOptions())
+			o := c.readOptions()
+			if g.atOwner {
+				o = client.ReadOptions{Consistency: client.Linearizable}
+			}
+			reads, err := c.s.fwd.GetMany(ctx, ks, o)
 			for k, i := range idx {
 				if err != nil {
 					out[i].err = err
