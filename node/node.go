@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/sluicedb/sluice/internal/kfakerepair"
 	"maps"
 	"net"
 	"net/http"
@@ -332,6 +333,9 @@ func (n *Node) startKafka() error {
 	if err := n.repairEmbeddedLog(filepath.Join(n.cfg.DataDir, "kafka")); err != nil {
 		return err
 	}
+	if err := kfakerepair.Opening(filepath.Join(n.cfg.DataDir, "kafka")); err != nil {
+		return fmt.Errorf("node: embedded kafka: %w", err)
+	}
 	n.embedded, err = kfake.NewCluster(append(kopts, kfake.BrokerConfigs(embeddedBrokerConfigs))...)
 	if err != nil {
 		return fmt.Errorf("node: embedded kafka: %w", err)
@@ -581,6 +585,9 @@ func (n *Node) close() {
 	}
 	if n.embedded != nil {
 		n.embedded.Close()
+		if err := kfakerepair.Closed(filepath.Join(n.cfg.DataDir, "kafka")); err != nil {
+			n.cfg.Log.Warn().Err(err).Msg("embedded broker: could not record its clean close; the next start moves its topics past unused offsets, as after a crash")
+		}
 	}
 	n.readCache.Close()
 	n.lock.release()

@@ -509,8 +509,8 @@ func (c *conn) cmdConsistency(args [][]byte) {
 		return
 	}
 	level, err := ParseConsistency(string(args[1]))
-	if err != nil {
-		c.errorf("ERR %s", printable([]byte(err.Error())))
+	if err != nil || len(args[1]) == 0 {
+		c.errorf("ERR unknown consistency level '%s': linearizable (the default), session or eventual", printable(args[1]))
 		return
 	}
 	c.level = level

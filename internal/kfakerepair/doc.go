@@ -6,9 +6,10 @@
 //   - a segment is cut at its first torn or corrupt batch (a short write,
 //     a bad CRC), as kfake's loader would cut it, before anything is
 //     appended to it (segments.go);
-//   - a partition written since kfake last closed it is moved past a gap
-//     of unused offsets, so that no offset a crash may have taken back is
-//     given to a new record (gap.go);
+//   - a partition kfake may have written since it last closed it cleanly
+//     is moved past a gap of unused offsets, so that no offset a crash may
+//     have taken back is given to a new record (gap.go; the node calls
+//     Opening before it starts kfake and Closed after a clean close);
 //   - a transaction the log leaves open is committed where the
 //     coordinator had decided to commit it, and aborted everywhere else,
 //     each with its marker and the coordinator's record of it in pids.log
@@ -24,6 +25,7 @@ package kfakerepair
 
 import (
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -62,7 +64,8 @@ func Repair(dir string, now time.Time) (Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("kfakerepair: reading the segments: %w", err)
 	}
-	rep.Skipped, err = skipTakenBack(parts, now.UnixMilli())
+	state := readState(dir)
+	rep.Skipped, err = skipTakenBack(parts, state, now.UnixMilli())
 	if err != nil {
 		return rep, fmt.Errorf("kfakerepair: leaving the offsets a crash took back unused: %w", err)
 	}
@@ -74,8 +77,10 @@ func Repair(dir string, now time.Time) (Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("kfakerepair: rebuilding segment indexes: %w", err)
 	}
-	if err := noteRepaired(parts); err != nil {
-		return rep, fmt.Errorf("kfakerepair: noting the repair: %w", err)
+	if _, err := os.Stat(dir); err == nil && state != stateRepaired {
+		if err := writeState(dir, stateRepaired); err != nil {
+			return rep, fmt.Errorf("kfakerepair: noting the repair: %w", err)
+		}
 	}
 	return rep, nil
 }

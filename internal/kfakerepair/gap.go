@@ -23,35 +23,103 @@ import (
 // (an outside tester saw three kcat records, acknowledged after the
 // restart, never applied, with an ingest lag of 0).
 //
-// So the repair moves every partition written since kfake last closed it
-// cleanly (its snapshot.json no longer matches its segments) or since the
-// last repair, past gapOffsets unused offsets: an empty batch spanning them,
-// the shape Kafka's compaction leaves (KAFKA-5443). Readers move past it,
-// kfake writes after it, and no offset a reader may hold is written again.
-// A gap costs nothing but offsets: 2^30 a crash leaves room for 2^33
+// So the repair moves past gapOffsets unused offsets every partition kfake
+// may have written since it was last closed cleanly: an empty batch spanning
+// them, the shape Kafka's compaction leaves (KAFKA-5443). Readers move past
+// it, kfake writes after it, and no offset a reader may hold is written
+// again. A gap costs nothing but offsets: 2^30 a crash leaves room for 2^33
 // crashes.
+//
+// Whether kfake may have written is never read from the segments' sizes: a
+// power cut can take a log back to exactly the sizes a snapshot or a repair
+// saw, with offsets after them already read (an outside tester's cut back to
+// the repaired sizes made the node skip ingest records, or never serve). It
+// is what the state file says: Opening writes "running", synced, before
+// kfake starts; a repair leaves "repaired" (a second repair before kfake runs
+// again adds no second gap); Closed removes it after a clean close. Without
+// the file (a clean close, or a log older than it) a partition is moved
+// unless kfake's snapshot.json matches its segments.
 const gapOffsets = 1 << 30
 
-// repairedFile records, in a partition's directory, the size of each
-// segment when the last repair finished: a repair of a log nothing wrote
-// since adds no second gap. kfake reads only its own files there.
-const repairedFile = "sluice-repaired.json"
+// stateFile is the state file in kfake's data directory.
+const stateFile = "sluice-state"
 
-// skipTakenBack appends a gap to each partition of parts written since it
-// was closed cleanly or repaired, and notes it in the partition's batches
-// (so that markers the repair appends go after it).
-func skipTakenBack(parts []partition, now int64) (skipped []string, err error) {
+const (
+	stateRunning  = "running"
+	stateRepaired = "repaired"
+)
+
+// Opening records, synced, that kfake is about to run on dir: until the next
+// repair, any partition may have been written. Call it before starting kfake.
+func Opening(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return writeState(dir, stateRunning)
+}
+
+// Closed records that kfake closed dir cleanly (its snapshot.json files
+// describe its segments). Call it after kfake's Close.
+func Closed(dir string) error {
+	if err := os.Remove(filepath.Join(dir, stateFile)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func readState(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// writeState replaces dir's state file, synced with its directory.
+func writeState(dir, state string) error {
+	path := filepath.Join(dir, stateFile)
+	if err := writeSync(path+".tmp", []byte(state+"\n")); err != nil {
+		return err
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// skipTakenBack appends a gap to each partition of parts kfake may have
+// written since it was closed cleanly (state: dir's state file), and notes
+// it in the partition's batches (so that markers the repair appends go
+// after it).
+func skipTakenBack(parts []partition, state string, now int64) (skipped []string, err error) {
+	if state == stateRepaired {
+		return nil, nil // kfake has not run since the last repair
+	}
 	for i := range parts {
 		p := &parts[i]
 		if len(p.segs) == 0 {
 			continue
 		}
-		sizes, err := segmentSizes(p.segs)
-		if err != nil {
-			return skipped, err
-		}
-		if matchesSnapshot(p.dir, sizes) || matchesRepaired(p.dir, sizes) {
-			continue
+		if state != stateRunning {
+			sizes, err := segmentSizes(p.segs)
+			if err != nil {
+				return skipped, err
+			}
+			if matchesSnapshot(p.dir, sizes) {
+				continue
+			}
 		}
 		seg := p.segs[len(p.segs)-1]
 		next, leaderEpoch := segmentBase(seg), int32(0)
@@ -65,31 +133,6 @@ func skipTakenBack(parts []partition, now int64) (skipped []string, err error) {
 		skipped = append(skipped, fmt.Sprintf("%s: offsets %d to %d", p.name, next, next+gapOffsets-1))
 	}
 	return skipped, nil
-}
-
-// noteRepaired records each partition's segment sizes as the repair left them.
-func noteRepaired(parts []partition) error {
-	for _, p := range parts {
-		if len(p.segs) == 0 {
-			continue
-		}
-		sizes, err := segmentSizes(p.segs)
-		if err != nil {
-			return err
-		}
-		raw, err := json.Marshal(sizes)
-		if err != nil {
-			return err
-		}
-		path := filepath.Join(p.dir, repairedFile)
-		if err := writeSync(path+".repair", raw); err != nil {
-			return err
-		}
-		if err := os.Rename(path+".repair", path); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // segmentSizes maps each segment's base offset to its size.
@@ -129,24 +172,6 @@ func matchesSnapshot(dir string, sizes map[int64]int64) bool {
 	}
 	for _, s := range snap.Segments {
 		if size, ok := sizes[s.BaseOffset]; !ok || size != s.Size {
-			return false
-		}
-	}
-	return true
-}
-
-// matchesRepaired: the last repair left the segments as they are.
-func matchesRepaired(dir string, sizes map[int64]int64) bool {
-	raw, err := os.ReadFile(filepath.Join(dir, repairedFile))
-	if err != nil {
-		return false
-	}
-	var was map[int64]int64
-	if json.Unmarshal(raw, &was) != nil || len(was) != len(sizes) {
-		return false
-	}
-	for base, size := range sizes {
-		if was[base] != size {
 			return false
 		}
 	}

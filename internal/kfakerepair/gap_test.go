@@ -42,6 +42,9 @@ func TestNoOffsetACrashTookBackIsWrittenAgain(t *testing.T) {
 	if err != nil || len(rep.Skipped) != 1 {
 		t.Fatalf("repair: %v (%v), want one gap left on a-0", rep.Lines(), err)
 	}
+	if err := Opening(img); err != nil { // as the node does before kfake starts
+		t.Fatal(err)
+	}
 	c = restartKfake(t, img)
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 	w, err = kgo.NewClient(append(opts, kgo.DefaultProduceTopic("a"))...)
@@ -63,6 +66,9 @@ func TestNoOffsetACrashTookBackIsWrittenAgain(t *testing.T) {
 		t.Fatalf("a reader from the start reads %v, want [r0 r1 new]", got)
 	}
 	c.Close() // clean: its snapshot matches its segments
+	if err := Closed(img); err != nil {
+		t.Fatal(err)
+	}
 	if rep, err := Repair(img, time.Now()); err != nil || len(rep.Lines()) != 0 {
 		t.Fatalf("a repair after a clean close did %v (%v)", rep.Lines(), err)
 	}
