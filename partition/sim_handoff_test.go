@@ -89,8 +89,10 @@ type bucketWorld struct {
 	work    string
 	eras    []*simEra
 	seeds   []simSeed
-	// firstClaim is the process that claimed each epoch first.
-	firstClaim map[uint64]*inst
+	// firstClaim is the process that claimed each epoch first, with when
+	// the seed before that claim began (a later seed of the same process,
+	// after a restart, moves its seedStart on).
+	firstClaim map[uint64]simClaim
 	// claimed is the highest epoch that claimed the partition in the bucket.
 	claimed uint64
 	// lossy: a seed may have gone on without an earlier owner's final
@@ -106,7 +108,7 @@ func (w *world) openBucket() {
 	if err != nil {
 		panic(err)
 	}
-	n := &bucketWorld{w: w, backups: map[string]*simBackup{}, work: dir, whole: w.mode != "none", firstClaim: map[uint64]*inst{}}
+	n := &bucketWorld{w: w, backups: map[string]*simBackup{}, work: dir, whole: w.mode != "none", firstClaim: map[uint64]simClaim{}}
 	var bb *blob.Bucket
 	n.blob, bb = newSimBucket(w, func(key string, _ *inst) {
 		if b := n.backups[key]; b != nil {
@@ -273,8 +275,8 @@ func (in *inst) claim() error {
 	in.w.trace("i%d claims the partition at epoch %d: %v", in.id, in.epoch, err)
 	if n := in.w.bkt; err == nil {
 		n.claimed = max(n.claimed, in.epoch)
-		if n.firstClaim[in.epoch] == nil {
-			n.firstClaim[in.epoch] = in
+		if _, ok := n.firstClaim[in.epoch]; !ok {
+			n.firstClaim[in.epoch] = simClaim{in: in, seedStart: in.seedStart}
 		}
 	}
 	return err
@@ -317,6 +319,13 @@ func (n *bucketWorld) checkSeed(in *inst, handedOver bool) {
 	n.eras = append(n.eras, &simEra{init: got, h: &kvmodel.History{}})
 }
 
+// simClaim is an epoch's first claim: its process, and when the seed
+// before it began.
+type simClaim struct {
+	in        *inst
+	seedStart time.Time
+}
+
 // simSeed is a seed as checkSeed found it.
 type simSeed struct {
 	in            *inst
@@ -348,12 +357,13 @@ func (n *bucketWorld) checkHandoffs() (lossy bool) {
 	// it. (It claims only after its seed, which goes on while the record
 	// names an unfinished owner only once the wait is over.)
 	for _, o := range n.insts() {
-		next := n.firstClaim[o.finalRefusedBy]
-		if o.finalRefusedAt.IsZero() || next == nil || next.epoch != o.epoch+1 || o.finalRefusedAt.After(next.seedStart.Add(simHandoff)) {
+		claim, ok := n.firstClaim[o.finalRefusedBy]
+		next := claim.in
+		if o.finalRefusedAt.IsZero() || !ok || next.epoch != o.epoch+1 || o.finalRefusedAt.After(claim.seedStart.Add(simHandoff)) {
 			continue
 		}
 		n.problems = append(n.problems, fmt.Sprintf("i%d's final snapshot (epoch %d) was refused at %s: i%d had claimed the partition at epoch %d within its wait for that snapshot (its seed began at %s, waits %s)",
-			o.id, o.epoch, o.finalRefusedAt.Sub(o.w.start), next.id, next.epoch, next.seedStart.Sub(o.w.start), simHandoff))
+			o.id, o.epoch, o.finalRefusedAt.Sub(o.w.start), next.id, next.epoch, claim.seedStart.Sub(o.w.start), simHandoff))
 	}
 	for _, s := range n.seeds {
 		if !n.tookOver(s) {
