@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sluicedb/sluice/internal/kafkatest"
 	"github.com/sluicedb/sluice/registry"
@@ -47,7 +50,9 @@ func TestCopiedDataDirWaitsTheLease(t *testing.T) {
 	cluster := kafkatest.ClusterName(t)
 	n := startNode(t, Config{DataDir: dir, Cluster: cluster, Partitions: 2, Lease: 50 * time.Millisecond})
 	waitServedRecorded(t, dir, 2)
+	gone := n.DataAddr()
 	n.Close()
+	holdAddr(t, gone)
 	copied := filepath.Join(t.TempDir(), "copy")
 	if err := os.CopyFS(copied, os.DirFS(dir)); err != nil {
 		t.Fatal(err)
@@ -151,4 +156,21 @@ func TestResumableOnlyFromThePreviousIncarnationHere(t *testing.T) {
 			t.Errorf("%s: resumable = %v, want %v", c.name, got, c.want)
 		}
 	}
+}
+
+// holdAddr serves, on a closed node's data address, a gRPC health service
+// that knows no incarnation (the start-up probe's "another process there"),
+// until t ends: on a busy machine another test's listener could otherwise
+// take the freed port and swallow the probe, and the restart would be
+// refused as unable to tell (a suite run saw it once).
+func holdAddr(t *testing.T, addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("holding %s, the closed node's address: %v", addr, err)
+	}
+	g := grpc.NewServer()
+	healthpb.RegisterHealthServer(g, health.NewServer())
+	go g.Serve(ln)
+	t.Cleanup(g.Stop)
 }
